@@ -1,0 +1,3 @@
+"""dstack-prefect: dstack YAML workflows run as Prefect 3 flows."""
+
+__version__ = "0.1.0"

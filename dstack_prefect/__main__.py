@@ -1,0 +1,3 @@
+from dstack_prefect.cli import main
+
+main()

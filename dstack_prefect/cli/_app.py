@@ -1,0 +1,63 @@
+"""The typer app every command module registers on, and the one place errors become exits.
+
+Each command parses its options, makes one library call and renders the result. A DstackError
+becomes `error: <message>` plus `hint: <next step>` on stderr and exit code 1; no traceback
+reaches a user for a user mistake.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from dstack_prefect.errors import DstackError
+
+app = typer.Typer(
+    name="dstack",
+    help="Run dstack YAML workflows as Prefect flows, locally or on cloud GPUs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(error: DstackError, *, as_json: bool = False) -> typer.Exit:
+    """Print ``error`` for a person (or as JSON) and return the Exit to raise."""
+    if as_json:
+        payload: dict[str, Any] = {"error": error.message, "type": type(error).__name__}
+        if error.hint:
+            payload["hint"] = error.hint
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, markup=True, soft_wrap=True)
+        if error.hint:
+            err_console.print(f"[dim]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def handles_errors(func: F) -> F:
+    """Turn DstackError (and Ctrl-C) into a clean exit for the wrapped command."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DstackError as exc:
+            raise fail(exc, as_json=bool(kwargs.get("as_json"))) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Commands: (filled in by its owner)."""
