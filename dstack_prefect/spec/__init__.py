@@ -1,0 +1,52 @@
+"""Workflow files: find, parse with positions, validate, interpolate, describe as JSON Schema."""
+
+from dstack_prefect.spec._interp import interpolate, quote_args
+from dstack_prefect.spec._load import (
+    Source,
+    SpecWarning,
+    Workflows,
+    find_repo_root,
+    load_text,
+    load_workflows,
+    local_deps,
+    workflow_files,
+)
+from dstack_prefect.spec._models import (
+    PROVIDERS,
+    Artifact,
+    CacheItem,
+    Dep,
+    Gpu,
+    Port,
+    RegistryAuth,
+    Resources,
+    Workflow,
+    WorkflowFile,
+)
+from dstack_prefect.spec._schema import json_schema
+from dstack_prefect.spec._sizes import parse_size
+
+__all__ = [
+    "PROVIDERS",
+    "Artifact",
+    "CacheItem",
+    "Dep",
+    "Gpu",
+    "Port",
+    "RegistryAuth",
+    "Resources",
+    "Source",
+    "SpecWarning",
+    "Workflow",
+    "WorkflowFile",
+    "Workflows",
+    "find_repo_root",
+    "interpolate",
+    "json_schema",
+    "load_text",
+    "load_workflows",
+    "local_deps",
+    "parse_size",
+    "quote_args",
+    "workflow_files",
+]

@@ -1,0 +1,133 @@
+"""Turn pydantic's validation errors into one clear located message each.
+
+A pydantic error has a ``loc`` such as ``("resources", "gpu", "count")``; the YAML node for it
+gives the line and column (stepping up to the parent where that node does not exist, e.g. a
+missing key). Messages read ``got X, expected Y``; unknown keys suggest the closest known key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import ErrorDetails
+
+from dstack_prefect.errors import SpecError
+from dstack_prefect.spec._models import WorkflowFile, did_you_mean, show
+from dstack_prefect.spec._yaml import Parsed, Path
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def key_path(path: Path) -> str:
+    """``("workflows", 2, "resources")`` -> ``workflows[2].resources``."""
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else str(seg))
+    return out
+
+
+def snippet(lines: list[str], line: int, col: int) -> str:
+    """The source line at ``line`` and a caret under ``col`` (both 1-based)."""
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1]
+    pad = "".join("\t" if c == "\t" else " " for c in text[: col - 1])
+    return f"    {text}\n    {pad}^"
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a problem is, ready to become a SpecError or a warning."""
+
+    path: str
+    line: int
+    col: int
+    key: str
+    message: str
+
+
+def _model_at(path: Path) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = WorkflowFile
+    for seg in path:
+        if isinstance(seg, int):
+            continue
+        if model is None or seg not in model.model_fields:
+            return None
+        model = _inner_model(model.model_fields[seg].annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
+    """The message for one pydantic error, and whether it points at a key (not a value)."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "dstack":
+        return str(ctx["message"]), False
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        known = list(model.model_fields) if model else []
+        return f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}", True
+    if kind == "missing":
+        return f"missing key '{loc[-1]}'", False
+    if kind in _EXPECTED:
+        return f"got {show(value)}, expected {_EXPECTED[kind]}", False
+    if kind == "greater_than_equal":
+        return f"got {show(value)}, expected a number >= {ctx.get('ge')}", False
+    if kind == "less_than_equal":
+        return f"got {show(value)}, expected a number <= {ctx.get('le')}", False
+    if kind == "literal_error":
+        return f"got {show(value)}, expected {ctx.get('expected')}", False
+    return f"got {show(value)}: {error['msg']}", False
+
+
+def locate(
+    parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails
+) -> Located:
+    """Place one pydantic error (raised for the data at ``prefix``) in the file."""
+    loc = tuple(seg for seg in error["loc"] if isinstance(seg, int | str))
+    message, at_key = describe(error, loc)
+    full = (*prefix, *loc)
+    if error["type"] == "missing":
+        full = full[:-1]
+    line, col = parsed.locate(full, key=at_key)
+    shown_key = full[:-1] if at_key else full
+    return Located(shown, line, col, key_path(shown_key), message)
+
+
+def to_error(where: Located, lines: list[str]) -> SpecError:
+    """A SpecError with the snippet of ``lines`` under it."""
+    return SpecError(
+        where.message,
+        path=where.path,
+        line=where.line,
+        col=where.col,
+        key=where.key,
+        snippet=snippet(lines, where.line, where.col),
+    )

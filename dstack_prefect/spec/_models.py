@@ -1,0 +1,390 @@
+"""The workflow file format: one strict pydantic model per YAML block.
+
+Keys are the union of dstack 0.0.x-0.9.2 for the public providers (bash, docker, code, lab,
+notebook). Every model forbids unknown keys, and every field has a description: the JSON Schema
+(`dstack schema`) and docs/workflows.md come from here. Short forms are normalised on the way in
+(``deps: [":tag"]`` -> ``{tag: tag}``, ``memory: 16GB`` -> MiB, ``gpu: 2`` -> ``{count: 2}``), and
+each union-typed field reports one "got X, expected Y" message instead of one per union member.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from dstack_prefect.spec._sizes import SIZE_EXPECTED, parse_size
+
+PROVIDERS = ("bash", "docker", "code", "lab", "notebook")
+ProviderName = Literal["bash", "docker", "code", "lab", "notebook"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PYTHON_RE = re.compile(r"^\d+\.\d+$")
+
+
+def fail(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as written."""
+    return PydanticCustomError("dstack", "{message}", {"message": message})
+
+
+def show(value: object) -> str:
+    """How a bad value is quoted in a message: scalars as written, containers by kind."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _accepts(input_type: Any) -> BeforeValidator:
+    """Document a wider YAML input type in the JSON Schema; the model normalises it."""
+    return BeforeValidator(lambda v: v, json_schema_input_type=input_type)
+
+
+def _string_list(what: str) -> Any:
+    def convert(value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [line for line in value.split("\n") if line.strip()]
+        if not isinstance(value, list):
+            raise fail(f"got {show(value)}, expected {what}")
+        return value
+
+    return BeforeValidator(convert, json_schema_input_type=str | list[str] | None)
+
+
+Lines = Annotated[list[str], _string_list("a list of strings or one multi-line string")]
+
+
+def _size(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+Size = Annotated[int | None, BeforeValidator(_size, json_schema_input_type=str | int | None)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Gpu(_Model):
+    """``resources.gpu`` as a mapping; an integer is the count."""
+
+    count: int = Field(1, ge=0, description="Number of GPUs; `name` or `memory` alone means 1")
+    name: str | None = Field(None, description="Exact, case-sensitive GPU name, e.g. `A100`, `V100`, `T4`")
+    memory: Size = Field(None, description="Minimum memory per GPU, a size such as `16GB`; stored in MiB")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        if not isinstance(value, dict):
+            raise fail(f"got {show(value)}, expected a GPU count or a mapping of count, name, memory")
+        return value
+
+
+class Resources(_Model):
+    """What the step needs from the machine."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "patternProperties": {"^[^/]+/gpu$": {"type": "integer", "minimum": 0}},
+        },
+    )
+
+    cpu: int | None = Field(None, ge=1, description="Minimum number of CPUs")
+    memory: Size = Field(None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB")
+    gpu: Annotated[Gpu | None, _accepts(int | Gpu | None)] = Field(
+        None, description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works"
+    )
+    shm_size: Size = Field(None, description="Size of `/dev/shm` (Docker `--shm-size`), e.g. `8GB`; stored in MiB")
+    interruptible: bool = Field(False, description="Use spot / preemptible capacity")
+    local: bool = Field(False, description="Legacy (0.0.x): run locally; runs are local by default now")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_gpu(cls, value: Any) -> Any:
+        """Turn the ``"A100/gpu": 2`` key form into ``gpu: {name: A100, count: 2}``."""
+        if not isinstance(value, dict):
+            raise fail(f"got {show(value)}, expected a mapping of cpu, memory, gpu, shm_size, interruptible")
+        named = [k for k in value if isinstance(k, str) and k.endswith("/gpu")]
+        if not named:
+            return value
+        if len(named) > 1 or "gpu" in value:
+            raise fail("more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'")
+        out = dict(value)
+        count = out.pop(named[0])
+        out["gpu"] = {"name": named[0][: -len("/gpu")], "count": count}
+        return out
+
+
+class Artifact(_Model):
+    """A folder the step saves; downstream steps read it through `deps`."""
+
+    path: str = Field(description="Folder to save, relative to `working_dir`, or absolute")
+    mount: bool = Field(False, description="Sync the folder while the step runs, not only at the end")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return _path_item(value, "an artifact path or a mapping of path, mount")
+
+
+class CacheItem(_Model):
+    """A folder kept between runs of the same workflow (e.g. `~/.cache/pip`)."""
+
+    path: str = Field(description="Folder to restore before and save after the step")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return _path_item(value, "a cache path or a mapping with path")
+
+
+def _path_item(value: Any, expected: str) -> Any:
+    if isinstance(value, str):
+        return {"path": value}
+    if not isinstance(value, dict):
+        raise fail(f"got {show(value)}, expected {expected}")
+    return value
+
+
+class Dep(_Model):
+    """An upstream whose artifacts the step reads: a workflow (its latest run) or a tag."""
+
+    workflow: str | None = Field(None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works")
+    tag: str | None = Field(None, description="Tag name; a string `:TAG` works")
+    mount: bool | None = Field(None, description="Legacy (0.0.x), ignored: mount the dep's artifacts")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.startswith(":"):
+                return {"tag": value[1:]}
+            return {"workflow": value}
+        if not isinstance(value, dict):
+            raise fail(f"got {show(value)}, expected 'NAME', ':TAG', or a mapping with workflow or tag")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Dep:
+        if (self.workflow is None) == (self.tag is None):
+            raise fail("a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}")
+        if not (self.workflow or self.tag):
+            raise fail("an empty dep name, expected 'NAME' or ':TAG'")
+        return self
+
+    @property
+    def kind(self) -> Literal["workflow", "tag"]:
+        return "tag" if self.tag is not None else "workflow"
+
+    @property
+    def name(self) -> str:
+        """The workflow or tag name, without an ``owner/repo/`` prefix."""
+        return self.tag if self.tag is not None else str(self.workflow).rsplit("/", 1)[-1]
+
+    @property
+    def repo(self) -> str | None:
+        """``owner/repo`` of a cross-repo dep, as written, else None."""
+        if self.workflow is None or "/" not in self.workflow:
+            return None
+        return self.workflow.rsplit("/", 1)[0]
+
+
+class Port(_Model):
+    """One port the step serves: `8000`, or `"8000:80"` to see app port 8000 on local port 80."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="Port the app listens on; null means any free port")
+    local_port: int | None = Field(None, ge=1, le=65535, description="Port on this machine it is reached at")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_scalar(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"port": value}
+        if isinstance(value, str):
+            app, _, local = value.partition(":")
+            if app.strip().isdigit() and (not _ or local.strip().isdigit()):
+                return {"port": int(app), "local_port": int(local) if _ else None}
+        if isinstance(value, dict):
+            return value
+        raise fail(f"got {show(value)}, expected a port number or 'APP_PORT:LOCAL_PORT'")
+
+
+def _ports(value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise fail(f"got {value}, expected a port count >= 0 or a list of ports")
+        return [{}] * value
+    if not isinstance(value, list):
+        raise fail(f"got {show(value)}, expected a list of ports such as [8000, '7860:80']")
+    return value
+
+
+class RegistryAuth(_Model):
+    """Credentials for a private Docker registry; values may be `${{ secrets.NAME }}`."""
+
+    username: str | None = Field(None, description="Registry user name")
+    password: str | None = Field(None, description="Registry password or token, usually `${{ secrets.NAME }}`")
+
+
+def _provider(value: Any) -> Any:
+    if isinstance(value, str) and value not in PROVIDERS:
+        hint = did_you_mean(value, PROVIDERS)
+        if hint:
+            raise fail(f"unknown provider '{value}'{hint}")
+        raise fail(f"unknown provider '{value}', expected one of {', '.join(PROVIDERS)}")
+    if not isinstance(value, str):
+        raise fail(f"got {show(value)}, expected one of {', '.join(PROVIDERS)}")
+    return value
+
+
+def _env(value: Any) -> Any:
+    if value is None:
+        return {}
+    items: list[tuple[Any, Any]]
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for item in value:
+            if not isinstance(item, str):
+                raise fail(f"got {show(item)} in the list, expected 'NAME=VALUE' or 'NAME'")
+            key, _, val = item.partition("=")
+            items.append((key, val))
+    else:
+        raise fail(f"got {show(value)}, expected a list of 'NAME=VALUE' or a mapping")
+    out: dict[str, str] = {}
+    for key, val in items:
+        if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+            raise fail(f"got variable name {show(key)}, expected letters, digits and '_'")
+        if isinstance(val, dict | list):
+            raise fail(f"got {show(val)} for {key}, expected a string")
+        out[key] = "" if val is None else ("true" if val is True else "false" if val is False else str(val))
+    return out
+
+
+def _python(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        text = repr(value)
+        value = "3.10" if text == "3.1" else text
+    if not isinstance(value, str) or not _PYTHON_RE.match(value):
+        raise fail(f"got {show(value)}, expected a Python version such as '3.10'")
+    return value
+
+
+def _version(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _entrypoint(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise fail(f"got {value!r} ({exc}), expected a shell command line") from None
+    return value
+
+
+def _name(value: Any) -> Any:
+    if isinstance(value, str) and not _NAME_RE.match(value):
+        raise fail(f"got {value!r}, expected a name of letters, digits, '-', '_' and '.'")
+    return value
+
+
+class Workflow(_Model):
+    """One item of `workflows:`: a named step that `dstack run NAME` runs."""
+
+    name: Annotated[str, BeforeValidator(_name)] = Field(description="Name for `dstack run NAME` and `deps`")
+    provider: Annotated[ProviderName, BeforeValidator(_provider)] = Field(
+        description="What runs the step: bash, docker, code, lab or notebook"
+    )
+    help: str | None = Field(None, description="One line shown to people; not used otherwise")
+    commands: Lines = Field(
+        default_factory=list, description="Shell commands (a list, or one multi-line string); required for bash"
+    )
+    setup: Lines = Field(default_factory=list, description="Commands run before `commands` or before the IDE starts")
+    before_run: Lines = Field(default_factory=list, description="Legacy (0.0.x) name of `setup`")
+    requirements: str | None = Field(None, description="Legacy (0.0.x): a requirements file to `pip install -r`")
+    python: Annotated[str | None, BeforeValidator(_python, json_schema_input_type=str | float | None)] = Field(
+        None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)"
+    )
+    env: Annotated[
+        dict[str, str],
+        BeforeValidator(_env, json_schema_input_type=list[str] | dict[str, str | int | float | bool | None] | None),
+    ] = Field(default_factory=dict, description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping")
+    artifacts: Annotated[list[Artifact], _accepts(list[str | Artifact])] = Field(
+        default_factory=list, description="Folders saved when the step ends: paths or `{path, mount}`"
+    )
+    deps: Annotated[list[Dep], _accepts(list[str | Dep])] = Field(
+        default_factory=list,
+        description="Upstreams: `NAME`, `:TAG`, `owner/repo/NAME`, `{workflow: NAME}` or `{tag: TAG}`",
+    )
+    cache: Annotated[list[CacheItem], _accepts(list[str | CacheItem])] = Field(
+        default_factory=list, description="Folders kept between runs of this workflow: paths or `{path}`"
+    )
+    ports: Annotated[
+        list[Port], BeforeValidator(_ports, json_schema_input_type=int | list[int | str] | None)
+    ] = Field(default_factory=list, description="Ports served: a list of `PORT` / `'APP:LOCAL'`, or (legacy) a count")
+    resources: Resources = Field(default_factory=Resources, description="CPU, memory, GPU and spot requirements")
+    working_dir: str | None = Field(None, description="Folder, relative to the repo root, the commands run in")
+    image: str | None = Field(None, description="Docker image; required for docker")
+    entrypoint: Annotated[
+        list[str] | None, BeforeValidator(_entrypoint, json_schema_input_type=str | list[str] | None)
+    ] = Field(None, description="docker: the entrypoint, a string (shell-split) or a list")
+    registry_auth: RegistryAuth | None = Field(None, description="docker: private registry credentials")
+    home_dir: str | None = Field(None, description="docker: home folder in the container (for `~` in paths)")
+    ssh: bool = Field(False, description="Run sshd in the container so you can ssh in")
+    version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = Field(
+        None, description="code: openvscode-server version; lab/notebook: the Jupyter version"
+    )
+    inputs: list[str] | None = Field(
+        None, description="Paths (files, folders, globs) that make up the step's code; unset means the whole repo"
+    )
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Workflow:
+        if self.provider == "bash" and not self.commands:
+            raise fail("missing 'commands', which provider 'bash' requires")
+        if self.provider == "docker" and not self.image:
+            raise fail("missing 'image', which provider 'docker' requires")
+        return self
+
+
+class WorkflowFile(_Model):
+    """A workflow file: `.dstack/workflows.yaml` or `.dstack/workflows/*.yaml`."""
+
+    workflows: list[Workflow] = Field(description="The workflows this file defines")
+
+
+MODELS: tuple[type[BaseModel], ...] = (WorkflowFile, Workflow, Resources, Gpu, Artifact, CacheItem, Dep, Port, RegistryAuth)

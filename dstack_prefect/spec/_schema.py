@@ -1,0 +1,23 @@
+"""JSON Schema of the workflow file format, generated from the models.
+
+Editors' YAML language servers read it (``# yaml-language-server: $schema=...``). It checks
+shape only: keys, types, providers. Names, deps and interpolation are checked by the loader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dstack_prefect.spec._models import WorkflowFile
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a `.dstack/workflows.yaml` file."""
+    schema = WorkflowFile.model_json_schema(mode="validation")
+    return {
+        "$schema": SCHEMA_URI,
+        "title": "dstack workflows file",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
