@@ -1,0 +1,53 @@
+"""The artifact store: content-addressed blobs plus per-step manifests in any fsspec store.
+
+A store is addressed by a URL: a local folder (``/path`` or ``file:///path``, the default),
+``s3://bucket/prefix`` through s3fs (endpoint and keys from ``storage_options`` or the usual
+``AWS_*`` variables, ``AWS_ENDPOINT_URL`` included), or any fsspec protocol; ``memory://name``
+is the shipped in-memory store for tests. Layout under the URL::
+
+    blobs/sha256/ab/cdef...                       file contents, named by sha256 (ab = first 2 hex)
+    manifests/<run>/<step>.json                   one step's Manifest, written last: the commit point
+    tags/<tag>.json                               Tag: run, workflow, copies of the run's manifests
+    cache/<repo_id>/<workflow>/<path-key>.json    Manifest of one cache folder (path-key: the path, %-quoted)
+
+Rules:
+
+* Identical files are stored once, across runs; an upload sends only the blobs the store lacks,
+  found by listing blob prefixes, never by one request per file.
+* A manifest or tag appears only after every blob it names is stored, and each write is atomic
+  (one PUT on object stores; a temporary ``.tmp-*`` name plus a rename elsewhere). A killed
+  upload leaves only unreferenced blobs, which ``prune`` removes.
+* Every blob is checked against its sha256 before it is placed in a target folder, and nothing is
+  written outside that folder (``..`` is refused; absolute artifact paths, which old dstack
+  allowed, land under ``absolute_root`` inside the target, or are refused).
+* Manifests keep each file's permission bits. Symlinks to files are stored as the file they point
+  to; symlinks to folders, dangling links and special files are skipped and listed in
+  ``Manifest.skipped``. Empty sub-folders are not kept (an empty declared artifact folder is).
+* Tags hold copies of their manifests, so ``delete_run`` leaves tagged artifacts intact.
+* ``prune`` deletes blobs no manifest, tag or cache manifest names, except ones younger than
+  ``grace_s`` (10 minutes), which may belong to an upload still running.
+
+Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at one seam
+(``_errors.translate_errors``).
+"""
+
+from ._errors import translate_errors
+from ._fetch import TransferResult
+from ._model import FileEntry, LsRow, Manifest, Tag
+from ._progress import CountingProgress, NullProgress, Progress, rich_progress
+from ._store import ArtifactStore, transfer
+
+__all__ = [
+    "ArtifactStore",
+    "CountingProgress",
+    "FileEntry",
+    "LsRow",
+    "Manifest",
+    "NullProgress",
+    "Progress",
+    "Tag",
+    "TransferResult",
+    "rich_progress",
+    "transfer",
+    "translate_errors",
+]

@@ -1,0 +1,250 @@
+"""The store side: one fsspec filesystem, the key layout, and bulk blob and JSON operations.
+
+Writes are never visible half-done: on object stores (s3, gcs, azure) one PUT is atomic; on
+every other filesystem a file is written under a temporary name in the same folder and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+from fsspec.callbacks import Callback
+from fsspec.implementations.local import LocalFileSystem
+
+from ._files import run_parallel
+from ._progress import NullProgress, Progress
+
+OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"}
+BLOB_DIR = "blobs/sha256"
+_HEX = set("0123456789abcdef")
+
+
+class _FilesCallback(Callback):
+    """fsspec callback for a bulk put/get: one file done per top-level update, bytes from children."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self._progress = progress
+
+    def relative_update(self, inc: int = 1) -> None:
+        self._progress.advance(inc, 0)
+
+    def branched(self, path_1: str, path_2: str, **kwargs: Any) -> Callback:
+        return _BytesCallback(self._progress)
+
+
+class _BytesCallback(Callback):
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self._progress = progress
+
+    def relative_update(self, inc: int = 1) -> None:
+        self._progress.advance(0, inc)
+
+
+class Backend:
+    """A filesystem and a root inside it, with the few operations the store needs, in bulk."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        opts = dict(storage_options or {})
+        self.protocol = fsspec.utils.get_protocol(str(url))
+        self.batch_size = int(opts.pop("batch_size", 64))
+        if self.protocol in OBJECT_STORES:
+            # other processes write the same store: a cached listing would hide their blobs
+            opts.setdefault("use_listings_cache", False)
+        self.fs, root = fsspec.core.url_to_fs(str(url), **opts)
+        self.root = root.rstrip("/") or ("/" if root.startswith("/") else "")
+        self.url = str(url)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.is_async = isinstance(self.fs, AsyncFileSystem)
+        self.atomic_put = self.protocol in OBJECT_STORES
+
+    # keys ---------------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        """The full key of ``parts`` under the root."""
+        joined = "/".join(p.strip("/") for p in parts if p)
+        return f"{self.root.rstrip('/')}/{joined}"
+
+    def rel(self, key: str) -> str:
+        """``key`` relative to the root."""
+        prefix = self.key("")
+        return key[len(prefix) :] if key.startswith(prefix) else key
+
+    def blob_key(self, digest: str) -> str:
+        return self.key(BLOB_DIR, digest[:2], digest[2:])
+
+    # blobs --------------------------------------------------------------------------------
+    def _list(self, prefix: str, detail: bool = False) -> Any:
+        self.fs.invalidate_cache()
+        try:
+            return self.fs.find(prefix, detail=detail)
+        except FileNotFoundError:
+            return {} if detail else []
+
+    @staticmethod
+    def _digest_of(key: str) -> str | None:
+        parts = key.rstrip("/").split("/")
+        if len(parts) < 2:
+            return None
+        digest = parts[-2] + parts[-1]
+        return digest if len(parts[-2]) == 2 and len(digest) == 64 and set(digest) <= _HEX else None
+
+    def existing_blobs(self, wanted: set[str] | None = None) -> set[str]:
+        """Digests present in the store (among ``wanted``, when given), found by listing, not per-blob HEADs."""
+        if wanted is not None and not wanted:
+            return set()
+        shards = sorted({d[:2] for d in wanted}) if wanted is not None else []
+        if wanted is None or len(shards) > 8:
+            keys = self._list(self.key(BLOB_DIR))
+        else:
+            keys = [k for found in run_parallel(lambda s: self._list(self.key(BLOB_DIR, str(s))), shards)
+                    for k in found]  # type: ignore[attr-defined]
+        have = {d for k in keys if (d := self._digest_of(k))}
+        return have if wanted is None else have & wanted
+
+    def blob_details(self) -> dict[str, tuple[int, float]]:
+        """Every blob with its size and modification time (epoch seconds)."""
+        out: dict[str, tuple[int, float]] = {}
+        for key, info in self._list(self.key(BLOB_DIR), detail=True).items():
+            digest = self._digest_of(key)
+            if digest:
+                out[digest] = (int(info.get("size") or 0), _mtime(info))
+        return out
+
+    def upload_blobs(self, items: Sequence[tuple[Path, str]], progress: Progress | None = None) -> None:
+        """Upload each local file to the blob of its digest, concurrently, each atomically."""
+        prog = progress or NullProgress()
+        prog.begin("upload", len(items), sum(p.stat().st_size for p, _ in items))
+        if not items:
+            return
+        if self.is_async and self.atomic_put:
+            self.fs.put([str(p) for p, _ in items], [self.blob_key(d) for _, d in items],
+                        callback=_FilesCallback(prog), batch_size=self.batch_size)
+            return
+
+        def one(item: object) -> None:
+            path, digest = item  # type: ignore[misc]
+            self.put_file_atomic(path, self.blob_key(digest))
+            prog.advance(1, path.stat().st_size)
+
+        run_parallel(one, items)
+
+    def put_file_atomic(self, local: Path, key: str) -> None:
+        """Copy ``local`` to ``key`` so that ``key`` never holds part of the file."""
+        if self.atomic_put:
+            self.fs.put_file(str(local), key)
+            return
+        tmp = _tmp_sibling(key)
+        if self.is_local:
+            os.makedirs(os.path.dirname(key), exist_ok=True)
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, key)
+            return
+        self.fs.makedirs(self.fs._parent(key), exist_ok=True)
+        self.fs.put_file(str(local), tmp)
+        self.fs.mv(tmp, key)
+
+    def download_blobs(self, items: Sequence[tuple[str, Path]], progress: Progress | None = None) -> None:
+        """Download each digest's blob to a local path, concurrently (no verification here)."""
+        prog = progress or NullProgress()
+        prog.begin("download", len(items), 0)
+        if not items:
+            return
+        for _, path in items:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_async:
+            self.fs.get([self.blob_key(d) for d, _ in items], [str(p) for _, p in items],
+                        callback=_FilesCallback(prog), batch_size=self.batch_size)
+            return
+
+        def one(item: object) -> None:
+            digest, path = item  # type: ignore[misc]
+            if self.is_local:
+                shutil.copyfile(self.blob_key(digest), path)
+            else:
+                self.fs.get_file(self.blob_key(digest), str(path))
+            prog.advance(1, path.stat().st_size)
+
+        run_parallel(one, items)
+
+    def local_blob_path(self, digest: str) -> Path | None:
+        """The blob's path on disk when the store is a local folder, else None."""
+        return Path(self.blob_key(digest)) if self.is_local else None
+
+    # json documents -----------------------------------------------------------------------
+    def write_atomic(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key``; readers see the old content or the new, never a part."""
+        if self.atomic_put:
+            self.fs.pipe_file(key, data)
+            return
+        tmp = _tmp_sibling(key)
+        if self.is_local:
+            os.makedirs(os.path.dirname(key), exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, key)
+            return
+        self.fs.makedirs(self.fs._parent(key), exist_ok=True)
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, key)
+
+    def read(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(key)
+        return data
+
+    def read_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The content of each key that exists (missing ones are left out), fetched concurrently."""
+        if not keys:
+            return {}
+        found: dict[str, bytes] = self.fs.cat(list(keys), on_error="omit")
+        return found
+
+    def find_json(self, *parts: str) -> list[str]:
+        """Keys of the ``.json`` documents under ``parts`` (temporary ``.``-files left out)."""
+        return sorted(
+            k for k in self._list(self.key(*parts))
+            if k.endswith(".json") and not k.rsplit("/", 1)[-1].startswith(".")
+        )
+
+    def exists(self, key: str) -> bool:
+        self.fs.invalidate_cache()
+        return bool(self.fs.exists(key))
+
+    def rm(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.fs.rm(list(keys))
+
+    def rm_tree(self, *parts: str) -> None:
+        key = self.key(*parts)
+        if self.exists(key):
+            self.fs.rm(key, recursive=True)
+
+    def stale_tmp_files(self, min_age_s: float) -> list[str]:
+        """Temporary files left by killed uploads (``.tmp-`` names) older than ``min_age_s``."""
+        now = time.time()
+        return [k for k, info in self._list(self.key(BLOB_DIR), detail=True).items()
+                if k.rsplit("/", 1)[-1].startswith(".tmp-") and now - _mtime(info) >= min_age_s]
+
+
+def _tmp_sibling(key: str) -> str:
+    head, _, name = key.rpartition("/")
+    return f"{head}/.tmp-{uuid.uuid4().hex[:12]}-{name}"
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for field in ("LastModified", "mtime", "created", "last_modified"):
+        value = info.get(field)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0

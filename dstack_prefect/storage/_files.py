@@ -1,0 +1,156 @@
+"""The local side: walk artifact folders, hash files in a thread pool, place files safely."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dstack_prefect.errors import UnsafePathError
+
+from ._model import normalize_artifact_path
+from ._progress import NullProgress, Progress
+
+CHUNK = 1 << 20
+WORKERS = min(32, (os.cpu_count() or 2) * 4)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file found under an artifact: its store path, where it is on disk, its size and mode."""
+
+    path: str
+    local: Path
+    size: int
+    mode: int
+
+
+def walk_artifacts(workdir: Path, artifact_paths: Sequence[str]) -> tuple[list[str], list[LocalFile], list[dict[str, str]]]:
+    """Normalised artifact paths, the files under them, and what was skipped (with the reason).
+
+    A relative artifact path is taken under ``workdir``; an absolute one as it is. A missing path
+    is an empty artifact. Symlinks to files are stored as the files they point to; symlinks to
+    folders, dangling symlinks and special files are skipped and recorded.
+    """
+    artifacts: list[str] = []
+    files: dict[str, LocalFile] = {}
+    skipped: list[dict[str, str]] = []
+    for declared in artifact_paths:
+        art = normalize_artifact_path(declared)
+        if art not in artifacts:
+            artifacts.append(art)
+        top = Path(art) if art.startswith("/") else workdir / art
+        if top.is_file():
+            st = top.stat()
+            files[art] = LocalFile(art, top, st.st_size, stat.S_IMODE(st.st_mode))
+            continue
+        if not top.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            rel_dir = os.path.relpath(dirpath, top)
+            base = art if rel_dir == "." else posixpath.join(art, Path(rel_dir).as_posix())
+            for name in dirnames:
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full):
+                    skipped.append({"path": posixpath.join(base, name), "reason": "symlink to a folder"})
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                store_path = posixpath.join(base, name)
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    skipped.append({"path": store_path, "reason": "dangling symlink"})
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    skipped.append({"path": store_path, "reason": "not a regular file"})
+                    continue
+                files[store_path] = LocalFile(store_path, Path(full), st.st_size, stat.S_IMODE(st.st_mode))
+    return artifacts, sorted(files.values(), key=lambda f: f.path), skipped
+
+
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """The hex sha256 and size of ``path``, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    return h.hexdigest(), size
+
+
+def hash_many(paths: Sequence[Path], progress: Progress | None = None, phase: str = "hash") -> list[tuple[str, int]]:
+    """sha256 and size of each path, in order, hashed by a thread pool."""
+    prog = progress or NullProgress()
+    sizes = 0
+    for p in paths:
+        try:
+            sizes += p.stat().st_size
+        except OSError:
+            pass
+    prog.begin(phase, len(paths), sizes)
+
+    def one(p: Path) -> tuple[str, int]:
+        result = sha256_file(p)
+        prog.advance(1, result[1])
+        return result
+
+    if len(paths) < 4:
+        return [one(p) for p in paths]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, paths))
+
+
+def run_parallel(fn: Callable[[object], object], items: Iterable[object]) -> list[object]:
+    """``fn`` over ``items`` in a thread pool, results in order; the first error propagates."""
+    items = list(items)
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def destination(root: Path, path: str, absolute_root: Path | None, *, label: str) -> Path:
+    """Where store ``path`` lands under ``root``; UnsafePathError if it would leave ``root``.
+
+    Relative paths land under ``root``. Absolute ones land under ``absolute_root`` (itself inside
+    ``root``) with the leading ``/`` dropped, and are refused when no ``absolute_root`` is given.
+    """
+    if path.startswith("/"):
+        if absolute_root is None:
+            msg = f"{label}: absolute artifact path {path!r} would be written outside {str(root)!r}"
+            raise UnsafePathError(msg, hint="pass absolute_root= (a folder inside the target) to map absolute paths")
+        base, rel = absolute_root, path.lstrip("/")
+    else:
+        base, rel = root, path
+    norm = posixpath.normpath(rel) if rel else "."
+    if norm in {".", ""} or norm == ".." or norm.startswith("../") or "\\" in rel or "\0" in rel:
+        msg = f"{label}: artifact path {path!r} would be written outside {str(root)!r}"
+        raise UnsafePathError(msg, hint="the manifest is damaged or crafted; do not use this run")
+    dest = Path(os.path.abspath(base / norm))
+    if not _inside(str(dest), os.path.abspath(root)):
+        msg = f"{label}: artifact path {path!r} would be written outside {str(root)!r}"
+        raise UnsafePathError(msg, hint="absolute_root must be a folder inside the target")
+    return dest
+
+
+def place(tmp: Path, dest: Path, root: Path, mode: int) -> None:
+    """Move the verified file ``tmp`` to ``dest`` (atomically) with ``mode``; never outside ``root``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    real_parent = os.path.realpath(dest.parent)
+    if not _inside(real_parent, os.path.realpath(root)):
+        msg = f"{str(dest)!r} would be written through a symlink to {real_parent!r}, outside {str(root)!r}"
+        raise UnsafePathError(msg, hint="remove the symlink from the target folder")
+    os.chmod(tmp, mode & 0o7777)
+    os.replace(tmp, dest)

@@ -1,0 +1,115 @@
+"""What the store keeps: step manifests, tags and listing rows, plus the name and path rules."""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dstack_prefect.errors import UnsafePathError
+
+
+class FileEntry(BaseModel):
+    """One stored file: where it lands, how big it is, its content address and permission bits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="posix path as it lands: relative to the workdir, or absolute")
+    size: int = Field(ge=0, description="bytes")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex digest; the blob key")
+    mode: int = Field(default=0o644, ge=0, le=0o7777, description="permission bits (st_mode & 0o7777)")
+
+
+class Manifest(BaseModel):
+    """One step's artifacts: the commit record of an upload, written after every blob it names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    step: str
+    workflow: str | None = None
+    created_at: str = Field(default_factory=lambda: utc_now())
+    artifacts: list[str] = Field(default_factory=list, description="artifact paths as declared (normalised)")
+    files: list[FileEntry] = Field(default_factory=list)
+    skipped: list[dict[str, str]] = Field(
+        default_factory=list, description="entries not stored, each {path, reason} (directory symlinks...)"
+    )
+    extra: dict[str, Any] = Field(default_factory=dict, description="engine metadata: cache_key, status...")
+
+    @property
+    def label(self) -> str:
+        """``run/step``, the name used in messages."""
+        return f"{self.run}/{self.step}"
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the step's files."""
+        return sum(f.size for f in self.files)
+
+    def artifact_of(self, path: str) -> str:
+        """The declared artifact ``path`` belongs to (the longest matching one)."""
+        best = ""
+        for art in self.artifacts:
+            if (path == art or path.startswith(art.rstrip("/") + "/")) and len(art) > len(best):
+                best = art
+        return best
+
+
+class Tag(BaseModel):
+    """A named, durable reference to a run's manifests (copies, so they outlive the run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str
+    run: str
+    workflow: str | None = None
+    created_at: str = Field(default_factory=lambda: utc_now())
+    manifests: list[Manifest] = Field(default_factory=list)
+
+
+class LsRow(BaseModel):
+    """One row of ``dstack ls``: artifact, file (or ``sub/`` folder) and size in bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    artifact: str
+    file: str
+    size: int
+
+
+def utc_now() -> str:
+    """Now, as an ISO 8601 UTC string with microseconds (sorts by time as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return ``name`` if it is safe as one key segment (a run, step, tag...), else raise UnsafePathError."""
+    bad = (
+        not name
+        or name in {".", ".."}
+        or name.startswith(".")
+        or any(c in name for c in "/\\\0")
+        or len(name) > 200
+    )
+    if bad:
+        msg = f"{kind} name {name!r} cannot be used as a store key"
+        raise UnsafePathError(msg, hint="use letters, digits, '-', '_' or '.', not starting with '.'")
+    return name
+
+
+def normalize_artifact_path(path: str) -> str:
+    """Normalise a declared artifact path: strip ``./`` and trailing ``/``; refuse ``/``, ``..`` and empty."""
+    raw = path.strip()
+    is_abs = raw.startswith("/")
+    norm = posixpath.normpath(raw) if raw else ""
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    if not raw or norm in {".", "/"}:
+        msg = f"artifact path {path!r} names the whole working directory or filesystem root"
+        raise UnsafePathError(msg, hint="declare a sub-folder, e.g. `artifacts: [{path: output}]`")
+    if not is_abs and (norm == ".." or norm.startswith("../")):
+        msg = f"artifact path {path!r} points outside the working directory"
+        raise UnsafePathError(msg, hint="declare a path inside the working directory, or an absolute one")
+    return norm

@@ -1,0 +1,346 @@
+"""ArtifactStore: step manifests, tags, cache folders and pruning over one fsspec store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dstack_prefect.errors import ArtifactNotFoundError, StorageError
+
+from . import _fetch
+from ._backend import Backend
+from ._errors import translate_errors
+from ._files import hash_many, walk_artifacts
+from ._fetch import TransferResult
+from ._model import FileEntry, LsRow, Manifest, Tag, check_name, utc_now
+from ._progress import Progress
+
+PRUNE_GRACE_S = 600.0
+
+
+class ArtifactStore:
+    """Artifacts of runs in one fsspec store: a local folder, ``s3://bucket/prefix``, ``memory://name``...
+
+    ``storage_options`` go to fsspec (for s3fs: ``key``, ``secret``, ``endpoint_url``,
+    ``client_kwargs``...); ``batch_size`` among them sets how many transfers run at once (64).
+    """
+
+    def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = str(url)
+        self.storage_options = dict(storage_options or {})
+        with translate_errors(f"opening {self.url!r}"):
+            self._b = Backend(self.url, self.storage_options)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    # writing ------------------------------------------------------------------------------
+    def _store_files(
+        self, workdir: Path, artifact_paths: Sequence[str], progress: Progress | None
+    ) -> tuple[list[str], list[FileEntry], list[dict[str, str]]]:
+        """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write."""
+        artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths)
+        digests = hash_many([f.local for f in local], progress)
+        entries = [FileEntry(path=f.path, size=size, sha256=d, mode=f.mode)
+                   for f, (d, size) in zip(local, digests, strict=True)]
+        first: dict[str, Path] = {}
+        for f, e in zip(local, entries, strict=True):
+            first.setdefault(e.sha256, f.local)
+        have = self._b.existing_blobs(set(first))
+        self._b.upload_blobs([(p, d) for d, p in first.items() if d not in have], progress)
+        return artifacts, entries, skipped
+
+    def _manifest_key(self, run: str, step: str) -> str:
+        return self._b.key("manifests", check_name("run", run), check_name("step", step) + ".json")
+
+    def _write_manifest(self, m: Manifest) -> None:
+        self._b.write_atomic(self._manifest_key(m.run, m.step), m.model_dump_json().encode())
+
+    def put_step(
+        self,
+        run: str,
+        step: str,
+        workflow: str | None,
+        workdir: Path,
+        artifact_paths: Sequence[str],
+        extra: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Upload a step's artifacts (relative to ``workdir``, or absolute) and commit its manifest last.
+
+        Only blobs the store lacks are uploaded. Until the manifest is written the step does not
+        exist for readers, so a killed upload is never half visible; running again completes it.
+        """
+        self._manifest_key(run, step)
+        with translate_errors(f"uploading the artifacts of {run}/{step}"):
+            artifacts, files, skipped = self._store_files(workdir, artifact_paths, progress)
+            m = Manifest(run=run, step=step, workflow=workflow, artifacts=artifacts, files=files,
+                         skipped=skipped, extra=dict(extra or {}))
+            self._write_manifest(m)
+            return m
+
+    # reading manifests --------------------------------------------------------------------
+    def get_manifest(self, run: str, step: str) -> Manifest:
+        """The manifest of ``run``/``step``; ArtifactNotFoundError if it was never committed."""
+        key = self._manifest_key(run, step)
+        with translate_errors(f"reading the manifest of {run}/{step}"):
+            try:
+                return Manifest.model_validate_json(self._b.read(key))
+            except FileNotFoundError:
+                msg = f"run {run!r} has no stored artifacts for step {step!r} in {self.url}"
+                raise ArtifactNotFoundError(msg, hint="list runs with `dstack ps -a`") from None
+
+    def _read_manifests(self, keys: Sequence[str]) -> list[Manifest]:
+        found = self._b.read_many(keys)
+        return [Manifest.model_validate_json(found[k]) for k in keys if k in found]
+
+    def list_manifests(self, run: str) -> list[Manifest]:
+        """Every committed step manifest of ``run``, by step name ([] for an unknown run)."""
+        check_name("run", run)
+        with translate_errors(f"listing the manifests of {run}"):
+            return self._read_manifests(self._b.find_json("manifests", run))
+
+    def list_runs(self) -> list[str]:
+        """Names of the runs that have at least one committed manifest."""
+        with translate_errors("listing runs"):
+            return sorted({self._b.rel(k).split("/")[1] for k in self._b.find_json("manifests")})
+
+    def find_manifests(
+        self,
+        workflow: str | None = None,
+        predicate: Callable[[Manifest], bool] | None = None,
+        *,
+        run: str | None = None,
+    ) -> list[Manifest]:
+        """Manifests of ``workflow`` (and ``run``) that satisfy ``predicate``, newest first.
+
+        For "the latest successful step of W whose cache key matches": ``find_manifests("W",
+        lambda m: m.extra.get("status") == "done" and m.extra.get("cache_key") == key)[:1]``.
+        """
+        with translate_errors("searching manifests"):
+            keys = self._b.find_json("manifests", check_name("run", run)) if run else self._b.find_json("manifests")
+            found = [m for m in self._read_manifests(keys)
+                     if (workflow is None or m.workflow == workflow) and (predicate is None or predicate(m))]
+        return sorted(found, key=lambda m: m.created_at, reverse=True)
+
+    def resolve(self, ref: str) -> list[Manifest]:
+        """The manifests ``ref`` names: ``RUN`` or ``:TAG`` (as in ``dstack ls|cp|pull``)."""
+        if ref.startswith(":"):
+            return self.get_tag(ref[1:]).manifests
+        found = self.list_manifests(ref)
+        if not found:
+            msg = f"run {ref!r} has no stored artifacts in {self.url}"
+            raise ArtifactNotFoundError(msg, hint="check the run name with `dstack ps -a`, or use :TAG for a tag")
+        return found
+
+    def delete_run(self, run: str) -> int:
+        """Delete the run's manifests (not its blobs: `prune` does that); returns how many."""
+        check_name("run", run)
+        with translate_errors(f"deleting run {run}"):
+            keys = self._b.find_json("manifests", run)
+            self._b.rm(keys)
+            return len(keys)
+
+    # tags ---------------------------------------------------------------------------------
+    def _tag_key(self, tag: str) -> str:
+        return self._b.key("tags", check_name("tag", tag) + ".json")
+
+    def add_tag(
+        self,
+        tag: str,
+        run: str,
+        workflow: str | None = None,
+        manifests: Sequence[Manifest] | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> Tag:
+        """Tag ``run``: the tag keeps copies of its manifests, so the artifacts outlive `delete_run`."""
+        key = self._tag_key(tag)
+        with translate_errors(f"adding tag {tag}"):
+            chosen = list(manifests) if manifests is not None else self.list_manifests(run)
+            if not chosen:
+                msg = f"cannot tag run {run!r}: it has no stored artifacts in {self.url}"
+                raise ArtifactNotFoundError(msg, hint="tag a run after it finished, or tag folders with -a PATH")
+            if not overwrite and self._b.exists(key):
+                msg = f"tag {tag!r} already exists"
+                raise StorageError(msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override")
+            t = Tag(tag=tag, run=run, workflow=workflow or chosen[0].workflow, manifests=chosen)
+            self._b.write_atomic(key, t.model_dump_json().encode())
+            return t
+
+    def add_tag_from_dirs(
+        self, tag: str, paths: Sequence[Path | str], *, overwrite: bool = False, progress: Progress | None = None
+    ) -> Tag:
+        """Upload local folders as tag ``tag`` through a synthetic run ``tag-<tag>-<time>``.
+
+        Each folder's artifact path is the path as given when it is relative and stays inside the
+        current directory, else its absolute path.
+        """
+        check_name("tag", tag)
+        cwd = Path.cwd()
+        arts: list[str] = []
+        for p in paths:
+            if not Path(p).is_dir():
+                msg = f"{str(p)!r} is not a folder; only folders can be uploaded as a tag"
+                raise StorageError(msg, hint="pass a folder with -a PATH")
+            inside = not Path(p).is_absolute() and Path(p).resolve().is_relative_to(cwd.resolve())
+            arts.append(Path(p).as_posix() if inside else str(Path(p).resolve()))
+        if not overwrite and self._b.exists(self._tag_key(tag)):
+            msg = f"tag {tag!r} already exists"
+            raise StorageError(msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override")
+        stamp = utc_now().replace(":", "").replace("-", "").replace("+0000", "")[:15]
+        run = f"tag-{tag}-{stamp}"
+        m = self.put_step(run, "main", None, cwd, arts, {"status": "done", "synthetic": True}, progress)
+        return self.add_tag(tag, run, None, [m], overwrite=True)
+
+    def get_tag(self, tag: str) -> Tag:
+        """The tag and its manifests; ArtifactNotFoundError if there is none."""
+        key = self._tag_key(tag)
+        with translate_errors(f"reading tag {tag}"):
+            try:
+                return Tag.model_validate_json(self._b.read(key))
+            except FileNotFoundError:
+                msg = f"cannot find the tag {tag!r} in {self.url}"
+                raise ArtifactNotFoundError(msg, hint="list tags with `dstack tags`") from None
+
+    def list_tags_names(self) -> list[str]:
+        """Tag names, sorted."""
+        with translate_errors("listing tags"):
+            return sorted(self._b.rel(k)[len("tags/") : -len(".json")] for k in self._b.find_json("tags"))
+
+    def list_tags(self) -> list[Tag]:
+        """Every tag, newest first."""
+        with translate_errors("listing tags"):
+            keys = self._b.find_json("tags")
+            found = self._b.read_many(keys)
+            tags = [Tag.model_validate_json(found[k]) for k in keys if k in found]
+        return sorted(tags, key=lambda t: t.created_at, reverse=True)
+
+    def delete_tag(self, tag: str) -> None:
+        """Delete the tag (its blobs stay until `prune`, unless a run still refers to them)."""
+        self.get_tag(tag)
+        with translate_errors(f"deleting tag {tag}"):
+            self._b.rm([self._tag_key(tag)])
+
+    # cache folders ------------------------------------------------------------------------
+    def _cache_key(self, repo_id: str, workflow: str, path: str) -> str:
+        return self._b.key("cache", check_name("repo id", repo_id), quote(workflow or "_", safe=""),
+                           quote(path, safe="") + ".json")
+
+    def save_cache(
+        self, repo_id: str, workflow: str, path: str, workdir: Path, progress: Progress | None = None
+    ) -> Manifest:
+        """Store cache folder ``path`` (relative to ``workdir`` or absolute) for (repo, workflow)."""
+        key = self._cache_key(repo_id, workflow, path)
+        with translate_errors(f"saving cache {path}"):
+            artifacts, files, skipped = self._store_files(workdir, [path], progress)
+            m = Manifest(run=f"cache:{repo_id}", step=path, workflow=workflow, artifacts=artifacts,
+                         files=files, skipped=skipped)
+            self._b.write_atomic(key, m.model_dump_json().encode())
+            return m
+
+    def restore_cache(
+        self, repo_id: str, workflow: str, path: str, workdir: Path,
+        absolute_root: Path | str | None = None, progress: Progress | None = None,
+    ) -> Manifest | None:
+        """Restore cache folder ``path`` into ``workdir`` (overwriting); None when nothing was saved."""
+        key = self._cache_key(repo_id, workflow, path)
+        with translate_errors(f"restoring cache {path}"):
+            try:
+                m = Manifest.model_validate_json(self._b.read(key))
+            except FileNotFoundError:
+                return None
+        self.materialize([m], workdir, absolute_root=absolute_root, progress=progress)
+        return m
+
+    def prune_cache(self, repo_id: str, workflow: str) -> int:
+        """Forget every cache folder of (repo, workflow); returns how many; blobs go at `prune`."""
+        with translate_errors(f"pruning the cache of {workflow}"):
+            keys = self._b.find_json("cache", check_name("repo id", repo_id), quote(workflow or "_", safe=""))
+            self._b.rm(keys)
+            return len(keys)
+
+    # reading files ------------------------------------------------------------------------
+    def materialize(
+        self, manifests: Iterable[Manifest], target_dir: Path,
+        absolute_root: Path | str | None = None, progress: Progress | None = None,
+    ) -> list[Path]:
+        """Write the manifests' files under ``target_dir`` at their paths, each verified first.
+
+        Absolute artifact paths land under ``absolute_root`` (a folder inside ``target_dir``, by
+        default none: they are refused). Returns the written paths.
+        """
+        with translate_errors(f"downloading artifacts into {str(target_dir)!r}"):
+            return _fetch.materialize(self._b, list(manifests), Path(target_dir), absolute_root, progress)
+
+    def copy_out(
+        self, manifests: Manifest | Iterable[Manifest], source: str, target: Path,
+        *, overwrite: bool = False, progress: Progress | None = None,
+    ) -> list[Path]:
+        """Copy artifact file or folder ``source`` to local ``target`` (``dstack cp``), verified."""
+        ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
+        with translate_errors(f"copying {source!r} to {str(target)!r}"):
+            return _fetch.copy_out(self._b, ms, source, Path(target), overwrite, progress)
+
+    @staticmethod
+    def ls(manifests: Manifest | Iterable[Manifest], prefix: str | None = None, recursive: bool = False) -> list[LsRow]:
+        """Rows for ``dstack ls``: one folder level (``sub/`` with summed sizes), or every file."""
+        ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
+        return _fetch.ls_rows(ms, prefix, recursive)
+
+    # housekeeping -------------------------------------------------------------------------
+    def referenced_blobs(self) -> set[str]:
+        """Digests named by any manifest, tag or cache manifest."""
+        with translate_errors("reading manifests"):
+            keys = self._b.find_json("manifests") + self._b.find_json("cache")
+            refs = {f.sha256 for m in self._read_manifests(keys) for f in m.files}
+            for t in self.list_tags():
+                refs |= {f.sha256 for m in t.manifests for f in m.files}
+            return refs
+
+    def prune(self, dry_run: bool = False, grace_s: float = PRUNE_GRACE_S) -> tuple[int, int]:
+        """Delete blobs nothing refers to; returns (blobs, bytes) removed (or that would be).
+
+        Blobs younger than ``grace_s`` seconds are kept: they may belong to an upload whose
+        manifest is not written yet.
+        """
+        refs = self.referenced_blobs()
+        with translate_errors("pruning blobs"):
+            now = time.time()
+            details = self._b.blob_details()
+            doomed = [d for d, (_, mtime) in details.items() if d not in refs and now - mtime >= grace_s]
+            if not dry_run:
+                self._b.rm([self._b.blob_key(d) for d in doomed] + self._b.stale_tmp_files(grace_s))
+            return len(doomed), sum(details[d][0] for d in doomed)
+
+
+def transfer(
+    src: ArtifactStore,
+    dst: ArtifactStore,
+    runs: Sequence[str] = (),
+    tag: str | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Copy runs' manifests, or a tag with its manifests, from ``src`` to ``dst`` (push / pull).
+
+    Only blobs ``dst`` lacks are copied (found by listing, not per file); each is checked
+    against its sha256 before it is sent. Blobs first, then manifests, then the tag.
+    """
+    if not runs and tag is None:
+        msg = "transfer needs runs or a tag"
+        raise ValueError(msg)
+    manifests = [m for run in runs for m in src.resolve(run)]
+    t = src.get_tag(tag) if tag is not None else None
+    if t is not None:
+        manifests += [m for m in t.manifests if (m.run, m.step) not in {(x.run, x.step) for x in manifests}]
+    wanted = {f.sha256: f.size for m in manifests for f in m.files}
+    with translate_errors(f"copying artifacts from {src.url} to {dst.url}"):
+        blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
+        for m in manifests:
+            dst._write_manifest(m)
+        if t is not None:
+            dst._b.write_atomic(dst._tag_key(t.tag), t.model_dump_json().encode())
+    return TransferResult(manifests=len(manifests), blobs=blobs, nbytes=nbytes, skipped=skipped)
