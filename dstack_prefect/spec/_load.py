@@ -163,6 +163,8 @@ def _load_file(result: Workflows, shown: str, text: str) -> list[SpecError]:
         parsed = parse(text)
     except YAMLSyntaxProblem as exc:
         line, col = exc.pos
+        if lines and line > len(lines):  # the parser stopped at the end of the file
+            line, col = len(lines), len(lines[-1]) + 1
         return [SpecError(exc.message, path=shown, line=line, col=col, snippet=_locate.snippet(lines, line, col))]
     found = [Located(shown, *p.pos, _locate.key_path(p.path), p.message) for p in parsed.problems]
     data = parsed.data
@@ -186,7 +188,8 @@ def _root_problems(parsed: Parsed, shown: str, data: dict[str, Any]) -> list[Loc
             line, col = parsed.locate((key,), key=True)
             found.append(Located(shown, line, col, "", f"unknown key '{key}'{did_you_mean(key, _ROOT_KEYS)}"))
     if "workflows" not in data:
-        found.append(Located(shown, 1, 1, "", "missing key 'workflows', expected a list of workflows"))
+        if not found:
+            found.append(Located(shown, 1, 1, "", "missing key 'workflows', expected a list of workflows"))
     elif not isinstance(data["workflows"], list):
         line, col = parsed.locate(("workflows",))
         message = f"got {show(data['workflows'])}, expected a list of workflows"

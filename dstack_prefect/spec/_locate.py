@@ -111,9 +111,8 @@ def locate(
     parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails
 ) -> Located:
     """Place one pydantic error (raised for the data at ``prefix``) in the file."""
-    loc = tuple(seg for seg in error["loc"] if isinstance(seg, int | str))
-    message, at_key = describe(error, loc)
-    full = (*prefix, *loc)
+    full = (*prefix, *(seg for seg in error["loc"] if isinstance(seg, int | str)))
+    message, at_key = describe(error, full)
     if error["type"] == "missing":
         full = full[:-1]
     line, col = parsed.locate(full, key=at_key)

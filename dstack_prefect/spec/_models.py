@@ -75,13 +75,18 @@ Lines = Annotated[list[str], _string_list("a list of strings or one multi-line s
 def _size(value: Any) -> Any:
     if value is None:
         return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise fail(f"got {show(value)}, expected {SIZE_EXPECTED}")
     try:
         return parse_size(value)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
 
-Size = Annotated[int | None, BeforeValidator(_size, json_schema_input_type=str | int | None)]
+_SizeText = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*([KkMmGgTt]([Ii]?[Bb]|[Ii])?)?\s*$")]
+Size = Annotated[int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=0)] | None)]
+_PortNumber = Annotated[int, Field(ge=1, le=65535)]
+_PortText = Annotated[str, Field(pattern=r"^\d+(:\d+)?$")]
 
 
 class _Model(BaseModel):
@@ -117,7 +122,7 @@ class Resources(_Model):
 
     cpu: int | None = Field(None, ge=1, description="Minimum number of CPUs")
     memory: Size = Field(None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB")
-    gpu: Annotated[Gpu | None, _accepts(int | Gpu | None)] = Field(
+    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=0)] | Gpu | None)] = Field(
         None, description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works"
     )
     shm_size: Size = Field(None, description="Size of `/dev/shm` (Docker `--shm-size`), e.g. `8GB`; stored in MiB")
@@ -354,7 +359,7 @@ class Workflow(_Model):
         default_factory=list, description="Folders kept between runs of this workflow: paths or `{path}`"
     )
     ports: Annotated[
-        list[Port], BeforeValidator(_ports, json_schema_input_type=int | list[int | str] | None)
+        list[Port], BeforeValidator(_ports, json_schema_input_type=Annotated[int, Field(ge=0)] | list[_PortNumber | _PortText] | None)
     ] = Field(default_factory=list, description="Ports served: a list of `PORT` / `'APP:LOCAL'`, or (legacy) a count")
     resources: Resources = Field(default_factory=Resources, description="CPU, memory, GPU and spot requirements")
     working_dir: str | None = Field(None, description="Folder, relative to the repo root, the commands run in")

@@ -64,11 +64,13 @@ class YAMLSyntaxProblem(Exception):
         self.pos = pos
 
 
-def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
-    problem = exc.problem or str(exc)
-    if "'\\t'" in problem or "\t" in problem:
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    mark = exc.problem_mark
+    if mark is not None and text[mark.index : mark.index + 1] == "\t":
         return "invalid YAML: a tab character, expected spaces for indentation"
-    return f"invalid YAML: {problem}"
+    if exc.context and "single document" in exc.context:
+        return "invalid YAML: a second document ('---'), expected a single document"
+    return f"invalid YAML: {exc.problem or exc}"
 
 
 def parse(text: str) -> Parsed:
@@ -82,7 +84,7 @@ def parse(text: str) -> Parsed:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YAMLSyntaxProblem(_syntax_message(exc), pos) from None
+        raise YAMLSyntaxProblem(_syntax_message(exc, text), pos) from None
     except yaml.YAMLError as exc:  # e.g. a reader error on a control character
         raise YAMLSyntaxProblem(f"invalid YAML: {exc}", (1, 1)) from None
     parsed = Parsed(data=None)
@@ -125,8 +127,9 @@ class _Builder:
 
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
         line, col = _pos(node)
-        single_line = node.start_mark.line == node.end_mark.line
-        shift = {None: 0, "'": 1, '"': 1}.get(node.style) if single_line else None
+        quotes = {None: 0, "": 0, "'": 2, '"': 2}.get(node.style)
+        as_written = quotes is not None and node.end_mark.index - node.start_mark.index == len(node.value) + quotes
+        shift = quotes // 2 if as_written and quotes is not None else None
         for problem in _interp.check(node.value):
             where = (line, col + problem.offset + shift) if shift is not None else (line, col)
             self.parsed.problems.append(Problem(path, where, problem.message))

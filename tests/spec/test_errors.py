@@ -1,0 +1,115 @@
+"""Bad workflow files give exact, located messages, every problem of every file at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from dstack_prefect.errors import SpecErrors
+from dstack_prefect.spec import load_text, load_workflows
+from tests.spec.bad_inputs import CASES, Case
+from tests.spec.conftest import RepoFactory
+
+
+def test_table_is_large_enough() -> None:
+    """The golden table covers at least 40 bad inputs."""
+
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_message(case: Case, make_repo: RepoFactory) -> None:
+    """Each bad input raises SpecErrors listing exactly the expected path:line:col messages."""
+    root = make_repo(case.files)
+
+    with pytest.raises(SpecErrors) as info:
+        load_workflows(root)
+
+    assert [e.message for e in info.value.errors] == case.messages
+
+
+def test_snippet_points_at_the_column() -> None:
+    """The snippet is the offending source line with a caret under the column."""
+    text = "workflows:\n  - name: a\n    provider: bash\n    comands: [x]\n"
+
+    with pytest.raises(SpecErrors) as info:
+        load_text(text)
+
+    assert info.value.errors[0].snippet == "        comands: [x]\n        ^"
+
+
+def test_error_fields() -> None:
+    """A SpecError carries path, line, col, key and the bare message separately."""
+    text = "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    resources:\n      cpu: many\n"
+
+    with pytest.raises(SpecErrors) as info:
+        load_text(text, ".dstack/workflows/x.yaml")
+
+    assert info.value.errors[0].as_dict() == {
+        "path": ".dstack/workflows/x.yaml",
+        "line": 6,
+        "col": 12,
+        "key": "workflows[0].resources.cpu",
+        "message": "got 'many', expected an integer",
+    }
+
+
+def test_all_problems_in_one_pass(make_repo: RepoFactory) -> None:
+    """Problems in several workflows and files are all reported together, in file order."""
+    root = make_repo(
+        {
+            ".dstack/workflows/a.yaml": "workflows:\n  - name: a\n    provider: bash\n  - name: b\n    provider: lab\n    zz: 1\n",
+            ".dstack/workflows/b.yaml": "workflows: [",
+        }
+    )
+
+    with pytest.raises(SpecErrors) as info:
+        load_workflows(root)
+
+    assert [(e.path, e.line) for e in info.value.errors] == [
+        (".dstack/workflows/a.yaml", 2),
+        (".dstack/workflows/a.yaml", 6),
+        (".dstack/workflows/b.yaml", 1),
+    ]
+
+
+class TestWarnings:
+    """Legacy forms and unknown deps load, with a located warning naming the modern form."""
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            (
+                "    commands: [x]\n    before_run: [y]\n",
+                "workflows.yaml:5:5: workflows[0]: legacy key 'before_run', use 'setup'",
+            ),
+            (
+                "    commands: [x]\n    requirements: r.txt\n",
+                "workflows.yaml:5:5: workflows[0]: legacy key 'requirements', put 'pip install -r FILE' in 'setup'",
+            ),
+            (
+                "    commands: [x]\n    resources:\n      local: true\n",
+                "workflows.yaml:6:7: workflows[0].resources: legacy key 'local' has no effect: runs are local by default",
+            ),
+            (
+                "    commands: [x]\n    ports: 2\n",
+                "workflows.yaml:5:12: workflows[0].ports: legacy port count 2, list the ports instead, e.g. 'ports: [8000]'",
+            ),
+            (
+                "    commands: [x]\n    deps:\n      - tag: t\n        mount: true\n",
+                "workflows.yaml:7:9: workflows[0].deps[0]: legacy key 'mount' in deps is ignored;"
+                " set 'mount: true' on the upstream's artifacts",
+            ),
+            (
+                "    commands: [x]\n    deps: [trian]\n",
+                "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?",
+            ),
+        ],
+        ids=["before_run", "requirements", "resources-local", "ports-count", "deps-mount", "unknown-dep"],
+    )
+    def test_warning(self, body: str, expected: str) -> None:
+        """The legacy form loads and the warning says where and what to write instead."""
+        text = "workflows:\n  - name: train\n    provider: bash\n" + body
+
+        workflows = load_text(text)
+
+        assert [str(w) for w in workflows.warnings] == [expected]
