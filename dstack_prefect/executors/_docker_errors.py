@@ -1,0 +1,121 @@
+"""The one seam where docker-py and requests errors become ExecutionError subclasses.
+
+Every Docker call of the executor and the image builder runs inside :func:`docker_errors`. The
+mapping is a table of ``(library class, our class, hint)`` rows, most specific first;
+``tests/executors/test_docker_errors.py`` enumerates every class in ``docker.errors`` and fails
+on one this table does not name explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import docker.errors as _d
+import requests.exceptions as _r
+
+from dstack_prefect.errors import (
+    DstackError,
+    ExecutionError,
+    ExecutorUnavailableError,
+    StepFailedError,
+)
+
+ENGINE_HINT = "start it (see .ci/docker-setup.sh) or run without --docker"
+NVIDIA_HINT = (
+    "install the NVIDIA driver and nvidia-container-toolkit on the Docker host, run "
+    "`nvidia-ctk runtime configure --runtime=docker` and restart dockerd; or run the step without a GPU"
+)
+IMAGE_HINT = "build it (`dstack image build`, or `docker build -t IMAGE .`), or give registry access"
+
+_Row = tuple[type[BaseException], type[ExecutionError], str | None]
+
+_TABLE: list[_Row] = [
+    # docker.errors, most specific first
+    (_d.ImageNotFound, ExecutorUnavailableError, IMAGE_HINT),
+    (_d.NotFound, ExecutionError, None),
+    (_d.APIError, ExecutionError, None),
+    (_d.ContainerError, StepFailedError, None),
+    (_d.BuildError, ExecutionError, "read the build output above"),
+    (_d.ImageLoadError, ExecutionError, None),
+    (_d.InvalidVersion, ExecutorUnavailableError, "upgrade the Docker engine or docker-py"),
+    (_d.InvalidRepository, ExecutionError, "check the image name"),
+    (_d.InvalidConfigFile, ExecutorUnavailableError, "fix ~/.docker/config.json"),
+    (_d.InvalidArgument, ExecutionError, None),
+    (_d.DeprecatedMethod, ExecutionError, None),
+    (_d.TLSParameterError, ExecutorUnavailableError, "check DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH"),
+    (_d.NullResource, ExecutionError, None),
+    (_d.StreamParseError, ExecutionError, None),
+    (_d.MissingContextParameter, ExecutorUnavailableError, "check the Docker context (docker context ls)"),
+    (_d.ContextAlreadyExists, ExecutorUnavailableError, "check the Docker context (docker context ls)"),
+    (_d.ContextNotFound, ExecutorUnavailableError, "check the Docker context (docker context ls)"),
+    (_d.ContextException, ExecutorUnavailableError, "check the Docker context (docker context ls)"),
+    (_d.DockerException, ExecutorUnavailableError, ENGINE_HINT),
+    # the HTTP layer under docker-py
+    (_r.ConnectionError, ExecutorUnavailableError, ENGINE_HINT),
+    (_r.Timeout, ExecutionError, "the Docker engine did not answer in time; retry"),
+    (_r.RequestException, ExecutionError, None),
+]
+
+
+def error_class_for(exc_type: type[BaseException]) -> type[ExecutionError] | None:
+    """The ExecutionError subclass ``exc_type`` is translated to, or None if it passes through."""
+    row = _row_for(exc_type)
+    return row[1] if row else None
+
+
+def _row_for(exc_type: type[BaseException]) -> _Row | None:
+    for row in _TABLE:
+        if issubclass(exc_type, row[0]):
+            return row
+    return None
+
+
+def engine_address() -> str:
+    """Where docker.from_env() looks for the engine, for messages."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def translate(exc: BaseException, doing: str) -> DstackError | None:
+    """Our error for a library error ``exc`` met while ``doing`` something; None if not ours to map."""
+    row = _row_for(type(exc))
+    if row is None:
+        return None
+    _lib, ours, hint = row
+    text = _explain(exc)
+    if "could not select device driver" in text:
+        msg = f"{doing}: the Docker engine has no NVIDIA GPU support ({text})"
+        return ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
+    if ours is ExecutorUnavailableError and hint == ENGINE_HINT:
+        msg = f"Docker engine not reachable at {engine_address()} ({doing}: {text}); {ENGINE_HINT}"
+        return ExecutorUnavailableError(msg, hint=ENGINE_HINT)
+    if ours is StepFailedError:
+        code = getattr(exc, "exit_status", None)
+        return StepFailedError(f"{doing}: {text}", exit_code=code, hint=hint)
+    return ours(f"{doing}: {text}", hint=hint)
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, _d.APIError):
+        # str(APIError) repeats the URL; the engine's own explanation is what a person needs.
+        return str(exc.explanation or exc)
+    return str(exc) or type(exc).__name__
+
+
+@contextmanager
+def docker_errors(doing: str) -> Iterator[None]:
+    """Run the body; re-raise a docker-py/requests error as our matching error, chained with ``from``.
+
+    ``doing`` names the operation for the message (``"starting step train"``). DstackError and
+    programmer errors (TypeError, ...) pass through unchanged.
+    """
+    try:
+        yield
+    except DstackError:
+        raise
+    except Exception as exc:
+        ours = translate(exc, doing)
+        if ours is None:
+            raise
+        raise ours from exc

@@ -1,0 +1,217 @@
+"""The runtime images bash/code/lab/notebook steps run in, and how they are built.
+
+    dstack-prefect/runtime:<version>-py<python>[-cuda][-slim]
+
+The build never needs the network: a wheelhouse is made on the host (``pip wheel`` of this
+source tree plus ``pip download`` of its dependencies, both through the host's pip
+configuration and cache) and the Dockerfile installs from it with ``--no-index``. A slim image
+(the tests' image) carries only a Python venv; the full one carries dstack-prefect and prefect.
+
+``docker/build.sh`` and ``dstack image build`` both call :func:`build_runtime_image`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dstack_prefect import __version__
+from dstack_prefect.errors import ExecutionError
+from dstack_prefect.executors._docker_errors import docker_errors
+
+DEFAULT_PYTHON = "3.11"
+BASE_IMAGE = "dstack-prefect/base:bookworm"
+"""The registry-free Debian base .ci/docker-setup.sh makes with debootstrap (Python 3.11)."""
+CUDA_BASE_IMAGE = "nvidia/cuda:12.6.3-runtime-ubuntu24.04"
+
+DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
+"""The Dockerfiles; present in a source checkout (images are built from source)."""
+
+
+def runtime_tag(python: str = DEFAULT_PYTHON, *, cuda: bool = False, slim: bool = False) -> str:
+    """The tag of the runtime image for ``python`` (``dstack-prefect/runtime:0.1.0-py3.11``)."""
+    return f"dstack-prefect/runtime:{__version__}-py{python}{'-cuda' if cuda else ''}{'-slim' if slim else ''}"
+
+
+def default_base(python: str, *, cuda: bool) -> str:
+    """The base image used when none is given: a registry image (needs registry access)."""
+    return CUDA_BASE_IMAGE if cuda else f"python:{python}-slim-bookworm"
+
+
+def build_runtime_image(
+    *,
+    python: str = DEFAULT_PYTHON,
+    cuda: bool = False,
+    base: str | None = None,
+    slim: bool = False,
+    if_missing: bool = False,
+    on_line: Callable[[str], None] = print,
+) -> str:
+    """Build the runtime image and return its tag.
+
+    ``base`` defaults to ``python:<python>-slim-bookworm`` (or an nvidia/cuda runtime image with
+    ``cuda``); without registry access pass ``BASE_IMAGE``. ``slim`` skips dstack-prefect and
+    prefect (a bare venv). ``if_missing`` returns at once when the tag already exists.
+
+    Raises:
+        ExecutorUnavailableError: no Docker engine, or the base image is missing.
+        ExecutionError: no source checkout, the wheelhouse or the build failed.
+    """
+    import docker
+
+    tag = runtime_tag(python, cuda=cuda, slim=slim)
+    base = base or default_base(python, cuda=cuda)
+    with docker_errors("connecting to the Docker engine"):
+        client = docker.from_env()
+    try:
+        if if_missing and _has_image(client, tag):
+            on_line(f"image {tag} present")
+            return tag
+        dockerfile = DOCKER_DIR / ("Dockerfile.cuda" if cuda else "Dockerfile")
+        if not dockerfile.is_file():
+            msg = f"{dockerfile} not found: images are built from a source checkout of dstack-prefect"
+            raise ExecutionError(msg, hint="clone the repository and run `dstack image build` inside it")
+        with tempfile.TemporaryDirectory(prefix="dstack-image-") as ctx:
+            context = Path(ctx)
+            shutil.copy(dockerfile, context / "Dockerfile")
+            wheels = context / "wheelhouse"
+            wheels.mkdir()
+            packages = ""
+            if not slim:
+                full = _base_python(client, base) if not cuda else None
+                cache = build_wheelhouse(python, full_version=full, on_line=on_line)
+                for whl in cache.glob("*.whl"):
+                    _link_or_copy(whl, wheels / whl.name)
+                packages = "dstack-prefect"
+            on_line(f"building {tag} from {base}")
+            args = {"BASE_IMAGE": base, "PYTHON": python, "PACKAGES": packages}
+            with docker_errors(f"building image {tag}"):
+                _build(client, context, tag, args, on_line)
+        return tag
+    finally:
+        client.close()
+
+
+def build_wheelhouse(
+    python: str, *, full_version: str | None = None, on_line: Callable[[str], None] = print
+) -> Path:
+    """docker/.wheelhouse/py<python>: this tree's wheel and every dependency's, for ``python``.
+
+    ``full_version`` (``3.11.2``) is the image's exact Python when known: markers such as
+    ``python_full_version < "3.11.3"`` depend on it. Dependency wheels are reused between builds
+    (pip skips files already there); this tree's wheel is rebuilt each time.
+    """
+    out = DOCKER_DIR / ".wheelhouse" / f"py{python}"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("dstack_prefect-*.whl"):
+        old.unlink()
+    on_line(f"wheelhouse {out}: this tree")
+    _pip("wheel", "--no-deps", "-w", str(out), str(DOCKER_DIR.parent))
+    (own,) = out.glob("dstack_prefect-*.whl")
+    target = ["--python-version", full_version or python]
+    on_line(f"wheelhouse {out}: dependencies for Python {full_version or python}")
+    _pip("download", "--only-binary=:all:", *target, "-d", str(out), str(own))
+    return out
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "-q", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        msg = f"`pip {args[0]}` for the image's wheelhouse failed (exit {proc.returncode}):\n{tail}"
+        raise ExecutionError(msg, hint="check that pip on this machine can reach its package index")
+
+
+def _base_python(client: Any, base: str) -> str | None:
+    """The exact Python version of ``base`` (None when the image is not here or has no python3)."""
+    import docker.errors
+
+    try:
+        out = client.containers.run(
+            base,
+            entrypoint=["python3", "-c", "import platform; print(platform.python_version())"],
+            command=[],
+            network_mode="none",
+            remove=True,
+        )
+    except docker.errors.DockerException:
+        return None
+    version = out.decode().strip()
+    return version or None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy(src, dst)
+
+
+def _has_image(client: object, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _build(client: object, context: Path, tag: str, args: dict[str, str], on_line: Callable[[str], None]) -> None:
+    stream = client.api.build(  # type: ignore[attr-defined]
+        path=str(context),
+        tag=tag,
+        buildargs=args,
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            text = str(chunk["error"]).strip()
+            hint = None
+            if "pull access denied" in text or "not found" in text or "dial tcp" in text:
+                hint = (
+                    f"the base image {args['BASE_IMAGE']} is not on this machine and no registry answered; "
+                    f"make the local base with .ci/docker-setup.sh and pass --base {BASE_IMAGE}"
+                )
+            raise ExecutionError(f"building image {tag} failed: {text}", hint=hint)
+        for line in str(chunk.get("stream", "")).splitlines():
+            if line.strip():
+                on_line(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``docker/build.sh``: the same build without the CLI's imports."""
+    parser = argparse.ArgumentParser(prog="docker/build.sh", description=build_runtime_image.__doc__)
+    parser.add_argument("--python", default=DEFAULT_PYTHON, help="Python major.minor in the image")
+    parser.add_argument("--cuda", action="store_true", help="build the CUDA variant (docker/Dockerfile.cuda)")
+    parser.add_argument("--base", default=None, help="base image (default: a registry image)")
+    parser.add_argument("--slim", action="store_true", help="a bare venv, without dstack-prefect and prefect")
+    parser.add_argument("--if-missing", action="store_true", help="do nothing when the tag exists")
+    opts = parser.parse_args(argv)
+    try:
+        tag = build_runtime_image(
+            python=opts.python, cuda=opts.cuda, base=opts.base, slim=opts.slim, if_missing=opts.if_missing
+        )
+    except ExecutionError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    print(tag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
