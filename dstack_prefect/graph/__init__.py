@@ -1,5 +1,6 @@
 """Workflows + target -> plan: a DAG of steps in topological order."""
 
+from dstack_prefect.graph._build import apply_overrides, build_plan, to_step
 from dstack_prefect.graph._plan import (
     ArtifactSpec,
     GpuRequest,
@@ -11,6 +12,7 @@ from dstack_prefect.graph._plan import (
     Step,
     StepDep,
 )
+from dstack_prefect.graph._secrets import resolve_secrets, secret_refs
 
 __all__ = [
     "ArtifactSpec",
@@ -22,4 +24,9 @@ __all__ = [
     "Resources",
     "Step",
     "StepDep",
+    "apply_overrides",
+    "build_plan",
+    "resolve_secrets",
+    "secret_refs",
+    "to_step",
 ]

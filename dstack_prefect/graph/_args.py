@@ -1,0 +1,78 @@
+"""`dstack run WORKFLOW [ARGS...]`: the provider options that override the YAML.
+
+Parsed like old dstack (`parse_known_args`): known options override the target workflow, every
+other token becomes ``${{ run.args }}``. Provider mode (`dstack run bash -c CMD`, `dstack run
+docker IMAGE`) adds `-c/--command`, and for docker the IMAGE and `--entrypoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from dstack_prefect.errors import PlanError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        msg = f"dstack run: {message}"
+        raise PlanError(msg, hint="see docs/workflows.md, section `dstack run` options")
+
+
+@dataclass
+class RunOptions:
+    """The parsed override options and the leftover run args."""
+
+    env: list[str] = field(default_factory=list)
+    artifacts: list[str] | None = None
+    deps: list[str] | None = None
+    working_dir: str | None = None
+    interruptible: bool = False
+    cpu: int | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    gpu_name: str | None = None
+    gpu_memory: str | None = None
+    shm_size: str | None = None
+    ports: list[str] = field(default_factory=list)
+    requirements: str | None = None
+    ssh: bool = False
+    commands: list[str] = field(default_factory=list)
+    image: str | None = None
+    entrypoint: str | None = None
+    run_args: list[str] = field(default_factory=list)
+
+
+def _parser(provider_mode: str | None) -> _Parser:
+    p = _Parser(prog="dstack run", add_help=False, allow_abbrev=False)
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-a", "--artifact", action="append", dest="artifacts")
+    p.add_argument("--dep", action="append", dest="deps")
+    p.add_argument("-w", "--working-dir")
+    p.add_argument("-i", "--interruptible", action="store_true")
+    p.add_argument("--cpu", type=int)
+    p.add_argument("--memory")
+    p.add_argument("--gpu", type=int)
+    p.add_argument("--gpu-name")
+    p.add_argument("--gpu-memory")
+    p.add_argument("--shm-size")
+    p.add_argument("-p", "--port", action="append", dest="ports", default=[])
+    p.add_argument("-r", "--requirements")
+    p.add_argument("--ssh", action="store_true")
+    if provider_mode in ("bash", "docker"):
+        p.add_argument("-c", "--command", action="append", dest="commands", default=[])
+    if provider_mode == "docker":
+        p.add_argument("image", nargs="?")
+        p.add_argument("--entrypoint")
+    return p
+
+
+def parse_run_args(argv: list[str], *, provider_mode: str | None = None) -> RunOptions:
+    """Split ``argv`` into override options and leftover run args.
+
+    Raises:
+        PlanError: an option is malformed (e.g. `--cpu many`).
+    """
+    namespace, rest = _parser(provider_mode).parse_known_args(list(argv))
+    return RunOptions(**vars(namespace), run_args=rest)

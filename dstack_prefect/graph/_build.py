@@ -1,0 +1,268 @@
+"""Workflows + target + `dstack run` args -> Plan: the target and its upstreams, in order.
+
+    deps point upstream:   train --needs--> prep --needs--> download
+    plan.steps:            download, prep, train        (every step after its upstream)
+
+Only workflow deps of this repo become steps (`Step.upstream`); tag deps and `owner/repo/NAME`
+deps are recorded in `Step.deps` for the engine to resolve from the store. Overrides apply to the
+target only; interpolation runs after them, over every string; secrets stay references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
+from dstack_prefect.graph._args import RunOptions, parse_run_args
+from dstack_prefect.graph._plan import (
+    ArtifactSpec,
+    GpuRequest,
+    Plan,
+    PortSpec,
+    RegistryAuth,
+    Resources,
+    Step,
+    StepDep,
+)
+from dstack_prefect.spec import PROVIDERS, Dep, Gpu, Port, Workflow, Workflows, interpolate, parse_size
+from dstack_prefect.spec._models import did_you_mean
+
+
+def build_plan(
+    workflows: Workflows | None, target: str, argv: list[str], run_name: str = "<run-name>"
+) -> Plan:
+    """The plan for `dstack run TARGET ARGV...`.
+
+    ``target`` is a workflow name, or a provider name (bash, docker, code, lab, notebook) that is
+    not a workflow: provider mode, which needs no workflow files (``workflows`` may be None).
+
+    Raises:
+        UnknownWorkflowError: ``target`` is neither a workflow nor a provider.
+        SpecErrors: an upstream names a workflow that is not defined (located at the dep).
+        CycleError: `--dep` overrides close a cycle.
+        PlanError: a malformed override option or value.
+    """
+    if workflows is not None and target in workflows.by_name:
+        options = parse_run_args(argv)
+        steps = _workflow_steps(workflows, target, options)
+    elif target in PROVIDERS:
+        options = parse_run_args(argv, provider_mode=target)
+        steps = [_provider_step(target, options)]
+    else:
+        names = list(workflows.by_name) if workflows is not None else []
+        msg = f"No workflow or provider '{target}' is found"
+        hint = did_you_mean(target, [*names, *PROVIDERS]).removeprefix("; ")
+        raise UnknownWorkflowError(msg, hint=hint.capitalize() if hint else "list them with `dstack validate`")
+    rendered = [_interpolate(step, options.run_args, run_name) for step in steps]
+    return Plan(target=target, run_args=options.run_args, run_name=run_name, steps=rendered)
+
+
+def _workflow_steps(workflows: Workflows, target: str, options: RunOptions) -> list[Step]:
+    overridden = apply_overrides(workflows.by_name[target], options)
+    order = _topological(workflows, target, overridden)
+    steps = []
+    for name in order:
+        workflow = overridden if name == target else workflows.by_name[name]
+        upstream = [d.name for d in workflow.deps if _is_local(workflows, d)]
+        steps.append(to_step(workflow, source=workflows.source(name), upstream=list(dict.fromkeys(upstream))))
+    return steps
+
+
+def _is_local(workflows: Workflows, dep: Dep) -> bool:
+    return dep.kind == "workflow" and dep.repo is None and dep.name in workflows.by_name
+
+
+def _topological(workflows: Workflows, target: str, overridden: Workflow) -> list[str]:
+    """Post-order DFS from ``target``: upstreams first, deps in the order written."""
+
+    def deps_of(name: str) -> list[Dep]:
+        return (overridden if name == target else workflows.by_name[name]).deps
+
+    order: list[str] = []
+    on_path: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in on_path:
+            cycle = " -> ".join([*on_path[on_path.index(name) :], name])
+            msg = f"deps form a cycle: {cycle}"
+            raise CycleError(msg, hint="remove one of the deps (check --dep options)")
+        on_path.append(name)
+        for j, dep in enumerate(deps_of(name)):
+            if dep.kind != "workflow" or dep.repo is not None:
+                continue
+            if dep.name not in workflows.by_name:
+                _unknown_dep(workflows, name, j, dep)
+            visit(dep.name)
+        on_path.pop()
+        order.append(name)
+
+    visit(target)
+    return order
+
+
+def _unknown_dep(workflows: Workflows, name: str, j: int, dep: Dep) -> None:
+    message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, list(workflows.by_name))}"
+    written = workflows.by_name[name].deps
+    if j < len(written) and written[j] == dep:
+        raise SpecErrors([workflows.sources[name].error(("deps", j), message)])
+    msg = f"--dep: {message}"
+    raise PlanError(msg)
+
+
+def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
+    """``workflow`` with the `dstack run` override options applied.
+
+    Raises:
+        PlanError: an option value is malformed (a size, a port, a dep, an env item).
+    """
+    update: dict[str, Any] = {}
+    if options.env:
+        update["env"] = {**workflow.env, **_checked("-e/--env", _env_items, options.env)}
+    if options.artifacts is not None:
+        update["artifacts"] = [{"path": p} for p in options.artifacts]
+    if options.deps is not None:
+        update["deps"] = [_checked("--dep", Dep.model_validate, d) for d in options.deps]
+    if options.working_dir is not None:
+        update["working_dir"] = options.working_dir
+    if options.requirements is not None:
+        update["requirements"] = options.requirements
+    if options.ssh:
+        update["ssh"] = True
+    if options.ports:
+        extra = [_checked("-p/--port", Port.model_validate, p) for p in options.ports]
+        update["ports"] = _merge_ports(workflow.ports, extra)
+    resources = _resources_update(workflow, options)
+    if resources:
+        update["resources"] = workflow.resources.model_copy(update=resources)
+    return Workflow.model_validate({**workflow.model_dump(), **update})
+
+
+def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if options.interruptible:
+        out["interruptible"] = True
+    if options.cpu is not None:
+        out["cpu"] = options.cpu
+    if options.memory is not None:
+        out["memory"] = _checked("--memory", parse_size, options.memory)
+    if options.shm_size is not None:
+        out["shm_size"] = _checked("--shm-size", parse_size, options.shm_size)
+    if options.gpu is not None or options.gpu_name is not None or options.gpu_memory is not None:
+        gpu = workflow.resources.gpu or Gpu()
+        gpu_update: dict[str, Any] = {}
+        if options.gpu is not None:
+            gpu_update["count"] = options.gpu
+        if options.gpu_name is not None:
+            gpu_update["name"] = options.gpu_name
+        if options.gpu_memory is not None:
+            gpu_update["memory"] = _checked("--gpu-memory", parse_size, options.gpu_memory)
+        out["gpu"] = gpu.model_copy(update=gpu_update)
+    return out
+
+
+def _merge_ports(ports: list[Port], extra: list[Port]) -> list[Port]:
+    """`-p` entries replace the YAML's entry for the same app port; the rest are added."""
+    given = {p.port for p in extra}
+    return [p for p in ports if p.port is None or p.port not in given] + extra
+
+
+def _env_items(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key.isidentifier():
+            msg = f"got {item!r}, expected NAME=VALUE"
+            raise ValueError(msg)
+        out[key] = value
+    return out
+
+
+def _checked(option: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return convert(value)
+    except ValidationError as exc:
+        msg = f"{option}: {exc.errors()[0]['msg']}"
+        raise PlanError(msg) from None
+    except ValueError as exc:
+        msg = f"{option}: {exc}"
+        raise PlanError(msg) from None
+
+
+def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None = None) -> Step:
+    """The plan step for one (already overridden) workflow, before interpolation."""
+    setup = [*workflow.before_run, *workflow.setup]
+    if workflow.requirements:
+        setup.insert(0, f"pip install -r {workflow.requirements}")
+    res = workflow.resources
+    gpu = None
+    if res.gpu is not None and res.gpu.count > 0:
+        gpu = GpuRequest(count=res.gpu.count, name=res.gpu.name, memory_mib=res.gpu.memory)
+    auth = workflow.registry_auth
+    return Step(
+        name=workflow.name,
+        provider=workflow.provider,
+        commands=list(workflow.commands),
+        setup=setup,
+        env=dict(workflow.env),
+        working_dir=workflow.working_dir or ".",
+        artifacts=[ArtifactSpec(path=a.path, mount=a.mount) for a in workflow.artifacts],
+        cache=[c.path for c in workflow.cache],
+        ports=[PortSpec(port=p.port, local_port=p.local_port) for p in workflow.ports],
+        resources=Resources(
+            cpu=res.cpu, memory_mib=res.memory, gpu=gpu, shm_size_mib=res.shm_size, interruptible=res.interruptible
+        ),
+        python=workflow.python,
+        image=workflow.image,
+        entrypoint=workflow.entrypoint,
+        registry_auth=RegistryAuth(username=auth.username, password=auth.password) if auth else None,
+        home_dir=workflow.home_dir,
+        ssh=workflow.ssh,
+        version=workflow.version,
+        inputs=workflow.inputs,
+        deps=[StepDep(kind=d.kind, name=d.name, repo=d.repo) for d in workflow.deps],
+        upstream=upstream or [],
+        source=source,
+    )
+
+
+def _provider_step(provider: str, options: RunOptions) -> Step:
+    """`dstack run bash -c CMD`, `dstack run docker IMAGE`, `dstack run lab`: a step with no YAML."""
+    raw: dict[str, Any] = {"name": provider, "provider": provider, "commands": options.commands}
+    if provider == "docker":
+        if not options.image:
+            msg = "`dstack run docker` needs an IMAGE"
+            raise PlanError(msg, hint='e.g. dstack run docker ubuntu -c "echo hi"')
+        raw["image"] = options.image
+        if options.entrypoint is not None:
+            raw["entrypoint"] = options.entrypoint
+    if provider == "bash" and not options.commands:
+        msg = "`dstack run bash` needs a command"
+        raise PlanError(msg, hint='e.g. dstack run bash -c "echo hi"')
+    workflow = _checked(f"dstack run {provider}", Workflow.model_validate, raw)
+    overridden = apply_overrides(workflow, options)
+    if any(d.kind == "workflow" for d in overridden.deps):
+        msg = "--dep: provider mode can only use tag deps (--dep :TAG)"
+        raise PlanError(msg)
+    return to_step(overridden)
+
+
+def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:
+    def render(value: Any) -> Any:
+        if isinstance(value, str):
+            return interpolate(value, run_args=run_args, run_name=run_name)
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        return value
+
+    try:
+        return Step.model_validate(render(step.model_dump()))
+    except ValueError as exc:
+        msg = f"step '{step.name}': {exc}"
+        raise PlanError(msg) from None

@@ -1,0 +1,47 @@
+"""`${{ secrets.NAME }}` references: which a step uses, and their values at step start.
+
+Plans never hold secret values; the executor calls `resolve_secrets` on each string it is about
+to use (env values, registry credentials) just before the step starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dstack_prefect.errors import PlanError
+from dstack_prefect.graph._plan import Step
+from dstack_prefect.spec._interp import secret_names, substitute_secrets
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def secret_refs(step: Step) -> set[str]:
+    """The NAMEs of every `${{ secrets.NAME }}` anywhere in ``step``."""
+    names: set[str] = set()
+    for text in _strings(step.model_dump()):
+        names |= secret_names(text)
+    return names
+
+
+def resolve_secrets(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` with each `${{ secrets.NAME }}` replaced by its value.
+
+    Raises:
+        PlanError: a referenced secret is not in ``secrets``.
+    """
+    try:
+        return substitute_secrets(text, secrets)
+    except KeyError as exc:
+        name = exc.args[0]
+        msg = f"secret '{name}' is not set"
+        raise PlanError(msg, hint=f"add it with `dstack secrets add {name} VALUE`") from None

@@ -1,0 +1,286 @@
+"""build_plan: the target and its upstreams in order, with `dstack run` overrides applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
+from dstack_prefect.graph import GpuRequest, PortSpec, StepDep, build_plan, resolve_secrets, secret_refs
+from dstack_prefect.spec import Workflows, load_text, load_workflows
+
+PIPELINE = """\
+workflows:
+  - name: download
+    provider: bash
+    commands: [python download.py]
+    artifacts: [data]
+  - name: left
+    provider: bash
+    commands: [python left.py]
+    deps: [download]
+  - name: right
+    provider: bash
+    commands: [python right.py]
+    deps:
+      - workflow: download
+      - tag: baseline
+  - name: train
+    provider: bash
+    commands:
+      - python train.py ${{ run.args }}
+      - echo ${{ run.name }} $$HOME
+    env:
+      - TOKEN=${{ secrets.HF_TOKEN }}
+      - DEBUG
+    artifacts:
+      - path: model
+    ports: [7860]
+    resources:
+      memory: 16GB
+      gpu:
+        name: A100
+    deps:
+      - left
+      - right
+      - dstackai/dstack/hello-txt
+"""
+
+
+@pytest.fixture
+def pipeline() -> Workflows:
+    return load_text(PIPELINE, ".dstack/workflows.yaml")
+
+
+def test_topological_order_with_diamond(pipeline: Workflows) -> None:
+    """A diamond (train <- left, right <- download) plans download once, before both branches."""
+
+    plan = build_plan(pipeline, "train", [])
+
+    assert [s.name for s in plan.steps] == ["download", "left", "right", "train"]
+    assert plan.step("train").upstream == ["left", "right"]
+    assert plan.step("download").upstream == []
+
+
+def test_deps_keep_tags_and_other_repos(pipeline: Workflows) -> None:
+    """Step.deps lists every dep as written; tag and cross-repo deps are not upstream steps."""
+
+    plan = build_plan(pipeline, "train", [])
+
+    assert plan.step("right").deps == [StepDep(kind="workflow", name="download"), StepDep(kind="tag", name="baseline")]
+    assert plan.step("train").deps[-1] == StepDep(kind="workflow", name="hello-txt", repo="dstackai/dstack")
+
+
+def test_only_the_closure_is_planned(pipeline: Workflows) -> None:
+    """Workflows the target does not need are not in the plan."""
+
+    plan = build_plan(pipeline, "left", [])
+
+    assert [s.name for s in plan.steps] == ["download", "left"]
+
+
+def test_source_and_resources(pipeline: Workflows) -> None:
+    """Steps carry file:line and resources normalised to MiB and GPU requests."""
+
+    step = build_plan(pipeline, "train", []).step("train")
+
+    assert step.source == ".dstack/workflows.yaml:16"
+    assert step.resources.memory_mib == 15259
+    assert step.resources.gpu == GpuRequest(count=1, name="A100")
+    assert step.env == {"TOKEN": "${{ secrets.HF_TOKEN }}", "DEBUG": ""}
+
+
+class TestOverrides:
+    """Override options change the target only, the way old dstack's providers did."""
+
+    def test_env_appends(self, pipeline: Workflows) -> None:
+        """-e adds to the YAML env and can replace a variable."""
+
+        step = build_plan(pipeline, "train", ["-e", "A=1", "--env", "DEBUG=yes"]).step("train")
+
+        assert step.env == {"TOKEN": "${{ secrets.HF_TOKEN }}", "DEBUG": "yes", "A": "1"}
+
+    def test_artifact_replaces(self, pipeline: Workflows) -> None:
+        """-a replaces the YAML artifacts."""
+
+        step = build_plan(pipeline, "train", ["-a", "ckpt", "-a", "logs"]).step("train")
+
+        assert [a.path for a in step.artifacts] == ["ckpt", "logs"]
+
+    def test_dep_replaces_and_changes_the_graph(self, pipeline: Workflows) -> None:
+        """--dep replaces deps, so the plan follows the new upstreams."""
+
+        plan = build_plan(pipeline, "train", ["--dep", "download", "--dep", ":v1"])
+
+        assert [s.name for s in plan.steps] == ["download", "train"]
+        assert plan.step("train").deps == [StepDep(kind="workflow", name="download"), StepDep(kind="tag", name="v1")]
+
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            (["--gpu", "2"], {"gpu": {"count": 2, "name": "A100", "memory_mib": None}}),
+            (["--gpu-name", "V100", "--gpu-memory", "16GiB"], {"gpu": {"count": 1, "name": "V100", "memory_mib": 16384}}),
+            (["--cpu", "8", "--memory", "32GiB"], {"cpu": 8, "memory_mib": 32768}),
+            (["--shm-size", "1GB", "-i"], {"shm_size_mib": 954, "interruptible": True}),
+        ],
+        ids=["gpu-count", "gpu-name-memory", "cpu-memory", "shm-interruptible"],
+    )
+    def test_resources(self, pipeline: Workflows, argv: list[str], expected: dict[str, object]) -> None:
+        """Resource options override just the resource fields they name."""
+
+        resources = build_plan(pipeline, "train", argv).step("train").resources.model_dump()
+
+        assert {k: resources[k] for k in expected} == expected
+
+    def test_ports_merge_by_app_port(self, pipeline: Workflows) -> None:
+        """-p APP:LOCAL maps a YAML port; a new port is added."""
+
+        step = build_plan(pipeline, "train", ["-p", "7860:80", "-p", "9000"]).step("train")
+
+        assert step.ports == [PortSpec(port=7860, local_port=80), PortSpec(port=9000)]
+
+    def test_working_dir(self, pipeline: Workflows) -> None:
+        """-w sets the working folder."""
+
+        assert build_plan(pipeline, "train", ["-w", "src"]).step("train").working_dir == "src"
+
+    def test_overrides_touch_only_the_target(self, pipeline: Workflows) -> None:
+        """Upstream steps keep their YAML values."""
+
+        plan = build_plan(pipeline, "train", ["--gpu", "4", "-e", "A=1"])
+
+        assert plan.step("download").resources.gpu is None
+        assert plan.step("download").env == {}
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (["--cpu", "many"], "dstack run: argument --cpu: invalid int value: 'many'"),
+            (["--memory", "lots"], "--memory: got 'lots', expected a size such as '16GB', '512MiB' or '2Gi'"),
+            (["-p", "web"], "-p/--port: got 'web', expected a port number or 'APP_PORT:LOCAL_PORT'"),
+            (["--dep", "nope"], "--dep: unknown workflow 'nope' in deps"),
+        ],
+        ids=["cpu", "memory", "port", "dep"],
+    )
+    def test_bad_option(self, pipeline: Workflows, argv: list[str], message: str) -> None:
+        """A malformed override is a PlanError naming the option."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "train", argv)
+
+        assert info.value.message == message
+
+
+class TestInterpolation:
+    """${{ run.args }}, ${{ run.name }} and $$ are substituted; secrets stay references."""
+
+    def test_run_args_quoting(self, pipeline: Workflows) -> None:
+        """Leftover tokens join with spaces; tokens with spaces are quoted, inner quotes escaped."""
+
+        plan = build_plan(pipeline, "train", ["--epochs", "3", "a b", 'say "hi" now'], run_name="lucky-fox-1")
+
+        assert plan.step("train").commands == [
+            'python train.py --epochs 3 "a b" "say \\"hi\\" now"',
+            "echo lucky-fox-1 $HOME",
+        ]
+        assert plan.run_args == ["--epochs", "3", "a b", 'say "hi" now']
+
+    def test_secrets_stay_references(self, pipeline: Workflows) -> None:
+        """The plan holds `${{ secrets.X }}`, never a value; the executor resolves it at start."""
+
+        step = build_plan(pipeline, "train", []).step("train")
+
+        assert secret_refs(step) == {"HF_TOKEN"}
+        assert resolve_secrets(step.env["TOKEN"], {"HF_TOKEN": "s3cr3t"}) == "s3cr3t"
+
+    def test_missing_secret(self) -> None:
+        """Resolving a secret that is not set names it and says how to add it."""
+
+        with pytest.raises(PlanError, match="secret 'X' is not set"):
+            resolve_secrets("${{ secrets.X }}", {})
+
+
+class TestProviderMode:
+    """`dstack run PROVIDER ...` runs a provider without YAML, even with no .dstack folder."""
+
+    def test_bash_command(self) -> None:
+        """bash -c CMD is one step running CMD."""
+
+        plan = build_plan(None, "bash", ["-c", "echo hi", "--gpu", "1"])
+
+        assert [(s.name, s.provider, s.commands) for s in plan.steps] == [("bash", "bash", ["echo hi"])]
+        assert plan.steps[0].resources.gpu == GpuRequest(count=1)
+
+    def test_docker_image(self) -> None:
+        """docker IMAGE -c CMD --entrypoint E sets image, commands and the split entrypoint."""
+
+        step = build_plan(None, "docker", ["ubuntu:22.04", "-c", "echo hi", "--entrypoint", "sh -c"]).steps[0]
+
+        assert (step.image, step.commands, step.entrypoint) == ("ubuntu:22.04", ["echo hi"], ["sh", "-c"])
+
+    def test_lab(self) -> None:
+        """lab needs nothing else."""
+
+        assert build_plan(None, "lab", []).steps[0].provider == "lab"
+
+    def test_workflow_name_wins_over_provider(self) -> None:
+        """A workflow named like a provider is run as that workflow."""
+        workflows = load_text("workflows:\n  - name: bash\n    provider: bash\n    commands: [echo mine]\n")
+
+        assert build_plan(workflows, "bash", []).steps[0].commands == ["echo mine"]
+
+    @pytest.mark.parametrize(
+        ("target", "argv", "message"),
+        [("bash", [], "`dstack run bash` needs a command"), ("docker", [], "`dstack run docker` needs an IMAGE")],
+        ids=["bash", "docker"],
+    )
+    def test_missing_parts(self, target: str, argv: list[str], message: str) -> None:
+        """bash without -c and docker without an image are plan errors."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(None, target, argv)
+
+        assert info.value.message == message
+
+
+class TestErrors:
+    """Unknown targets, unknown upstreams and cycles are reported clearly."""
+
+    def test_unknown_target(self, pipeline: Workflows) -> None:
+        """The message is old dstack's, and the hint suggests the closest name."""
+
+        with pytest.raises(UnknownWorkflowError) as info:
+            build_plan(pipeline, "trian", [])
+
+        assert (info.value.message, info.value.hint) == ("No workflow or provider 'trian' is found", "Did you mean 'train'?")
+
+    def test_unknown_target_without_workflows(self) -> None:
+        """With no .dstack folder, only providers can run."""
+
+        with pytest.raises(UnknownWorkflowError, match="No workflow or provider 'train' is found"):
+            build_plan(None, "train", [])
+
+    def test_unknown_dep_is_located(self, tmp_path: Path) -> None:
+        """An upstream that is not defined fails the plan at the dep's file:line:col."""
+        (tmp_path / ".dstack" / "workflows").mkdir(parents=True)
+        (tmp_path / ".dstack" / "workflows" / "a.yaml").write_text(
+            "workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n"
+            "  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: perp\n"
+        )
+        workflows = load_workflows(tmp_path)
+
+        with pytest.raises(SpecErrors) as info:
+            build_plan(workflows, "train", [])
+
+        assert [e.message for e in info.value.errors] == [
+            ".dstack/workflows/a.yaml:9:9: workflows[1].deps[0]: unknown workflow 'perp' in deps; did you mean 'prep'?"
+        ]
+
+    def test_cycle_through_dep_override(self, pipeline: Workflows) -> None:
+        """A --dep that closes a loop is a CycleError printing the loop."""
+
+        with pytest.raises(CycleError) as info:
+            build_plan(pipeline, "download", ["--dep", "left"])
+
+        assert info.value.message == "deps form a cycle: download -> left -> download"
