@@ -119,8 +119,8 @@ def copy_out(
     target = Path(os.path.abspath(target))
     if all(e.path == src for e, _ in matches):  # one file
         to_dir = target.is_dir() or str(target).endswith(os.sep)
-        root = target if to_dir else target.parent
-        plan = [(destination(root, posixpath.basename(src), None, label=m.label), e, m) for e, m in matches]
+        root, name = (target, posixpath.basename(src)) if to_dir else (target.parent, target.name)
+        plan = [(destination(root, name, None, label=m.label), e, m) for e, m in matches]
     else:
         root = target
         plan = [(destination(root, e.path[len(src) + 1 :], None, label=m.label), e, m)

@@ -227,8 +227,8 @@ class ArtifactStore:
 
     # cache folders ------------------------------------------------------------------------
     def _cache_key(self, repo_id: str, workflow: str, path: str) -> str:
-        return self._b.key("cache", check_name("repo id", repo_id), quote(workflow or "_", safe=""),
-                           quote(path, safe="") + ".json")
+        return self._b.key("cache", check_name("repo id", repo_id), _segment(workflow),
+                           _segment(path) + ".json")
 
     def save_cache(
         self, repo_id: str, workflow: str, path: str, workdir: Path, progress: Progress | None = None
@@ -259,7 +259,7 @@ class ArtifactStore:
     def prune_cache(self, repo_id: str, workflow: str) -> int:
         """Forget every cache folder of (repo, workflow); returns how many; blobs go at `prune`."""
         with translate_errors(f"pruning the cache of {workflow}"):
-            keys = self._b.find_json("cache", check_name("repo id", repo_id), quote(workflow or "_", safe=""))
+            keys = self._b.find_json("cache", check_name("repo id", repo_id), _segment(workflow))
             self._b.rm(keys)
             return len(keys)
 
@@ -315,6 +315,12 @@ class ArtifactStore:
             if not dry_run:
                 self._b.rm([self._b.blob_key(d) for d in doomed] + self._b.stale_tmp_files(grace_s))
             return len(doomed), sum(details[d][0] for d in doomed)
+
+
+def _segment(text: str) -> str:
+    """``text`` as one readable key segment: %-quoted, never empty, never starting with '.'."""
+    quoted = quote(text or "_", safe="")
+    return "%2E" + quoted[1:] if quoted.startswith(".") else quoted
 
 
 def transfer(

@@ -1,0 +1,386 @@
+"""One contract every artifact store backend passes: local folder, S3 on moto, memory://.
+
+Each backend is a subclass of ``StoreContract`` that overrides the ``store`` fixture (and says
+whether another process can see the store, for the kill test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError, UnsafePathError
+from dstack_prefect.storage import ArtifactStore, FileEntry, LsRow, Manifest, transfer
+
+from .conftest import gen, s3_url
+
+TREE = {
+    "out": {
+        "model.bin": b"\x00weights" * 100,
+        "run.sh": "#!/bin/sh\necho hi\n",
+        "logs": {"a.log": "alpha\n", "b.log": "beta\n"},
+        "copy.bin": b"\x00weights" * 100,
+    }
+}
+SHA_A = "a" * 64
+
+
+def _fs(store: ArtifactStore) -> tuple[Any, str]:
+    """The raw fsspec filesystem and root under the store, for tests that damage it on purpose."""
+    fs, root = fsspec.core.url_to_fs(store.url, **store.storage_options, skip_instance_cache=True)
+    return fs, root.rstrip("/")
+
+
+def _blob_keys(store: ArtifactStore) -> list[str]:
+    fs, root = _fs(store)
+    fs.invalidate_cache()
+    try:
+        return [k for k in fs.find(f"{root}/blobs") if not k.rsplit("/", 1)[-1].startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def _put_tree(store: ArtifactStore, tmp_path: Path, run: str = "run-1", tree: dict[str, Any] | None = None,
+              **extra: Any) -> Manifest:
+    work = gen(tmp_path / f"work-{uuid.uuid4().hex[:6]}", tree or TREE)
+    (work / "out" / "run.sh").exists() and os.chmod(work / "out" / "run.sh", 0o755)
+    return store.put_step(run, "train", "train", work, ["out"], extra or {"status": "done"})
+
+
+def _crafted(store: ArtifactStore, path: str, content: bytes = b"x", run: str = "evil") -> Manifest:
+    """A manifest written by hand (not by put_step) naming ``path`` for a real blob."""
+    import hashlib
+
+    digest = hashlib.sha256(content).hexdigest()
+    fs, root = _fs(store)
+    fs.makedirs(f"{root}/blobs/sha256/{digest[:2]}", exist_ok=True)
+    fs.pipe_file(f"{root}/blobs/sha256/{digest[:2]}/{digest[2:]}", content)
+    return Manifest(run=run, step="s", workflow="w", artifacts=[path],
+                    files=[FileEntry(path=path, size=len(content), sha256=digest, mode=0o644)])
+
+
+class StoreContract:
+    """The behaviour every store backend must have."""
+
+    cross_process = True
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> ArtifactStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def local(self, tmp_path: Path) -> ArtifactStore:
+        return ArtifactStore(tmp_path / "other-store")
+
+    # round trip -------------------------------------------------------------------------
+    def test_round_trip_keeps_content_and_modes(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Files come back byte for byte at their paths, with the executable bit kept."""
+        m = _put_tree(store, tmp_path)
+        target = tmp_path / "target"
+
+        store.materialize([store.get_manifest("run-1", "train")], target)
+
+        assert (target / "out/model.bin").read_bytes() == b"\x00weights" * 100
+        assert (target / "out/logs/b.log").read_text() == "beta\n"
+        assert os.stat(target / "out/run.sh").st_mode & 0o111
+        assert not os.stat(target / "out/logs/a.log").st_mode & 0o111
+        assert m.artifacts == ["out"]
+        assert {"status": "done"} == store.get_manifest("run-1", "train").extra
+
+    def test_identical_files_are_stored_once(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Two runs of the same tree, with a duplicated file inside, store each distinct content once."""
+        _put_tree(store, tmp_path, "run-1")
+        _put_tree(store, tmp_path, "run-2")
+
+        assert 4 == len(_blob_keys(store))
+        assert ["run-1", "run-2"] == store.list_runs()
+
+    def test_blobs_without_manifest_show_no_step(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A step whose blobs are stored but whose manifest is not written does not exist for readers."""
+        _crafted(store, "out/x")
+
+        with pytest.raises(ArtifactNotFoundError, match="evil"):
+            store.get_manifest("evil", "s")
+        assert [] == store.list_manifests("evil")
+        assert [] == store.list_runs()
+
+    def test_find_manifests_newest_first_with_predicate(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """find_manifests filters by workflow and by extra metadata, newest first."""
+        _put_tree(store, tmp_path, "run-1", cache_key="k1", status="done")
+        _put_tree(store, tmp_path, "run-2", cache_key="k1", status="failed")
+        _put_tree(store, tmp_path, "run-3", cache_key="k1", status="done")
+
+        found = store.find_manifests("train", lambda m: m.extra["status"] == "done" and m.extra["cache_key"] == "k1")
+
+        assert ["run-3", "run-1"] == [m.run for m in found]
+        assert [] == store.find_manifests("other")
+
+    # integrity and safety ---------------------------------------------------------------
+    def test_corrupt_blob_raises_integrity_error(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A blob with one byte flipped is refused before it is placed, naming the artifact path and run."""
+        m = _put_tree(store, tmp_path)
+        entry = next(e for e in m.files if e.path == "out/logs/a.log")
+        fs, root = _fs(store)
+        key = f"{root}/blobs/sha256/{entry.sha256[:2]}/{entry.sha256[2:]}"
+        data = bytearray(fs.cat_file(key))
+        data[0] ^= 0xFF
+        fs.pipe_file(key, bytes(data))
+
+        with pytest.raises(IntegrityError, match=r"out/logs/a\.log.*run-1"):
+            store.materialize([m], tmp_path / "target")
+        assert not (tmp_path / "target/out/logs/a.log").exists()
+
+    @pytest.mark.parametrize("path", ["../evil", "a/../../evil", "/etc/evil", ""],
+                             ids=["dotdot", "nested-dotdot", "absolute", "empty"])
+    def test_unsafe_paths_are_refused(self, store: ArtifactStore, tmp_path: Path, path: str) -> None:
+        """A crafted manifest entry that would land outside the target is refused and nothing is written."""
+        m = _crafted(store, path)
+        target = tmp_path / "deep/target"
+
+        with pytest.raises(UnsafePathError):
+            store.materialize([m], target)
+        assert not (tmp_path / "deep/evil").exists()
+        assert not (tmp_path / "evil").exists()
+
+    def test_absolute_paths_land_under_absolute_root(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """An absolute artifact path (old dstack allowed them) is placed under absolute_root inside the target."""
+        m = _crafted(store, "/opt/envs/x/bin/python", b"py")
+
+        store.materialize([m], tmp_path / "t", absolute_root="_root")
+
+        assert b"py" == (tmp_path / "t/_root/opt/envs/x/bin/python").read_bytes()
+
+    def test_same_path_different_content_is_a_conflict(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Two manifests that put different content at one path raise a StorageError naming both."""
+        a = _crafted(store, "out/x", b"one", run="run-a")
+        b = _crafted(store, "out/x", b"two", run="run-b")
+
+        with pytest.raises(StorageError, match=r"run-a/s.*run-b/s"):
+            store.materialize([a, b], tmp_path / "t")
+
+    def test_same_path_same_content_is_fine(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Two manifests with identical content at one path materialize once."""
+        a = _crafted(store, "out/x", b"same", run="run-a")
+        b = _crafted(store, "out/x", b"same", run="run-b")
+
+        store.materialize([a, b], tmp_path / "t")
+
+        assert b"same" == (tmp_path / "t/out/x").read_bytes()
+
+    # tags -------------------------------------------------------------------------------
+    def test_tags_add_list_delete(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A tag can be added, listed, read, refused twice without overwrite, and deleted."""
+        _put_tree(store, tmp_path)
+
+        store.add_tag("best", "run-1")
+        with pytest.raises(StorageError, match="already exists"):
+            store.add_tag("best", "run-1")
+        names = [t.tag for t in store.list_tags()]
+        tagged = store.get_tag("best")
+        store.delete_tag("best")
+
+        assert ["best"] == names
+        assert ("run-1", "train") == (tagged.run, tagged.workflow)
+        assert [] == store.list_tags()
+        with pytest.raises(ArtifactNotFoundError, match="best"):
+            store.get_tag("best")
+
+    def test_tag_from_dirs(self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Local folders become a tag through a synthetic run; resolving ``:TAG`` gives their files."""
+        gen(tmp_path / "cwd", {"data": {"x.csv": "1,2\n"}})
+        monkeypatch.chdir(tmp_path / "cwd")
+
+        tag = store.add_tag_from_dirs("data-v1", [Path("data")])
+        store.materialize(store.resolve(":data-v1"), tmp_path / "t")
+
+        assert tag.run.startswith("tag-data-v1-")
+        assert "1,2\n" == (tmp_path / "t/data/x.csv").read_text()
+
+    def test_tagged_artifacts_survive_delete_run_and_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Deleting a tagged run and pruning keeps the tag's artifacts."""
+        _put_tree(store, tmp_path)
+        store.add_tag("keep", "run-1")
+
+        assert 1 == store.delete_run("run-1")
+        store.prune(grace_s=0)
+        store.materialize(store.resolve(":keep"), tmp_path / "t")
+
+        assert [] == store.list_manifests("run-1")
+        assert (tmp_path / "t/out/model.bin").exists()
+
+    # housekeeping -----------------------------------------------------------------------
+    def test_prune_removes_only_unreferenced_blobs(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """prune deletes the blobs of deleted runs and keeps those another run still uses."""
+        _put_tree(store, tmp_path, "run-1")
+        _put_tree(store, tmp_path, "run-2", tree={"out": {"model.bin": b"\x00weights" * 100, "new.txt": "n"}})
+        store.delete_run("run-1")
+
+        dry = store.prune(dry_run=True, grace_s=0)
+        removed = store.prune(grace_s=0)
+        store.materialize(store.list_manifests("run-2"), tmp_path / "t")
+
+        assert dry == removed
+        assert 3 == removed[0]
+        assert 2 == len(_blob_keys(store))
+        assert (0, 0) == store.prune(grace_s=0)
+
+    def test_prune_keeps_young_blobs(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Unreferenced blobs younger than the grace period may belong to a running upload and stay."""
+        _crafted(store, "out/x")
+
+        assert (0, 0) == store.prune(grace_s=3600)
+        assert 1 == len(_blob_keys(store))
+
+    def test_cache_save_restore_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A cache folder saved for (repo, workflow) is restored into a fresh workdir until pruned."""
+        work = gen(tmp_path / "w", {".cache": {"pip": {"wheel.whl": "w"}}})
+        store.save_cache("repo1", "train", ".cache/pip", work)
+
+        restored = store.restore_cache("repo1", "train", ".cache/pip", tmp_path / "fresh")
+        other = store.restore_cache("repo1", "eval", ".cache/pip", tmp_path / "fresh2")
+        pruned = store.prune_cache("repo1", "train")
+
+        assert restored is not None
+        assert "w" == (tmp_path / "fresh/.cache/pip/wheel.whl").read_text()
+        assert other is None
+        assert 1 == pruned
+        assert store.restore_cache("repo1", "train", ".cache/pip", tmp_path / "fresh3") is None
+
+    # reading ----------------------------------------------------------------------------
+    def test_ls_one_level_and_recursive(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """ls shows one level with summed sub-folder sizes, or every file with recursive=True."""
+        m = _put_tree(store, tmp_path)
+
+        top = store.ls([m])
+        deep = store.ls([m], prefix="out/logs", recursive=True)
+
+        assert [
+            LsRow(artifact="out", file="copy.bin", size=800),
+            LsRow(artifact="out", file="logs/", size=11),
+            LsRow(artifact="out", file="model.bin", size=800),
+            LsRow(artifact="out", file="run.sh", size=18),
+        ] == top
+        assert ["logs/a.log", "logs/b.log"] == [r.file for r in deep]
+
+    def test_copy_out_folder_and_file(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """copy_out copies a folder's contents into the target, and one file into a folder or to a name."""
+        m = _put_tree(store, tmp_path)
+        (tmp_path / "dir").mkdir()
+
+        store.copy_out(m, "out/logs", tmp_path / "logs-copy")
+        store.copy_out(m, "out/run.sh", tmp_path / "dir")
+        store.copy_out(m, "out/model.bin", tmp_path / "renamed.bin")
+
+        assert "alpha\n" == (tmp_path / "logs-copy/a.log").read_text()
+        assert os.stat(tmp_path / "dir/run.sh").st_mode & 0o111
+        assert (tmp_path / "renamed.bin").stat().st_size == 800
+
+    def test_copy_out_never_overwrites_silently(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A same-named file with other content in the target is refused with a --force hint, then overwritten on request."""
+        m = _put_tree(store, tmp_path)
+        gen(tmp_path / "t", {"a.log": "mine\n"})
+
+        with pytest.raises(StorageError, match="already exist") as info:
+            store.copy_out(m, "out/logs", tmp_path / "t")
+        untouched = (tmp_path / "t/a.log").read_text()
+        store.copy_out(m, "out/logs", tmp_path / "t", overwrite=True)
+
+        assert "--force" in (info.value.hint or "")
+        assert "mine\n" == untouched
+        assert "alpha\n" == (tmp_path / "t/a.log").read_text()
+
+    def test_copy_out_unknown_source(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Copying a path no artifact has names the artifacts there are."""
+        m = _put_tree(store, tmp_path)
+
+        with pytest.raises(ArtifactNotFoundError, match="nope") as info:
+            store.copy_out(m, "nope", tmp_path / "t")
+        assert "out" in (info.value.hint or "")
+
+    # transfer ---------------------------------------------------------------------------
+    def test_transfer_both_ways_skips_existing_blobs(self, store: ArtifactStore, local: ArtifactStore,
+                                                     tmp_path: Path) -> None:
+        """push then pull copies manifests, tags and only missing blobs; a second push copies none."""
+        _put_tree(local, tmp_path, "run-1")
+        local.add_tag("v1", "run-1")
+
+        first = transfer(local, store, tag="v1")
+        again = transfer(local, store, runs=["run-1"])
+        _put_tree(store, tmp_path, "run-2", tree={"out": {"model.bin": b"\x00weights" * 100, "new.txt": "n"}})
+        back = transfer(store, local, runs=["run-2"])
+        store.materialize(store.resolve(":v1"), tmp_path / "t1")
+        local.materialize(local.resolve("run-2"), tmp_path / "t2")
+
+        assert (1, 4) == (first.manifests, first.blobs)
+        assert (0, 4) == (again.blobs, again.skipped)
+        assert (1, 1) == (back.blobs, back.skipped)
+        assert (tmp_path / "t1/out/run.sh").exists()
+        assert "n" == (tmp_path / "t2/out/new.txt").read_text()
+
+    # faults -----------------------------------------------------------------------------
+    def test_killed_upload_leaves_no_manifest_and_rerun_completes(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """SIGKILL mid-upload leaves blobs but no visible step; running put_step again commits it."""
+        if not self.cross_process:
+            pytest.skip("this store is not shared between processes")
+        work = gen(tmp_path / "w", {"out": {f"f{i:03}.bin": os.urandom(2048 + i) for i in range(60)}})
+        child = Path(__file__).with_name("_fault_child.py")
+        proc = subprocess.Popen([sys.executable, str(child), store.url, json.dumps(store.storage_options), str(work)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+        assert "uploading" == line.strip()
+        assert 0 < len(_blob_keys(store))
+        with pytest.raises(ArtifactNotFoundError):
+            store.get_manifest("run-kill", "train")
+        m = store.put_step("run-kill", "train", "train", work, ["out"])
+        store.materialize([store.get_manifest("run-kill", "train")], tmp_path / "t")
+        assert 60 == len(m.files)
+        assert (work / "out/f059.bin").read_bytes() == (tmp_path / "t/out/f059.bin").read_bytes()
+
+
+class TestLocalStore(StoreContract):
+    """The contract on a local folder."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> ArtifactStore:
+        return ArtifactStore(tmp_path / "store")
+
+
+class TestFileUrlStore(StoreContract):
+    """The contract on a file:// URL."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> ArtifactStore:
+        return ArtifactStore(f"file://{tmp_path}/store")
+
+
+class TestMemoryStore(StoreContract):
+    """The contract on the shipped in-memory store."""
+
+    cross_process = False
+
+    @pytest.fixture
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(f"memory://store-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.service("moto")
+class TestS3Store(StoreContract):
+    """The contract on S3, served by a moto_server subprocess."""
+
+    @pytest.fixture
+    def store(self, moto_server: dict[str, Any]) -> ArtifactStore:
+        return ArtifactStore(s3_url(), moto_server)
