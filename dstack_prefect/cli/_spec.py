@@ -1,1 +1,170 @@
-"""Commands: (filled in by its owner)."""
+"""Commands: validate, schema, plan. Thin layers over dstack_prefect.spec and dstack_prefect.graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.errors import NoWorkflowsError, SpecErrors
+from dstack_prefect.graph import Plan, Step, build_plan
+from dstack_prefect.spec import (
+    PROVIDERS,
+    SpecWarning,
+    Workflows,
+    find_repo_root,
+    json_schema,
+    load_workflows,
+    quote_args,
+    workflow_files,
+)
+
+
+def _print_warnings(warnings: list[SpecWarning]) -> None:
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True, markup=True)
+
+
+@app.command()
+@handles_errors
+def validate(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Check every workflow file of this repo and list every problem with file:line:col.
+
+    Exit code 0 when all files are valid, 1 otherwise.
+
+    Example: dstack validate --json
+    """
+    root = find_repo_root(Path.cwd())
+    files = workflow_files(root)
+    try:
+        workflows = load_workflows(root)
+    except SpecErrors as exc:
+        if not as_json:
+            raise
+        errors = [e.as_dict() for e in exc.errors]
+        _print_json({"valid": False, "files": len(files), "workflows": 0, "errors": errors, "warnings": []})
+        raise typer.Exit(1) from None
+    if as_json:
+        warnings = [w.as_dict() for w in workflows.warnings]
+        _print_json({"valid": True, "files": len(files), "workflows": len(workflows), "errors": [], "warnings": warnings})
+        return
+    _print_warnings(workflows.warnings)
+    counts = _count(len(workflows), "workflow") + " in " + _count(len(files), "file")
+    if workflows.warnings:
+        counts += ", " + _count(len(workflows.warnings), "warning")
+    console.print(f"[green]OK[/]: {counts}", highlight=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+@app.command()
+@handles_errors
+def schema(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout")] = None,
+) -> None:
+    """Print the JSON Schema of the workflow file format, for editors' YAML language servers.
+
+    Example: dstack schema -o .dstack/workflows.schema.json
+    """
+    text = json.dumps(json_schema(), indent=2)
+    if output is None:
+        typer.echo(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    err_console.print(f"wrote {output}", highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def plan(
+    ctx: typer.Context,
+    workflow: Annotated[str, typer.Argument(help="A workflow name, or a provider (bash, docker, code, lab, notebook)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
+) -> None:
+    """Show what `dstack run WORKFLOW ARGS...` would run: the steps in order, resolved.
+
+    ARGS are `dstack run`'s: override options (-e, -a, --dep, --gpu, ...) and run args.
+
+    Example: dstack plan train --gpu 2 -e LR=0.1 --epochs 3
+    """
+    result = build_plan(_workflows_or_none(workflow, quiet=as_json), workflow, list(ctx.args))
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    console.print(render_plan(result))
+
+
+def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:
+    """The repo's workflows; None for provider mode outside a repo."""
+    try:
+        root = find_repo_root(Path.cwd())
+    except NoWorkflowsError:
+        if target in PROVIDERS:
+            return None
+        raise
+    workflows = load_workflows(root)
+    if not quiet:
+        _print_warnings(workflows.warnings)
+    return workflows
+
+
+def _print_json(payload: dict[str, object]) -> None:
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def _size(mib: int) -> str:
+    return f"{mib / 1024:g}GiB" if mib >= 1024 else f"{mib}MiB"
+
+
+def describe_resources(step: Step) -> str:
+    """One line such as ``cpu=4 mem=15GiB gpu=2xA100(16GiB) shm=1GiB spot``."""
+    res = step.resources
+    parts = []
+    if res.cpu is not None:
+        parts.append(f"cpu={res.cpu}")
+    if res.memory_mib is not None:
+        parts.append(f"mem={_size(res.memory_mib)}")
+    if res.gpu is not None:
+        gpu = f"gpu={res.gpu.count}" + (f"x{res.gpu.name}" if res.gpu.name else "")
+        parts.append(gpu + (f"({_size(res.gpu.memory_mib)})" if res.gpu.memory_mib else ""))
+    if res.shm_size_mib is not None:
+        parts.append(f"shm={_size(res.shm_size_mib)}")
+    if res.interruptible:
+        parts.append("spot")
+    return " ".join(parts) or "-"
+
+
+def _deps(step: Step) -> str:
+    shown = [(f"{d.repo}/" if d.repo else "") + (f":{d.name}" if d.kind == "tag" else d.name) for d in step.deps]
+    return ", ".join(shown) or "-"
+
+
+def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Table:
+    """The plan as a table, one row per step in run order.
+
+    ``decisions`` maps a step name to what the engine will do with it (e.g. "reuse: inputs
+    unchanged since run lucky-fox-1"); when given, it adds a DECISION column.
+    """
+    title = f"Plan for '{plan.target}'" + (f" (run args: {quote_args(plan.run_args)})" if plan.run_args else "")
+    table = Table(title=title, title_justify="left", header_style="bold", show_lines=True)
+    for col in ("#", "STEP", "PROVIDER", "COMMANDS", "RESOURCES", "DEPS"):
+        table.add_column(col, overflow="fold")
+    if decisions is not None:
+        table.add_column("DECISION", overflow="fold")
+    for i, step in enumerate(plan.steps, 1):
+        lines = [f"(setup) {c}" for c in step.setup] + step.commands
+        if step.image:
+            lines.insert(0, f"(image) {step.image}")
+        row = [str(i), step.name, step.provider, "\n".join(lines) or "-", describe_resources(step), _deps(step)]
+        if decisions is not None:
+            row.append(decisions.get(step.name, "run"))
+        table.add_row(*row)
+    return table

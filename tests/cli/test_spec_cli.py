@@ -1,0 +1,176 @@
+"""`dstack validate`, `dstack schema` and `dstack plan` through the real typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dstack_prefect.cli import app
+
+GOOD = """\
+workflows:
+  - name: prep
+    provider: bash
+    commands: [python prep.py]
+    ports: 1
+  - name: train
+    provider: bash
+    commands:
+      - python train.py ${{ run.args }}
+    deps: [prep]
+    resources:
+      gpu: 1
+"""
+BAD = "workflows:\n  - name: a\n    provider: bsh\n    comands: [x]\n"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repo with a valid workflow file, as the current directory."""
+    (tmp_path / ".dstack").mkdir()
+    (tmp_path / ".dstack" / "workflows.yaml").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+class TestValidate:
+    def test_valid_repo(self, repo: Path) -> None:
+        """A valid repo exits 0 with a count summary; legacy forms are warnings on stderr."""
+
+        code, out, err = run("validate")
+
+        assert (code, out.strip()) == (0, "OK: 2 workflows in 1 file, 1 warning")
+        assert "legacy port count 1" in err
+
+    def test_invalid_repo_lists_every_problem(self, repo: Path) -> None:
+        """An invalid file exits 1 and prints each located problem with its snippet."""
+        (repo / ".dstack" / "workflows").mkdir()
+        (repo / ".dstack" / "workflows" / "bad.yaml").write_text(BAD)
+
+        code, _, err = run("validate")
+
+        assert code == 1
+        assert ".dstack/workflows/bad.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?" in err
+        assert ".dstack/workflows/bad.yaml:4:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?" in err
+        assert "Traceback" not in err
+
+    def test_json_valid(self, repo: Path) -> None:
+        """--json reports counts, no errors and the located warnings."""
+
+        code, out, _ = run("validate", "--json")
+
+        payload = json.loads(out)
+        assert code == 0
+        assert {k: payload[k] for k in ("valid", "files", "workflows", "errors")} == {
+            "valid": True, "files": 1, "workflows": 2, "errors": [],
+        }
+        assert payload["warnings"][0]["line"] == 5
+
+    def test_json_invalid(self, repo: Path) -> None:
+        """--json lists each error as {path, line, col, key, message} and exits 1."""
+        (repo / ".dstack" / "workflows.yaml").write_text(BAD)
+
+        code, out, _ = run("validate", "--json")
+
+        assert code == 1
+        assert json.loads(out) == {
+            "valid": False,
+            "files": 1,
+            "workflows": 0,
+            "errors": [
+                {"path": ".dstack/workflows.yaml", "line": 3, "col": 15, "key": "workflows[0].provider",
+                 "message": "unknown provider 'bsh'; did you mean 'bash'?"},
+                {"path": ".dstack/workflows.yaml", "line": 4, "col": 5, "key": "workflows[0]",
+                 "message": "unknown key 'comands'; did you mean 'commands'?"},
+            ],
+            "warnings": [],
+        }
+
+    def test_no_repo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Outside a repo, validate exits 1 with a hint."""
+        monkeypatch.chdir(tmp_path)
+
+        code, _, err = run("validate")
+
+        assert code == 1
+        assert "No .dstack/ folder" in err
+
+
+class TestPlan:
+    def test_table(self, repo: Path) -> None:
+        """The table lists steps in run order with resolved commands and resources."""
+
+        code, out, _ = run("plan", "train", "--gpu", "2", "--epochs", "3")
+
+        assert code == 0
+        assert out.index("prep") < out.index("train.py")
+        assert "python train.py --epochs 3" in out
+        assert "gpu=2" in out
+
+    def test_json(self, repo: Path) -> None:
+        """--json prints the Plan the engine receives, wherever it appears among the args."""
+
+        code, out, _ = run("plan", "train", "-e", "A=1", "--json", "x")
+
+        plan = json.loads(out)
+        assert code == 0
+        assert [s["name"] for s in plan["steps"]] == ["prep", "train"]
+        assert plan["steps"][1]["env"] == {"A": "1"}
+        assert plan["run_args"] == ["x"]
+
+    def test_provider_mode_outside_a_repo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`dstack plan bash -c CMD` works with no .dstack folder."""
+        monkeypatch.chdir(tmp_path)
+
+        code, out, _ = run("plan", "bash", "-c", "echo hi", "--json")
+
+        assert code == 0
+        assert json.loads(out)["steps"][0]["commands"] == ["echo hi"]
+
+    def test_unknown_target(self, repo: Path) -> None:
+        """An unknown target exits 1 with old dstack's message and a suggestion."""
+
+        code, _, err = run("plan", "trian")
+
+        assert code == 1
+        assert "No workflow or provider 'trian' is found" in err
+        assert "Did you mean 'train'?" in err
+
+
+class TestSchema:
+    def test_stdout(self) -> None:
+        """`dstack schema` prints a JSON Schema with $schema and title."""
+
+        code, out, _ = run("schema")
+
+        schema = json.loads(out)
+        assert code == 0
+        assert schema["title"] == "dstack workflows file"
+        assert schema["$schema"].startswith("https://json-schema.org/")
+
+    def test_output_file(self, tmp_path: Path) -> None:
+        """-o writes the same schema to a file."""
+        target = tmp_path / "schema.json"
+
+        code, out, _ = run("schema", "-o", str(target))
+
+        assert code == 0
+        assert json.loads(target.read_text()) == json.loads(run("schema")[1])
+
+
+@pytest.mark.parametrize("command", ["validate", "schema", "plan"])
+def test_help_ends_with_example(command: str) -> None:
+    """Every command's help text ends with an Example line."""
+
+    code, out, _ = run(command, "--help")
+
+    assert code == 0
+    assert f"Example: dstack {command}" in out

@@ -1,0 +1,52 @@
+"""`dstack schema` accepts every real workflow file and rejects the table's shape errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dstack_prefect.cli import app
+from tests.spec.bad_inputs import CASES, Case
+from tests.spec.conftest import COMPAT_FILES
+
+SCHEMA_CASES = [c for c in CASES if c.schema]
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    """A validator for the schema `dstack schema` prints."""
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema: dict[str, Any] = json.loads(result.stdout)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@pytest.mark.parametrize("source", COMPAT_FILES, ids=[p.stem for p in COMPAT_FILES])
+def test_accepts_compat_file(source: Path, validator: jsonschema.protocols.Validator) -> None:
+    """Every real file is valid against the schema."""
+
+    errors = [e.message for e in validator.iter_errors(yaml.safe_load(source.read_text()))]
+
+    assert errors == []
+
+
+def test_there_are_schema_cases() -> None:
+    """The table marks a good share of its cases as schema-level."""
+
+    assert len(SCHEMA_CASES) >= 25
+
+
+@pytest.mark.parametrize("case", SCHEMA_CASES, ids=[c.id for c in SCHEMA_CASES])
+def test_rejects_schema_level_bad_input(case: Case, validator: jsonschema.protocols.Validator) -> None:
+    """A shape error the loader reports is also rejected by the schema."""
+    (text,) = case.files.values()
+
+    assert not validator.is_valid(yaml.safe_load(text))
