@@ -1,1 +1,349 @@
-"""Commands: (filled in by its owner)."""
+"""Commands: run, ps, logs, stop, rm, server."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.prompt import Confirm
+from rich.table import Table
+
+from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.errors import DstackError, NoWorkflowsError
+from dstack_prefect.settings import Settings, get_settings
+
+PROVIDERS = ("bash", "docker", "code", "lab", "notebook")
+
+server_app = typer.Typer(help="The local Prefect server dstack starts on demand.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+def _api() -> Any:
+    from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
+    from dstack_prefect.server import ensure_server  # noqa: PLC0415
+
+    info = ensure_server()
+    return PrefectAPI(info.url)
+
+
+def _status_text(status: str) -> str:
+    from dstack_prefect.engine import STATUS_COLORS  # noqa: PLC0415
+
+    return f"[{STATUS_COLORS.get(status, 'white')}]{status.capitalize()}[/]"
+
+
+def _runs_table(rows: list[Any], verbose: bool) -> Table:
+    from dstack_prefect.engine import humanize  # noqa: PLC0415
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("RUN", "WORKFLOW", "SUBMITTED", "STATUS", "TAG"):
+        table.add_column(col, no_wrap=True)
+    if verbose:
+        table.add_column("ERROR")
+    for r in rows:
+        cells = [r.name, r.workflow, humanize(r.submitted_at), _status_text(r.status), r.tag]
+        if verbose:
+            cells.append(r.error)
+        table.add_row(*cells)
+    return table
+
+
+def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tuple[Any, Path]:
+    from dstack_prefect.graph import build_plan  # noqa: PLC0415
+    from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
+
+    try:
+        root = find_repo_root(Path.cwd())
+    except NoWorkflowsError:
+        if target not in PROVIDERS:
+            raise
+        return build_plan(None, target, argv, run_name), Path.cwd()
+    workflows = load_workflows(root)
+    return build_plan(workflows, target, argv, run_name), root
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@handles_errors
+def run(
+    ctx: typer.Context,
+    workflow: Annotated[str, typer.Argument(help="A workflow name, or a provider (bash, docker, ...)")],
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="Print the run name and return")] = False,
+    docker: Annotated[bool, typer.Option("--docker", help="Run every step in a container")] = False,
+) -> None:
+    """Run a workflow and the workflows it depends on; stream its logs until it ends.
+
+    Options after WORKFLOW override the YAML (-e K=V, -a PATH, --dep, -w DIR, -i, --cpu N,
+    --memory SIZE, --gpu N, --gpu-name NAME, --gpu-memory SIZE, --shm-size SIZE, -p PORT);
+    any other tokens become ${{ run.args }}. Ctrl-C asks whether to stop or detach; twice aborts.
+
+    Example: dstack run train -e EPOCHS=3 -- --lr 0.01
+    """
+    from dstack_prefect.engine._launch import launch  # noqa: PLC0415
+    from dstack_prefect.executors.local import LocalExecutor  # noqa: PLC0415
+    from dstack_prefect.server import ensure_server  # noqa: PLC0415
+
+    from dstack_prefect.engine import PrefectAPI, run_row  # noqa: PLC0415
+    from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
+
+    settings = get_settings()
+    draft, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
+    if not docker:
+        local = LocalExecutor()
+        for step in draft.steps:
+            if step.provider != "docker":
+                local.check(step)  # a step asking too much fails before anything runs
+    already = os.environ.get("PREFECT_API_URL")
+    info = ensure_server(settings)
+    if not already:
+        err_console.print(f"[dim]Prefect UI: {info.ui_url}[/]", highlight=False)
+    api = PrefectAPI(info.url)
+    plan, root = _load_plan(workflow, list(ctx.args), allocate_name(api))
+    options = {"executor": "docker" if docker else settings.executor}
+    launched = launch(plan, root, options, settings)
+    fr = api.flow_run(launched.flow_run_id) or {}
+    console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
+    if detach:
+        console.print(f"Run [bold]{launched.name}[/] submitted; follow it with `dstack logs {launched.name} -a`")
+        return
+    code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
+    raise typer.Exit(code)
+
+
+def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Settings) -> int:
+    """Stream logs and status. Ctrl-C once: stop or detach; twice: abort."""
+    from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
+    from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
+
+    interrupts = 0
+    final = None
+    stream = follow(api, flow_run_id)
+    while True:
+        try:
+            for item in stream:
+                if isinstance(item, LogLine):
+                    _print_line(item, multi)
+                else:
+                    final = item
+            break
+        except KeyboardInterrupt:
+            interrupts += 1
+            row = run_row(api.flow_run(flow_run_id) or {"name": name, "id": flow_run_id})
+            if interrupts >= 2:
+                err_console.print(f"Aborting the run '{name}'...")
+                request_stop(api, row, abort=True)
+            else:
+                try:
+                    stop = Confirm.ask(f"\nStop the run '{name}'?", console=err_console, default=False)
+                except (KeyboardInterrupt, EOFError):
+                    interrupts += 1
+                    err_console.print(f"\nAborting the run '{name}'...")
+                    request_stop(api, row, abort=True)
+                    stream = follow(api, flow_run_id, since=None)
+                    continue
+                if not stop:
+                    err_console.print(f"Detaching... the run goes on; `dstack logs {name} -a` follows it")
+                    return 0
+                err_console.print(f"Stopping the run '{name}'...")
+                request_stop(api, row, abort=False)
+            stream = _follow_rest(api, flow_run_id)
+    if final is None:
+        return 1
+    console.print(f"{_status_text(final.status)}" + (f": {final.error}" if final.error else ""))
+    return 0 if final.status == "done" else 1
+
+
+def _follow_rest(api: Any, flow_run_id: str) -> Any:
+    """Follow again after an interrupt, without printing what was already shown."""
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from dstack_prefect.engine import follow  # noqa: PLC0415
+
+    return follow(api, flow_run_id, since=datetime.now(timezone.utc))
+
+
+def _print_line(line: Any, multi: bool) -> None:
+    if line.note:
+        err_console.print(f"[dim]{line.step or 'dstack'}: {line.message}[/]", highlight=False, markup=False)
+    elif multi and line.step:
+        console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False)
+        console.print(line.message, markup=False, highlight=False)
+    else:
+        console.print(line.message, markup=False, highlight=False)
+
+
+@app.command()
+@handles_errors
+def ps(
+    run_name: Annotated[str | None, typer.Argument(metavar="RUN", help="Show only this run")] = None,
+    all_runs: Annotated[bool, typer.Option("-a", "--all", help="Show all runs")] = False,
+    watch: Annotated[bool, typer.Option("-w", "--watch", help="Refresh the table every 2 s")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Add the ERROR column")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
+) -> None:
+    """List runs: the unfinished ones, or the last finished one; -a lists all.
+
+    Example: dstack ps -a -v
+    """
+    from dstack_prefect.engine import list_runs  # noqa: PLC0415
+
+    with _api() as api:
+        if as_json:
+            rows = list_runs(api, all_runs=all_runs, name=run_name)
+            print(json.dumps([r.as_json() for r in rows], indent=2))
+            return
+        if not watch:
+            console.print(_runs_table(list_runs(api, all_runs=all_runs, name=run_name), verbose))
+            return
+        with Live(console=console, refresh_per_second=2) as live:
+            while True:
+                live.update(_runs_table(list_runs(api, all_runs=all_runs, name=run_name), verbose))
+                time.sleep(2)
+
+
+@app.command()
+@handles_errors
+def logs(
+    run_name: Annotated[str, typer.Argument(metavar="RUN")],
+    attach: Annotated[bool, typer.Option("-a", "--attach", help="Follow until the run finishes")] = False,
+    since: Annotated[str, typer.Option("-s", "--since", help="Ns, Nm, Nh, Nd, Nw or an ISO time")] = "1d",
+) -> None:
+    """Print a run's log lines in order, each prefixed with its step when there are several.
+
+    Example: dstack logs clever-panda-1 -a -s 1h
+    """
+    from dstack_prefect.engine import LogReader, follow, parse_since  # noqa: PLC0415
+    from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
+
+    when = parse_since(since)
+    with _api() as api:
+        fr = api.flow_run_by_name(run_name)
+        steps = (fr.get("parameters") or {}).get("plan", {}).get("steps", [])
+        multi = len(steps) > 1
+        if attach:
+            for item in follow(api, fr["id"], since=when):
+                if isinstance(item, LogLine):
+                    _print_line(item, multi)
+            return
+        for line in LogReader(api, fr["id"], since=when).read():
+            _print_line(line, multi)
+
+
+@app.command()
+@handles_errors
+def stop(
+    run_name: Annotated[str | None, typer.Argument(metavar="RUN")] = None,
+    all_runs: Annotated[bool, typer.Option("-a", "--all", help="Stop all unfinished runs")] = False,
+    abort: Annotated[bool, typer.Option("-x", "--abort", help="Kill at once; artifacts are not saved")] = False,
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Stop a run gracefully (SIGTERM, artifacts saved) or abort it (-x).
+
+    Example: dstack stop clever-panda-1 -y
+    """
+    from dstack_prefect.engine import list_runs, request_stop, wait_finished  # noqa: PLC0415
+
+    if not run_name and not all_runs:
+        raise DstackError("name a run, or pass -a to stop all unfinished runs", hint="dstack ps lists runs")
+    settings = get_settings()
+    verb = "Abort" if abort else "Stop"
+    with _api() as api:
+        rows = list_runs(api, name=run_name) if run_name else list_runs(api)
+        rows = [r for r in rows if r.status not in ("done", "failed", "stopped", "aborted")]
+        if not rows:
+            console.print("No unfinished runs" if all_runs else f"The run '{run_name}' is already finished")
+            return
+        what = f"the run '{rows[0].name}'" if run_name else f"{len(rows)} run(s)"
+        if not yes and not Confirm.ask(f"{verb} {what}?", console=err_console, default=False):
+            raise typer.Exit(1)
+        for r in rows:
+            request_stop(api, r, abort=abort)
+        for r in rows:
+            done = wait_finished(api, r.flow_run_id, timeout=settings.stop_grace + 30)
+            status = done.status if done else "stopping"
+            console.print(f"{r.name}: {_status_text(status)}")
+
+
+@app.command()
+@handles_errors
+def rm(
+    run_name: Annotated[str | None, typer.Argument(metavar="RUN")] = None,
+    all_runs: Annotated[bool, typer.Option("-a", "--all", help="Remove all finished runs")] = False,
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Remove finished runs (their Prefect records and working folders).
+
+    Example: dstack rm clever-panda-1 -y
+    """
+    from dstack_prefect.engine import is_finished, list_runs, remove_run  # noqa: PLC0415
+
+    if not run_name and not all_runs:
+        raise DstackError("name a run, or pass -a to remove all finished runs", hint="dstack ps -a lists runs")
+    settings = get_settings()
+    with _api() as api:
+        if run_name:
+            rows = list_runs(api, name=run_name)
+        else:
+            rows = [r for r in list_runs(api, all_runs=True) if is_finished(r.status)]
+        if not rows:
+            console.print("No finished runs")
+            return
+        what = f"the run '{run_name}'" if run_name else "all finished runs"
+        if not yes and not Confirm.ask(f"Delete {what}?", console=err_console, default=False):
+            raise typer.Exit(1)
+        for r in rows:
+            remove_run(api, r, settings)
+            console.print(f"Removed {r.name}")
+
+
+@server_app.command("start")
+@handles_errors
+def server_start() -> None:
+    """Start the local Prefect server (other commands start it on demand).
+
+    Example: dstack server start
+    """
+    from dstack_prefect.server import ensure_server  # noqa: PLC0415
+
+    info = ensure_server()
+    console.print(f"Prefect server: {info.url}  UI: {info.ui_url}")
+
+
+@server_app.command("stop")
+@handles_errors
+def server_stop() -> None:
+    """Stop the local Prefect server dstack started.
+
+    Example: dstack server stop
+    """
+    from dstack_prefect.server import stop as stop_server  # noqa: PLC0415
+
+    console.print("Stopped" if stop_server() else "The local server was not running")
+
+
+@server_app.command("status")
+@handles_errors
+def server_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
+) -> None:
+    """Say which Prefect server dstack uses and whether it is up.
+
+    Example: dstack server status --json
+    """
+    from dstack_prefect.server import status  # noqa: PLC0415
+
+    info = status()
+    if as_json:
+        print(json.dumps({"up": info is not None, "url": info.url if info else None, "managed": bool(info and info.managed)}))
+        return
+    if info is None:
+        console.print("No server is running; the next command starts one")
+    else:
+        console.print(f"{'Local' if info.managed else 'External'} Prefect server: {info.url}  UI: {info.ui_url}")
+

@@ -1,0 +1,279 @@
+"""The run flow: one Prefect flow run per dstack run, one task run per step.
+
+The flow body is self-contained, so it behaves the same in the detached supervisor that
+`dstack run` forks and under a Prefect worker that picked up an API-triggered run: it starts
+its reaper and cancel watcher, checks every step's resources before anything runs, schedules
+steps as their deps finish, and returns the run's final state (Done, Failed with the step and
+exit code, Stopped, Aborted).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.logging.handlers import APILogWorker
+from prefect.logging.loggers import PrefectLogAdapter, get_logger
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Cancelled, Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from dstack_prefect.engine._artifacts import RunArtifacts
+from dstack_prefect.engine._guards import CancelWatcher, Reaper
+from dstack_prefect.engine._runtime import Runtime, host_env
+from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
+from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
+from dstack_prefect.errors import DstackError, StepFailedError
+from dstack_prefect.executors import Executor, StepJob
+from dstack_prefect.executors.local import LocalExecutor, detect_machine
+from dstack_prefect.graph import Plan, Step
+from dstack_prefect.settings import Settings
+
+FLOW_NAME = "dstack-run"
+OUTPUT_LOGGER = "prefect.task_runs.dstack"
+"""Step output lines go to this logger; `dstack logs` shows only these (and dstack's notes)."""
+NOTE_LOGGER = "prefect.flow_runs.dstack"
+
+_RUNTIMES: dict[str, Runtime] = {}
+_SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _secrets_for(step: Step) -> tuple[dict[str, str], dict[str, str]]:
+    """Resolve ``${{ secrets.X }}`` in env values from DSTACK_SECRET_X; returns (env, values)."""
+    import os
+
+    values: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for key, value in step.env.items():
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            secret = os.environ.get(f"DSTACK_SECRET_{name}")
+            if secret is None:
+                msg = f"step '{step.name}': secret '{name}' is not set"
+                raise DstackError(msg, hint=f"set DSTACK_SECRET_{name} where the run starts")
+            values[name] = secret
+            return secret
+
+        env[key] = _SECRET.sub(sub, value)
+    return env, values
+
+
+@task(name="step", persist_result=False, retries=0)
+def run_step(step_name: str, flow_run_id: str) -> Any:
+    """Run one step: materialise its folder, run its commands, save its artifacts."""
+    rt = _RUNTIMES[flow_run_id]
+    step = rt.plan.step(step_name)
+    notes = get_run_logger()
+    out = PrefectLogAdapter(get_logger(OUTPUT_LOGGER), extra=dict(notes.extra))  # type: ignore[arg-type]
+    if rt.stop_mode:
+        return Cancelled(name=STOPPED, message="stopped before it started")
+    workdir = rt.workdir(step)
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy_snapshot_dir(rt.code_dir, workdir)
+    artifacts = RunArtifacts(rt.run_dir)
+    artifacts.prepare(step, workdir, [rt.plan.step(u) for u in step.upstream])
+    executor = rt.executor_for(step)
+    slot = rt.slots[step.name]
+    ports = rt.allocate_ports(step)
+    resolved_env, secret_values = _secrets_for(step)
+    step_for_run = step.model_copy(update={"env": resolved_env})
+    env = rt.step_env(step_for_run, slot, ports, {})
+    if executor.name == "local":
+        env = {**host_env(), **env}
+    redact = [v for v in secret_values.values() if v]
+
+    def on_line(line: str) -> None:
+        for v in redact:
+            line = line.replace(v, "***")
+        out.info(line)
+
+    for i, port in enumerate(ports):
+        notes.info(f"port {i}: http://127.0.0.1:{port}")
+    job = StepJob(
+        run_name=rt.run_name,
+        step=step_for_run,
+        workdir=workdir,
+        env=env,
+        on_line=on_line,
+        gpus=slot.gpus,
+        ports=ports,
+        labels={"dstack.run": rt.run_name, "dstack.step": step.name, "dstack.flow-run-id": flow_run_id},
+    )
+    handle = executor.start(job)
+    if rt.reaper is not None:
+        rt.reaper.tell(_reaper_line(handle.identifier))
+    with rt.lock:
+        rt.handles[step.name] = (executor, handle)
+        stop_now = rt.stop_mode
+    if stop_now:  # a stop arrived while the step was starting
+        executor.stop(handle, 0 if stop_now == "abort" else rt.settings.stop_grace)
+    try:
+        result = executor.wait(handle)
+    finally:
+        with rt.lock:
+            rt.handles.pop(step.name, None)
+        if rt.reaper is not None:
+            rt.reaper.tell("un" + _reaper_line(handle.identifier))
+    if rt.stop_mode == "abort":
+        return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
+    if result.stopped or rt.stop_mode == "stop":
+        artifacts.save(step, workdir)
+        return Cancelled(name=STOPPED, message=f"step '{step.name}' stopped; artifacts saved")
+    if result.exit_code != 0:
+        why = result.message or (
+            "out of memory" if result.oom else f"exit code {result.exit_code}"
+        )
+        msg = f"step '{step.name}' failed: {why}"
+        raise StepFailedError(msg, exit_code=result.exit_code)
+    return artifacts.save(step, workdir)
+
+
+def _reaper_line(identifier: str) -> str:
+    kind, _, ident = identifier.partition(":")
+    return f"pg {ident}" if kind == "local" else f"ctr {ident}"
+
+
+def copy_snapshot_dir(code_dir: Path, workdir: Path) -> None:
+    import shutil
+
+    shutil.copytree(code_dir, workdir, dirs_exist_ok=True, symlinks=True)
+
+
+def make_executors(options: dict[str, Any]) -> dict[str, Executor]:
+    executors: dict[str, Executor] = {"local": LocalExecutor()}
+    try:
+        from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
+
+        docker: Executor = DockerExecutor()
+        executors["docker"] = docker
+        if options.get("executor") == "docker":
+            executors["default"] = docker
+    except Exception:  # noqa: BLE001 - docker is optional until a step needs it
+        pass
+    return executors
+
+
+@flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=256), persist_result=False, log_prints=False)
+def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] | None = None) -> State:
+    """Run a dstack plan: every step a task run, deps first, independent steps in parallel."""
+    options = options or {}
+    ctx = FlowRunContext.get()
+    assert ctx is not None and ctx.flow_run is not None
+    flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
+    notes = PrefectLogAdapter(get_logger(NOTE_LOGGER), extra={"flow_run_id": flow_run_id, "flow_run_name": run_name})  # type: ignore[arg-type]
+    the_plan = Plan.model_validate(plan)
+    settings = Settings()
+    api_url = str(PREFECT_API_URL.value())
+    reaper = Reaper(api_url, flow_run_id)
+    executors = make_executors(options)
+    rt = Runtime(
+        the_plan,
+        flow_run_id=flow_run_id,
+        run_name=run_name,
+        repo_root=Path(repo_root),
+        settings=settings,
+        executors=executors,
+        machine=detect_machine(),
+        reaper=reaper,
+    )
+    _RUNTIMES[flow_run_id] = rt
+    watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)
+    watcher.start()
+    try:
+        for step in the_plan.steps:
+            rt.executor_for(step).check(step)
+        if not rt.code_dir.exists():
+            tmp = rt.code_dir.with_name("code.tmp")
+            copy_snapshot(take_snapshot(rt.repo_root), tmp)
+            tmp.rename(rt.code_dir)
+        return _schedule(rt, notes)
+    except DstackError as exc:
+        notes.error(exc.message)
+        return Failed(message=exc.message)
+    finally:
+        watcher.halt()
+        APILogWorker.drain_all(timeout=10)  # every step line is on the server before the end state
+        reaper.done()
+        _RUNTIMES.pop(flow_run_id, None)
+        for ex in executors.values():
+            ex.close()
+        rt.cleanup()
+
+
+def _schedule(rt: Runtime, notes: Any) -> State:
+    plan = rt.plan
+    futures: dict[str, PrefectFuture[Any]] = {}
+    finished: queue.Queue[str] = queue.Queue()
+    outcome: dict[str, str] = {}  # step -> "ok" | "failed" | "stopped" | "skipped"
+    messages: dict[str, str] = {}
+    waiting = [s.name for s in plan.steps]
+
+    def submit(step: Step, wait_for: list[PrefectFuture[Any]] | None = None) -> None:
+        t = run_step.with_options(name=step.name, task_run_name=step.name, tags=["dstack"])
+        fut = t.submit(step.name, rt.flow_run_id, wait_for=wait_for or [])
+        futures[step.name] = fut
+        fut.add_done_callback(lambda _f, n=step.name: finished.put(n))
+
+    while waiting or len(outcome) < len(futures):
+        progressed = True
+        while progressed:
+            progressed = False
+            for name in list(waiting):
+                step = plan.step(name)
+                bad = [u for u in step.upstream if outcome.get(u) in ("failed", "stopped", "skipped")]
+                if bad or rt.stop_mode:
+                    waiting.remove(name)
+                    outcome[name] = "skipped"
+                    upstream = [futures[u] for u in bad if u in futures]
+                    if upstream:  # shows in Prefect as NotReady, never runs
+                        submit(step, wait_for=upstream)
+                    progressed = True
+                    continue
+                if any(outcome.get(u) != "ok" for u in step.upstream):
+                    continue
+                with rt.lock:
+                    slot = rt.pool.take(step)
+                if slot is None:
+                    continue
+                rt.slots[name] = slot
+                waiting.remove(name)
+                submit(step)
+                progressed = True
+        if len(outcome) >= len(futures) and not waiting:
+            break
+        try:
+            name = finished.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if name in outcome:  # a skipped step's NotReady future
+            continue
+        futures[name].wait()  # sets the future's final state from its own thread's result
+        state = futures[name].state
+        with rt.lock:
+            if name in rt.slots:
+                rt.pool.give(rt.slots.pop(name))
+        if state.is_completed():
+            outcome[name] = "ok"
+        elif state.is_cancelled():
+            outcome[name] = "stopped"
+        else:
+            outcome[name] = "failed"
+            text = state.message or f"step '{name}' failed"
+            messages[name] = text.split("StepFailedError: ", 1)[-1]
+    for fut in futures.values():
+        fut.wait()
+    if rt.stop_mode == "abort":
+        return Cancelled(name=ABORTED, message="aborted by request")
+    if rt.stop_mode:
+        return Cancelled(name=STOPPED, message="stopped by request")
+    failed = [n for n in plan.steps if outcome.get(n.name) == "failed"]
+    if failed:
+        msg = "; ".join(messages[s.name] for s in failed)
+        notes.error(msg)
+        return Failed(message=msg)
+    return Completed(name=DONE, message=f"{len(plan.steps)} step(s) done")

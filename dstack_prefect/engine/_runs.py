@@ -1,0 +1,245 @@
+"""Runs as the CLI sees them: list, logs, stop, remove. Reads and changes Prefect only.
+
+No prefect import here (see _api.py): `dstack ps` must be quick.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._status import (
+    ABORTING,
+    FINAL_STATE_TYPES,
+    STOPPING,
+    dstack_status,
+    is_finished,
+)
+from dstack_prefect.errors import DstackError, RunStateError
+from dstack_prefect.settings import Settings
+
+OUTPUT_LOGGERS = ("prefect.task_runs.dstack", "prefect.flow_runs.dstack")
+
+
+@dataclass
+class RunRow:
+    name: str
+    workflow: str
+    submitted_at: datetime | None
+    status: str
+    tag: str
+    error: str
+    flow_run_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["submitted_at"] = self.submitted_at.isoformat() if self.submitted_at else None
+        return d
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def run_row(fr: dict[str, Any]) -> RunRow:
+    state = fr.get("state") or {}
+    tags: list[str] = fr.get("tags") or []
+    workflow = next((t.split(":", 1)[1] for t in tags if t.startswith("workflow:")), "")
+    tag = next((t.split(":", 1)[1] for t in tags if t.startswith("tag:")), "")
+    status = dstack_status(state.get("type"), state.get("name"))
+    error = state.get("message") or "" if status in ("failed", "aborted") else ""
+    return RunRow(
+        name=fr["name"],
+        workflow=workflow,
+        submitted_at=_parse_time(fr.get("created") or fr.get("expected_start_time")),
+        status=status,
+        tag=tag,
+        error=error,
+        flow_run_id=fr["id"],
+    )
+
+
+def list_runs(api: PrefectAPI, *, all_runs: bool = False, name: str | None = None) -> list[RunRow]:
+    """Newest first. By default the unfinished runs, or the last finished one if none."""
+    if name:
+        return [run_row(api.flow_run_by_name(name))]
+    if all_runs:
+        return [run_row(fr) for fr in api.flow_runs()]
+    unfinished = [
+        "SCHEDULED",
+        "PENDING",
+        "RUNNING",
+        "CANCELLING",
+        "PAUSED",
+    ]
+    rows = [run_row(fr) for fr in api.flow_runs(state_types=unfinished)]
+    if rows:
+        return rows
+    return [run_row(fr) for fr in api.flow_runs(limit=1)]
+
+
+def allocate_name(api: PrefectAPI) -> str:
+    """A fresh adjective-animal-N run name."""
+    from dstack_prefect.engine._names import next_name, random_prefix  # noqa: PLC0415
+
+    prefix = random_prefix()
+    taken = [fr["name"] for fr in api.flow_runs(name_like=f"{prefix}-")]
+    return next_name(prefix, taken)
+
+
+def humanize(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return ""
+    now = now or datetime.now(timezone.utc)
+    secs = int((now - when).total_seconds())
+    if secs < 5:
+        return "now"
+    if secs < 60:
+        return f"{secs} sec ago"
+    if secs < 3600:
+        m = secs // 60
+        return f"{m} min{'s' if m > 1 else ''} ago"
+    if secs < 86400:
+        h = secs // 3600
+        return f"{h} hour{'s' if h > 1 else ''} ago"
+    if secs < 2 * 86400:
+        return "yesterday"
+    return when.astimezone().strftime("%b %d, %Y")
+
+
+_SINCE = re.compile(r"^(\d+)([smhdw])$")
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`1d`, `30m`, `2w` or an ISO time, as `dstack logs -s` takes it."""
+    now = now or datetime.now(timezone.utc)
+    m = _SINCE.match(value.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+        return now - timedelta(seconds=n * seconds)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        msg = f"cannot read the time '{value}'"
+        raise DstackError(msg, hint="use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class LogLine:
+    step: str
+    message: str
+    timestamp: datetime
+    note: bool
+    """True for dstack's own notes (ports, errors), False for step output."""
+
+
+class LogReader:
+    """Pages a run's log lines in order, remembering what it has shown."""
+
+    def __init__(self, api: PrefectAPI, flow_run_id: str, since: datetime | None = None) -> None:
+        self.api = api
+        self.flow_run_id = flow_run_id
+        self.after = since
+        self.seen: set[str] = set()
+        self.task_names: dict[str, str] = {}
+
+    def _step_of(self, task_run_id: str | None) -> str:
+        if not task_run_id:
+            return ""
+        if task_run_id not in self.task_names:
+            for tr in self.api.task_runs(self.flow_run_id):
+                self.task_names[tr["id"]] = tr["name"]
+        return self.task_names.get(task_run_id, "")
+
+    def read(self) -> list[LogLine]:
+        lines: list[LogLine] = []
+        offset = 0
+        while True:
+            page = self.api.logs(self.flow_run_id, after=self.after, offset=offset)
+            for rec in page:
+                if rec["id"] in self.seen or rec.get("name") not in OUTPUT_LOGGERS:
+                    continue
+                self.seen.add(rec["id"])
+                lines.append(
+                    LogLine(
+                        step=self._step_of(rec.get("task_run_id")),
+                        message=rec["message"],
+                        timestamp=_parse_time(rec["timestamp"]) or datetime.now(timezone.utc),
+                        note=rec.get("name") == OUTPUT_LOGGERS[1],
+                    )
+                )
+            if len(page) < 200:
+                break
+            offset += len(page)
+        if lines:  # the next page starts a little before the last line: ids de-duplicate
+            self.after = lines[-1].timestamp - timedelta(seconds=5)
+            if len(self.seen) > 50000:
+                self.seen.clear()
+        return lines
+
+
+def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.5) -> Iterator[LogLine | RunRow]:
+    """Yield log lines as they arrive, and the run's row whenever its status changes, until
+    it finishes (one more read after that, for lines shipped late)."""
+    reader = LogReader(api, flow_run_id, since)
+    last_status = None
+    while True:
+        fr = api.flow_run(flow_run_id)
+        if fr is None:
+            return
+        row = run_row(fr)
+        yield from reader.read()
+        if row.status != last_status:
+            last_status = row.status
+            yield row
+        if (fr.get("state") or {}).get("type") in FINAL_STATE_TYPES:
+            time.sleep(1.0)  # Prefect ships logs in batches: give the last batch time to land
+            yield from reader.read()
+            return
+        time.sleep(interval)
+
+
+def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> None:
+    """Ask a run to stop: Cancelling named Stopping or Aborting; the flow's watcher acts on it."""
+    if is_finished(row.status):
+        return
+    fr = api.flow_run(row.flow_run_id) or {}
+    state_type = (fr.get("state") or {}).get("type")
+    if state_type in ("SCHEDULED", "PENDING", "PAUSED"):
+        name = "Aborted" if abort else "Stopped"
+        api.set_flow_run_state(row.flow_run_id, "CANCELLED", name=name, message="stopped before it started", force=True)
+        return
+    api.set_flow_run_state(
+        row.flow_run_id, "CANCELLING", name=ABORTING if abort else STOPPING, message="requested by dstack stop", force=True
+    )
+
+
+def wait_finished(api: PrefectAPI, flow_run_id: str, timeout: float) -> RunRow | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fr = api.flow_run(flow_run_id)
+        if fr is None:
+            return None
+        row = run_row(fr)
+        if is_finished(row.status):
+            return row
+        time.sleep(0.25)
+    return None
+
+
+def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> None:
+    if not is_finished(row.status):
+        msg = f"the run '{row.name}' is {row.status}, not finished"
+        raise RunStateError(msg, hint=f"stop it first: dstack stop {row.name}")
+    api.delete_flow_run(row.flow_run_id)
+    shutil.rmtree(settings.runs_dir / row.name, ignore_errors=True)

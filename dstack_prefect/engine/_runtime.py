@@ -1,0 +1,163 @@
+"""One run's state inside the flow process: resources, running steps, stop requests.
+
+The scheduler submits a step only when its upstream steps are done and the machine has room
+for it (CPUs, memory, GPUs), so independent steps overlap while no step waits holding a slot.
+
+    plan.steps (topological)  ──ready + room──>  task.submit()  ──done──>  free room, next
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dstack_prefect.executors import Executor, Handle
+from dstack_prefect.executors.local import Machine, matching_gpus
+from dstack_prefect.graph import Plan, Step
+from dstack_prefect.settings import Settings
+
+
+@dataclass
+class Slot:
+    cpus: int
+    memory_mib: int
+    gpus: list[str]
+
+
+@dataclass
+class Pool:
+    """The machine's free CPUs, memory and GPUs."""
+
+    machine: Machine
+    cpus: int = 0
+    memory_mib: int = 0
+    gpus: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cpus = self.machine.cpus
+        self.memory_mib = self.machine.memory_mib
+        self.gpus = [g.index for g in self.machine.gpus]
+
+    def take(self, step: Step) -> Slot | None:
+        res = step.resources
+        cpus = min(max(res.cpu or 1, 1), self.machine.cpus)
+        mem = min(res.memory_mib or 0, self.machine.memory_mib)
+        want = res.gpu.count if res.gpu else 0
+        if cpus > self.cpus or mem > self.memory_mib:
+            return None
+        gpus: list[str] = []
+        if want:
+            fit = [g.index for g in matching_gpus(step, self.machine) if g.index in self.gpus]
+            if len(fit) < want:
+                return None
+            gpus = fit[:want]
+        self.cpus -= cpus
+        self.memory_mib -= mem
+        self.gpus = [g for g in self.gpus if g not in gpus]
+        return Slot(cpus, mem, gpus)
+
+    def give(self, slot: Slot) -> None:
+        self.cpus += slot.cpus
+        self.memory_mib += slot.memory_mib
+        self.gpus.extend(slot.gpus)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Runtime:
+    """Shared by the flow body and its step tasks (threads of the same process)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        flow_run_id: str,
+        run_name: str,
+        repo_root: Path,
+        settings: Settings,
+        executors: dict[str, Executor],
+        machine: Machine,
+        reaper: Any = None,
+    ) -> None:
+        self.plan = plan
+        self.flow_run_id = flow_run_id
+        self.run_name = run_name
+        self.repo_root = repo_root
+        self.settings = settings
+        self.executors = executors
+        self.pool = Pool(machine)
+        self.reaper = reaper
+        self.run_dir = settings.runs_dir / run_name
+        self.code_dir = self.run_dir / "code"
+        self.lock = threading.Lock()
+        self.handles: dict[str, tuple[Executor, Handle]] = {}
+        self.slots: dict[str, Slot] = {}
+        self.stop_mode: str | None = None
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def executor_for(self, step: Step) -> Executor:
+        if step.provider == "docker" or step.image:
+            return self.executors["docker"]
+        return self.executors.get("default") or self.executors["local"]
+
+    def workdir(self, step: Step) -> Path:
+        return self.run_dir / "steps" / step.name
+
+    def step_env(self, step: Step, slot: Slot, ports: list[int], secrets: dict[str, str]) -> dict[str, str]:
+        """The variables dstack sets for a step (§2.6 of the old runner), then env, then secrets."""
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "RUN_NAME": self.run_name,
+            "JOB_ID": f"{self.run_name},{step.name},0",
+            "JOB_HOSTNAME": socket.gethostname(),
+            "HOSTNAME": socket.gethostname(),
+            "DSTACK_RUN": self.run_name,
+            "DSTACK_STEP": step.name,
+        }
+        for i, port in enumerate(ports):
+            env[f"PORT_{i}"] = str(port)
+            env[f"JOB_PORT_{i}"] = str(port)
+        if slot.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpus)
+        elif self.pool.machine.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        env.update(step.env)
+        env.update(secrets)
+        return env
+
+    def allocate_ports(self, step: Step) -> list[int]:
+        return [p.port if p.port is not None else free_port() for p in step.ports]
+
+    def request_stop(self, mode: str) -> None:
+        """Stop every running step: "stop" waits the grace period, "abort" kills at once."""
+        with self.lock:
+            self.stop_mode = mode
+            running = list(self.handles.values())
+        grace = 0.0 if mode == "abort" else self.settings.stop_grace
+        threads = [
+            threading.Thread(target=ex.stop, args=(h, grace), daemon=True) for ex, h in running
+        ]
+        for t in threads:
+            t.start()
+
+    def cleanup(self) -> None:
+        if not self.settings.keep_workdirs:
+            shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
+
+
+def host_env() -> dict[str, str]:
+    """The environment a local step inherits: the user's, minus the engine's own settings."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "DSTACK_MANAGED"))
+    }

@@ -1,0 +1,129 @@
+"""The code snapshot: the repo's files as a step sees them.
+
+Tracked, modified and untracked-but-not-ignored files of a git repo (git's own rules:
+.gitignore, .git/info/exclude, the global excludes), minus what .dstackignore names. A folder
+that is not a git repo works too: every file, minus .gitignore and .dstackignore patterns.
+The snapshot is taken once per run, so edits made while a run goes on do not leak into it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+IGNORE_FILE = ".dstackignore"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    root: Path
+    files: tuple[str, ...]
+    """Paths relative to root, posix style, sorted."""
+
+
+def _patterns(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    """A small .gitignore subset: globs, a leading / anchors, a trailing / means a folder."""
+    parts = rel.split("/")
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pat = raw[1:] if negate else raw
+        pat = pat.rstrip("/")
+        if not pat:
+            continue
+        if pat.startswith("/") or "/" in pat:
+            pat = pat.lstrip("/")
+            hit = fnmatch.fnmatch(rel, pat) or any(
+                fnmatch.fnmatch("/".join(parts[:i]), pat) for i in range(1, len(parts))
+            )
+        else:
+            hit = any(fnmatch.fnmatch(p, pat) for p in parts)
+        if hit:
+            return not negate
+    return False
+
+
+def _git_files(root: Path) -> list[str] | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [p for p in out.decode().split("\0") if p]
+
+
+def _is_git_root(root: Path) -> bool:
+    return (root / ".git").exists()
+
+
+def _walk_files(root: Path, patterns: list[str]) -> list[str]:
+    files: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+        dirnames[:] = [
+            d for d in dirnames if d != ".git" and not _ignored(f"{rel_dir}/{d}".lstrip("/"), patterns)
+        ]
+        for name in filenames:
+            rel = f"{rel_dir}/{name}".lstrip("/")
+            if not _ignored(rel, patterns):
+                files.append(rel)
+    return files
+
+
+def take_snapshot(root: Path) -> Snapshot:
+    """List the files of ``root`` that make up the code a step sees."""
+    root = root.resolve()
+    dstack_patterns = _patterns(root / IGNORE_FILE)
+    listed = _git_files(root) if _is_git_root(root) else None
+    if listed is None:
+        files = _walk_files(root, _patterns(root / ".gitignore") + dstack_patterns)
+    else:
+        files = [f for f in listed if not _ignored(f, dstack_patterns) and (root / f).is_file()]
+    return Snapshot(root=root, files=tuple(sorted(set(files))))
+
+
+def copy_snapshot(snapshot: Snapshot, target: Path) -> None:
+    """Copy the snapshot's files into ``target`` (created), keeping modes."""
+    made: set[Path] = set()
+    for rel in snapshot.files:
+        dst = target / rel
+        parent = dst.parent
+        if parent not in made:
+            parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        src = snapshot.root / rel
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        else:
+            shutil.copy2(src, dst)
+
+
+def hash_files(root: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """sha256 of each file, by relative path."""
+    out: dict[str, str] = {}
+    for rel in files:
+        h = hashlib.sha256()
+        try:
+            with open(root / rel, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            continue
+        out[rel] = h.hexdigest()
+    return out

@@ -1,0 +1,198 @@
+"""The local executor: each step is `bash` in its own process group on this machine.
+
+A step's commands run as one bash script (`set -e`, one command per line, as old dstack's
+`cmd1 && cmd2`). The process group is what stop() signals, so children and grandchildren
+(`python train.py &`, `sleep`) go too, and whatever the script leaves behind is killed when
+it ends. GPUs are found with nvidia-smi; the engine hands them out via CUDA_VISIBLE_DEVICES.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from dstack_prefect.errors import ResourcesUnavailableError
+from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
+from dstack_prefect.graph import Step
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: str
+    name: str
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this machine offers to steps."""
+
+    cpus: int
+    memory_mib: int
+    gpus: tuple[Gpu, ...]
+
+    def describe(self) -> str:
+        gpus = ", ".join(f"{g.name} {g.memory_mib} MiB" for g in self.gpus) or "no GPU"
+        return f"{self.cpus} CPUs, {self.memory_mib} MiB memory, {gpus}"
+
+
+def detect_gpus() -> tuple[Gpu, ...]:
+    """GPUs as nvidia-smi reports them; none when nvidia-smi is missing or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return ()
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    gpus = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3 and parts[2].isdigit():
+            gpus.append(Gpu(index=parts[0], name=parts[1], memory_mib=int(parts[2])))
+    return tuple(gpus)
+
+
+def detect_machine() -> Machine:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    memory_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return Machine(cpus=cpus, memory_mib=memory_mib, gpus=detect_gpus())
+
+
+def matching_gpus(step: Step, machine: Machine) -> list[Gpu]:
+    """The machine's GPUs that satisfy the step's GPU name and memory."""
+    req = step.resources.gpu
+    if req is None:
+        return []
+    found = list(machine.gpus)
+    if req.name:
+        found = [g for g in found if req.name.lower() in g.name.lower()]
+    if req.memory_mib:
+        found = [g for g in found if g.memory_mib >= req.memory_mib]
+    return found
+
+
+def check_resources(step: Step, machine: Machine) -> None:
+    """Raise ResourcesUnavailableError when ``step`` asks for more than ``machine`` has."""
+    res = step.resources
+    asked: list[str] = []
+    if res.cpu and res.cpu > machine.cpus:
+        asked.append(f"{res.cpu} CPUs")
+    if res.memory_mib and res.memory_mib > machine.memory_mib:
+        asked.append(f"{res.memory_mib} MiB memory")
+    if res.gpu and res.gpu.count > 0:
+        gpus = matching_gpus(step, machine)
+        if len(gpus) < res.gpu.count:
+            what = f"{res.gpu.count} GPU{'s' if res.gpu.count > 1 else ''}"
+            if res.gpu.name:
+                what += f" named {res.gpu.name}"
+            if res.gpu.memory_mib:
+                what += f" with {res.gpu.memory_mib} MiB each"
+            asked.append(what)
+    if asked:
+        msg = f"step '{step.name}' asks for {', '.join(asked)}; this machine has {machine.describe()}"
+        raise ResourcesUnavailableError(
+            msg, hint="lower the step's resources (or --cpu/--memory/--gpu), or run it remotely"
+        )
+
+
+def bash_script(step: Step) -> str:
+    """The script bash runs: setup, then commands, stopping at the first failure."""
+    lines = ["set -e"]
+    lines += step.setup
+    lines += step.commands
+    return "\n".join(lines) + "\n"
+
+
+class LocalExecutor(Executor):
+    """Runs steps as bash process groups on this machine."""
+
+    name = "local"
+
+    def __init__(self, machine: Machine | None = None) -> None:
+        self._machine = machine
+        self._lock = threading.Lock()
+
+    @property
+    def machine(self) -> Machine:
+        with self._lock:
+            if self._machine is None:
+                self._machine = detect_machine()
+            return self._machine
+
+    def check(self, step: Step) -> None:
+        check_resources(step, self.machine)
+
+    def start(self, job: StepJob) -> Handle:
+        cwd = (job.workdir / job.step.working_dir).resolve()
+        cwd.mkdir(parents=True, exist_ok=True)
+        marker = job.labels.get("dstack.marker", f"dstack:{job.run_name}:{job.step.name}")
+        proc = subprocess.Popen(
+            ["bash", "-c", bash_script(job.step), marker],
+            cwd=cwd,
+            env=job.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return Handle(identifier=f"local:{proc.pid}", native=_Running(proc, job))
+
+    def wait(self, handle: Handle) -> StepResult:
+        running: _Running = handle.native  # type: ignore[assignment]
+        proc = running.proc
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            running.job.on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        code = proc.wait()
+        # Whatever the script left running in its group (`server &`) ends with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return StepResult(exit_code=code, stopped=running.stopped)
+
+    def stop(self, handle: Handle, grace: float = 10.0) -> None:
+        running: _Running = handle.native  # type: ignore[assignment]
+        running.stopped = True
+        kill_group(running.proc.pid, grace)
+
+
+@dataclass
+class _Running:
+    proc: subprocess.Popen[bytes]
+    job: StepJob
+    stopped: bool = False
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process (a not-yet-reaped one included) is in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int, grace: float) -> None:
+    """SIGTERM the process group, then SIGKILL it after ``grace`` seconds (at once if 0)."""
+    if grace > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and group_alive(pgid):
+            time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,201 @@
+"""The local Prefect server: started on demand, reused by later commands, stopped on request.
+
+With PREFECT_API_URL set, that server is used (a team server, Prefect Cloud) and nothing is
+started. Otherwise `ensure_server()` starts `prefect server start` on 127.0.0.1 in the
+background with its home and SQLite database under the dstack home, waits until
+/api/health answers, and records the URL in <home>/server.json for later commands.
+Never ephemeral mode: it costs seconds per process and loses task runs at exit.
+
+This module must not import prefect: it sets the environment prefect reads at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from dstack_prefect.errors import ServerError
+from dstack_prefect.settings import Settings, get_settings
+
+#: Settings the local server runs with: no telemetry, log streaming on for `dstack logs -a`.
+SERVER_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+    "PREFECT_SERVER_API_KEEPALIVE_TIMEOUT": "30",
+}
+
+
+@dataclass
+class ServerInfo:
+    url: str
+    """The API URL, e.g. http://127.0.0.1:4200/api"""
+    pid: int | None
+    managed: bool
+    """True for the local server dstack started; False for PREFECT_API_URL."""
+
+    @property
+    def ui_url(self) -> str:
+        return self.url.removesuffix("/api")
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.home / "server.json"
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    """True when the server at ``url`` answers /health."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _read_state(settings: Settings) -> ServerInfo | None:
+    try:
+        data = json.loads(_state_file(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return ServerInfo(url=data["url"], pid=data.get("pid"), managed=True)
+
+
+def _configure_client_env(url: str, settings: Settings) -> None:
+    """Point this process (and its children) at ``url`` before prefect is imported."""
+    os.environ["PREFECT_API_URL"] = url
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+
+
+def status(settings: Settings | None = None) -> ServerInfo | None:
+    """The server commands would use now, or None when no server is up."""
+    settings = settings or get_settings()
+    external = os.environ.get("PREFECT_API_URL")
+    if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
+        return ServerInfo(url=external, pid=None, managed=False) if healthy(external) else None
+    info = _read_state(settings)
+    if info and (info.pid is None or _pid_alive(info.pid)) and healthy(info.url):
+        return info
+    return None
+
+
+def ensure_server(settings: Settings | None = None) -> ServerInfo:
+    """Return a healthy server, starting the local one when needed.
+
+    Raises:
+        ServerError: PREFECT_API_URL is set but unreachable, or the local server did not start.
+    """
+    settings = settings or get_settings()
+    external = os.environ.get("PREFECT_API_URL")
+    if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
+        if not healthy(external, timeout=5.0):
+            msg = f"the Prefect server at PREFECT_API_URL={external} is not reachable"
+            raise ServerError(msg, hint="start that server, or unset PREFECT_API_URL to use the local one")
+        _configure_client_env(external, settings)
+        return ServerInfo(url=external, pid=None, managed=False)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    info = status(settings)
+    if info is None:
+        with _lock(settings):
+            info = status(settings) or _start(settings)
+    _configure_client_env(info.url, settings)
+    os.environ["DSTACK_MANAGED_SERVER"] = "1"
+    return info
+
+
+@contextlib.contextmanager
+def _lock(settings: Settings):  # type: ignore[no-untyped-def]
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / "server.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _start(settings: Settings) -> ServerInfo:
+    port = settings.server_port or _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(SERVER_ENV)
+    env["PREFECT_HOME"] = str(settings.prefect_home)
+    log_path = settings.home / "server.log"
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + settings.server_start_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-5:]
+            msg = f"the local Prefect server exited with code {proc.returncode}: {' / '.join(tail)}"
+            raise ServerError(msg, hint=f"see {log_path}")
+        if healthy(url, timeout=1.0):
+            _state_file(settings).write_text(json.dumps({"url": url, "pid": proc.pid, "port": port}))
+            return ServerInfo(url=url, pid=proc.pid, managed=True)
+        time.sleep(0.2)
+    _kill_group(proc.pid)
+    msg = f"the local Prefect server did not become healthy within {settings.server_start_timeout:.0f} s"
+    raise ServerError(msg, hint=f"see {log_path}; raise DSTACK_SERVER_START_TIMEOUT on a slow machine")
+
+
+def _kill_group(pid: int, grace: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _pid_alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop(settings: Settings | None = None) -> bool:
+    """Stop the local server dstack started. False when none was running."""
+    settings = settings or get_settings()
+    info = _read_state(settings)
+    if info is None or info.pid is None or not _pid_alive(info.pid):
+        _state_file(settings).unlink(missing_ok=True)
+        return False
+    _kill_group(info.pid)
+    _state_file(settings).unlink(missing_ok=True)
+    return True

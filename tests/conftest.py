@@ -1,0 +1,145 @@
+"""Session-wide real services and workspace builders.
+
+- ``prefect_server``: one real `prefect server start` (SQLite) for the whole session, started
+  the way dstack starts its local server, in a temporary dstack home.
+- ``cli``: runs the real `dstack` console entry in a subprocess against that server.
+- ``make_repo``: a declarative git repo builder: ``make_repo({".dstack/workflows.yaml": ...})``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's dstack or Prefect settings."""
+    for key in list(os.environ):
+        if key.startswith(("DSTACK_", "PREFECT_")):
+            monkeypatch.delenv(key, raising=False)
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+
+    def env(self, home: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DSTACK_", "PREFECT_"))}
+        env.update(
+            {
+                "DSTACK_HOME": str(home or self.home),
+                "PREFECT_API_URL": self.url,
+                "PREFECT_HOME": str(self.home / "prefect"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "200",
+            }
+        )
+        return env
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real Prefect server for the session, started by dstack's own server module."""
+    from dstack_prefect import server as srv
+    from dstack_prefect.settings import Settings
+
+    home = tmp_path_factory.mktemp("dstack-home")
+    settings = Settings(home=home, server_start_timeout=180)
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PREFECT_")}
+    try:
+        info = srv._start(settings)
+    finally:
+        os.environ.update(saved)
+    yield Server(url=info.url, home=home)
+    srv.stop(settings)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+CLI = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(prefect_server: Server, tmp_path: Path) -> CLI:
+    """Run `dstack ARGS...` as a user would, in ``cwd``, against the session's server."""
+
+    def run(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dstack_prefect", *args],
+            cwd=cwd,
+            env=env or prefect_server.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(content))
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Build a git repo from {path: text}; ``git=False`` leaves a plain folder."""
+
+    def build(files: dict[str, str], *, git: bool = True, name: str = "repo") -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        write_tree(root, files)
+        if git:
+            subprocess.run(["git", "init", "-q", str(root)], check=True)
+            subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+            subprocess.run(
+                ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+                check=True,
+            )
+        return root
+
+    return build
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            msg = f"condition not met within {timeout} s"
+            raise AssertionError(msg)
+        time.sleep(interval)

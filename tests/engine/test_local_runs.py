@@ -1,0 +1,291 @@
+"""Local runs end to end: the real `dstack` CLI, a real Prefect server, bash steps."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine import PrefectAPI, run_row
+from tests.conftest import CLI, Server, wait_until
+
+pytestmark = pytest.mark.service("prefect")
+
+DIAMOND = """
+workflows:
+  - name: a
+    provider: bash
+    commands:
+      - echo "a-out"
+  - name: b
+    provider: bash
+    deps: [a]
+    commands:
+      - echo "start $(date +%s.%N)"
+      - sleep 1.5
+      - echo "end $(date +%s.%N)"
+  - name: c
+    provider: bash
+    deps: [a]
+    commands:
+      - echo "start $(date +%s.%N)"
+      - sleep 1.5
+      - echo "end $(date +%s.%N)"
+  - name: d
+    provider: bash
+    deps: [b, c]
+    commands:
+      - echo "d-out"
+  - name: broken
+    provider: bash
+    deps: [a]
+    commands:
+      - echo "about to fail"
+      - exit 3
+  - name: after-broken
+    provider: bash
+    deps: [broken]
+    commands:
+      - echo "must never print"
+  - name: sleeper
+    provider: bash
+    commands:
+      - echo "sleeping"
+      - sleep 300 # MARKER
+"""
+
+
+@pytest.fixture
+def api(prefect_server: Server) -> Any:
+    with PrefectAPI(prefect_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def repo(make_repo: Any) -> Path:
+    return make_repo({".dstack/workflows.yaml": DIAMOND, "data.txt": "hello\n"})
+
+
+def submitted_name(out: str) -> str:
+    m = re.search(r"Run (\S+) submitted", out)
+    assert m, out
+    return m.group(1)
+
+
+def wait_finished(api: PrefectAPI, name: str, timeout: float = 60) -> Any:
+    def finished() -> Any:
+        row = run_row(api.flow_run_by_name(name))
+        return row if row.status in ("done", "failed", "stopped", "aborted") else None
+
+    return wait_until(finished, timeout)
+
+
+def marker_processes(marker: str) -> list[int]:
+    """Pids whose command line or environment carries ``marker``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmd or marker.encode() in env:
+            found.append(int(pid))
+    return found
+
+
+class TestAttachedRun:
+    def test_diamond_runs_in_order_and_branches_overlap(self, cli: CLI, repo: Path) -> None:
+        """b and c both wait for a, run at the same time, and d runs after both."""
+        res = cli("run", "d", cwd=repo)
+
+        assert res.code == 0, res.text
+        lines = res.out.splitlines()
+        spans = {}
+        for step in ("b", "c"):
+            start = float(next(ln for ln in lines if ln.startswith(f"{step} | start")).split()[-1])
+            end = float(next(ln for ln in lines if ln.startswith(f"{step} | end")).split()[-1])
+            spans[step] = (start, end)
+        assert spans["b"][0] < spans["c"][1] and spans["c"][0] < spans["b"][1]
+        order = [ln.split(" |")[0] for ln in lines if " | " in ln]
+        assert order.index("a") < order.index("b") and order.index("d") > order.index("c")
+        assert "Done" in res.out
+
+    def test_failure_stops_dependents_and_names_the_exit_code(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """A step exiting 3 fails the run with the step and code; its dependent never runs."""
+        res = cli("run", "after-broken", cwd=repo)
+
+        assert res.code == 1
+        assert "about to fail" in res.out
+        assert "must never print" not in res.out
+        assert "step 'broken' failed: exit code 3" in res.out
+        rows = cli("ps", "-a", "-v", "--json", cwd=repo).json()
+        assert rows[0]["status"] == "failed"
+        assert "exit code 3" in rows[0]["error"]
+
+    def test_one_flow_run_with_one_task_run_per_step(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """Prefect shows the run as one flow run tagged dstack and workflow:d, and a task run per step."""
+        res = cli("run", "d", "-d", cwd=repo)
+        name = submitted_name(res.out)
+        wait_finished(api, name)
+
+        fr = api.flow_run_by_name(name)
+        assert {"dstack", "workflow:d"} <= set(fr["tags"])
+        tasks = wait_until(lambda: (t := api.task_runs(fr["id"])) and len(t) == 4 and t, 20)
+        assert sorted(t["name"] for t in tasks) == ["a", "b", "c", "d"]
+        assert {t["state"]["type"] for t in tasks} == {"COMPLETED"}
+        assert fr["state"]["name"] == "Done"
+
+    def test_every_line_reaches_prefect_logs_with_its_step(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """Each echoed line is a Prefect log record of the task run named after its step."""
+        res = cli("run", "d", "-d", cwd=repo)
+        name = submitted_name(res.out)
+        wait_finished(api, name)
+        fr = api.flow_run_by_name(name)
+        names = {t["id"]: t["name"] for t in api.task_runs(fr["id"])}
+
+        def by_step() -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for rec in api.logs(fr["id"]):
+                if rec["name"] == "prefect.task_runs.dstack":
+                    out.setdefault(names.get(rec["task_run_id"], "?"), []).append(rec["message"])
+            return out
+
+        got = wait_until(lambda: (g := by_step()) and len(g.get("d", [])) == 1 and g, 20)
+        assert got["a"] == ["a-out"]
+        assert got["d"] == ["d-out"]
+        assert [m.split()[0] for m in got["b"]] == ["start", "end"]
+
+
+class TestDetachedRuns:
+    def test_detached_run_finishes_after_the_cli_exits(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """`run -d` returns at once with the name; the run completes on its own."""
+        started = time.monotonic()
+        res = cli("run", "b", "-d", cwd=repo)
+        returned = time.monotonic() - started
+
+        assert res.code == 0, res.text
+        name = submitted_name(res.out)
+        assert run_row(api.flow_run_by_name(name)).status != "done" or returned < 30
+        assert wait_finished(api, name).status == "done"
+        logs = cli("logs", name, cwd=repo)
+        assert re.search(r"^b \| end \d", logs.out, re.M), logs.text
+
+    @pytest.mark.parametrize(("flag", "status"), [((), "stopped"), (("-x",), "aborted")], ids=["stop", "abort"])
+    def test_stop_ends_the_run_and_leaves_no_process(
+        self, cli: CLI, repo: Path, api: PrefectAPI, flag: tuple[str, ...], status: str
+    ) -> None:
+        """`dstack stop` (graceful or -x) ends a sleeping run within 10 s, with no step process left."""
+        name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
+        wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 30)
+
+        started = time.monotonic()
+        res = cli("stop", name, *flag, "-y", cwd=repo)
+
+        assert res.code == 0, res.text
+        row = wait_finished(api, name, timeout=10)
+        assert time.monotonic() - started < 10 + 5  # the CLI's own start is not the run's
+        assert row.status == status
+        assert marker_processes(f"RUN_NAME={name}") == []
+
+    def test_killing_the_flow_process_crashes_the_run_without_orphans(
+        self, cli: CLI, repo: Path, api: PrefectAPI, prefect_server: Server
+    ) -> None:
+        """SIGKILL of the process running the flow ends the run failed within 60 s and kills its steps."""
+        name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
+        pid = int((prefect_server.home / "runs" / name / "supervisor.pid").read_text())
+
+        os.kill(pid, signal.SIGKILL)
+
+        row = wait_finished(api, name, timeout=60)
+        assert row.status == "failed"
+        assert api.flow_run_by_name(name)["state"]["type"] == "CRASHED"
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+    def test_rm_removes_a_finished_run_and_refuses_a_running_one(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """`rm` deletes finished runs; an unfinished one gets "stop it first"."""
+        name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
+        wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
+
+        refused = cli("rm", name, "-y", cwd=repo)
+        assert refused.code == 1
+        assert "stop it first" in refused.err
+        cli("stop", name, "-x", "-y", cwd=repo)
+        wait_finished(api, name)
+        removed = cli("rm", name, "-y", cwd=repo)
+
+        assert removed.code == 0, removed.text
+        assert api.flow_runs(names=[name]).__next__ if False else list(api.flow_runs(names=[name])) == []
+
+
+class TestPs:
+    def test_ps_lists_runs_with_humanised_time_and_status(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """`ps -a` shows RUN, WORKFLOW, SUBMITTED, STATUS, TAG for each run; --json for machines."""
+        name = submitted_name(cli("run", "a", "-d", cwd=repo).out)
+        wait_finished(api, name)
+
+        table = cli("ps", "-a", cwd=repo)
+        rows = cli("ps", "-a", "--json", cwd=repo).json()
+
+        header = table.out.splitlines()[0].split()
+        assert header == ["RUN", "WORKFLOW", "SUBMITTED", "STATUS", "TAG"]
+        line = next(ln for ln in table.out.splitlines() if ln.startswith(name))
+        assert re.search(rf"^{name}\s+a\s+(now|\d+ sec ago|\d+ mins? ago)\s+Done", line), line
+        assert any(r["name"] == name and r["workflow"] == "a" and r["status"] == "done" for r in rows)
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("files", "args", "expected"),
+        [
+            ({".dstack/workflows.yaml": DIAMOND}, ("run", "trian"), "No workflow or provider 'trian' is found"),
+            ({".dstack/workflows.yaml": "workflows:\n  - name: x\n    provider: bash\n    commands: [echo\n"}, ("run", "x"), ".dstack/workflows.yaml:"),
+            ({"README.md": "no dstack here"}, ("run", "train"), ".dstack"),
+            ({".dstack/workflows.yaml": DIAMOND}, ("stop", "no-such-run-1", "-y"), "no run named 'no-such-run-1'"),
+            ({".dstack/workflows.yaml": DIAMOND}, ("logs", "no-such-run-1"), "no run named 'no-such-run-1'"),
+        ],
+        ids=["unknown-workflow", "invalid-yaml", "no-dstack-folder", "stop-unknown-run", "logs-unknown-run"],
+    )
+    def test_user_mistakes_get_a_reason_and_a_next_step(
+        self, cli: CLI, make_repo: Any, files: dict[str, str], args: tuple[str, ...], expected: str
+    ) -> None:
+        """Each mistake exits 1 with `error:` and `hint:` lines and no traceback."""
+        repo = make_repo(files)
+
+        res = cli(*args, cwd=repo)
+
+        assert res.code == 1, res.text
+        assert expected in res.err
+        assert "error:" in res.err and "hint:" in res.err
+        assert "Traceback" not in res.text
+
+    def test_unreachable_server_is_a_clear_error(self, cli: CLI, repo: Path, prefect_server: Server) -> None:
+        """With PREFECT_API_URL pointing nowhere, commands say so and what to do."""
+        env = prefect_server.env()
+        env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+
+        res = cli("ps", cwd=repo, env=env)
+
+        assert res.code == 1
+        assert "not reachable" in res.err and "hint:" in res.err
+        assert "Traceback" not in res.text
+
+    def test_a_step_asking_too_much_fails_before_anything_runs(self, cli: CLI, make_repo: Any) -> None:
+        """A step wanting more CPUs than the machine has is refused, saying what was asked and what exists."""
+        repo = make_repo(
+            {".dstack/workflows.yaml": "workflows:\n  - name: big\n    provider: bash\n    commands: [echo hi]\n    resources:\n      cpu: 512\n"}
+        )
+
+        res = cli("run", "big", cwd=repo)
+
+        assert res.code == 1
+        assert "asks for 512 CPUs" in res.err and "this machine has" in res.err
