@@ -52,7 +52,15 @@ def validate(
         raise typer.Exit(1) from None
     if as_json:
         warnings = [w.as_dict() for w in workflows.warnings]
-        _print_json({"valid": True, "files": len(files), "workflows": len(workflows), "errors": [], "warnings": warnings})
+        _print_json(
+            {
+                "valid": True,
+                "files": len(files),
+                "workflows": len(workflows),
+                "errors": [],
+                "warnings": warnings,
+            }
+        )
         return
     _print_warnings(workflows.warnings)
     counts = _count(len(workflows), "workflow") + " in " + _count(len(files), "file")
@@ -68,7 +76,9 @@ def _count(n: int, noun: str) -> str:
 @app.command()
 @handles_errors
 def schema(
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout")
+    ] = None,
 ) -> None:
     """Print the JSON Schema of the workflow file format, for editors' YAML language servers.
 
@@ -86,7 +96,9 @@ def schema(
 @handles_errors
 def plan(
     ctx: typer.Context,
-    workflow: Annotated[str, typer.Argument(help="A workflow name, or a provider (bash, docker, code, lab, notebook)")],
+    workflow: Annotated[
+        str, typer.Argument(help="A workflow name, or a provider (bash, docker, code, lab, notebook)")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
 ) -> None:
     """Show what `dstack run WORKFLOW ARGS...` would run: the steps in order, resolved.
@@ -143,7 +155,9 @@ def describe_resources(step: Step) -> str:
 
 
 def _deps(step: Step) -> str:
-    shown = [(f"{d.repo}/" if d.repo else "") + (f":{d.name}" if d.kind == "tag" else d.name) for d in step.deps]
+    shown = [
+        (f"{d.repo}/" if d.repo else "") + (f":{d.name}" if d.kind == "tag" else d.name) for d in step.deps
+    ]
     return ", ".join(shown) or "-"
 
 
@@ -153,7 +167,9 @@ def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Table:
     ``decisions`` maps a step name to what the engine will do with it (e.g. "reuse: inputs
     unchanged since run lucky-fox-1"); when given, it adds a DECISION column.
     """
-    title = f"Plan for '{plan.target}'" + (f" (run args: {quote_args(plan.run_args)})" if plan.run_args else "")
+    title = f"Plan for '{plan.target}'" + (
+        f" (run args: {quote_args(plan.run_args)})" if plan.run_args else ""
+    )
     table = Table(title=title, title_justify="left", header_style="bold", show_lines=True)
     for col in ("#", "STEP", "PROVIDER", "COMMANDS", "RESOURCES", "DEPS"):
         table.add_column(col, overflow="fold")
@@ -163,7 +179,14 @@ def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Table:
         lines = [f"(setup) {c}" for c in step.setup] + step.commands
         if step.image:
             lines.insert(0, f"(image) {step.image}")
-        row = [str(i), step.name, step.provider, "\n".join(lines) or "-", describe_resources(step), _deps(step)]
+        row = [
+            str(i),
+            step.name,
+            step.provider,
+            "\n".join(lines) or "-",
+            describe_resources(step),
+            _deps(step),
+        ]
         if decisions is not None:
             row.append(decisions.get(step.name, "run"))
         table.add_row(*row)

@@ -55,7 +55,9 @@ def build_plan(
         names = list(workflows.by_name) if workflows is not None else []
         msg = f"No workflow or provider '{target}' is found"
         hint = did_you_mean(target, [*names, *PROVIDERS]).removeprefix("; ")
-        raise UnknownWorkflowError(msg, hint=hint.capitalize() if hint else "list them with `dstack validate`")
+        raise UnknownWorkflowError(
+            msg, hint=hint.capitalize() if hint else "list them with `dstack validate`"
+        )
     rendered = [_interpolate(step, options.run_args, run_name) for step in steps]
     return Plan(target=target, run_args=options.run_args, run_name=run_name, steps=rendered)
 
@@ -214,7 +216,11 @@ def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None 
         cache=[c.path for c in workflow.cache],
         ports=[PortSpec(port=p.port, local_port=p.local_port) for p in workflow.ports],
         resources=Resources(
-            cpu=res.cpu, memory_mib=res.memory, gpu=gpu, shm_size_mib=res.shm_size, interruptible=res.interruptible
+            cpu=res.cpu,
+            memory_mib=res.memory,
+            gpu=gpu,
+            shm_size_mib=res.shm_size,
+            interruptible=res.interruptible,
         ),
         python=workflow.python,
         image=workflow.image,

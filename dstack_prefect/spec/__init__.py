@@ -27,11 +27,11 @@ from dstack_prefect.spec._schema import json_schema
 from dstack_prefect.spec._sizes import parse_size
 
 __all__ = [
+    "PROVIDERS",
     "Artifact",
     "CacheItem",
     "Dep",
     "Gpu",
-    "PROVIDERS",
     "Port",
     "RegistryAuth",
     "Resources",

@@ -41,7 +41,13 @@ class SpecWarning:
         return f"{self.path}:{self.line}:{self.col}: {keypart}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "line": self.line, "col": self.col, "key": self.key, "message": self.message}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "key": self.key,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -165,13 +171,17 @@ def _load_file(result: Workflows, shown: str, text: str) -> list[SpecError]:
         line, col = exc.pos
         if lines and line > len(lines):  # the parser stopped at the end of the file
             line, col = len(lines), len(lines[-1]) + 1
-        return [SpecError(exc.message, path=shown, line=line, col=col, snippet=_locate.snippet(lines, line, col))]
+        return [
+            SpecError(exc.message, path=shown, line=line, col=col, snippet=_locate.snippet(lines, line, col))
+        ]
     found = [Located(shown, *p.pos, _locate.key_path(p.path), p.message) for p in parsed.problems]
     data = parsed.data
     if data is None:
         found.append(Located(shown, 1, 1, "", "an empty file, expected a mapping with a 'workflows' list"))
     elif not isinstance(data, dict):
-        found.append(Located(shown, 1, 1, "", f"got {show(data)}, expected a mapping with a 'workflows' list"))
+        found.append(
+            Located(shown, 1, 1, "", f"got {show(data)}, expected a mapping with a 'workflows' list")
+        )
     else:
         found += _root_problems(parsed, shown, data)
         items = data.get("workflows")
@@ -253,7 +263,9 @@ def _check_graph(result: Workflows) -> list[SpecError]:
     for cycle in find_cycles(result):
         first = result.sources[cycle[0]]
         j = next(
-            j for j, d in enumerate(result.by_name[cycle[0]].deps) if d.kind == "workflow" and d.name == cycle[1]
+            j
+            for j, d in enumerate(result.by_name[cycle[0]].deps)
+            if d.kind == "workflow" and d.name == cycle[1]
         )
         errors.append(first.error(("deps", j), f"deps form a cycle: {' -> '.join(cycle)}"))
     return errors
@@ -263,7 +275,12 @@ def local_deps(workflows: Workflows, workflow: Workflow) -> list[str]:
     """Names of the workflows of this repo that ``workflow`` depends on, in the order written."""
     out: list[str] = []
     for dep in workflow.deps:
-        if dep.kind == "workflow" and dep.repo is None and dep.name in workflows.by_name and dep.name not in out:
+        if (
+            dep.kind == "workflow"
+            and dep.repo is None
+            and dep.name in workflows.by_name
+            and dep.name not in out
+        ):
             out.append(dep.name)
     return out
 

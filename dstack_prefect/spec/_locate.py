@@ -107,9 +107,7 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     return f"got {show(value)}: {error['msg']}", False
 
 
-def locate(
-    parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails
-) -> Located:
+def locate(parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails) -> Located:
     """Place one pydantic error (raised for the data at ``prefix``) in the file."""
     full = (*prefix, *(seg for seg in error["loc"] if isinstance(seg, int | str)))
     message, at_key = describe(error, full)

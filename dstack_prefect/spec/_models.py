@@ -63,7 +63,8 @@ def _string_list(what: str) -> Any:
         if isinstance(value, str):
             return [line for line in value.split("\n") if line.strip()]
         if not isinstance(value, list):
-            raise fail(f"got {show(value)}, expected {what}")
+            msg = f"got {show(value)}, expected {what}"
+            raise fail(msg)
         return value
 
     return BeforeValidator(convert, json_schema_input_type=str | list[str] | None)
@@ -76,15 +77,19 @@ def _size(value: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, str | int) or isinstance(value, bool):
-        raise fail(f"got {show(value)}, expected {SIZE_EXPECTED}")
+        msg = f"got {show(value)}, expected {SIZE_EXPECTED}"
+        raise fail(msg)
     try:
         return parse_size(value)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        msg = str(exc)
+        raise fail(msg) from None
 
 
 _SizeText = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*([KkMmGgTt]([Ii]?[Bb]|[Ii])?)?\s*$")]
-Size = Annotated[int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=0)] | None)]
+Size = Annotated[
+    int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=0)] | None)
+]
 _PortNumber = Annotated[int, Field(ge=1, le=65535)]
 _PortText = Annotated[str, Field(pattern=r"^\d+(:\d+)?$")]
 
@@ -106,7 +111,8 @@ class Gpu(_Model):
         if isinstance(value, int) and not isinstance(value, bool):
             return {"count": value}
         if not isinstance(value, dict):
-            raise fail(f"got {show(value)}, expected a GPU count or a mapping of count, name, memory")
+            msg = f"got {show(value)}, expected a GPU count or a mapping of count, name, memory"
+            raise fail(msg)
         return value
 
 
@@ -121,11 +127,16 @@ class Resources(_Model):
     )
 
     cpu: int | None = Field(None, ge=1, description="Minimum number of CPUs")
-    memory: Size = Field(None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB")
-    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=0)] | Gpu | None)] = Field(
-        None, description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works"
+    memory: Size = Field(
+        None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB"
     )
-    shm_size: Size = Field(None, description="Size of `/dev/shm` (Docker `--shm-size`), e.g. `8GB`; stored in MiB")
+    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=0)] | Gpu | None)] = Field(
+        None,
+        description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works",
+    )
+    shm_size: Size = Field(
+        None, description="Size of `/dev/shm` (Docker `--shm-size`), e.g. `8GB`; stored in MiB"
+    )
     interruptible: bool = Field(False, description="Use spot / preemptible capacity")
     local: bool = Field(False, description="Legacy (0.0.x): run locally; runs are local by default now")
 
@@ -134,12 +145,14 @@ class Resources(_Model):
     def _named_gpu(cls, value: Any) -> Any:
         """Turn the ``"A100/gpu": 2`` key form into ``gpu: {name: A100, count: 2}``."""
         if not isinstance(value, dict):
-            raise fail(f"got {show(value)}, expected a mapping of cpu, memory, gpu, shm_size, interruptible")
+            msg = f"got {show(value)}, expected a mapping of cpu, memory, gpu, shm_size, interruptible"
+            raise fail(msg)
         named = [k for k in value if isinstance(k, str) and k.endswith("/gpu")]
         if not named:
             return value
         if len(named) > 1 or "gpu" in value:
-            raise fail("more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'")
+            msg = "more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'"
+            raise fail(msg)
         out = dict(value)
         count = out.pop(named[0])
         out["gpu"] = {"name": named[0][: -len("/gpu")], "count": count}
@@ -173,14 +186,17 @@ def _path_item(value: Any, expected: str) -> Any:
     if isinstance(value, str):
         return {"path": value}
     if not isinstance(value, dict):
-        raise fail(f"got {show(value)}, expected {expected}")
+        msg = f"got {show(value)}, expected {expected}"
+        raise fail(msg)
     return value
 
 
 class Dep(_Model):
     """An upstream whose artifacts the step reads: a workflow (its latest run) or a tag."""
 
-    workflow: str | None = Field(None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works")
+    workflow: str | None = Field(
+        None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works"
+    )
     tag: str | None = Field(None, description="Tag name; a string `:TAG` works")
     mount: bool | None = Field(None, description="Legacy (0.0.x), ignored: mount the dep's artifacts")
 
@@ -192,15 +208,18 @@ class Dep(_Model):
                 return {"tag": value[1:]}
             return {"workflow": value}
         if not isinstance(value, dict):
-            raise fail(f"got {show(value)}, expected 'NAME', ':TAG', or a mapping with workflow or tag")
+            msg = f"got {show(value)}, expected 'NAME', ':TAG', or a mapping with workflow or tag"
+            raise fail(msg)
         return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Dep:
         if (self.workflow is None) == (self.tag is None):
-            raise fail("a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}")
+            msg = "a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}"
+            raise fail(msg)
         if not (self.workflow or self.tag):
-            raise fail("an empty dep name, expected 'NAME' or ':TAG'")
+            msg = "an empty dep name, expected 'NAME' or ':TAG'"
+            raise fail(msg)
         return self
 
     @property
@@ -223,7 +242,9 @@ class Dep(_Model):
 class Port(_Model):
     """One port the step serves: `8000`, or `"8000:80"` to see app port 8000 on local port 80."""
 
-    port: int | None = Field(None, ge=1, le=65535, description="Port the app listens on; null means any free port")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Port the app listens on; null means any free port"
+    )
     local_port: int | None = Field(None, ge=1, le=65535, description="Port on this machine it is reached at")
 
     @model_validator(mode="before")
@@ -237,7 +258,8 @@ class Port(_Model):
                 return {"port": int(app), "local_port": int(local) if _ else None}
         if isinstance(value, dict):
             return value
-        raise fail(f"got {show(value)}, expected a port number or 'APP_PORT:LOCAL_PORT'")
+        msg = f"got {show(value)}, expected a port number or 'APP_PORT:LOCAL_PORT'"
+        raise fail(msg)
 
 
 def _ports(value: Any) -> Any:
@@ -245,10 +267,12 @@ def _ports(value: Any) -> Any:
         return []
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
-            raise fail(f"got {value}, expected a port count >= 0 or a list of ports")
+            msg = f"got {value}, expected a port count >= 0 or a list of ports"
+            raise fail(msg)
         return [{}] * value
     if not isinstance(value, list):
-        raise fail(f"got {show(value)}, expected a list of ports such as [8000, '7860:80']")
+        msg = f"got {show(value)}, expected a list of ports such as [8000, '7860:80']"
+        raise fail(msg)
     return value
 
 
@@ -256,17 +280,22 @@ class RegistryAuth(_Model):
     """Credentials for a private Docker registry; values may be `${{ secrets.NAME }}`."""
 
     username: str | None = Field(None, description="Registry user name")
-    password: str | None = Field(None, description="Registry password or token, usually `${{ secrets.NAME }}`")
+    password: str | None = Field(
+        None, description="Registry password or token, usually `${{ secrets.NAME }}`"
+    )
 
 
 def _provider(value: Any) -> Any:
     if isinstance(value, str) and value not in PROVIDERS:
         hint = did_you_mean(value, PROVIDERS)
         if hint:
-            raise fail(f"unknown provider '{value}'{hint}")
-        raise fail(f"unknown provider '{value}', expected one of {', '.join(PROVIDERS)}")
+            msg = f"unknown provider '{value}'{hint}"
+            raise fail(msg)
+        msg = f"unknown provider '{value}', expected one of {', '.join(PROVIDERS)}"
+        raise fail(msg)
     if not isinstance(value, str):
-        raise fail(f"got {show(value)}, expected one of {', '.join(PROVIDERS)}")
+        msg = f"got {show(value)}, expected one of {', '.join(PROVIDERS)}"
+        raise fail(msg)
     return value
 
 
@@ -280,17 +309,21 @@ def _env(value: Any) -> Any:
         items = []
         for item in value:
             if not isinstance(item, str):
-                raise fail(f"got {show(item)} in the list, expected 'NAME=VALUE' or 'NAME'")
+                msg = f"got {show(item)} in the list, expected 'NAME=VALUE' or 'NAME'"
+                raise fail(msg)
             key, _, val = item.partition("=")
             items.append((key, val))
     else:
-        raise fail(f"got {show(value)}, expected a list of 'NAME=VALUE' or a mapping")
+        msg = f"got {show(value)}, expected a list of 'NAME=VALUE' or a mapping"
+        raise fail(msg)
     out: dict[str, str] = {}
     for key, val in items:
         if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-            raise fail(f"got variable name {show(key)}, expected letters, digits and '_'")
+            msg = f"got variable name {show(key)}, expected letters, digits and '_'"
+            raise fail(msg)
         if isinstance(val, dict | list):
-            raise fail(f"got {show(val)} for {key}, expected a string")
+            msg = f"got {show(val)} for {key}, expected a string"
+            raise fail(msg)
         out[key] = "" if val is None else ("true" if val is True else "false" if val is False else str(val))
     return out
 
@@ -302,7 +335,8 @@ def _python(value: Any) -> Any:
         text = repr(value)
         value = "3.10" if text == "3.1" else text
     if not isinstance(value, str) or not _PYTHON_RE.match(value):
-        raise fail(f"got {show(value)}, expected a Python version such as '3.10'")
+        msg = f"got {show(value)}, expected a Python version such as '3.10'"
+        raise fail(msg)
     return value
 
 
@@ -317,13 +351,15 @@ def _entrypoint(value: Any) -> Any:
         try:
             return shlex.split(value)
         except ValueError as exc:
-            raise fail(f"got {value!r} ({exc}), expected a shell command line") from None
+            msg = f"got {value!r} ({exc}), expected a shell command line"
+            raise fail(msg) from None
     return value
 
 
 def _name(value: Any) -> Any:
     if isinstance(value, str) and not _NAME_RE.match(value):
-        raise fail(f"got {value!r}, expected a name of letters, digits, '-', '_' and '.'")
+        msg = f"got {value!r}, expected a name of letters, digits, '-', '_' and '.'"
+        raise fail(msg)
     return value
 
 
@@ -336,18 +372,28 @@ class Workflow(_Model):
     )
     help: str | None = Field(None, description="One line shown to people; not used otherwise")
     commands: Lines = Field(
-        default_factory=list, description="Shell commands (a list, or one multi-line string); required for bash"
+        default_factory=list,
+        description="Shell commands (a list, or one multi-line string); required for bash",
     )
-    setup: Lines = Field(default_factory=list, description="Commands run before `commands` or before the IDE starts")
+    setup: Lines = Field(
+        default_factory=list, description="Commands run before `commands` or before the IDE starts"
+    )
     before_run: Lines = Field(default_factory=list, description="Legacy (0.0.x) name of `setup`")
-    requirements: str | None = Field(None, description="Legacy (0.0.x): a requirements file to `pip install -r`")
-    python: Annotated[str | None, BeforeValidator(_python, json_schema_input_type=str | float | None)] = Field(
-        None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)"
+    requirements: str | None = Field(
+        None, description="Legacy (0.0.x): a requirements file to `pip install -r`"
+    )
+    python: Annotated[str | None, BeforeValidator(_python, json_schema_input_type=str | float | None)] = (
+        Field(None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)")
     )
     env: Annotated[
         dict[str, str],
-        BeforeValidator(_env, json_schema_input_type=list[str] | dict[str, str | int | float | bool | None] | None),
-    ] = Field(default_factory=dict, description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping")
+        BeforeValidator(
+            _env, json_schema_input_type=list[str] | dict[str, str | int | float | bool | None] | None
+        ),
+    ] = Field(
+        default_factory=dict,
+        description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping",
+    )
     artifacts: Annotated[list[Artifact], _accepts(list[str | Artifact])] = Field(
         default_factory=list, description="Folders saved when the step ends: paths or `{path, mount}`"
     )
@@ -359,10 +405,20 @@ class Workflow(_Model):
         default_factory=list, description="Folders kept between runs of this workflow: paths or `{path}`"
     )
     ports: Annotated[
-        list[Port], BeforeValidator(_ports, json_schema_input_type=Annotated[int, Field(ge=0)] | list[_PortNumber | _PortText] | None)
-    ] = Field(default_factory=list, description="Ports served: a list of `PORT` / `'APP:LOCAL'`, or (legacy) a count")
-    resources: Resources = Field(default_factory=Resources, description="CPU, memory, GPU and spot requirements")
-    working_dir: str | None = Field(None, description="Folder, relative to the repo root, the commands run in")
+        list[Port],
+        BeforeValidator(
+            _ports, json_schema_input_type=Annotated[int, Field(ge=0)] | list[_PortNumber | _PortText] | None
+        ),
+    ] = Field(
+        default_factory=list,
+        description="Ports served: a list of `PORT` / `'APP:LOCAL'`, or (legacy) a count",
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="CPU, memory, GPU and spot requirements"
+    )
+    working_dir: str | None = Field(
+        None, description="Folder, relative to the repo root, the commands run in"
+    )
     image: str | None = Field(None, description="Docker image; required for docker")
     entrypoint: Annotated[
         list[str] | None, BeforeValidator(_entrypoint, json_schema_input_type=str | list[str] | None)
@@ -370,19 +426,22 @@ class Workflow(_Model):
     registry_auth: RegistryAuth | None = Field(None, description="docker: private registry credentials")
     home_dir: str | None = Field(None, description="docker: home folder in the container (for `~` in paths)")
     ssh: bool = Field(False, description="Run sshd in the container so you can ssh in")
-    version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = Field(
-        None, description="code: openvscode-server version; lab/notebook: the Jupyter version"
+    version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = (
+        Field(None, description="code: openvscode-server version; lab/notebook: the Jupyter version")
     )
     inputs: list[str] | None = Field(
-        None, description="Paths (files, folders, globs) that make up the step's code; unset means the whole repo"
+        None,
+        description="Paths (files, folders, globs) that make up the step's code; unset means the whole repo",
     )
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Workflow:
         if self.provider == "bash" and not self.commands:
-            raise fail("missing 'commands', which provider 'bash' requires")
+            msg = "missing 'commands', which provider 'bash' requires"
+            raise fail(msg)
         if self.provider == "docker" and not self.image:
-            raise fail("missing 'image', which provider 'docker' requires")
+            msg = "missing 'image', which provider 'docker' requires"
+            raise fail(msg)
         return self
 
 
@@ -392,4 +451,14 @@ class WorkflowFile(_Model):
     workflows: list[Workflow] = Field(description="The workflows this file defines")
 
 
-MODELS: tuple[type[BaseModel], ...] = (WorkflowFile, Workflow, Resources, Gpu, Artifact, CacheItem, Dep, Port, RegistryAuth)
+MODELS: tuple[type[BaseModel], ...] = (
+    WorkflowFile,
+    Workflow,
+    Resources,
+    Gpu,
+    Artifact,
+    CacheItem,
+    Dep,
+    Port,
+    RegistryAuth,
+)

@@ -86,7 +86,8 @@ def parse(text: str) -> Parsed:
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YAMLSyntaxProblem(_syntax_message(exc, text), pos) from None
     except yaml.YAMLError as exc:  # e.g. a reader error on a control character
-        raise YAMLSyntaxProblem(f"invalid YAML: {exc}", (1, 1)) from None
+        msg = f"invalid YAML: {exc}"
+        raise YAMLSyntaxProblem(msg, (1, 1)) from None
     parsed = Parsed(data=None)
     if node is not None:
         parsed.data = _Builder(parsed).build(node, ())
@@ -128,7 +129,9 @@ class _Builder:
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
         line, col = _pos(node)
         quotes = {None: 0, "": 0, "'": 2, '"': 2}.get(node.style)
-        as_written = quotes is not None and node.end_mark.index - node.start_mark.index == len(node.value) + quotes
+        as_written = (
+            quotes is not None and node.end_mark.index - node.start_mark.index == len(node.value) + quotes
+        )
         shift = quotes // 2 if as_written and quotes is not None else None
         for problem in _interp.check(node.value):
             where = (line, col + problem.offset + shift) if shift is not None else (line, col)

@@ -1,5 +1,7 @@
 """`dstack validate`, `dstack schema` and `dstack plan` through the real typer app."""
 
+# ruff: noqa: E501 - golden messages are kept on one line so they can be compared by eye
+
 from __future__ import annotations
 
 import json
@@ -58,8 +60,14 @@ class TestValidate:
         code, _, err = run("validate")
 
         assert code == 1
-        assert ".dstack/workflows/bad.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?" in err
-        assert ".dstack/workflows/bad.yaml:4:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?" in err
+        assert (
+            ".dstack/workflows/bad.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?"
+            in err
+        )
+        assert (
+            ".dstack/workflows/bad.yaml:4:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?"
+            in err
+        )
         assert "Traceback" not in err
 
     def test_json_valid(self, repo: Path) -> None:
@@ -70,7 +78,10 @@ class TestValidate:
         payload = json.loads(out)
         assert code == 0
         assert {k: payload[k] for k in ("valid", "files", "workflows", "errors")} == {
-            "valid": True, "files": 1, "workflows": 2, "errors": [],
+            "valid": True,
+            "files": 1,
+            "workflows": 2,
+            "errors": [],
         }
         assert payload["warnings"][0]["line"] == 5
 
@@ -86,10 +97,20 @@ class TestValidate:
             "files": 1,
             "workflows": 0,
             "errors": [
-                {"path": ".dstack/workflows.yaml", "line": 3, "col": 15, "key": "workflows[0].provider",
-                 "message": "unknown provider 'bsh'; did you mean 'bash'?"},
-                {"path": ".dstack/workflows.yaml", "line": 4, "col": 5, "key": "workflows[0]",
-                 "message": "unknown key 'comands'; did you mean 'commands'?"},
+                {
+                    "path": ".dstack/workflows.yaml",
+                    "line": 3,
+                    "col": 15,
+                    "key": "workflows[0].provider",
+                    "message": "unknown provider 'bsh'; did you mean 'bash'?",
+                },
+                {
+                    "path": ".dstack/workflows.yaml",
+                    "line": 4,
+                    "col": 5,
+                    "key": "workflows[0]",
+                    "message": "unknown key 'comands'; did you mean 'commands'?",
+                },
             ],
             "warnings": [],
         }
@@ -160,7 +181,7 @@ class TestSchema:
         """-o writes the same schema to a file."""
         target = tmp_path / "schema.json"
 
-        code, out, _ = run("schema", "-o", str(target))
+        code, _, _ = run("schema", "-o", str(target))
 
         assert code == 0
         assert json.loads(target.read_text()) == json.loads(run("schema")[1])

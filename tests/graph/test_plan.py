@@ -1,5 +1,7 @@
 """build_plan: the target and its upstreams in order, with `dstack run` overrides applied."""
 
+# ruff: noqa: E501 - golden messages are kept on one line so they can be compared by eye
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,7 +70,10 @@ def test_deps_keep_tags_and_other_repos(pipeline: Workflows) -> None:
 
     plan = build_plan(pipeline, "train", [])
 
-    assert plan.step("right").deps == [StepDep(kind="workflow", name="download"), StepDep(kind="tag", name="baseline")]
+    assert plan.step("right").deps == [
+        StepDep(kind="workflow", name="download"),
+        StepDep(kind="tag", name="baseline"),
+    ]
     assert plan.step("train").deps[-1] == StepDep(kind="workflow", name="hello-txt", repo="dstackai/dstack")
 
 
@@ -114,13 +119,19 @@ class TestOverrides:
         plan = build_plan(pipeline, "train", ["--dep", "download", "--dep", ":v1"])
 
         assert [s.name for s in plan.steps] == ["download", "train"]
-        assert plan.step("train").deps == [StepDep(kind="workflow", name="download"), StepDep(kind="tag", name="v1")]
+        assert plan.step("train").deps == [
+            StepDep(kind="workflow", name="download"),
+            StepDep(kind="tag", name="v1"),
+        ]
 
     @pytest.mark.parametrize(
         ("argv", "expected"),
         [
             (["--gpu", "2"], {"gpu": {"count": 2, "name": "A100", "memory_mib": None}}),
-            (["--gpu-name", "V100", "--gpu-memory", "16GiB"], {"gpu": {"count": 1, "name": "V100", "memory_mib": 16384}}),
+            (
+                ["--gpu-name", "V100", "--gpu-memory", "16GiB"],
+                {"gpu": {"count": 1, "name": "V100", "memory_mib": 16384}},
+            ),
             (["--cpu", "8", "--memory", "32GiB"], {"cpu": 8, "memory_mib": 32768}),
             (["--shm-size", "1GB", "-i"], {"shm_size_mib": 954, "interruptible": True}),
         ],
@@ -232,7 +243,10 @@ class TestProviderMode:
 
     @pytest.mark.parametrize(
         ("target", "argv", "message"),
-        [("bash", [], "`dstack run bash` needs a command"), ("docker", [], "`dstack run docker` needs an IMAGE")],
+        [
+            ("bash", [], "`dstack run bash` needs a command"),
+            ("docker", [], "`dstack run docker` needs an IMAGE"),
+        ],
         ids=["bash", "docker"],
     )
     def test_missing_parts(self, target: str, argv: list[str], message: str) -> None:
@@ -253,7 +267,10 @@ class TestErrors:
         with pytest.raises(UnknownWorkflowError) as info:
             build_plan(pipeline, "trian", [])
 
-        assert (info.value.message, info.value.hint) == ("No workflow or provider 'trian' is found", "Did you mean 'train'?")
+        assert (info.value.message, info.value.hint) == (
+            "No workflow or provider 'trian' is found",
+            "Did you mean 'train'?",
+        )
 
     def test_unknown_target_without_workflows(self) -> None:
         """With no .dstack folder, only providers can run."""

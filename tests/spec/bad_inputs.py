@@ -5,6 +5,8 @@
 needs) only the loader can see.
 """
 
+# ruff: noqa: E501 - golden messages are kept on one line so they can be compared by eye
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -19,363 +21,470 @@ class Case(NamedTuple):
     schema: bool
 
 
-def ONE(text: str) -> dict[str, str]:  # noqa: N802 - reads as a table constructor
+def ONE(text: str) -> dict[str, str]:
     """A repo whose only workflow file is .dstack/workflows.yaml with ``text``."""
     return {W: text}
 
 
 CASES = [
     Case(
-        'syntax-error',
-        ONE('workflows:\n  - name: a\n    provider: bash\n   commands: [x]\n'),
+        "syntax-error",
+        ONE("workflows:\n  - name: a\n    provider: bash\n   commands: [x]\n"),
         [".dstack/workflows.yaml:4:4: invalid YAML: did not find expected '-' indicator"],
         schema=False,
     ),
     Case(
-        'unclosed-bracket',
-        ONE('workflows:\n  - name: a\n    commands: [x\n'),
+        "unclosed-bracket",
+        ONE("workflows:\n  - name: a\n    commands: [x\n"),
         [".dstack/workflows.yaml:3:17: invalid YAML: did not find expected ',' or ']'"],
         schema=False,
     ),
     Case(
-        'tab-indent',
-        ONE('workflows:\n\t- name: a\n'),
-        ['.dstack/workflows.yaml:2:1: invalid YAML: a tab character, expected spaces for indentation'],
+        "tab-indent",
+        ONE("workflows:\n\t- name: a\n"),
+        [".dstack/workflows.yaml:2:1: invalid YAML: a tab character, expected spaces for indentation"],
         schema=False,
     ),
     Case(
-        'empty-file',
-        ONE(''),
+        "empty-file",
+        ONE(""),
         [".dstack/workflows.yaml:1:1: an empty file, expected a mapping with a 'workflows' list"],
         schema=True,
     ),
     Case(
-        'only-comment',
-        ONE('# nothing here\n'),
+        "only-comment",
+        ONE("# nothing here\n"),
         [".dstack/workflows.yaml:1:1: an empty file, expected a mapping with a 'workflows' list"],
         schema=True,
     ),
     Case(
-        'root-is-list',
-        ONE('- name: a\n'),
+        "root-is-list",
+        ONE("- name: a\n"),
         [".dstack/workflows.yaml:1:1: got a list, expected a mapping with a 'workflows' list"],
         schema=True,
     ),
     Case(
-        'root-is-scalar',
-        ONE('hello\n'),
+        "root-is-scalar",
+        ONE("hello\n"),
         [".dstack/workflows.yaml:1:1: got 'hello', expected a mapping with a 'workflows' list"],
         schema=True,
     ),
     Case(
-        'missing-workflows',
-        ONE('workflow:\n  - name: a\n'),
+        "missing-workflows",
+        ONE("workflow:\n  - name: a\n"),
         [".dstack/workflows.yaml:1:1: unknown key 'workflow'; did you mean 'workflows'?"],
         schema=True,
     ),
     Case(
-        'workflows-not-list',
-        ONE('workflows:\n  name: a\n'),
-        ['.dstack/workflows.yaml:2:3: workflows: got a mapping, expected a list of workflows'],
+        "workflows-not-list",
+        ONE("workflows:\n  name: a\n"),
+        [".dstack/workflows.yaml:2:3: workflows: got a mapping, expected a list of workflows"],
         schema=True,
     ),
     Case(
-        'workflows-null',
-        ONE('workflows:\n'),
-        ['.dstack/workflows.yaml:1:11: workflows: got null, expected a list of workflows'],
+        "workflows-null",
+        ONE("workflows:\n"),
+        [".dstack/workflows.yaml:1:11: workflows: got null, expected a list of workflows"],
         schema=True,
     ),
     Case(
-        'item-not-mapping',
-        ONE('workflows:\n  - train\n'),
+        "item-not-mapping",
+        ONE("workflows:\n  - train\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: got 'train', expected a mapping"],
         schema=True,
     ),
     Case(
-        'missing-name',
-        ONE('workflows:\n  - provider: bash\n    commands: [x]\n'),
+        "missing-name",
+        ONE("workflows:\n  - provider: bash\n    commands: [x]\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing key 'name'"],
         schema=True,
     ),
     Case(
-        'missing-provider',
-        ONE('workflows:\n  - name: a\n    commands: [x]\n'),
+        "missing-provider",
+        ONE("workflows:\n  - name: a\n    commands: [x]\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing key 'provider'"],
         schema=True,
     ),
     Case(
-        'unknown-provider-close',
-        ONE('workflows:\n  - name: a\n    provider: bsh\n    commands: [x]\n'),
+        "unknown-provider-close",
+        ONE("workflows:\n  - name: a\n    provider: bsh\n    commands: [x]\n"),
         [".dstack/workflows.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?"],
         schema=True,
     ),
     Case(
-        'unknown-provider-far',
-        ONE('workflows:\n  - name: a\n    provider: kubernetes\n    commands: [x]\n'),
-        [".dstack/workflows.yaml:3:15: workflows[0].provider: unknown provider 'kubernetes', expected one of bash, docker, code, lab, notebook"],
+        "unknown-provider-far",
+        ONE("workflows:\n  - name: a\n    provider: kubernetes\n    commands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:3:15: workflows[0].provider: unknown provider 'kubernetes', expected one of bash, docker, code, lab, notebook"
+        ],
         schema=True,
     ),
     Case(
-        'unknown-key-commands',
-        ONE('workflows:\n  - name: a\n    provider: bash\n    comands: [x]\n'),
+        "unknown-key-commands",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    comands: [x]\n"),
         [".dstack/workflows.yaml:4:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?"],
         schema=True,
     ),
     Case(
-        'unknown-key-no-match',
-        ONE('workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    zzz: 1\n'),
+        "unknown-key-no-match",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    zzz: 1\n"),
         [".dstack/workflows.yaml:5:5: workflows[0]: unknown key 'zzz'"],
         schema=True,
     ),
     Case(
-        'unknown-root-key',
-        ONE('workflow:\n  - name: a\nworkflows: []\n'),
+        "unknown-root-key",
+        ONE("workflow:\n  - name: a\nworkflows: []\n"),
         [".dstack/workflows.yaml:1:1: unknown key 'workflow'; did you mean 'workflows'?"],
         schema=True,
     ),
     Case(
-        'unknown-resources-key',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpus: 1\n'),
+        "unknown-resources-key",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpus: 1\n"
+        ),
         [".dstack/workflows.yaml:6:7: workflows[0].resources: unknown key 'gpus'; did you mean 'gpu'?"],
         schema=True,
     ),
     Case(
-        'unknown-gpu-key',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu:\n        cont: 2\n'),
+        "unknown-gpu-key",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu:\n        cont: 2\n"
+        ),
         [".dstack/workflows.yaml:7:9: workflows[0].resources.gpu: unknown key 'cont'; did you mean 'count'?"],
         schema=True,
     ),
     Case(
-        'bash-without-commands',
-        ONE('workflows:\n  - name: a\n    provider: bash\n'),
+        "bash-without-commands",
+        ONE("workflows:\n  - name: a\n    provider: bash\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing 'commands', which provider 'bash' requires"],
         schema=False,
     ),
     Case(
-        'docker-without-image',
-        ONE('workflows:\n  - name: a\n    provider: docker\n    commands: [x]\n'),
+        "docker-without-image",
+        ONE("workflows:\n  - name: a\n    provider: docker\n    commands: [x]\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing 'image', which provider 'docker' requires"],
         schema=False,
     ),
     Case(
-        'name-not-string',
-        ONE('workflows:\n  - name: [a]\n    provider: bash\n    commands: [x]\n'),
-        ['.dstack/workflows.yaml:2:11: workflows[0].name: got a list, expected a string'],
+        "name-not-string",
+        ONE("workflows:\n  - name: [a]\n    provider: bash\n    commands: [x]\n"),
+        [".dstack/workflows.yaml:2:11: workflows[0].name: got a list, expected a string"],
         schema=True,
     ),
     Case(
-        'name-with-space',
-        ONE('workflows:\n  - name: my train\n    provider: bash\n    commands: [x]\n'),
-        [".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'"],
+        "name-with-space",
+        ONE("workflows:\n  - name: my train\n    provider: bash\n    commands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'"
+        ],
         schema=False,
     ),
     Case(
-        'commands-mapping',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      run: x\n'),
-        ['.dstack/workflows.yaml:5:7: workflows[0].commands: got a mapping, expected a list of strings or one multi-line string'],
+        "commands-mapping",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands:\n      run: x\n"),
+        [
+            ".dstack/workflows.yaml:5:7: workflows[0].commands: got a mapping, expected a list of strings or one multi-line string"
+        ],
         schema=True,
     ),
     Case(
-        'command-item-int',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo\n      - 42\n'),
-        ['.dstack/workflows.yaml:6:9: workflows[0].commands[1]: got 42, expected a string'],
+        "command-item-int",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo\n      - 42\n"),
+        [".dstack/workflows.yaml:6:9: workflows[0].commands[1]: got 42, expected a string"],
         schema=True,
     ),
     Case(
-        'cpu-string',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      cpu: many\n'),
+        "cpu-string",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      cpu: many\n"
+        ),
         [".dstack/workflows.yaml:6:12: workflows[0].resources.cpu: got 'many', expected an integer"],
         schema=True,
     ),
     Case(
-        'cpu-zero',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      cpu: 0\n'),
-        ['.dstack/workflows.yaml:6:12: workflows[0].resources.cpu: got 0, expected a number >= 1'],
+        "cpu-zero",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      cpu: 0\n"
+        ),
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.cpu: got 0, expected a number >= 1"],
         schema=True,
     ),
     Case(
-        'memory-bad-unit',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      memory: 16 parsecs\n'),
-        [".dstack/workflows.yaml:6:15: workflows[0].resources.memory: got '16 parsecs', expected a size such as '16GB', '512MiB' or '2Gi'"],
+        "memory-bad-unit",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      memory: 16 parsecs\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:15: workflows[0].resources.memory: got '16 parsecs', expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
         schema=True,
     ),
     Case(
-        'memory-list',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      memory: [16GB]\n'),
-        [".dstack/workflows.yaml:6:15: workflows[0].resources.memory: got a list, expected a size such as '16GB', '512MiB' or '2Gi'"],
+        "memory-list",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      memory: [16GB]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:15: workflows[0].resources.memory: got a list, expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
         schema=True,
     ),
     Case(
-        'shm-size-bad',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      shm_size: big\n'),
-        [".dstack/workflows.yaml:6:17: workflows[0].resources.shm_size: got 'big', expected a size such as '16GB', '512MiB' or '2Gi'"],
+        "shm-size-bad",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      shm_size: big\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:17: workflows[0].resources.shm_size: got 'big', expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
         schema=True,
     ),
     Case(
-        'gpu-memory-bad',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu:\n        memory: lots\n'),
-        [".dstack/workflows.yaml:7:17: workflows[0].resources.gpu.memory: got 'lots', expected a size such as '16GB', '512MiB' or '2Gi'"],
+        "gpu-memory-bad",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu:\n        memory: lots\n"
+        ),
+        [
+            ".dstack/workflows.yaml:7:17: workflows[0].resources.gpu.memory: got 'lots', expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
         schema=True,
     ),
     Case(
-        'gpu-string',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu: two\n'),
-        [".dstack/workflows.yaml:6:12: workflows[0].resources.gpu: got 'two', expected a GPU count or a mapping of count, name, memory"],
+        "gpu-string",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu: two\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:12: workflows[0].resources.gpu: got 'two', expected a GPU count or a mapping of count, name, memory"
+        ],
         schema=True,
     ),
     Case(
-        'gpu-negative',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu: -1\n'),
-        ['.dstack/workflows.yaml:6:12: workflows[0].resources.gpu.count: got -1, expected a number >= 0'],
+        "gpu-negative",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu: -1\n"
+        ),
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.gpu.count: got -1, expected a number >= 0"],
         schema=True,
     ),
     Case(
-        'interruptible-string',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      interruptible: maybe\n'),
-        [".dstack/workflows.yaml:6:22: workflows[0].resources.interruptible: got 'maybe', expected true or false"],
+        "interruptible-string",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      interruptible: maybe\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:22: workflows[0].resources.interruptible: got 'maybe', expected true or false"
+        ],
         schema=True,
     ),
     Case(
-        'port-out-of-range',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      - 70000\n'),
-        ['.dstack/workflows.yaml:6:9: workflows[0].ports[0].port: got 70000, expected a number <= 65535'],
+        "port-out-of-range",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      - 70000\n"
+        ),
+        [".dstack/workflows.yaml:6:9: workflows[0].ports[0].port: got 70000, expected a number <= 65535"],
         schema=True,
     ),
     Case(
-        'port-bad-string',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      - web\n'),
-        [".dstack/workflows.yaml:6:9: workflows[0].ports[0]: got 'web', expected a port number or 'APP_PORT:LOCAL_PORT'"],
+        "port-bad-string",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      - web\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].ports[0]: got 'web', expected a port number or 'APP_PORT:LOCAL_PORT'"
+        ],
         schema=True,
     ),
     Case(
-        'ports-mapping',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      web: 80\n'),
-        [".dstack/workflows.yaml:6:7: workflows[0].ports: got a mapping, expected a list of ports such as [8000, '7860:80']"],
+        "ports-mapping",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    ports:\n      web: 80\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].ports: got a mapping, expected a list of ports such as [8000, '7860:80']"
+        ],
         schema=True,
     ),
     Case(
-        'env-bad-name',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - 1BAD=x\n'),
-        [".dstack/workflows.yaml:6:7: workflows[0].env: got variable name '1BAD', expected letters, digits and '_'"],
+        "env-bad-name",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - 1BAD=x\n"),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].env: got variable name '1BAD', expected letters, digits and '_'"
+        ],
         schema=False,
     ),
     Case(
-        'env-scalar',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env: A=1\n'),
-        [".dstack/workflows.yaml:5:10: workflows[0].env: got 'A=1', expected a list of 'NAME=VALUE' or a mapping"],
+        "env-scalar",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env: A=1\n"),
+        [
+            ".dstack/workflows.yaml:5:10: workflows[0].env: got 'A=1', expected a list of 'NAME=VALUE' or a mapping"
+        ],
         schema=True,
     ),
     Case(
-        'python-bad',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    python: three\n'),
-        [".dstack/workflows.yaml:5:13: workflows[0].python: got 'three', expected a Python version such as '3.10'"],
+        "python-bad",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    python: three\n"),
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].python: got 'three', expected a Python version such as '3.10'"
+        ],
         schema=False,
     ),
     Case(
-        'artifact-int',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    artifacts:\n      - 5\n'),
-        ['.dstack/workflows.yaml:6:9: workflows[0].artifacts[0]: got 5, expected an artifact path or a mapping of path, mount'],
+        "artifact-int",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    artifacts:\n      - 5\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].artifacts[0]: got 5, expected an artifact path or a mapping of path, mount"
+        ],
         schema=True,
     ),
     Case(
-        'artifact-unknown-key',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    artifacts:\n      - path: out\n        mnt: true\n'),
+        "artifact-unknown-key",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    artifacts:\n      - path: out\n        mnt: true\n"
+        ),
         [".dstack/workflows.yaml:7:9: workflows[0].artifacts[0]: unknown key 'mnt'; did you mean 'mount'?"],
         schema=True,
     ),
     Case(
-        'cache-missing-path',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    cache:\n      - mount: true\n'),
-        [".dstack/workflows.yaml:6:9: workflows[0].cache[0]: missing key 'path'", ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: unknown key 'mount'"],
+        "cache-missing-path",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    cache:\n      - mount: true\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: missing key 'path'",
+            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: unknown key 'mount'",
+        ],
         schema=True,
     ),
     Case(
-        'dep-both',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: a\n        tag: b\n'),
-        [".dstack/workflows.yaml:6:9: workflows[0].deps[0]: a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}"],
+        "dep-both",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: a\n        tag: b\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].deps[0]: a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}"
+        ],
         schema=False,
     ),
     Case(
-        'dep-int',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - 3\n'),
-        [".dstack/workflows.yaml:6:9: workflows[0].deps[0]: got 3, expected 'NAME', ':TAG', or a mapping with workflow or tag"],
+        "dep-int",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - 3\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].deps[0]: got 3, expected 'NAME', ':TAG', or a mapping with workflow or tag"
+        ],
         schema=True,
     ),
     Case(
-        'entrypoint-unbalanced',
-        ONE('workflows:\n  - name: a\n    provider: docker\n    image: ubuntu\n    entrypoint: "sh -c \'echo"\n'),
-        ['.dstack/workflows.yaml:5:17: workflows[0].entrypoint: got "sh -c \'echo" (No closing quotation), expected a shell command line'],
+        "entrypoint-unbalanced",
+        ONE(
+            'workflows:\n  - name: a\n    provider: docker\n    image: ubuntu\n    entrypoint: "sh -c \'echo"\n'
+        ),
+        [
+            '.dstack/workflows.yaml:5:17: workflows[0].entrypoint: got "sh -c \'echo" (No closing quotation), expected a shell command line'
+        ],
         schema=False,
     ),
     Case(
-        'registry-auth-unknown',
-        ONE('workflows:\n  - name: a\n    provider: docker\n    image: ubuntu\n    registry_auth:\n      user: me\n'),
-        [".dstack/workflows.yaml:6:7: workflows[0].registry_auth: unknown key 'user'; did you mean 'username'?"],
+        "registry-auth-unknown",
+        ONE(
+            "workflows:\n  - name: a\n    provider: docker\n    image: ubuntu\n    registry_auth:\n      user: me\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].registry_auth: unknown key 'user'; did you mean 'username'?"
+        ],
         schema=True,
     ),
     Case(
-        'duplicate-key',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    commands: [y]\n'),
+        "duplicate-key",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    commands: [y]\n"),
         [".dstack/workflows.yaml:5:5: workflows[0].commands: duplicate key 'commands', first at line 4"],
         schema=False,
     ),
     Case(
-        'duplicate-names-one-file',
-        ONE('workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n  - name: a\n    provider: bash\n    commands: [y]\n'),
-        [".dstack/workflows.yaml:5:11: workflows[1].name: duplicate workflow name 'a', first defined at .dstack/workflows.yaml:2"],
+        "duplicate-names-one-file",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n  - name: a\n    provider: bash\n    commands: [y]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:5:11: workflows[1].name: duplicate workflow name 'a', first defined at .dstack/workflows.yaml:2"
+        ],
         schema=False,
     ),
     Case(
-        'duplicate-names-two-files',
-        {'.dstack/workflows/a.yaml': 'workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n', '.dstack/workflows/b.yaml': 'workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n  - name: train\n    provider: bash\n    commands: [y]\n'},
-        [".dstack/workflows/b.yaml:5:11: workflows[1].name: duplicate workflow name 'train', first defined at .dstack/workflows/a.yaml:2"],
+        "duplicate-names-two-files",
+        {
+            ".dstack/workflows/a.yaml": "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n",
+            ".dstack/workflows/b.yaml": "workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n  - name: train\n    provider: bash\n    commands: [y]\n",
+        },
+        [
+            ".dstack/workflows/b.yaml:5:11: workflows[1].name: duplicate workflow name 'train', first defined at .dstack/workflows/a.yaml:2"
+        ],
         schema=False,
     ),
     Case(
-        'cycle-two',
-        ONE('workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: [b]\n  - name: b\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: a\n'),
-        ['.dstack/workflows.yaml:5:12: workflows[0].deps[0]: deps form a cycle: a -> b -> a'],
+        "cycle-two",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: [b]\n  - name: b\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: a\n"
+        ),
+        [".dstack/workflows.yaml:5:12: workflows[0].deps[0]: deps form a cycle: a -> b -> a"],
         schema=False,
     ),
     Case(
-        'cycle-self',
-        ONE('workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: [a]\n'),
-        ['.dstack/workflows.yaml:5:12: workflows[0].deps[0]: deps form a cycle: a -> a'],
+        "cycle-self",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: [a]\n"),
+        [".dstack/workflows.yaml:5:12: workflows[0].deps[0]: deps form a cycle: a -> a"],
         schema=False,
     ),
     Case(
-        'unknown-run-name',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ run.foo }}\n'),
-        [".dstack/workflows.yaml:5:14: workflows[0].commands[0]: unknown name 'run.foo' in '${{', expected run.args, run.name or secrets.NAME"],
+        "unknown-run-name",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ run.foo }}\n"),
+        [
+            ".dstack/workflows.yaml:5:14: workflows[0].commands[0]: unknown name 'run.foo' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
         schema=False,
     ),
     Case(
-        'unknown-bare-name',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ foo }}\n'),
-        [".dstack/workflows.yaml:5:14: workflows[0].commands[0]: unknown name 'foo' in '${{', expected run.args, run.name or secrets.NAME"],
+        "unknown-bare-name",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ foo }}\n"),
+        [
+            ".dstack/workflows.yaml:5:14: workflows[0].commands[0]: unknown name 'foo' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
         schema=False,
     ),
     Case(
-        'unclosed-interpolation',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ run.args\n'),
+        "unclosed-interpolation",
+        ONE("workflows:\n  - name: train\n    provider: bash\n    commands:\n      - echo ${{ run.args\n"),
         [".dstack/workflows.yaml:5:14: workflows[0].commands[0]: unclosed '${{', expected '}}' to close it"],
         schema=False,
     ),
     Case(
-        'unknown-name-in-env',
-        ONE('workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - A=${{ env.HOME }}\n'),
-        [".dstack/workflows.yaml:6:11: workflows[0].env[0]: unknown name 'env.HOME' in '${{', expected run.args, run.name or secrets.NAME"],
+        "unknown-name-in-env",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - A=${{ env.HOME }}\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:11: workflows[0].env[0]: unknown name 'env.HOME' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
         schema=False,
     ),
     Case(
-        'unknown-name-quoted',
+        "unknown-name-quoted",
         ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - "echo ${{ args }}"\n'),
-        [".dstack/workflows.yaml:5:15: workflows[0].commands[0]: unknown name 'args' in '${{', expected run.args, run.name or secrets.NAME"],
+        [
+            ".dstack/workflows.yaml:5:15: workflows[0].commands[0]: unknown name 'args' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
         schema=False,
     ),
     Case(
-        'two-files-errors',
-        {'.dstack/workflows/a.yaml': 'workflows:\n  - name: a\n    provider: bsh\n', '.dstack/workflows/b.yaml': 'workflows: {}\n'},
-        [".dstack/workflows/a.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?", '.dstack/workflows/b.yaml:1:12: workflows: got a mapping, expected a list of workflows'],
+        "two-files-errors",
+        {
+            ".dstack/workflows/a.yaml": "workflows:\n  - name: a\n    provider: bsh\n",
+            ".dstack/workflows/b.yaml": "workflows: {}\n",
+        },
+        [
+            ".dstack/workflows/a.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?",
+            ".dstack/workflows/b.yaml:1:12: workflows: got a mapping, expected a list of workflows",
+        ],
         schema=False,
-    ),]
+    ),
+]

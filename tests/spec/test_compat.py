@@ -25,7 +25,9 @@ def test_compat_file_loads(source: Path, make_repo: RepoFactory) -> None:
     workflows = load_workflows(root)
 
     assert len(workflows) > 0
-    assert all(w.provider in ("bash", "docker", "code", "lab", "notebook") for w in workflows.by_name.values())
+    assert all(
+        w.provider in ("bash", "docker", "code", "lab", "notebook") for w in workflows.by_name.values()
+    )
 
 
 def _snapshots() -> dict[str, list[Path]]:

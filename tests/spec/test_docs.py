@@ -19,8 +19,23 @@ def test_docs_name_every_field(model: str, field: str) -> None:
     assert f"`{field}`" in DOC.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("option", ["--env", "--artifact", "--dep", "--working-dir", "--interruptible", "--cpu",
-                                    "--memory", "--gpu", "--gpu-name", "--gpu-memory", "--shm-size", "--port"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--env",
+        "--artifact",
+        "--dep",
+        "--working-dir",
+        "--interruptible",
+        "--cpu",
+        "--memory",
+        "--gpu",
+        "--gpu-name",
+        "--gpu-memory",
+        "--shm-size",
+        "--port",
+    ],
+)
 def test_docs_name_every_run_option(option: str) -> None:
     """Each `dstack run` override option is documented."""
 

@@ -1,5 +1,7 @@
 """Bad workflow files give exact, located messages, every problem of every file at once."""
 
+# ruff: noqa: E501 - golden messages are kept on one line so they can be compared by eye
+
 from __future__ import annotations
 
 import pytest

@@ -10,15 +10,37 @@ from dstack_prefect.errors import SpecErrors
 from dstack_prefect.spec import Workflows, load_text
 
 KEYS = st.sampled_from(
-    ["workflows", "name", "provider", "commands", "resources", "gpu", "memory", "deps", "ports", "env",
-     "artifacts", "cache", "python", "image", "entrypoint", "tag", "workflow", "path", "count", "x"]
+    [
+        "workflows",
+        "name",
+        "provider",
+        "commands",
+        "resources",
+        "gpu",
+        "memory",
+        "deps",
+        "ports",
+        "env",
+        "artifacts",
+        "cache",
+        "python",
+        "image",
+        "entrypoint",
+        "tag",
+        "workflow",
+        "path",
+        "count",
+        "x",
+    ]
 )
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-5, 70000),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(["bash", "docker", "16GB", "3.10", ":tag", "a=b", "${{ run.args }}", "${{ x", "$$", "7860:80"]),
+    st.sampled_from(
+        ["bash", "docker", "16GB", "3.10", ":tag", "a=b", "${{ run.args }}", "${{ x", "$$", "7860:80"]
+    ),
     st.text(max_size=12),
 )
 TREES = st.recursive(
