@@ -41,9 +41,11 @@ def fail(error: DstackError, *, as_json: bool = False) -> typer.Exit:
             payload["hint"] = error.hint
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print("[bold red]error:[/] ", end="", highlight=False)
+        err_console.print(error.message, highlight=False, markup=False, soft_wrap=True)
         if error.hint:
-            err_console.print(f"[dim]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+            err_console.print("[dim]hint:[/] ", end="", highlight=False)
+            err_console.print(error.hint, highlight=False, markup=False, soft_wrap=True)
     return typer.Exit(1)
 
 
