@@ -27,7 +27,7 @@ NVIDIA_HINT = (
     "install the NVIDIA driver and nvidia-container-toolkit on the Docker host, run "
     "`nvidia-ctk runtime configure --runtime=docker` and restart dockerd; or run the step without a GPU"
 )
-IMAGE_HINT = "build it (`dstack image build`, or `docker build -t IMAGE .`), or give registry access"
+IMAGE_HINT = "build it on this machine (`docker build -t IMAGE .`), or give registry access (registry_auth)"
 
 _Row = tuple[type[BaseException], type[ExecutionError], str | None]
 

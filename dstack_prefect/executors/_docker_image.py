@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,14 @@ def build_runtime_image(
             wheels = context / "wheelhouse"
             wheels.mkdir()
             packages = ""
+            full = None if cuda else _base_python(client, base)
+            if full and not full.startswith(f"{python}."):
+                msg = f"the base image {base} has Python {full}, not {python}"
+                raise ExecutionError(msg, hint=f"pass --python {full.rsplit('.', 1)[0]}, or another --base")
             if not slim:
-                full = _base_python(client, base) if not cuda else None
                 cache = build_wheelhouse(python, full_version=full, on_line=on_line)
+                if full:
+                    _fill_gaps(client, base, cache, on_line)
                 for whl in cache.glob("*.whl"):
                     _link_or_copy(whl, wheels / whl.name)
                 packages = "dstack-prefect"
@@ -148,6 +155,43 @@ def _base_python(client: Any, base: str) -> str | None:
     return version or None
 
 
+_MISSING = re.compile(r"No matching distribution found for ([^;\s]+)")
+
+
+def _fill_gaps(client: Any, base: str, wheelhouse: Path, on_line: Callable[[str], None]) -> None:
+    """Resolve the install offline inside ``base`` and download what the host's pip left out.
+
+    The host's pip evaluates markers such as ``python_full_version < "3.11.3"`` for its own
+    Python, not the image's, so a dependency the image needs can be missing from the wheelhouse.
+    """
+    import docker.errors
+
+    for _ in range(10):
+        script = (
+            "python3 -m venv /tmp/v >/dev/null && /tmp/v/bin/pip install -q --dry-run --no-index "
+            "--disable-pip-version-check --find-links /wh dstack-prefect"
+        )
+        try:
+            client.containers.run(
+                base,
+                entrypoint=["sh", "-c", script],
+                command=[],
+                volumes={str(wheelhouse): {"bind": "/wh", "mode": "ro"}},
+                network_mode="none",
+                remove=True,
+            )
+            return
+        except docker.errors.ContainerError as exc:
+            err = (exc.stderr or b"").decode(errors="replace")
+            missing = _MISSING.findall(err)
+            if not missing:
+                raise ExecutionError(f"resolving the image's packages failed:\n{err[-1500:]}") from exc
+        on_line(f"wheelhouse: adding {', '.join(missing)} (needed by the image's Python)")
+        _pip("download", "--only-binary=:all:", "-d", str(wheelhouse), *missing)
+    msg = "the wheelhouse still misses packages after 10 rounds"
+    raise ExecutionError(msg)
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -176,9 +220,11 @@ def _build(client: object, context: Path, tag: str, args: dict[str, str], on_lin
         pull=False,
         decode=True,
     )
+    recent: deque[str] = deque(maxlen=12)
     for chunk in stream:
         if "error" in chunk:
-            text = str(chunk["error"]).strip()
+            # The error names the failed RUN instruction; the lines before it say what went wrong.
+            text = "\n".join([*recent, str(chunk["error"]).strip()[:300]])
             hint = None
             if "pull access denied" in text or "not found" in text or "dial tcp" in text:
                 hint = (
@@ -188,6 +234,7 @@ def _build(client: object, context: Path, tag: str, args: dict[str, str], on_lin
             raise ExecutionError(f"building image {tag} failed: {text}", hint=hint)
         for line in str(chunk.get("stream", "")).splitlines():
             if line.strip():
+                recent.append(line)
                 on_line(line)
 
 

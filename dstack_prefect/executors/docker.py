@@ -1,0 +1,494 @@
+"""The Docker executor: each step is one container on the local Docker engine (docker-py).
+
+    provider docker            the step's ``image``; ``entrypoint``, else ``/bin/sh -c "c1 && c2"``
+    bash, code, lab, notebook  the runtime image; ``bash -c`` of the same script the local
+                               executor runs (``set -e``, setup, commands), as the host's uid:gid
+
+Every container gets the step's folder at /workflow (working dir /workflow/<working_dir>), the
+step's environment, host networking (so PORT_i are host ports), memory and CPU limits without
+swap, ``init`` (tini as PID 1, so a stop takes effect at once), device requests for GPUs, and the
+labels ``dstack.run`` / ``dstack.step`` (plus the job's) by which :func:`list_step_containers`
+and :func:`cleanup_containers` find leftovers. The container is removed when the step ends.
+
+    with DockerExecutor(runtime_image="dstack-prefect/runtime:0.1.0-py3.11") as ex:
+        ex.check(step)
+        handle = ex.start(job)         # pulls a missing docker-provider image first
+        result = ex.wait(handle)       # lines to job.on_line; removes the container
+
+Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors.docker_errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dstack_prefect import __version__
+from dstack_prefect.errors import ExecutorUnavailableError
+from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
+from dstack_prefect.executors._docker_errors import IMAGE_HINT, NVIDIA_HINT, docker_errors
+from dstack_prefect.executors._docker_image import runtime_tag
+from dstack_prefect.executors.local import Machine, bash_script, check_resources
+from dstack_prefect.graph import Step
+
+WORKFLOW_DIR = "/workflow"
+RUN_LABEL = "dstack.run"
+STEP_LABEL = "dstack.step"
+RUNTIME_IMAGE_ENV = "DSTACK_RUNTIME_IMAGE"
+CUDA_RUNTIME_IMAGE_ENV = "DSTACK_CUDA_RUNTIME_IMAGE"
+
+_HOST_ONLY_ENV = frozenset(
+    {"PATH", "HOME", "PWD", "OLDPWD", "SHELL", "SHLVL", "TMPDIR", "HOSTNAME", "_", "VIRTUAL_ENV", "USER"}
+)
+"""Host variables that would break a container (its PATH, HOME...) if the engine passed them."""
+
+
+def default_runtime_image(python: str | None = None, *, cuda: bool = False) -> str:
+    """$DSTACK_RUNTIME_IMAGE (or $DSTACK_CUDA_RUNTIME_IMAGE for GPU steps), else the built tag."""
+    explicit = os.environ.get(CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV)
+    return explicit or runtime_tag(python or "3.11", cuda=cuda)
+
+
+def step_image(step: Step, runtime_image: str | None = None, cuda_runtime_image: str | None = None) -> str:
+    """The image ``step`` runs in."""
+    if step.provider == "docker":
+        if not step.image:
+            msg = f"step '{step.name}' has provider docker but no image"
+            raise ValueError(msg)
+        return step.image
+    if _wants_gpu(step):
+        return cuda_runtime_image or default_runtime_image(step.python, cuda=True)
+    return runtime_image or default_runtime_image(step.python)
+
+
+def step_command(step: Step) -> tuple[list[str] | None, list[str] | None]:
+    """``(entrypoint, command)`` for the container; None keeps the image's own.
+
+    docker provider: the user's entrypoint with the commands joined by `` && `` as its argument
+    (as old dstack's runner); with commands and no entrypoint, ``/bin/sh -c``; with neither, the
+    image's ENTRYPOINT and CMD. Other providers: ``bash -c <script>`` in the runtime image.
+    """
+    if step.provider == "docker":
+        commands = [*step.setup, *step.commands]
+        joined = [" && ".join(commands)] if commands else None
+        if step.entrypoint:
+            return list(step.entrypoint), joined
+        if joined:
+            return ["/bin/sh", "-c"], joined
+        return None, None
+    return ["bash", "-c", bash_script(step), f"dstack:{step.name}"], []
+
+
+def container_kwargs(
+    job: StepJob,
+    *,
+    image: str | None = None,
+    user: tuple[int, int] | None = None,
+    network_mode: str = "host",
+) -> dict[str, Any]:
+    """The exact keyword arguments for ``client.containers.create`` for ``job`` (no engine needed).
+
+    ``image`` defaults to :func:`step_image`; ``user`` to this process's uid:gid (runtime-image
+    steps run as it, so what they write in the workdir stays the user's; docker-provider steps
+    run as their image's user). ``network_mode`` other than host publishes ``job.ports`` on
+    127.0.0.1 under the same numbers.
+    """
+    step = job.step
+    uid, gid = user if user is not None else (os.getuid(), os.getgid())
+    entrypoint, command = step_command(step)
+    env = {k: v for k, v in job.env.items() if k not in _HOST_ONLY_ENV}
+    env["TINI_KILL_PROCESS_GROUP"] = "1"
+    if job.gpus:
+        env.pop("CUDA_VISIBLE_DEVICES", None)  # host indices; the container renumbers from 0
+    labels = {**job.labels, RUN_LABEL: job.run_name, STEP_LABEL: step.name}
+    kwargs: dict[str, Any] = {
+        "image": image or step_image(step),
+        "entrypoint": entrypoint,
+        "command": command,
+        "environment": env,
+        "working_dir": _container_path(step.working_dir),
+        "volumes": {str(job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}},
+        "labels": labels,
+        "init": True,  # tini as PID 1; TINI_KILL_PROCESS_GROUP: a stop reaches bash's children too
+        "network_mode": network_mode,
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+    }
+    if step.provider == "docker":
+        if step.home_dir:
+            env["HOME"] = step.home_dir
+    else:
+        kwargs["user"] = f"{uid}:{gid}"
+        env["HOME"] = "/root" if uid == 0 else "/tmp/home"
+    res = step.resources
+    if res.memory_mib:
+        kwargs["mem_limit"] = f"{res.memory_mib}m"
+        kwargs["memswap_limit"] = f"{res.memory_mib}m"  # the same: no swap
+    if res.cpu:
+        kwargs["nano_cpus"] = int(res.cpu * 1e9)
+    if res.shm_size_mib:
+        kwargs["shm_size"] = f"{res.shm_size_mib}m"
+    if _wants_gpu(step):
+        request: dict[str, Any] = {"driver": "nvidia", "capabilities": [["gpu"]]}
+        if job.gpus:
+            request["device_ids"] = list(job.gpus)
+        else:
+            assert res.gpu is not None
+            request["count"] = res.gpu.count
+        kwargs["device_requests"] = [request]
+    if network_mode != "host" and job.ports:
+        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in job.ports}
+    return kwargs
+
+
+def _wants_gpu(step: Step) -> bool:
+    return step.resources.gpu is not None and step.resources.gpu.count > 0
+
+
+def _container_path(working_dir: str) -> str:
+    rel = working_dir.strip("/")
+    return WORKFLOW_DIR if rel in ("", ".") else f"{WORKFLOW_DIR}/{rel}"
+
+
+@dataclass
+class _Running:
+    container: Any
+    job: StepJob
+    oom_limit: int | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: bool = False
+    waiting: bool = False
+    done: bool = False
+
+
+class DockerExecutor(Executor):
+    """Runs each step in its own container on the local Docker engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        runtime_image: str | None = None,
+        cuda_runtime_image: str | None = None,
+        network_mode: str = "host",
+        user: tuple[int, int] | None = None,
+        client: Any = None,
+    ) -> None:
+        """``runtime_image``: for bash/code/lab/notebook steps; default $DSTACK_RUNTIME_IMAGE, else
+        ``dstack-prefect/runtime:<version>-py<step python or 3.11>``. ``cuda_runtime_image``: the
+        same for GPU steps. ``user``: the host uid:gid files in the workdir must end up owned by
+        (default this process's). ``client``: a docker-py client (default ``docker.from_env()``).
+        """
+        self.runtime_image = runtime_image
+        self.cuda_runtime_image = cuda_runtime_image
+        self.network_mode = network_mode
+        self.user = user if user is not None else (os.getuid(), os.getgid())
+        self._client = client
+        self._own_client = client is None
+        self._lock = threading.Lock()
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = docker_client()
+            return self._client
+
+    def info(self) -> dict[str, Any]:
+        """``docker info`` of the engine, read once."""
+        if self._info is None:
+            with docker_errors("reading the Docker engine's info"):
+                self._info = dict(self.client.info())
+        return self._info
+
+    def check(self, step: Step) -> None:
+        """Fail before running: missing runtime image, NVIDIA runtime, or too many CPUs / too much memory."""
+        info = self.info()
+        engine = Machine(
+            cpus=int(info.get("NCPU") or 0) or 10**6,
+            memory_mib=int(info.get("MemTotal") or 0) // 2**20 or 10**12,
+            gpus=(),
+        )
+        # GPUs are the NVIDIA runtime's business (below), CPUs and memory the engine's.
+        check_resources(step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine)
+        if _wants_gpu(step) and not has_nvidia_runtime(info):
+            runtimes = ", ".join(sorted(info.get("Runtimes") or {})) or "none"
+            msg = (
+                f"step '{step.name}' asks for a GPU but the Docker engine has no NVIDIA runtime "
+                f"(runtimes: {runtimes}; no CDI nvidia.com/gpu devices)"
+            )
+            raise ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
+        if step.provider != "docker":
+            image = self._image(step)
+            if not self._has_image(image):
+                msg = f"runtime image {image} for step '{step.name}' is not on the Docker engine"
+                hint = "build it: `dstack image build` (or .ci/docker-setup.sh without a registry)"
+                raise ExecutorUnavailableError(msg, hint=hint)
+
+    def start(self, job: StepJob) -> Handle:
+        step = job.step
+        image = self._image(step)
+        if step.provider == "docker":
+            self._ensure_image(image, step)
+        (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
+        kwargs = container_kwargs(job, image=image, user=self.user, network_mode=self.network_mode)
+        with docker_errors(f"creating the container of step '{step.name}'"):
+            container = self.client.containers.create(**kwargs)
+        try:
+            with docker_errors(f"starting the container of step '{step.name}'"):
+                container.start()
+        except BaseException:
+            _remove(container)  # a created-but-never-started container is still a leftover
+            raise
+        running = _Running(container, job, step.resources.memory_mib)
+        return Handle(identifier=f"docker:{container.id}", native=running)
+
+    def wait(self, handle: Handle) -> StepResult:
+        running: _Running = handle.native  # type: ignore[assignment]
+        container, job = running.container, running.job
+        with running.lock:
+            running.waiting = True
+        try:
+            with docker_errors(f"reading the output of step '{job.step.name}'"):
+                lines = LineBuffer(job.on_line)
+                for chunk in container.logs(stream=True, follow=True):
+                    lines.feed(chunk)
+                status = container.wait()
+                # dockerd may end a follow stream before it flushes a last line without newline:
+                # read the finished log once more and deliver whatever the stream missed.
+                lines.catch_up(container.logs(stream=True, follow=False))
+                lines.close()
+                container.reload()
+            code = int(status.get("StatusCode", -1))
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            if running.stopped or oom:
+                code = -(code - 128) if code > 128 else code  # 128+N: killed by signal N
+            if oom:
+                msg = f"out of memory (limit {running.oom_limit} MiB)" if running.oom_limit else "out of memory"
+                return StepResult(exit_code=code, stopped=running.stopped, oom=True, message=msg)
+            return StepResult(exit_code=code, stopped=running.stopped)
+        finally:
+            with running.lock:
+                running.done = True
+            self._chown_back(running)
+            _remove(container)
+
+    def stop(self, handle: Handle, grace: float = 10.0) -> None:
+        running: _Running = handle.native  # type: ignore[assignment]
+        with running.lock:
+            running.stopped = True
+        stop_container(running.container, grace)
+        with running.lock:
+            if running.waiting:
+                return  # wait() removes it once it has read the exit status
+        _remove(running.container)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None and self._own_client:
+                self._client.close()
+            self._client = None
+
+    def _image(self, step: Step) -> str:
+        return step_image(step, self.runtime_image, self.cuda_runtime_image)
+
+    def _has_image(self, image: str) -> bool:
+        import docker.errors
+
+        with docker_errors(f"looking up image {image}"):
+            try:
+                self.client.images.get(image)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def _ensure_image(self, image: str, step: Step) -> None:
+        """Pull ``image`` (with the step's registry_auth) unless the engine has it."""
+        if self._has_image(image):
+            return
+        auth = step.registry_auth
+        auth_config = {"username": auth.username, "password": auth.password} if auth and auth.username else None
+        try:
+            with docker_errors(f"pulling image {image}"):
+                self.client.images.pull(image, auth_config=auth_config)
+        except Exception as exc:
+            msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {exc}"
+            raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
+
+    def _chown_back(self, running: _Running) -> None:
+        """Give files a docker-provider step wrote in the workdir back to the host user.
+
+        Runtime-image steps already run as the host uid; root on the host needs nothing.
+        """
+        uid, gid = self.user
+        if running.job.step.provider != "docker" or uid == 0:
+            return
+        try:
+            with docker_errors("giving the workdir back to the host user"):
+                self.client.containers.run(
+                    running.container.image.id,
+                    entrypoint=["chown", "-R", f"{uid}:{gid}", WORKFLOW_DIR],
+                    command=[],
+                    user="0:0",
+                    volumes={str(running.job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}},
+                    network_mode="none",
+                    labels={**running.job.labels, RUN_LABEL: running.job.run_name, STEP_LABEL: "chown"},
+                    remove=True,
+                )
+        except Exception as exc:  # the step's result stands; say why files may stay root's
+            running.job.on_line(f"dstack: could not chown {running.job.workdir} to {uid}:{gid}: {exc}")
+
+
+def docker_client() -> Any:
+    """``docker.from_env()``, or ExecutorUnavailableError naming the engine address and the fix."""
+    import docker
+
+    with docker_errors("connecting to the Docker engine"):
+        client = docker.from_env()
+        client.ping()
+    return client
+
+
+def has_nvidia_runtime(info: dict[str, Any]) -> bool:
+    """True when the engine can hand out NVIDIA GPUs (nvidia runtime, CDI device, or the hook here)."""
+    if "nvidia" in (info.get("Runtimes") or {}):
+        return True
+    for dev in info.get("DiscoveredDevices") or []:
+        if str(dev.get("ID", "")).startswith("nvidia.com/"):
+            return True
+    local = str(info.get("Name", "")) == os.uname().nodename
+    return local and shutil.which("nvidia-container-runtime-hook") is not None
+
+
+class LineBuffer:
+    """Re-splits raw log chunks into lines for ``on_line``; ``close`` delivers a last partial line."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line = on_line
+        self.received = 0
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for raw in lines:
+            self.on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def catch_up(self, chunks: Iterable[bytes]) -> None:
+        """Feed the part of the complete log ``chunks`` beyond what was already received."""
+        seen = 0
+        for chunk in chunks:
+            skip = min(len(chunk), max(0, self.received - seen))
+            seen += len(chunk)
+            if skip < len(chunk):
+                self.feed(chunk[skip:])
+                seen = self.received
+
+    def close(self) -> None:
+        if self._pending:
+            self.on_line(self._pending.decode("utf-8", errors="replace").rstrip("\r"))
+            self._pending = b""
+
+
+def stream_lines(chunks: Iterable[bytes], on_line: Callable[[str], None]) -> None:
+    """Deliver raw log ``chunks`` to ``on_line`` line by line, the last partial line included."""
+    lines = LineBuffer(on_line)
+    for chunk in chunks:
+        lines.feed(chunk)
+    lines.close()
+
+
+def stop_container(container: Any, grace: float) -> None:
+    """SIGTERM (via init) then SIGKILL after ``grace`` seconds; 0 kills at once. Gone is fine."""
+    import docker.errors
+
+    with docker_errors("stopping a step container"):
+        try:
+            if grace > 0:
+                container.stop(timeout=max(1, round(grace)))
+            else:
+                container.kill()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: not running any more
+                raise
+
+
+def stop_by_identifier(identifier: str, grace: float = 10.0, *, client: Any = None) -> None:
+    """Stop and remove the container of ``Handle.identifier`` (``docker:<id>``) from any process."""
+    import docker.errors
+
+    kind, _, cid = identifier.partition(":")
+    if kind != "docker" or not cid:
+        msg = f"not a Docker step identifier: {identifier!r}"
+        raise ValueError(msg)
+    client = client or docker_client()
+    with docker_errors(f"finding container {cid[:12]}"):
+        try:
+            container = client.containers.get(cid)
+        except docker.errors.NotFound:
+            return
+    stop_container(container, grace)
+    _remove(container)
+
+
+def list_step_containers(*, run_name: str | None = None, client: Any = None) -> list[Any]:
+    """Every container (running or not) labelled ``dstack.run``, of ``run_name`` if given."""
+    client = client or docker_client()
+    label = f"{RUN_LABEL}={run_name}" if run_name else RUN_LABEL
+    with docker_errors("listing step containers"):
+        return list(client.containers.list(all=True, filters={"label": label}))
+
+
+def cleanup_containers(is_finished: Callable[[str], bool], *, client: Any = None) -> list[str]:
+    """Remove step containers whose run ``is_finished(run_name)``; return the removed ids.
+
+    The "next command cleans up" rule: the engine calls this with a predicate that is true for
+    runs that ended or whose driving process is gone.
+    """
+    removed = []
+    for container in list_step_containers(client=client):
+        run_name = container.labels.get(RUN_LABEL, "")
+        if run_name and is_finished(run_name):
+            stop_container(container, 0)
+            _remove(container)
+            removed.append(container.id)
+    return removed
+
+
+def _remove(container: Any) -> None:
+    import docker.errors
+
+    with docker_errors("removing a step container"):
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+
+__all__ = [
+    "DockerExecutor",
+    "LineBuffer",
+    "cleanup_containers",
+    "container_kwargs",
+    "default_runtime_image",
+    "docker_client",
+    "has_nvidia_runtime",
+    "list_step_containers",
+    "step_command",
+    "step_image",
+    "stop_by_identifier",
+    "stream_lines",
+]

@@ -1,0 +1,55 @@
+"""The docker-py error seam: every library error becomes ours, with a message a person can act on."""
+
+from __future__ import annotations
+
+import inspect
+
+import docker.errors
+import pytest
+
+from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
+from dstack_prefect.executors._docker_errors import _TABLE, docker_errors, error_class_for
+from dstack_prefect.executors.docker import DockerExecutor
+from dstack_prefect.graph import Step
+
+DOCKER_ERRORS = sorted(
+    (c for c in vars(docker.errors).values() if inspect.isclass(c) and issubclass(c, BaseException)),
+    key=lambda c: c.__name__,
+)
+
+
+@pytest.mark.parametrize("exc_type", DOCKER_ERRORS, ids=lambda c: c.__name__)
+def test_every_docker_error_is_mapped_explicitly(exc_type: type[BaseException]) -> None:
+    """Each class in docker.errors has its own row, so a new docker-py error fails here first."""
+    assert exc_type in [row[0] for row in _TABLE]
+    assert issubclass(error_class_for(exc_type), ExecutionError)  # type: ignore[arg-type]
+
+
+def test_rows_are_most_specific_first() -> None:
+    """No row is shadowed by an earlier, more general one."""
+    classes = [row[0] for row in _TABLE]
+    for i, cls in enumerate(classes):
+        assert not any(issubclass(cls, earlier) for earlier in classes[:i]), cls
+
+
+def test_gpu_driver_error_names_the_nvidia_runtime() -> None:
+    """dockerd's 'could not select device driver' becomes ExecutorUnavailableError with the fix."""
+    api = docker.errors.APIError("500", explanation='could not select device driver "nvidia" with capabilities: [[gpu]]')
+
+    with pytest.raises(ExecutorUnavailableError, match="no NVIDIA GPU support") as err, docker_errors("starting step"):
+        raise api
+
+    assert err.value.__cause__ is api
+    assert "nvidia-container-toolkit" in (err.value.hint or "")
+
+
+def test_unreachable_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """With no engine at DOCKER_HOST the executor says where it looked and how to start one."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+
+    with DockerExecutor() as ex, pytest.raises(
+        ExecutorUnavailableError, match=r"Docker engine not reachable at unix:///nonexistent/docker.sock"
+    ) as err:
+        ex.check(Step(name="b", commands=["true"]))
+
+    assert "docker-setup.sh" in str(err.value)

@@ -1,0 +1,122 @@
+"""container_kwargs: what DockerExecutor asks the engine for, checked without an engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dstack_prefect.executors import StepJob
+from dstack_prefect.executors.docker import LineBuffer, container_kwargs, step_command
+from dstack_prefect.graph import Step
+from dstack_prefect.graph._plan import GpuRequest, Resources
+
+
+def job(step: Step, **kw: object) -> StepJob:
+    return StepJob(run_name="r1", step=step, workdir=Path("/tmp/wd"), env=kw.pop("env", {}), on_line=print, **kw)  # type: ignore[arg-type]
+
+
+class TestGpu:
+    def test_count_becomes_a_device_request(self) -> None:
+        """A GPU count with no assigned GPUs asks the nvidia driver for that many."""
+        step = Step(name="t", commands=["nvidia-smi"], resources=Resources(gpu=GpuRequest(count=2)))
+
+        kwargs = container_kwargs(job(step), image="img")
+
+        assert [{"driver": "nvidia", "count": 2, "capabilities": [["gpu"]]}] == kwargs["device_requests"]
+
+    def test_assigned_gpus_become_device_ids(self) -> None:
+        """GPUs the engine assigned are passed by id; the host's CUDA_VISIBLE_DEVICES is dropped."""
+        step = Step(name="t", commands=["nvidia-smi"], resources=Resources(gpu=GpuRequest(count=2)))
+
+        kwargs = container_kwargs(job(step, gpus=["1", "3"], env={"CUDA_VISIBLE_DEVICES": "1,3"}), image="img")
+
+        assert [{"driver": "nvidia", "device_ids": ["1", "3"], "capabilities": [["gpu"]]}] == kwargs["device_requests"]
+        assert "CUDA_VISIBLE_DEVICES" not in kwargs["environment"]
+
+    def test_gpu_step_uses_the_cuda_runtime_image(self) -> None:
+        """A bash step with a GPU runs in the -cuda runtime image by default."""
+        step = Step(name="t", commands=["true"], python="3.11", resources=Resources(gpu=GpuRequest(count=1)))
+
+        assert container_kwargs(job(step))["image"].endswith("-py3.11-cuda")
+
+    def test_no_gpu_no_device_request(self) -> None:
+        """Steps without a GPU send no device request."""
+        assert "device_requests" not in container_kwargs(job(Step(name="t", commands=["true"])), image="img")
+
+
+class TestLimitsAndLayout:
+    def test_resources_become_limits_without_swap(self) -> None:
+        """memory is the limit with swap equal to it; cpu a nano-CPU quota; shm_size /dev/shm."""
+        step = Step(name="t", commands=["true"], resources=Resources(cpu=2, memory_mib=512, shm_size_mib=64))
+
+        kwargs = container_kwargs(job(step), image="img")
+
+        expected = {"mem_limit": "512m", "memswap_limit": "512m", "nano_cpus": 2_000_000_000, "shm_size": "64m"}
+        assert expected == {k: kwargs[k] for k in expected}
+
+    def test_workdir_labels_network_init(self) -> None:
+        """The workdir is /workflow, labels name run and step, host network, init on."""
+        step = Step(name="train", commands=["true"], working_dir="src/")
+
+        kwargs = container_kwargs(job(step, labels={"dstack.owner": "me"}), image="img", user=(1000, 1000))
+
+        assert {
+            "working_dir": "/workflow/src",
+            "volumes": {"/tmp/wd": {"bind": "/workflow", "mode": "rw"}},
+            "labels": {"dstack.owner": "me", "dstack.run": "r1", "dstack.step": "train"},
+            "network_mode": "host",
+            "init": True,
+            "user": "1000:1000",
+        } == {k: kwargs[k] for k in ("working_dir", "volumes", "labels", "network_mode", "init", "user")}
+        assert "/tmp/home" == kwargs["environment"]["HOME"]
+
+    def test_other_network_modes_publish_ports_on_loopback(self) -> None:
+        """Off host networking, job.ports are published on 127.0.0.1 under the same numbers."""
+        kwargs = container_kwargs(job(Step(name="t", commands=["true"]), ports=[3001]), image="img", network_mode="bridge")
+
+        assert {"3001/tcp": ("127.0.0.1", 3001)} == kwargs["ports"]
+
+
+class TestCommand:
+    @pytest.mark.parametrize(
+        ("step", "expected"),
+        [
+            (Step(name="d", provider="docker", image="i", commands=["a", "b c"]), (["/bin/sh", "-c"], ["a && b c"])),
+            (Step(name="d", provider="docker", image="i", entrypoint=["python"], commands=["x.py"]), (["python"], ["x.py"])),
+            (Step(name="d", provider="docker", image="i", entrypoint=["python", "-V"]), (["python", "-V"], None)),
+            (Step(name="d", provider="docker", image="i"), (None, None)),
+        ],
+        ids=["commands", "entrypoint+commands", "entrypoint", "image-default"],
+    )
+    def test_docker_provider(self, step: Step, expected: tuple[object, object]) -> None:
+        """docker steps: /bin/sh -c of the joined commands, the user's entrypoint, or the image's own."""
+        assert expected == step_command(step)
+
+    def test_bash_provider_runs_the_local_script(self) -> None:
+        """bash steps run the local executor's script under bash -c."""
+        entrypoint, command = step_command(Step(name="b", setup=["s"], commands=["c"]))
+
+        assert (["bash", "-c", "set -e\ns\nc\n"], []) == (entrypoint[:3], command)  # type: ignore[index]
+
+
+class TestLineBuffer:
+    def test_chunks_split_into_lines(self) -> None:
+        """Chunks re-split on newlines; a multi-byte character split across chunks survives."""
+        lines: list[str] = []
+        buf = LineBuffer(lines.append)
+        for chunk in (b"a\nb", b"c\r\n\xc3", b"\xa9\nlast"):
+            buf.feed(chunk)
+        buf.close()
+
+        assert ["a", "bc", "\u00e9", "last"] == lines
+
+    def test_catch_up_delivers_only_what_was_missed(self) -> None:
+        """catch_up skips the bytes already streamed and delivers the rest."""
+        lines: list[str] = []
+        buf = LineBuffer(lines.append)
+        buf.feed(b"one\ntw")
+        buf.catch_up([b"one\n", b"two\n", b"tail"])
+        buf.close()
+
+        assert ["one", "two", "tail"] == lines
