@@ -332,8 +332,10 @@ def transfer(
 ) -> TransferResult:
     """Copy runs' manifests, or a tag with its manifests, from ``src`` to ``dst`` (push / pull).
 
-    Only blobs ``dst`` lacks are copied (found by listing, not per file); each is checked
-    against its sha256 before it is sent. Blobs first, then manifests, then the tag.
+    A manifest ``dst`` already holds unchanged is skipped with its blobs (a committed manifest
+    implies its blobs); of the rest, only blobs ``dst`` lacks are copied, found by listing, not
+    per file, each checked against its sha256 before it is sent. Blobs first, then manifests,
+    then the tag. ``manifests`` in the result counts the manifests written.
     """
     if not runs and tag is None:
         msg = "transfer needs runs or a tag"
@@ -342,11 +344,17 @@ def transfer(
     t = src.get_tag(tag) if tag is not None else None
     if t is not None:
         manifests += [m for m in t.manifests if (m.run, m.step) not in {(x.run, x.step) for x in manifests}]
-    wanted = {f.sha256: f.size for m in manifests for f in m.files}
     with translate_errors(f"copying artifacts from {src.url} to {dst.url}"):
+        # a manifest already in dst, identical, is committed there: its blobs are all present
+        keys = [dst._manifest_key(m.run, m.step) for m in manifests]
+        there = dst._b.read_many(keys)
+        changed = [m for m, k in zip(manifests, keys, strict=True)
+                   if k not in there or Manifest.model_validate_json(there[k]) != m]
+        wanted = {f.sha256: f.size for m in changed for f in m.files}
         blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
-        for m in manifests:
+        skipped += len({f.sha256 for m in manifests for f in m.files} - set(wanted))
+        for m in changed:
             dst._write_manifest(m)
         if t is not None:
             dst._b.write_atomic(dst._tag_key(t.tag), t.model_dump_json().encode())
-    return TransferResult(manifests=len(manifests), blobs=blobs, nbytes=nbytes, skipped=skipped)
+    return TransferResult(manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped)
