@@ -29,9 +29,11 @@ def build(
             "without a registry use dstack-prefect/base:bookworm from .ci/docker-setup.sh.",
         ),
     ] = None,
-    slim: Annotated[bool, typer.Option("--slim", help="Only a Python venv: no dstack-prefect, no prefect.")] = False,
+    slim: Annotated[
+        bool, typer.Option("--slim", help="Only a Python venv: no dstack-prefect, no prefect.")
+    ] = False,
 ) -> None:
-    """Build dstack-prefect/runtime:<version>-py<python>[-cuda] from a local wheelhouse (no network in the build).
+    """Build dstack-prefect/runtime:<version>-py<python>[-cuda] from a wheelhouse (no network in the build).
 
     Example: dstack image build --python 3.11 --base dstack-prefect/base:bookworm
     """

@@ -44,7 +44,11 @@ _TABLE: list[_Row] = [
     (_d.InvalidConfigFile, ExecutorUnavailableError, "fix ~/.docker/config.json"),
     (_d.InvalidArgument, ExecutionError, None),
     (_d.DeprecatedMethod, ExecutionError, None),
-    (_d.TLSParameterError, ExecutorUnavailableError, "check DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH"),
+    (
+        _d.TLSParameterError,
+        ExecutorUnavailableError,
+        "check DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH",
+    ),
     (_d.NullResource, ExecutionError, None),
     (_d.StreamParseError, ExecutionError, None),
     (_d.MissingContextParameter, ExecutorUnavailableError, "check the Docker context (docker context ls)"),

@@ -39,7 +39,9 @@ DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 
 def runtime_tag(python: str = DEFAULT_PYTHON, *, cuda: bool = False, slim: bool = False) -> str:
     """The tag of the runtime image for ``python`` (``dstack-prefect/runtime:0.1.0-py3.11``)."""
-    return f"dstack-prefect/runtime:{__version__}-py{python}{'-cuda' if cuda else ''}{'-slim' if slim else ''}"
+    return (
+        f"dstack-prefect/runtime:{__version__}-py{python}{'-cuda' if cuda else ''}{'-slim' if slim else ''}"
+    )
 
 
 def default_base(python: str, *, cuda: bool) -> str:
@@ -185,7 +187,8 @@ def _fill_gaps(client: Any, base: str, wheelhouse: Path, on_line: Callable[[str]
             err = (exc.stderr or b"").decode(errors="replace")
             missing = _MISSING.findall(err)
             if not missing:
-                raise ExecutionError(f"resolving the image's packages failed:\n{err[-1500:]}") from exc
+                msg = f"resolving the image's packages failed:\n{err[-1500:]}"
+                raise ExecutionError(msg) from exc
         on_line(f"wheelhouse: adding {', '.join(missing)} (needed by the image's Python)")
         _pip("download", "--only-binary=:all:", "-d", str(wheelhouse), *missing)
     msg = "the wheelhouse still misses packages after 10 rounds"
@@ -209,7 +212,9 @@ def _has_image(client: object, tag: str) -> bool:
     return True
 
 
-def _build(client: object, context: Path, tag: str, args: dict[str, str], on_line: Callable[[str], None]) -> None:
+def _build(
+    client: object, context: Path, tag: str, args: dict[str, str], on_line: Callable[[str], None]
+) -> None:
     stream = client.api.build(  # type: ignore[attr-defined]
         path=str(context),
         tag=tag,
@@ -231,7 +236,8 @@ def _build(client: object, context: Path, tag: str, args: dict[str, str], on_lin
                     f"the base image {args['BASE_IMAGE']} is not on this machine and no registry answered; "
                     f"make the local base with .ci/docker-setup.sh and pass --base {BASE_IMAGE}"
                 )
-            raise ExecutionError(f"building image {tag} failed: {text}", hint=hint)
+            msg = f"building image {tag} failed: {text}"
+            raise ExecutionError(msg, hint=hint)
         for line in str(chunk.get("stream", "")).splitlines():
             if line.strip():
                 recent.append(line)

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dstack_prefect import __version__
 from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import IMAGE_HINT, NVIDIA_HINT, docker_errors
@@ -217,7 +216,9 @@ class DockerExecutor(Executor):
             gpus=(),
         )
         # GPUs are the NVIDIA runtime's business (below), CPUs and memory the engine's.
-        check_resources(step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine)
+        check_resources(
+            step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine
+        )
         if _wants_gpu(step) and not has_nvidia_runtime(info):
             runtimes = ", ".join(sorted(info.get("Runtimes") or {})) or "none"
             msg = (
@@ -271,7 +272,9 @@ class DockerExecutor(Executor):
             if running.stopped or oom:
                 code = -(code - 128) if code > 128 else code  # 128+N: killed by signal N
             if oom:
-                msg = f"out of memory (limit {running.oom_limit} MiB)" if running.oom_limit else "out of memory"
+                msg = (
+                    f"out of memory (limit {running.oom_limit} MiB)" if running.oom_limit else "out of memory"
+                )
                 return StepResult(exit_code=code, stopped=running.stopped, oom=True, message=msg)
             return StepResult(exit_code=code, stopped=running.stopped)
         finally:
@@ -314,7 +317,9 @@ class DockerExecutor(Executor):
         if self._has_image(image):
             return
         auth = step.registry_auth
-        auth_config = {"username": auth.username, "password": auth.password} if auth and auth.username else None
+        auth_config = (
+            {"username": auth.username, "password": auth.password} if auth and auth.username else None
+        )
         try:
             with docker_errors(f"pulling image {image}"):
                 self.client.images.pull(image, auth_config=auth_config)

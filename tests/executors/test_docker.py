@@ -29,7 +29,9 @@ pytestmark = pytest.mark.service("docker")
 
 def make_job(step: Step, workdir: Path, run_name: str, **kw: Any) -> tuple[StepJob, list[str]]:
     lines: list[str] = []
-    return StepJob(run_name=run_name, step=step, workdir=workdir, env=kw.pop("env", {}), on_line=lines.append, **kw), lines
+    return StepJob(
+        run_name=run_name, step=step, workdir=workdir, env=kw.pop("env", {}), on_line=lines.append, **kw
+    ), lines
 
 
 def leftovers(engine: Any, run_name: str) -> list[Any]:
@@ -67,7 +69,12 @@ class TestDockerProvider:
         self, executor: DockerExecutor, tiny_image: str, tmp_path: Path, run_name: str, docker_engine: Any
     ) -> None:
         """`commands` run under /bin/sh -c in the step's image, in /workflow, and leave no container."""
-        step = Step(name="dock", provider="docker", image=tiny_image, commands=["cat /etc/tiny-marker", "echo x > out.txt"])
+        step = Step(
+            name="dock",
+            provider="docker",
+            image=tiny_image,
+            commands=["cat /etc/tiny-marker", "echo x > out.txt"],
+        )
         job, lines = make_job(step, tmp_path, run_name)
 
         result = run(executor, job)
@@ -80,7 +87,9 @@ class TestDockerProvider:
         self, runtime_image: str, tiny_image: str, tmp_path: Path, run_name: str
     ) -> None:
         """What a docker step writes as the image's root ends up owned by the executor's host uid:gid."""
-        step = Step(name="dock", provider="docker", image=tiny_image, commands=["mkdir -p d && echo x > d/out.txt"])
+        step = Step(
+            name="dock", provider="docker", image=tiny_image, commands=["mkdir -p d && echo x > d/out.txt"]
+        )
         job, _ = make_job(step, tmp_path, run_name)
 
         with DockerExecutor(runtime_image=runtime_image, user=(4321, 4321)) as ex:
@@ -93,7 +102,9 @@ class TestDockerProvider:
         self, executor: DockerExecutor, tiny_image: str, tmp_path: Path, run_name: str
     ) -> None:
         """An `entrypoint` runs as given; without commands its arguments are the image's only."""
-        step = Step(name="ep", provider="docker", image=tiny_image, entrypoint=["python3", "-c", "print('ep')"])
+        step = Step(
+            name="ep", provider="docker", image=tiny_image, entrypoint=["python3", "-c", "print('ep')"]
+        )
         job, lines = make_job(step, tmp_path, run_name)
 
         assert (0, ["ep"]) == (run(executor, job).exit_code, lines)
@@ -106,9 +117,13 @@ class TestDockerProvider:
 
         assert (0, ["from-cmd"]) == (run(executor, job).exit_code, lines)
 
-    def test_home_dir_is_home(self, executor: DockerExecutor, tiny_image: str, tmp_path: Path, run_name: str) -> None:
+    def test_home_dir_is_home(
+        self, executor: DockerExecutor, tiny_image: str, tmp_path: Path, run_name: str
+    ) -> None:
         """`home_dir` becomes HOME inside the container."""
-        step = Step(name="h", provider="docker", image=tiny_image, home_dir="/opt/home", commands=["echo $HOME"])
+        step = Step(
+            name="h", provider="docker", image=tiny_image, home_dir="/opt/home", commands=["echo $HOME"]
+        )
         job, lines = make_job(step, tmp_path, run_name)
 
         assert (0, ["/opt/home"]) == (run(executor, job).exit_code, lines)
@@ -120,7 +135,9 @@ class TestDockerProvider:
         step = Step(name="x", provider="docker", image="127.0.0.1:9/nowhere/none:1", commands=["true"])
         job, _ = make_job(step, tmp_path, run_name)
 
-        with pytest.raises(ExecutorUnavailableError, match=r"127\.0\.0\.1:9/nowhere/none:1 .*not on this machine") as err:
+        with pytest.raises(
+            ExecutorUnavailableError, match=r"127\.0\.0\.1:9/nowhere/none:1 .*not on this machine"
+        ) as err:
             executor.start(job)
 
         assert "docker build -t 127.0.0.1:9/nowhere/none:1 ." in (err.value.hint or "")
@@ -148,9 +165,13 @@ class TestRuntimeImageSteps:
 
         assert (0, ["4321"], 4321) == (result.exit_code, lines, (tmp_path / "mine.txt").stat().st_uid)
 
-    def test_failing_command_stops_the_script(self, executor: DockerExecutor, tmp_path: Path, run_name: str) -> None:
+    def test_failing_command_stops_the_script(
+        self, executor: DockerExecutor, tmp_path: Path, run_name: str
+    ) -> None:
         """The first failing command ends the step with its exit code."""
-        job, lines = make_job(Step(name="f", commands=["echo one", "exit 3", "echo never"]), tmp_path, run_name)
+        job, lines = make_job(
+            Step(name="f", commands=["echo one", "exit 3", "echo never"]), tmp_path, run_name
+        )
 
         assert (3, ["one"]) == (run(executor, job).exit_code, lines)
 
@@ -177,7 +198,9 @@ class TestRuntimeImageSteps:
         assert 0 == run(executor, job).exit_code
         assert "300" == lines[-1].split()[1]
 
-    def test_over_the_memory_limit_is_oom(self, executor: DockerExecutor, tmp_path: Path, run_name: str) -> None:
+    def test_over_the_memory_limit_is_oom(
+        self, executor: DockerExecutor, tmp_path: Path, run_name: str
+    ) -> None:
         """A step that allocates past resources.memory ends with oom=True and says so."""
         step = Step(
             name="m",
@@ -194,7 +217,7 @@ class TestRuntimeImageSteps:
     def test_port_answers_from_the_host_while_running(
         self, executor: DockerExecutor, tmp_path: Path, run_name: str, docker_engine: Any
     ) -> None:
-        """A server on $PORT_0 answers on the host (host networking); stop() then ends it and its container."""
+        """A server on $PORT_0 answers on the host (host networking); stop() ends it and its container."""
         port = free_port()
         (tmp_path / "hello.txt").write_text("hello from the step")
         step = Step(name="web", commands=["python3 -m http.server --bind 127.0.0.1 $PORT_0"])
@@ -224,7 +247,13 @@ class TestRuntimeImageSteps:
 class TestStopAndCleanup:
     @pytest.mark.parametrize(("grace", "code"), [(5, -15), (0, -9)], ids=["sigterm", "kill"])
     def test_stop_ends_the_step_promptly_and_leaves_no_container(
-        self, executor: DockerExecutor, tmp_path: Path, run_name: str, docker_engine: Any, grace: float, code: int
+        self,
+        executor: DockerExecutor,
+        tmp_path: Path,
+        run_name: str,
+        docker_engine: Any,
+        grace: float,
+        code: int,
     ) -> None:
         """stop() reaches bash's children at once (init + process group); 0 kills."""
         job, lines = make_job(Step(name="z", commands=["echo up", "sleep 60"]), tmp_path, run_name)
@@ -269,7 +298,10 @@ class TestStopAndCleanup:
     ) -> None:
         """cleanup_containers removes what belongs to runs the predicate calls finished."""
         dead, alive = f"dead-{os.getpid()}-{time.time_ns()}", f"alive-{os.getpid()}-{time.time_ns()}"
-        handles = [executor.start(make_job(Step(name="z", commands=["sleep 60"]), tmp_path, r)[0]) for r in (dead, alive)]
+        handles = [
+            executor.start(make_job(Step(name="z", commands=["sleep 60"]), tmp_path, r)[0])
+            for r in (dead, alive)
+        ]
         try:
             removed = cleanup_containers(lambda run: run == dead, client=docker_engine)
 
@@ -298,9 +330,10 @@ class TestCheck:
 
     def test_missing_runtime_image(self, docker_engine: Any) -> None:
         """A runtime image that is not built fails in check() with the command that builds it."""
-        with DockerExecutor(runtime_image="dstack-prefect/runtime:nope") as ex, pytest.raises(
-            ExecutorUnavailableError, match="runtime image dstack-prefect/runtime:nope"
-        ) as err:
+        with (
+            DockerExecutor(runtime_image="dstack-prefect/runtime:nope") as ex,
+            pytest.raises(ExecutorUnavailableError, match="runtime image dstack-prefect/runtime:nope") as err,
+        ):
             ex.check(Step(name="b", commands=["true"]))
 
         assert "dstack image build" in (err.value.hint or "")

@@ -34,9 +34,14 @@ def test_rows_are_most_specific_first() -> None:
 
 def test_gpu_driver_error_names_the_nvidia_runtime() -> None:
     """dockerd's 'could not select device driver' becomes ExecutorUnavailableError with the fix."""
-    api = docker.errors.APIError("500", explanation='could not select device driver "nvidia" with capabilities: [[gpu]]')
+    api = docker.errors.APIError(
+        "500", explanation='could not select device driver "nvidia" with capabilities: [[gpu]]'
+    )
 
-    with pytest.raises(ExecutorUnavailableError, match="no NVIDIA GPU support") as err, docker_errors("starting step"):
+    with (
+        pytest.raises(ExecutorUnavailableError, match="no NVIDIA GPU support") as err,
+        docker_errors("starting step"),
+    ):
         raise api
 
     assert err.value.__cause__ is api
@@ -47,9 +52,12 @@ def test_unreachable_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -
     """With no engine at DOCKER_HOST the executor says where it looked and how to start one."""
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 
-    with DockerExecutor() as ex, pytest.raises(
-        ExecutorUnavailableError, match=r"Docker engine not reachable at unix:///nonexistent/docker.sock"
-    ) as err:
+    with (
+        DockerExecutor() as ex,
+        pytest.raises(
+            ExecutorUnavailableError, match=r"Docker engine not reachable at unix:///nonexistent/docker.sock"
+        ) as err,
+    ):
         ex.check(Step(name="b", commands=["true"]))
 
     assert "docker-setup.sh" in str(err.value)

@@ -26,13 +26,17 @@ def test_python_mismatch_with_the_base_fails_with_the_fix(base_image: str) -> No
     """Asking for a Python the base image lacks stops the build and names both versions."""
     lines: list[str] = []
 
-    with pytest.raises(ExecutionError, match=r"base image dstack-prefect/base:bookworm has Python 3\.11\.2, not 3\.12"):
+    with pytest.raises(
+        ExecutionError, match=r"base image dstack-prefect/base:bookworm has Python 3\.11\.2, not 3\.12"
+    ):
         build_runtime_image(python="3.12", slim=True, base=base_image, on_line=lines.append)
 
 
 @pytest.mark.service("docker")
 def test_slim_image_runs_python(runtime_image: str, docker_engine: Any) -> None:
     """The slim runtime image has bash and the /opt/dstack venv first on PATH."""
-    out = docker_engine.containers.run(runtime_image, ["bash", "-c", "command -v python"], remove=True, network_mode="host")
+    out = docker_engine.containers.run(
+        runtime_image, ["bash", "-c", "command -v python"], remove=True, network_mode="host"
+    )
 
     assert b"/opt/dstack/bin/python\n" == out

@@ -13,7 +13,9 @@ from dstack_prefect.graph._plan import GpuRequest, Resources
 
 
 def job(step: Step, **kw: object) -> StepJob:
-    return StepJob(run_name="r1", step=step, workdir=Path("/tmp/wd"), env=kw.pop("env", {}), on_line=print, **kw)  # type: ignore[arg-type]
+    return StepJob(
+        run_name="r1", step=step, workdir=Path("/tmp/wd"), env=kw.pop("env", {}), on_line=print, **kw
+    )  # type: ignore[arg-type]
 
 
 class TestGpu:
@@ -29,9 +31,13 @@ class TestGpu:
         """GPUs the engine assigned are passed by id; the host's CUDA_VISIBLE_DEVICES is dropped."""
         step = Step(name="t", commands=["nvidia-smi"], resources=Resources(gpu=GpuRequest(count=2)))
 
-        kwargs = container_kwargs(job(step, gpus=["1", "3"], env={"CUDA_VISIBLE_DEVICES": "1,3"}), image="img")
+        kwargs = container_kwargs(
+            job(step, gpus=["1", "3"], env={"CUDA_VISIBLE_DEVICES": "1,3"}), image="img"
+        )
 
-        assert [{"driver": "nvidia", "device_ids": ["1", "3"], "capabilities": [["gpu"]]}] == kwargs["device_requests"]
+        assert [{"driver": "nvidia", "device_ids": ["1", "3"], "capabilities": [["gpu"]]}] == kwargs[
+            "device_requests"
+        ]
         assert "CUDA_VISIBLE_DEVICES" not in kwargs["environment"]
 
     def test_gpu_step_uses_the_cuda_runtime_image(self) -> None:
@@ -52,7 +58,12 @@ class TestLimitsAndLayout:
 
         kwargs = container_kwargs(job(step), image="img")
 
-        expected = {"mem_limit": "512m", "memswap_limit": "512m", "nano_cpus": 2_000_000_000, "shm_size": "64m"}
+        expected = {
+            "mem_limit": "512m",
+            "memswap_limit": "512m",
+            "nano_cpus": 2_000_000_000,
+            "shm_size": "64m",
+        }
         assert expected == {k: kwargs[k] for k in expected}
 
     def test_workdir_labels_network_init(self) -> None:
@@ -73,7 +84,9 @@ class TestLimitsAndLayout:
 
     def test_other_network_modes_publish_ports_on_loopback(self) -> None:
         """Off host networking, job.ports are published on 127.0.0.1 under the same numbers."""
-        kwargs = container_kwargs(job(Step(name="t", commands=["true"]), ports=[3001]), image="img", network_mode="bridge")
+        kwargs = container_kwargs(
+            job(Step(name="t", commands=["true"]), ports=[3001]), image="img", network_mode="bridge"
+        )
 
         assert {"3001/tcp": ("127.0.0.1", 3001)} == kwargs["ports"]
 
@@ -82,9 +95,18 @@ class TestCommand:
     @pytest.mark.parametrize(
         ("step", "expected"),
         [
-            (Step(name="d", provider="docker", image="i", commands=["a", "b c"]), (["/bin/sh", "-c"], ["a && b c"])),
-            (Step(name="d", provider="docker", image="i", entrypoint=["python"], commands=["x.py"]), (["python"], ["x.py"])),
-            (Step(name="d", provider="docker", image="i", entrypoint=["python", "-V"]), (["python", "-V"], None)),
+            (
+                Step(name="d", provider="docker", image="i", commands=["a", "b c"]),
+                (["/bin/sh", "-c"], ["a && b c"]),
+            ),
+            (
+                Step(name="d", provider="docker", image="i", entrypoint=["python"], commands=["x.py"]),
+                (["python"], ["x.py"]),
+            ),
+            (
+                Step(name="d", provider="docker", image="i", entrypoint=["python", "-V"]),
+                (["python", "-V"], None),
+            ),
             (Step(name="d", provider="docker", image="i"), (None, None)),
         ],
         ids=["commands", "entrypoint+commands", "entrypoint", "image-default"],
