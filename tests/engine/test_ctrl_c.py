@@ -1,0 +1,123 @@
+"""Ctrl-C on an attached `dstack run`, typed into a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine import PrefectAPI, run_row
+from tests.conftest import Server, wait_until
+from tests.engine.test_local_runs import DIAMOND, marker_processes, wait_finished
+
+pytestmark = pytest.mark.service("prefect")
+
+
+class Terminal:
+    """`dstack ARGS` attached to a pty, as a user's terminal would run it."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: becomes dstack
+            os.chdir(cwd)
+            os.execvpe(sys.executable, [sys.executable, "-m", "dstack_prefect", *args], env)
+        self.pid, self.fd, self.buffer = pid, fd, ""
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                msg = f"{text!r} not seen within {timeout} s; output so far:\n{self.buffer}"
+                raise AssertionError(msg)
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"dstack exited before {text!r}; output:\n{self.buffer}")
+                self.buffer += chunk.decode(errors="replace")
+        return self.buffer
+
+    def send(self, data: str) -> None:
+        os.write(self.fd, data.encode())
+
+    def exit_code(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.2)
+                if ready:
+                    self.buffer += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:
+                pass
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+        raise AssertionError(f"dstack did not exit; output:\n{self.buffer}")
+
+
+@pytest.fixture
+def started(make_repo: Any, prefect_server: Server) -> Any:
+    repo = make_repo({".dstack/workflows.yaml": DIAMOND})
+    term = Terminal(["run", "sleeper"], repo, prefect_server.env())
+    out = term.expect("sleeping")
+    name = next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
+    return term, name
+
+
+@pytest.fixture
+def api(prefect_server: Server) -> Any:
+    with PrefectAPI(prefect_server.url) as client:
+        yield client
+
+
+def test_ctrl_c_then_no_detaches_and_the_run_goes_on(started: Any, api: PrefectAPI) -> None:
+    """Ctrl-C, then "n": the CLI detaches with exit 0 and the run keeps running."""
+    term, name = started
+
+    term.send("\x03")
+    term.expect("Stop the run")
+    term.send("n\r")
+    term.expect("Detaching")
+
+    assert term.exit_code() == 0
+    assert run_row(api.flow_run_by_name(name)).status == "running"
+    api.set_flow_run_state(api.flow_run_by_name(name)["id"], "CANCELLING", name="Aborting", force=True)
+    wait_finished(api, name)
+
+
+def test_ctrl_c_then_yes_stops_the_run_gracefully(started: Any, api: PrefectAPI) -> None:
+    """Ctrl-C, then "y": the run ends Stopped and the CLI shows it."""
+    term, name = started
+
+    term.send("\x03")
+    term.expect("Stop the run")
+    term.send("y\r")
+    term.expect("Stopped", timeout=30)
+
+    assert term.exit_code() == 1
+    assert wait_finished(api, name).status == "stopped"
+    wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+
+def test_ctrl_c_twice_aborts(started: Any, api: PrefectAPI) -> None:
+    """Ctrl-C at the prompt again aborts the run at once."""
+    term, name = started
+
+    term.send("\x03")
+    term.expect("Stop the run")
+    term.send("\x03")
+    term.expect("Aborting")
+
+    term.expect("Aborted", timeout=30)
+    assert wait_finished(api, name).status == "aborted"
+    assert term.exit_code() == 1
