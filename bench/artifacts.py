@@ -115,7 +115,7 @@ def dvc_push(dvc: str, work: Path, endpoint: str, concurrency: int) -> float:
     shutil.copytree(work / "out", repo / "out")
 
     def run(*args: str) -> None:
-        subprocess.run([dvc, *args], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([dvc, *args], cwd=repo, env=env, check=True, capture_output=True)
 
     run("init", "--no-scm")
     run("remote", "add", "-d", "bench", f"s3://{BUCKET}/dvc")
@@ -159,9 +159,15 @@ def main() -> None:
         boto = timed(f"boto3 TransferManager(max_concurrency={args.concurrency})",
                      lambda: boto3_push(work, endpoint, args.concurrency, "boto3"))
         dvc = find_dvc()
-        dvc_t = dvc_push(dvc, work, endpoint, args.concurrency) if dvc else None
+        dvc_t = None
         if dvc is None:
             print("  dvc not installed: skipped")
+        else:
+            try:
+                dvc_t = dvc_push(dvc, work, endpoint, args.concurrency)
+            except subprocess.CalledProcessError as exc:
+                tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+                print(f"  dvc push failed ({dvc}; is dvc-s3 installed there?): skipped {tail}")
         again = timed("ours: transfer local -> s3, nothing changed", lambda: transfer(local, s3_push, runs=["run-1"]))
         again_put = timed("ours: put_step -> s3, nothing changed (re-hashes)",
                           lambda: s3_direct.put_step("run-1", "train", "train", work, ["out"]))
