@@ -13,8 +13,8 @@ from dstack_prefect.errors import ArtifactNotFoundError, StorageError
 from . import _fetch
 from ._backend import Backend
 from ._errors import translate_errors
-from ._files import hash_many, walk_artifacts
 from ._fetch import TransferResult
+from ._files import hash_many, walk_artifacts
 from ._model import FileEntry, LsRow, Manifest, Tag, check_name, utc_now
 from ._progress import Progress
 

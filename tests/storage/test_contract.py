@@ -94,15 +94,15 @@ class StoreContract:
         assert os.stat(target / "out/run.sh").st_mode & 0o111
         assert not os.stat(target / "out/logs/a.log").st_mode & 0o111
         assert m.artifacts == ["out"]
-        assert {"status": "done"} == store.get_manifest("run-1", "train").extra
+        assert store.get_manifest("run-1", "train").extra == {"status": "done"}
 
     def test_identical_files_are_stored_once(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Two runs of the same tree, with a duplicated file inside, store each distinct content once."""
         _put_tree(store, tmp_path, "run-1")
         _put_tree(store, tmp_path, "run-2")
 
-        assert 4 == len(_blob_keys(store))
-        assert ["run-1", "run-2"] == store.list_runs()
+        assert len(_blob_keys(store)) == 4
+        assert store.list_runs() == ["run-1", "run-2"]
 
     def test_blobs_without_manifest_show_no_step(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A step whose blobs are stored but whose manifest is not written does not exist for readers."""
@@ -110,8 +110,8 @@ class StoreContract:
 
         with pytest.raises(ArtifactNotFoundError, match="evil"):
             store.get_manifest("evil", "s")
-        assert [] == store.list_manifests("evil")
-        assert [] == store.list_runs()
+        assert store.list_manifests("evil") == []
+        assert store.list_runs() == []
 
     def test_find_manifests_newest_first_with_predicate(self, store: ArtifactStore, tmp_path: Path) -> None:
         """find_manifests filters by workflow and by extra metadata, newest first."""
@@ -121,8 +121,8 @@ class StoreContract:
 
         found = store.find_manifests("train", lambda m: m.extra["status"] == "done" and m.extra["cache_key"] == "k1")
 
-        assert ["run-3", "run-1"] == [m.run for m in found]
-        assert [] == store.find_manifests("other")
+        assert [m.run for m in found] == ["run-3", "run-1"]
+        assert store.find_manifests("other") == []
 
     # integrity and safety ---------------------------------------------------------------
     def test_corrupt_blob_raises_integrity_error(self, store: ArtifactStore, tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ class StoreContract:
 
         store.materialize([m], tmp_path / "t", absolute_root="_root")
 
-        assert b"py" == (tmp_path / "t/_root/opt/envs/x/bin/python").read_bytes()
+        assert (tmp_path / "t/_root/opt/envs/x/bin/python").read_bytes() == b"py"
 
     def test_same_path_different_content_is_a_conflict(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Two manifests that put different content at one path raise a StorageError naming both."""
@@ -174,7 +174,7 @@ class StoreContract:
 
         store.materialize([a, b], tmp_path / "t")
 
-        assert b"same" == (tmp_path / "t/out/x").read_bytes()
+        assert (tmp_path / "t/out/x").read_bytes() == b"same"
 
     # tags -------------------------------------------------------------------------------
     def test_tags_add_list_delete(self, store: ArtifactStore, tmp_path: Path) -> None:
@@ -188,9 +188,9 @@ class StoreContract:
         tagged = store.get_tag("best")
         store.delete_tag("best")
 
-        assert ["best"] == names
-        assert ("run-1", "train") == (tagged.run, tagged.workflow)
-        assert [] == store.list_tags()
+        assert names == ["best"]
+        assert (tagged.run, tagged.workflow) == ("run-1", "train")
+        assert store.list_tags() == []
         with pytest.raises(ArtifactNotFoundError, match="best"):
             store.get_tag("best")
 
@@ -203,18 +203,18 @@ class StoreContract:
         store.materialize(store.resolve(":data-v1"), tmp_path / "t")
 
         assert tag.run.startswith("tag-data-v1-")
-        assert "1,2\n" == (tmp_path / "t/data/x.csv").read_text()
+        assert (tmp_path / "t/data/x.csv").read_text() == "1,2\n"
 
     def test_tagged_artifacts_survive_delete_run_and_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Deleting a tagged run and pruning keeps the tag's artifacts."""
         _put_tree(store, tmp_path)
         store.add_tag("keep", "run-1")
 
-        assert 1 == store.delete_run("run-1")
+        assert store.delete_run("run-1") == 1
         store.prune(grace_s=0)
         store.materialize(store.resolve(":keep"), tmp_path / "t")
 
-        assert [] == store.list_manifests("run-1")
+        assert store.list_manifests("run-1") == []
         assert (tmp_path / "t/out/model.bin").exists()
 
     # housekeeping -----------------------------------------------------------------------
@@ -229,16 +229,16 @@ class StoreContract:
         store.materialize(store.list_manifests("run-2"), tmp_path / "t")
 
         assert dry == removed
-        assert 3 == removed[0]
-        assert 2 == len(_blob_keys(store))
-        assert (0, 0) == store.prune(grace_s=0)
+        assert removed[0] == 3
+        assert len(_blob_keys(store)) == 2
+        assert store.prune(grace_s=0) == (0, 0)
 
     def test_prune_keeps_young_blobs(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Unreferenced blobs younger than the grace period may belong to a running upload and stay."""
         _crafted(store, "out/x")
 
-        assert (0, 0) == store.prune(grace_s=3600)
-        assert 1 == len(_blob_keys(store))
+        assert store.prune(grace_s=3600) == (0, 0)
+        assert len(_blob_keys(store)) == 1
 
     def test_cache_save_restore_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A cache folder saved for (repo, workflow) is restored into a fresh workdir until pruned."""
@@ -250,9 +250,9 @@ class StoreContract:
         pruned = store.prune_cache("repo1", "train")
 
         assert restored is not None
-        assert "w" == (tmp_path / "fresh/.cache/pip/wheel.whl").read_text()
+        assert (tmp_path / "fresh/.cache/pip/wheel.whl").read_text() == "w"
         assert other is None
-        assert 1 == pruned
+        assert pruned == 1
         assert store.restore_cache("repo1", "train", ".cache/pip", tmp_path / "fresh3") is None
 
     # reading ----------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class StoreContract:
             LsRow(artifact="out", file="model.bin", size=800),
             LsRow(artifact="out", file="run.sh", size=18),
         ] == top
-        assert ["logs/a.log", "logs/b.log"] == [r.file for r in deep]
+        assert [r.file for r in deep] == ["logs/a.log", "logs/b.log"]
 
     def test_copy_out_folder_and_file(self, store: ArtifactStore, tmp_path: Path) -> None:
         """copy_out copies a folder's contents into the target, and one file into a folder or to a name."""
@@ -280,7 +280,7 @@ class StoreContract:
         store.copy_out(m, "out/run.sh", tmp_path / "dir")
         store.copy_out(m, "out/model.bin", tmp_path / "renamed.bin")
 
-        assert "alpha\n" == (tmp_path / "logs-copy/a.log").read_text()
+        assert (tmp_path / "logs-copy/a.log").read_text() == "alpha\n"
         assert os.stat(tmp_path / "dir/run.sh").st_mode & 0o111
         assert (tmp_path / "renamed.bin").stat().st_size == 800
 
@@ -295,8 +295,8 @@ class StoreContract:
         store.copy_out(m, "out/logs", tmp_path / "t", overwrite=True)
 
         assert "--force" in (info.value.hint or "")
-        assert "mine\n" == untouched
-        assert "alpha\n" == (tmp_path / "t/a.log").read_text()
+        assert untouched == "mine\n"
+        assert (tmp_path / "t/a.log").read_text() == "alpha\n"
 
     def test_copy_out_unknown_source(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Copying a path no artifact has names the artifacts there are."""
@@ -320,11 +320,11 @@ class StoreContract:
         store.materialize(store.resolve(":v1"), tmp_path / "t1")
         local.materialize(local.resolve("run-2"), tmp_path / "t2")
 
-        assert (1, 4) == (first.manifests, first.blobs)
-        assert (0, 0, 4) == (again.manifests, again.blobs, again.skipped)
-        assert (1, 1) == (back.blobs, back.skipped)
+        assert (first.manifests, first.blobs) == (1, 4)
+        assert (again.manifests, again.blobs, again.skipped) == (0, 0, 4)
+        assert (back.blobs, back.skipped) == (1, 1)
         assert (tmp_path / "t1/out/run.sh").exists()
-        assert "n" == (tmp_path / "t2/out/new.txt").read_text()
+        assert (tmp_path / "t2/out/new.txt").read_text() == "n"
 
     # faults -----------------------------------------------------------------------------
     def test_killed_upload_leaves_no_manifest_and_rerun_completes(self, store: ArtifactStore, tmp_path: Path) -> None:
@@ -341,13 +341,13 @@ class StoreContract:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
 
-        assert "uploading" == line.strip()
-        assert 0 < len(_blob_keys(store))
+        assert line.strip() == "uploading"
+        assert len(_blob_keys(store)) > 0
         with pytest.raises(ArtifactNotFoundError):
             store.get_manifest("run-kill", "train")
         m = store.put_step("run-kill", "train", "train", work, ["out"])
         store.materialize([store.get_manifest("run-kill", "train")], tmp_path / "t")
-        assert 80 == len(m.files)
+        assert len(m.files) == 80
         assert (work / "out/f079.bin").read_bytes() == (tmp_path / "t/out/f079.bin").read_bytes()
 
 
