@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,5 +38,44 @@ class Settings(BaseSettings):
         return self.store or str(self.home / "store")
 
 
+CONFIG_KEYS = ("store", "remote_store", "executor")
+"""Settings `dstack config` may write to <home>/config.json; the environment wins over them."""
+
+
+def config_path(home: Path | None = None) -> Path:
+    return (home or Settings().home) / "config.json"
+
+
+def read_config(home: Path | None = None) -> dict[str, str]:
+    try:
+        data = json.loads(config_path(home).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if k in CONFIG_KEYS}
+
+
+def write_config(updates: dict[str, str | None], home: Path | None = None) -> dict[str, str]:
+    """Set (or, with None, unset) keys of <home>/config.json; returns the new config."""
+    unknown = set(updates) - set(CONFIG_KEYS)
+    if unknown:
+        msg = f"unknown setting(s): {', '.join(sorted(unknown))}"
+        raise ValueError(msg)
+    config = read_config(home)
+    for key, value in updates.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    path = config_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(path)
+    return config
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """Settings from the environment (DSTACK_*), then <home>/config.json, then defaults."""
+    base = Settings()
+    from_file = {k: v for k, v in read_config(base.home).items() if f"DSTACK_{k.upper()}" not in os.environ}
+    return Settings(**from_file) if from_file else base

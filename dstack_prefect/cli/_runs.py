@@ -14,6 +14,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.cli._runopts import RunOptions, split_run_options
 from dstack_prefect.errors import DstackError, NoWorkflowsError
 from dstack_prefect.settings import Settings, get_settings
 
@@ -53,7 +54,7 @@ def _runs_table(rows: list[Any], verbose: bool) -> Table:
     return table
 
 
-def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tuple[Any, Path]:
+def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tuple[Any, Path, RunOptions]:
     from dstack_prefect.graph import build_plan  # noqa: PLC0415
     from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
 
@@ -62,9 +63,11 @@ def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tu
     except NoWorkflowsError:
         if target not in PROVIDERS:
             raise
-        return build_plan(None, target, argv, run_name), Path.cwd()
+        opts = split_run_options(argv, set())
+        return build_plan(None, target, opts.rest, run_name), Path.cwd(), opts
     workflows = load_workflows(root)
-    return build_plan(workflows, target, argv, run_name), root
+    opts = split_run_options(argv, set(workflows.by_name))
+    return build_plan(workflows, target, opts.rest, run_name), root, opts
 
 
 @app.command(
@@ -81,7 +84,9 @@ def run(
 
     Options after WORKFLOW override the YAML (-e K=V, -a PATH, --dep, -w DIR, -i, --cpu N,
     --memory SIZE, --gpu N, --gpu-name NAME, --gpu-memory SIZE, --shm-size SIZE, -p PORT);
-    any other tokens become ${{ run.args }}. Ctrl-C asks whether to stop or detach; twice aborts.
+    any other tokens become ${{ run.args }}. A dep step whose inputs are unchanged is reused;
+    --rerun [W ...] forces, --reuse takes the latest done run whatever changed, -t TAG tags the
+    run once it is done. Ctrl-C asks whether to stop or detach; twice aborts.
 
     Example: dstack run train -e EPOCHS=3 -- --lr 0.01
     """
@@ -93,7 +98,7 @@ def run(
     from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
 
     settings = get_settings()
-    draft, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
+    draft, _, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
     if not docker:
         local = LocalExecutor()
         for step in draft.steps:
@@ -104,8 +109,13 @@ def run(
     if not already:
         err_console.print(f"[dim]Prefect UI: {info.ui_url}[/]", highlight=False)
     api = PrefectAPI(info.url)
-    plan, root = _load_plan(workflow, list(ctx.args), allocate_name(api))
-    options = {"executor": "docker" if docker else settings.executor}
+    plan, root, opts = _load_plan(workflow, list(ctx.args), allocate_name(api))
+    options = {
+        "executor": "docker" if docker else settings.executor,
+        "rerun": opts.rerun,
+        "reuse": opts.reuse,
+        "tag": opts.tag,
+    }
     launched = launch(plan, root, options, settings)
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
@@ -170,7 +180,7 @@ def _follow_rest(api: Any, flow_run_id: str) -> Any:
 
 def _print_line(line: Any, multi: bool) -> None:
     if line.note:
-        err_console.print(f"[dim]{line.step or 'dstack'}: {line.message}[/]", highlight=False, markup=False)
+        err_console.print(f"{line.step or 'dstack'}: {line.message}", style="dim", highlight=False, markup=False)
     elif multi and line.step:
         console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False)
         console.print(line.message, markup=False, highlight=False)

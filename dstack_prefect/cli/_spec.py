@@ -105,13 +105,31 @@ def plan(
 
     ARGS are `dstack run`'s: override options (-e, -a, --dep, --gpu, ...) and run args.
 
+    Each step says whether it would run or reuse an earlier run, and why (no earlier run, spec
+    changed, code changed (files), dep changed, forced). --rerun [W ...] and --reuse as in run.
+
     Example: dstack plan train --gpu 2 -e LR=0.1 --epochs 3
     """
-    result = build_plan(_workflows_or_none(workflow, quiet=as_json), workflow, list(ctx.args))
+    from dstack_prefect.cli._runopts import split_run_options  # noqa: PLC0415
+    from dstack_prefect.engine._cache import plan_decisions  # noqa: PLC0415
+    from dstack_prefect.settings import get_settings  # noqa: PLC0415
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    workflows = _workflows_or_none(workflow, quiet=as_json)
+    opts = split_run_options(list(ctx.args), set(workflows.by_name) if workflows else set())
+    result = build_plan(workflows, workflow, opts.rest)
+    root = workflows.root if workflows else Path.cwd()
+    store = ArtifactStore(get_settings().store_url)
+    decisions = plan_decisions(result, store, root, rerun=opts.rerun, reuse=opts.reuse)
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        payload = result.model_dump(mode="json")
+        payload["decisions"] = {
+            name: {"action": d.action, "reason": d.reason, "run": d.manifest.run if d.manifest else None}
+            for name, d in decisions.items()
+        }
+        typer.echo(json.dumps(payload, indent=2))
         return
-    console.print(render_plan(result))
+    console.print(render_plan(result, {name: d.describe() for name, d in decisions.items()}))
 
 
 def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:

@@ -96,6 +96,10 @@ class PrefectAPI:
         )
         return result
 
+    def set_tags(self, flow_run_id: str, tags: list[str]) -> None:
+        """Replace the flow run's tags (the TAG column of `dstack ps` reads `tag:NAME`)."""
+        self._call("PATCH", f"/flow_runs/{flow_run_id}", {"tags": tags})
+
     def delete_flow_run(self, flow_run_id: str) -> None:
         self._call("DELETE", f"/flow_runs/{flow_run_id}")
 

@@ -1,39 +1,92 @@
-"""Moving a step's artifacts: deps in before it runs, its own out after it ends.
+"""A step's artifacts and cache folders, between its working folder and the store.
 
-Interim implementation inside one run (a run-local folder); the store replaces it.
+Before a step: its deps' manifests (steps of this run, reused runs, tags) are placed at their
+paths in the working directory, each blob checked against its sha256 first; `cache` folders
+are restored. After it (also after a graceful stop, never after an abort): its artifact paths
+are uploaded (only blobs the store lacks) and its manifest is committed last; cache folders are
+saved. Paths are relative to the step's working_dir, as in old dstack.
 """
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from dstack_prefect.errors import StorageError
 from dstack_prefect.graph import Step
+from dstack_prefect.storage import ArtifactStore, Manifest
+
+ABSOLUTE_ROOT = ".dstack-absolute"
+"""Absolute artifact paths (old dstack allowed /opt/conda/envs/x) land under this folder."""
 
 
-class RunArtifacts:
-    def __init__(self, run_dir: Path) -> None:
-        self.root = run_dir / "artifacts"
+def repo_identity(root: Path) -> str:
+    """Scopes reuse and cache folders: the git remote URL, else the repo's absolute path."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        url = ""
+    ident = url or str(root.resolve())
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
-    def prepare(self, step: Step, workdir: Path, upstream: list[Step]) -> None:
-        for up in upstream:
-            src = self.root / up.name
-            if src.is_dir():
-                shutil.copytree(src, workdir, dirs_exist_ok=True, symlinks=True)
 
-    def save(self, step: Step, workdir: Path) -> dict[str, Any]:
-        files: list[dict[str, Any]] = []
-        dst_root = self.root / step.name
-        for art in step.artifacts:
-            src = workdir / step.working_dir / art.path
-            rel = Path(step.working_dir, art.path)
-            if src.is_dir():
-                shutil.copytree(src, dst_root / rel, dirs_exist_ok=True, symlinks=True)
-            elif src.is_file():
-                (dst_root / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst_root / rel)
-        for p in sorted(dst_root.rglob("*")) if dst_root.exists() else []:
-            if p.is_file():
-                files.append({"path": p.relative_to(dst_root).as_posix(), "size": p.stat().st_size})
-        return {"step": step.name, "files": files}
+def step_dir(workdir: Path, step: Step) -> Path:
+    return (workdir / step.working_dir).resolve()
+
+
+def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[Manifest]) -> None:
+    """Put the deps' files at their paths; a clash names the step's YAML location."""
+    if not manifests:
+        return
+    try:
+        store.materialize(manifests, step_dir(workdir, step), absolute_root=step_dir(workdir, step) / ABSOLUTE_ROOT)
+    except StorageError as exc:
+        where = f"{step.source}: " if step.source else ""
+        msg = f"{where}step '{step.name}': {exc.message}"
+        raise type(exc)(msg, hint=exc.hint) from exc
+
+
+def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
+    found: list[Manifest] = []
+    for dep in step.deps:
+        if dep.kind == "tag":
+            found.extend(store.get_tag(dep.name).manifests)
+    return found
+
+
+def save(
+    store: ArtifactStore, run: str, step: Step, workdir: Path, status: str, extra: dict[str, Any]
+) -> Manifest:
+    return store.put_step(
+        run,
+        step.name,
+        step.name,
+        step_dir(workdir, step),
+        [a.path for a in step.artifacts],
+        {"status": status, **extra},
+    )
+
+
+def _local_cache_path(path: str) -> bool:
+    """Relative cache paths live in the fresh step folder and need restoring; `~`/absolute ones
+    are the machine's own folders when the step runs locally, and persist by themselves."""
+    return not (path.startswith("~") or path.startswith("/"))
+
+
+def restore_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path) -> None:
+    for path in step.cache:
+        if _local_cache_path(path):
+            store.restore_cache(repo_id, step.name, path, step_dir(workdir, step))
+
+
+def save_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path) -> None:
+    for path in step.cache:
+        if _local_cache_path(path) and (step_dir(workdir, step) / path).exists():
+            store.save_cache(repo_id, step.name, path, step_dir(workdir, step))

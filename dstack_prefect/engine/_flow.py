@@ -9,12 +9,16 @@ exit code, Stopped, Aborted).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.logging.handlers import APILogWorker
@@ -23,69 +27,119 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dstack_prefect.engine._artifacts import RunArtifacts
+from dstack_prefect.engine import _artifacts as artifacts
+from dstack_prefect.engine._cache import decide, fingerprint
+from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
+from dstack_prefect.engine._runs import set_run_tag
 from dstack_prefect.engine._runtime import Runtime, host_env
 from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
-from dstack_prefect.executors import Executor, StepJob
+from dstack_prefect.executors import Executor, StepJob, StepResult
 from dstack_prefect.executors.local import LocalExecutor, detect_machine
-from dstack_prefect.graph import Plan, Step
-from dstack_prefect.settings import Settings
+from dstack_prefect.graph import Plan, Step, resolve_secrets, secret_refs
+from dstack_prefect.settings import get_settings
+from dstack_prefect.storage import Manifest
 
 FLOW_NAME = "dstack-run"
 OUTPUT_LOGGER = "prefect.task_runs.dstack"
 """Step output lines go to this logger; `dstack logs` shows only these (and dstack's notes)."""
 NOTE_LOGGER = "prefect.flow_runs.dstack"
+STEP_NOTE_LOGGER = "prefect.task_runs.dstack.note"
+"""dstack's own lines about a run (reuse decisions, ports, errors): shown dimmed by the CLI."""
 
 _RUNTIMES: dict[str, Runtime] = {}
-_SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
-def _secrets_for(step: Step) -> tuple[dict[str, str], dict[str, str]]:
-    """Resolve ``${{ secrets.X }}`` in env values from DSTACK_SECRET_X; returns (env, values)."""
-    import os
+def resolve_step_secrets(step: Step) -> tuple[Step, list[str]]:
+    """Put secret values in place of ``${{ secrets.X }}`` (env, registry_auth), from DSTACK_SECRET_X.
 
+    Values exist only in this process and the step; logs mask them, the plan never holds them.
+    """
+    names: set[str] = set(secret_refs(step))
     values: dict[str, str] = {}
-    env: dict[str, str] = {}
-    for key, value in step.env.items():
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            secret = os.environ.get(f"DSTACK_SECRET_{name}")
-            if secret is None:
-                msg = f"step '{step.name}': secret '{name}' is not set"
-                raise DstackError(msg, hint=f"set DSTACK_SECRET_{name} where the run starts")
-            values[name] = secret
-            return secret
-
-        env[key] = _SECRET.sub(sub, value)
-    return env, values
+    for name in sorted(names):
+        value = os.environ.get(f"DSTACK_SECRET_{name}")
+        if value is None:
+            msg = f"step '{step.name}': secret '{name}' is not set"
+            raise DstackError(msg, hint=f"set DSTACK_SECRET_{name} in the environment that starts the run")
+        values[name] = value
+    if not values:
+        return step, []
+    env = {k: resolve_secrets(v, values) for k, v in step.env.items()}
+    auth = step.registry_auth
+    if auth is not None:
+        auth = auth.model_copy(
+            update={
+                "username": resolve_secrets(auth.username, values) if auth.username else None,
+                "password": resolve_secrets(auth.password, values) if auth.password else None,
+            }
+        )
+    return step.model_copy(update={"env": env, "registry_auth": auth}), list(values.values())
 
 
 @task(name="step", persist_result=False, retries=0)
 def run_step(step_name: str, flow_run_id: str) -> Any:
-    """Run one step: materialise its folder, run its commands, save its artifacts."""
+    """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out."""
     rt = _RUNTIMES[flow_run_id]
     step = rt.plan.step(step_name)
-    notes = get_run_logger()
-    out = PrefectLogAdapter(get_logger(OUTPUT_LOGGER), extra=dict(notes.extra))  # type: ignore[arg-type]
+    notes = PrefectLogAdapter(get_logger(STEP_NOTE_LOGGER), extra=dict(get_run_logger().extra))  # type: ignore[arg-type]
     if rt.stop_mode:
         return Cancelled(name=STOPPED, message="stopped before it started")
+    deps = [rt.results[u] for u in step.upstream if u in rt.results]
+    deps += artifacts.tag_manifests(rt.store, step)
+    fp = fingerprint(step, rt.code_hashes, deps)
+    decision = decide(
+        rt.store,
+        step,
+        fp,
+        repo_id=rt.repo_id,
+        force=rt.forced(step.name),
+        reuse_latest=bool(rt.options.get("reuse")),
+        candidates=rt.done.get(step.name, []),
+    )
+    if decision.action == "reuse" and decision.manifest is not None:
+        notes.info(f"reusing {step.name} from run {decision.manifest.run} ({decision.reason})")
+        rt.results[step.name] = decision.manifest
+        _manifest_artifact(rt, step, decision.manifest)
+        return Completed(name="Cached", data=decision.manifest.model_dump(mode="json"))
+    notes.info(f"running {step.name}: {decision.reason}")
     workdir = rt.workdir(step)
     workdir.mkdir(parents=True, exist_ok=True)
     copy_snapshot_dir(rt.code_dir, workdir)
-    artifacts = RunArtifacts(rt.run_dir)
-    artifacts.prepare(step, workdir, [rt.plan.step(u) for u in step.upstream])
+    artifacts.place_deps(rt.store, step, workdir, deps)
+    artifacts.restore_caches(rt.store, rt.repo_id, step, workdir)
+    result, step_for_run = _execute(rt, step, workdir, flow_run_id, notes)
+    if rt.stop_mode == "abort":
+        return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
+    stopped = result.stopped or rt.stop_mode == "stop"
+    if not stopped and result.exit_code != 0:
+        why = result.message or ("out of memory" if result.oom else f"exit code {result.exit_code}")
+        msg = f"step '{step.name}' failed: {why}"
+        raise StepFailedError(msg, exit_code=result.exit_code)
+    status = "stopped" if stopped else "done"
+    extra = {"repo_id": rt.repo_id, "flow_run_id": flow_run_id, **fp.extra()}
+    manifest = artifacts.save(rt.store, rt.run_name, step, workdir, status, extra)
+    artifacts.save_caches(rt.store, rt.repo_id, step, workdir)
+    _manifest_artifact(rt, step, manifest)
+    if stopped:
+        return Cancelled(name=STOPPED, message=f"step '{step.name}' stopped; artifacts saved")
+    rt.results[step.name] = manifest
+    return manifest.model_dump(mode="json")
+
+
+def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any) -> tuple[StepResult, Step]:
+    """Run the step's commands with its executor; every output line becomes a Prefect log."""
+    out = PrefectLogAdapter(get_logger(OUTPUT_LOGGER), extra=dict(notes.extra))  # type: ignore[arg-type]
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
-    resolved_env, secret_values = _secrets_for(step)
-    step_for_run = step.model_copy(update={"env": resolved_env})
+    step_for_run, secret_values = resolve_step_secrets(step)
     env = rt.step_env(step_for_run, slot, ports, {})
     if executor.name == "local":
         env = {**host_env(), **env}
-    redact = [v for v in secret_values.values() if v]
+    redact = [v for v in secret_values if v]
 
     def on_line(line: str) -> None:
         for v in redact:
@@ -113,24 +167,24 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     if stop_now:  # a stop arrived while the step was starting
         executor.stop(handle, 0 if stop_now == "abort" else rt.settings.stop_grace)
     try:
-        result = executor.wait(handle)
+        return executor.wait(handle), step_for_run
     finally:
         with rt.lock:
             rt.handles.pop(step.name, None)
         if rt.reaper is not None:
             rt.reaper.tell("un" + _reaper_line(handle.identifier))
-    if rt.stop_mode == "abort":
-        return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
-    if result.stopped or rt.stop_mode == "stop":
-        artifacts.save(step, workdir)
-        return Cancelled(name=STOPPED, message=f"step '{step.name}' stopped; artifacts saved")
-    if result.exit_code != 0:
-        why = result.message or (
-            "out of memory" if result.oom else f"exit code {result.exit_code}"
+
+
+def _manifest_artifact(rt: Runtime, step: Step, manifest: Manifest) -> None:
+    """The step's files as a table artifact in the Prefect UI."""
+    rows = [{"path": f.path, "size": f.size, "sha256": f.sha256[:16]} for f in manifest.files[:500]]
+    key = re.sub(r"[^a-z0-9-]+", "-", f"{rt.run_name}-{step.name}".lower()).strip("-")
+    with contextlib.suppress(Exception):  # UI metadata must never fail a step
+        create_table_artifact(
+            rows or [{"path": "(no artifacts)", "size": 0, "sha256": ""}],
+            key=key,
+            description=f"Artifacts of step {step.name} (run {manifest.run}) in {rt.store.url}",
         )
-        msg = f"step '{step.name}' failed: {why}"
-        raise StepFailedError(msg, exit_code=result.exit_code)
-    return artifacts.save(step, workdir)
 
 
 def _reaper_line(identifier: str) -> str:
@@ -139,22 +193,17 @@ def _reaper_line(identifier: str) -> str:
 
 
 def copy_snapshot_dir(code_dir: Path, workdir: Path) -> None:
-    import shutil
-
     shutil.copytree(code_dir, workdir, dirs_exist_ok=True, symlinks=True)
 
 
 def make_executors(options: dict[str, Any]) -> dict[str, Executor]:
-    executors: dict[str, Executor] = {"local": LocalExecutor()}
-    try:
-        from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
+    """The local executor, and Docker (connected lazily, on the first containerised step)."""
+    from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
 
-        docker: Executor = DockerExecutor()
-        executors["docker"] = docker
-        if options.get("executor") == "docker":
-            executors["default"] = docker
-    except Exception:  # noqa: BLE001 - docker is optional until a step needs it
-        pass
+    docker = DockerExecutor()
+    executors: dict[str, Executor] = {"local": LocalExecutor(), "docker": docker}
+    if options.get("executor") == "docker":
+        executors["default"] = docker
     return executors
 
 
@@ -167,7 +216,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
     notes = PrefectLogAdapter(get_logger(NOTE_LOGGER), extra={"flow_run_id": flow_run_id, "flow_run_name": run_name})  # type: ignore[arg-type]
     the_plan = Plan.model_validate(plan)
-    settings = Settings()
+    settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)
     executors = make_executors(options)
@@ -180,6 +229,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         executors=executors,
         machine=detect_machine(),
         reaper=reaper,
+        options=options,
     )
     _RUNTIMES[flow_run_id] = rt
     watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)
@@ -189,9 +239,18 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             rt.executor_for(step).check(step)
         if not rt.code_dir.exists():
             tmp = rt.code_dir.with_name("code.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
             copy_snapshot(take_snapshot(rt.repo_root), tmp)
             tmp.rename(rt.code_dir)
-        return _schedule(rt, notes)
+        rt.prepare_reuse()
+        state = _schedule(rt, notes)
+        tag = options.get("tag")
+        if tag and state.is_completed():
+            rt.store.add_tag(tag, run_name, the_plan.target, overwrite=True)
+            with PrefectAPI(api_url) as api:
+                set_run_tag(api, run_name, tag)
+            notes.info(f"tagged the run as {tag}")
+        return state
     except DstackError as exc:
         notes.error(exc.message)
         return Failed(message=exc.message)

@@ -24,7 +24,8 @@ from dstack_prefect.engine._status import (
 from dstack_prefect.errors import DstackError, RunStateError
 from dstack_prefect.settings import Settings
 
-OUTPUT_LOGGERS = ("prefect.task_runs.dstack", "prefect.flow_runs.dstack")
+OUTPUT_LOGGERS = ("prefect.task_runs.dstack", "prefect.flow_runs.dstack", "prefect.task_runs.dstack.note")
+"""Step output, then dstack's notes (run level, step level): all `dstack logs` shows."""
 
 
 @dataclass
@@ -175,7 +176,7 @@ class LogReader:
                         step=self._step_of(rec.get("task_run_id")),
                         message=rec["message"],
                         timestamp=_parse_time(rec["timestamp"]) or datetime.now(timezone.utc),
-                        note=rec.get("name") == OUTPUT_LOGGERS[1],
+                        note=rec.get("name") != OUTPUT_LOGGERS[0],
                     )
                 )
             if len(page) < 200:
@@ -241,5 +242,19 @@ def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> None:
     if not is_finished(row.status):
         msg = f"the run '{row.name}' is {row.status}, not finished"
         raise RunStateError(msg, hint=f"stop it first: dstack stop {row.name}")
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    ArtifactStore(settings.store_url).delete_run(row.name)  # tagged artifacts stay: tags keep copies
     api.delete_flow_run(row.flow_run_id)
     shutil.rmtree(settings.runs_dir / row.name, ignore_errors=True)
+
+
+def set_run_tag(api: PrefectAPI, run_name: str, tag: str | None) -> None:
+    """Show ``tag`` (None: no tag) in the run's TAG column; a tag names one run at a time."""
+    if tag:
+        for fr in api.flow_runs():
+            if f"tag:{tag}" in (fr.get("tags") or []) and fr["name"] != run_name:
+                api.set_tags(fr["id"], [t for t in fr["tags"] if t != f"tag:{tag}"])
+    fr = api.flow_run_by_name(run_name)
+    tags = [t for t in fr.get("tags") or [] if not t.startswith("tag:")]
+    api.set_tags(fr["id"], tags + ([f"tag:{tag}"] if tag else []))

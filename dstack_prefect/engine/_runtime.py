@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dstack_prefect.engine._artifacts import repo_identity
+from dstack_prefect.engine._cache import done_manifests
+from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
 from dstack_prefect.graph import Plan, Step
 from dstack_prefect.settings import Settings
+from dstack_prefect.storage import ArtifactStore, Manifest
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Runtime:
         executors: dict[str, Executor],
         machine: Machine,
         reaper: Any = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.plan = plan
         self.flow_run_id = flow_run_id
@@ -102,7 +107,23 @@ class Runtime:
         self.handles: dict[str, tuple[Executor, Handle]] = {}
         self.slots: dict[str, Slot] = {}
         self.stop_mode: str | None = None
-        self.results: dict[str, dict[str, Any]] = {}
+        self.options = options or {}
+        self.results: dict[str, Manifest] = {}
+        """Each finished (or reused) step's manifest: what its dependents receive."""
+        self.store = ArtifactStore(settings.store_url)
+        self.repo_id: str = self.options.get("repo_id") or repo_identity(repo_root)
+        self.code_hashes: dict[str, str] = {}
+        self.done: dict[str, list[Manifest]] = {}
+
+    def prepare_reuse(self) -> None:
+        """Hash the code snapshot and read the repo's done manifests once, for every step."""
+        files = [p.relative_to(self.code_dir).as_posix() for p in self.code_dir.rglob("*") if p.is_file()]
+        self.code_hashes = hash_files(self.code_dir, files)
+        self.done = done_manifests(self.store, self.repo_id)
+
+    def forced(self, step: str) -> bool:
+        rerun = self.options.get("rerun")
+        return rerun == "all" or (isinstance(rerun, list) and step in rerun)
 
     def executor_for(self, step: Step) -> Executor:
         if step.provider == "docker" or step.image:

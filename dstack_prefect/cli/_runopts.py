@@ -1,0 +1,50 @@
+"""`dstack run`'s own options that travel among the override tokens: --rerun, --reuse, -t."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dstack_prefect.errors import DstackError
+
+
+@dataclass
+class RunOptions:
+    rerun: str | list[str] | None = None
+    """"all" for a bare --rerun, else the workflows named after it."""
+    reuse: bool = False
+    tag: str | None = None
+    rest: list[str] = field(default_factory=list)
+    """The tokens left for build_plan (overrides and run args)."""
+
+
+def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
+    """Take --rerun [W ...], --reuse and -t/--tag TAG out of ``args`` (before any `--`)."""
+    opts = RunOptions()
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            opts.rest.extend(args[i:])
+            break
+        if tok == "--rerun":
+            named: list[str] = []
+            while i + 1 < len(args) and args[i + 1] in workflow_names:
+                named.append(args[i + 1])
+                i += 1
+            opts.rerun = named or "all"
+        elif tok == "--reuse":
+            opts.reuse = True
+        elif tok in ("-t", "--tag") or tok.startswith("--tag="):
+            if "=" in tok:
+                opts.tag = tok.split("=", 1)[1]
+            elif i + 1 < len(args):
+                opts.tag = args[i + 1]
+                i += 1
+            else:
+                raise DstackError("-t/--tag needs a tag name", hint="dstack run train -t my-model")
+        else:
+            opts.rest.append(tok)
+        i += 1
+    if opts.reuse and opts.rerun:
+        raise DstackError("--reuse and --rerun contradict each other", hint="pass one of them")
+    return opts

@@ -1,0 +1,179 @@
+"""Step reuse by content hash: the cache key, and the reuse-or-run decision with its reason.
+
+    key(step) = sha256( resolved spec      commands, setup, env (secret *references*), image, ...
+                      + code              sha256 of each snapshot file under `inputs` (all if unset)
+                      + deps' manifests   the files (path, sha256) each dep step produced )
+
+A step is reused when the store holds a done manifest of the same workflow and repo with the
+same key. `--rerun` forces a run; `--reuse` takes the latest done step of the workflow whatever
+changed (old dstack's rule). The decision and why: "no earlier run", "spec changed",
+"code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
+Pure: no prefect import; `dstack plan` and the run flow share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dstack_prefect.graph import Plan, Step
+from dstack_prefect.storage import ArtifactStore, Manifest
+
+KEY_VERSION = 1
+
+
+def spec_digest(step: Step) -> str:
+    spec = {
+        "provider": step.provider,
+        "commands": step.commands,
+        "setup": step.setup,
+        "env": step.env,
+        "working_dir": step.working_dir,
+        "artifacts": [a.path for a in step.artifacts],
+        "python": step.python,
+        "image": step.image,
+        "entrypoint": step.entrypoint,
+        "home_dir": step.home_dir,
+        "tag_deps": sorted(d.name for d in step.deps if d.kind == "tag"),
+    }
+    return _digest(spec)
+
+
+def code_files(step: Step, code: dict[str, str]) -> dict[str, str]:
+    """The snapshot files (path -> sha256) that make up the step's code."""
+    if step.inputs is None:
+        return code
+    prefixes = [p.strip("/").removeprefix("./") for p in step.inputs]
+    return {
+        path: digest
+        for path, digest in code.items()
+        if any(p in ("", ".") or path == p or path.startswith(p + "/") for p in prefixes)
+    }
+
+
+def deps_digest(dep_manifests: list[Manifest]) -> str:
+    return _digest(sorted([m.workflow or m.step, sorted((f.path, f.sha256) for f in m.files)] for m in dep_manifests))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Fingerprint:
+    spec: str
+    code: dict[str, str]
+    deps: str
+
+    @property
+    def key(self) -> str:
+        return _digest({"v": KEY_VERSION, "spec": self.spec, "code": _digest(self.code), "deps": self.deps})
+
+    def extra(self) -> dict[str, Any]:
+        """What a manifest records so later decisions can say what changed."""
+        return {"cache_key": self.key, "spec_digest": self.spec, "code": self.code, "deps_digest": self.deps}
+
+
+def fingerprint(step: Step, code: dict[str, str], dep_manifests: list[Manifest]) -> Fingerprint:
+    return Fingerprint(spec=spec_digest(step), code=code_files(step, code), deps=deps_digest(dep_manifests))
+
+
+@dataclass
+class Decision:
+    action: str
+    """"reuse" or "run"."""
+    reason: str
+    manifest: Manifest | None = None
+    """The manifest reused, when action is reuse."""
+    changed_files: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.action == "reuse" and self.manifest is not None:
+            return f"reuse {self.manifest.run} ({self.reason})"
+        return f"run ({self.reason})"
+
+
+def _done(repo_id: str) -> Any:
+    return lambda m: m.extra.get("status") == "done" and m.extra.get("repo_id") == repo_id
+
+
+def decide(
+    store: ArtifactStore,
+    step: Step,
+    fp: Fingerprint | None,
+    *,
+    repo_id: str,
+    force: bool = False,
+    reuse_latest: bool = False,
+    candidates: list[Manifest] | None = None,
+) -> Decision:
+    """Reuse or run ``step``, and why. ``fp`` None means a dep will run first ("dep changed")."""
+    if force:
+        return Decision("run", "forced")
+    found = candidates if candidates is not None else store.find_manifests(step.name, _done(repo_id))
+    if reuse_latest:
+        if found:
+            return Decision("reuse", "--reuse: the latest done run", found[0])
+        return Decision("run", "no earlier run")
+    if fp is None:
+        return Decision("run", "dep changed")
+    key = fp.key
+    for m in found:
+        if m.extra.get("cache_key") == key:
+            return Decision("reuse", "same inputs", m)
+    if not found:
+        return Decision("run", "no earlier run")
+    last = found[0].extra
+    if last.get("spec_digest") != fp.spec:
+        return Decision("run", "spec changed")
+    old: dict[str, str] = last.get("code") or {}
+    changed = sorted(p for p in set(old) | set(fp.code) if old.get(p) != fp.code.get(p))
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        return Decision("run", f"code changed ({shown})", changed_files=changed)
+    return Decision("run", "dep changed")
+
+
+def done_manifests(store: ArtifactStore, repo_id: str) -> dict[str, list[Manifest]]:
+    """Every done step manifest of the repo, by workflow, newest first (one store listing)."""
+    by_workflow: dict[str, list[Manifest]] = {}
+    for m in store.find_manifests(None, _done(repo_id)):
+        by_workflow.setdefault(m.workflow or m.step, []).append(m)
+    return by_workflow
+
+
+def plan_decisions(
+    plan: Plan,
+    store: ArtifactStore,
+    repo_root: Path,
+    *,
+    rerun: str | list[str] | None = None,
+    reuse: bool = False,
+) -> dict[str, Decision]:
+    """What `dstack run` would do for each step of ``plan``, without running anything.
+
+    A step whose upstream will run is predicted to run ("dep changed"); at run time the flow
+    decides again with the upstream's real manifest, so identical outputs still mean reuse.
+    """
+    from dstack_prefect.engine._artifacts import repo_identity, tag_manifests  # noqa: PLC0415
+    from dstack_prefect.engine._snapshot import hash_files, take_snapshot  # noqa: PLC0415
+
+    snap = take_snapshot(repo_root)
+    code = hash_files(snap.root, snap.files)
+    repo_id = repo_identity(repo_root)
+    done = done_manifests(store, repo_id)
+    decisions: dict[str, Decision] = {}
+    for step in plan.steps:
+        ups = [decisions[u] for u in step.upstream if u in decisions]
+        force = rerun == "all" or (isinstance(rerun, list) and step.name in rerun)
+        fp = None
+        if all(d.action == "reuse" and d.manifest is not None for d in ups):
+            deps = [d.manifest for d in ups if d.manifest is not None] + tag_manifests(store, step)
+            fp = fingerprint(step, code, deps)
+        decisions[step.name] = decide(
+            store, step, fp, repo_id=repo_id, force=force, reuse_latest=reuse, candidates=done.get(step.name, [])
+        )
+    return decisions
