@@ -87,14 +87,22 @@ CLI = Callable[..., Result]
 
 
 @pytest.fixture
-def cli(prefect_server: Server, tmp_path: Path) -> CLI:
+def dstack_home(tmp_path: Path) -> Path:
+    """This test's own dstack home (runs folder, store): tests share the server, nothing else."""
+    home = tmp_path / "dstack-home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def cli(prefect_server: Server, dstack_home: Path) -> CLI:
     """Run `dstack ARGS...` as a user would, in ``cwd``, against the session's server."""
 
     def run(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "dstack_prefect", *args],
             cwd=cwd,
-            env=env or prefect_server.env(),
+            env=env or prefect_server.env(dstack_home),
             capture_output=True,
             text=True,
             timeout=timeout,

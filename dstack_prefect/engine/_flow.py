@@ -323,7 +323,7 @@ def _schedule(rt: Runtime, notes: Any) -> State:
         else:
             outcome[name] = "failed"
             text = state.message or f"step '{name}' failed"
-            messages[name] = text.split("StepFailedError: ", 1)[-1]
+            messages[name] = re.sub(r"^Task run encountered an exception \w+: ", "", text)
     for fut in futures.values():
         fut.wait()
     if rt.stop_mode == "abort":

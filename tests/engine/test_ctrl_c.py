@@ -66,9 +66,9 @@ class Terminal:
 
 
 @pytest.fixture
-def started(make_repo: Any, prefect_server: Server) -> Any:
+def started(make_repo: Any, prefect_server: Server, dstack_home: Path) -> Any:
     repo = make_repo({".dstack/workflows.yaml": DIAMOND})
-    term = Terminal(["run", "sleeper"], repo, prefect_server.env())
+    term = Terminal(["run", "sleeper"], repo, prefect_server.env(dstack_home))
     out = term.expect("sleeping")
     name = next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
     return term, name

@@ -45,17 +45,17 @@ workflows:
 """
 
 
-def env_with_fake_gpus(server: Server) -> dict[str, str]:
-    env = server.env()
+def env_with_fake_gpus(server: Server, home: Path) -> dict[str, str]:
+    env = server.env(home)
     env["PATH"] = f"{FAKES}:{env['PATH']}"
     return env
 
 
-def test_parallel_gpu_steps_never_share_a_gpu(cli: CLI, make_repo: Any, prefect_server: Server) -> None:
+def test_parallel_gpu_steps_never_share_a_gpu(cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path) -> None:
     """Two one-GPU steps running together get different CUDA_VISIBLE_DEVICES; a CPU step gets none."""
     repo = make_repo({".dstack/workflows.yaml": GPU_FLOW})
 
-    res = cli("run", "both", cwd=repo, env=env_with_fake_gpus(prefect_server))
+    res = cli("run", "both", cwd=repo, env=env_with_fake_gpus(prefect_server, dstack_home))
 
     assert res.code == 0, res.text
     seen = dict(re.findall(r"(left|right|both) sees \[([^\]]*)\]", res.out))
@@ -63,11 +63,11 @@ def test_parallel_gpu_steps_never_share_a_gpu(cli: CLI, make_repo: Any, prefect_
     assert seen["both"] == ""
 
 
-def test_a_gpu_name_the_machine_lacks_fails_before_running(cli: CLI, make_repo: Any, prefect_server: Server) -> None:
+def test_a_gpu_name_the_machine_lacks_fails_before_running(cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path) -> None:
     """Asking for an A100 on a T4 machine names both, and nothing runs."""
     repo = make_repo({".dstack/workflows.yaml": GPU_FLOW})
 
-    res = cli("run", "a100", cwd=repo, env=env_with_fake_gpus(prefect_server))
+    res = cli("run", "a100", cwd=repo, env=env_with_fake_gpus(prefect_server, dstack_home))
 
     assert res.code == 1
     assert "asks for 1 GPU named A100" in res.err

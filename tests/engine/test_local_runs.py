@@ -197,12 +197,12 @@ class TestDetachedRuns:
         assert marker_processes(f"RUN_NAME={name}") == []
 
     def test_killing_the_flow_process_crashes_the_run_without_orphans(
-        self, cli: CLI, repo: Path, api: PrefectAPI, prefect_server: Server
+        self, cli: CLI, repo: Path, api: PrefectAPI, dstack_home: Path
     ) -> None:
         """SIGKILL of the process running the flow ends the run failed within 60 s and kills its steps."""
         name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
         wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
-        pid = int((prefect_server.home / "runs" / name / "supervisor.pid").read_text())
+        pid = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
 
         os.kill(pid, signal.SIGKILL)
 
@@ -268,9 +268,11 @@ class TestBadInput:
         assert "error:" in res.err and "hint:" in res.err
         assert "Traceback" not in res.text
 
-    def test_unreachable_server_is_a_clear_error(self, cli: CLI, repo: Path, prefect_server: Server) -> None:
+    def test_unreachable_server_is_a_clear_error(
+        self, cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path
+    ) -> None:
         """With PREFECT_API_URL pointing nowhere, commands say so and what to do."""
-        env = prefect_server.env()
+        env = prefect_server.env(dstack_home)
         env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
 
         res = cli("ps", cwd=repo, env=env)

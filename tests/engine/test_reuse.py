@@ -1,0 +1,221 @@
+"""Artifacts between steps, reuse by content hash, and the faults around them (end to end)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine import PrefectAPI
+from dstack_prefect.storage import ArtifactStore
+from tests.conftest import CLI, Server, wait_until, write_tree
+from tests.engine.test_local_runs import submitted_name, wait_finished
+
+pytestmark = pytest.mark.service("prefect")
+
+CHAIN = """
+workflows:
+  - name: prep
+    provider: bash
+    inputs: [prep.py]
+    commands:
+      - echo "prep ran"
+      - python3 prep.py
+    artifacts: [data]
+  - name: train
+    provider: bash
+    deps: [prep]
+    inputs: [train.py]
+    commands:
+      - echo "train ran"
+      - python3 train.py
+    artifacts: [model]
+    cache: [scratch]
+  - name: clash
+    provider: bash
+    deps: [prep, other]
+    commands: [echo never]
+  - name: other
+    provider: bash
+    commands: [mkdir -p data, echo different > data/rows.txt]
+    artifacts: [data]
+  - name: slow
+    provider: bash
+    commands:
+      - mkdir -p out
+      - echo partial > out/partial.txt
+      - echo "slow started"
+      - sleep 300
+    artifacts: [out]
+"""
+
+FILES = {
+    ".dstack/workflows.yaml": CHAIN,
+    "prep.py": "import os\nos.makedirs('data', exist_ok=True)\nopen('data/rows.txt', 'w').write('1\\n2\\n3\\n')\n",
+    "train.py": (
+        "import os\n"
+        "rows = open('data/rows.txt').read().split()\n"
+        "os.makedirs('model', exist_ok=True)\n"
+        "os.makedirs('scratch', exist_ok=True)\n"
+        "seen = os.path.exists('scratch/seen')\n"
+        "print('cache restored' if seen else 'cache empty')\n"
+        "open('scratch/seen', 'w').write('x')\n"
+        "open('model/sum.txt', 'w').write(str(sum(map(int, rows))))\n"
+    ),
+    "README.md": "about\n",
+}
+
+
+@pytest.fixture
+def repo(make_repo: Any) -> Path:
+    return make_repo(FILES)
+
+
+@pytest.fixture
+def store(dstack_home: Path) -> ArtifactStore:
+    return ArtifactStore(str(dstack_home / "store"))
+
+
+def plan_decisions(cli: CLI, repo: Path, *args: str) -> dict[str, Any]:
+    res = cli("plan", "train", *args, "--json", cwd=repo)
+    assert res.code == 0, res.text
+    return dict(res.json()["decisions"])
+
+
+def test_second_run_reuses_both_steps_and_says_so(cli: CLI, repo: Path) -> None:
+    """Unchanged inputs: `plan` predicts reuse of both steps and the run's log names the earlier run."""
+    first = cli("run", "train", cwd=repo)
+    assert first.code == 0, first.text
+    first_name = re.search(r"^(\S+-\d+)\s+train", first.out, re.M).group(1)  # type: ignore[union-attr]
+
+    planned = plan_decisions(cli, repo)
+    second = cli("run", "train", cwd=repo)
+
+    assert planned["prep"]["action"] == "reuse" and planned["prep"]["run"] == first_name
+    assert planned["train"]["action"] == "reuse"
+    assert second.code == 0, second.text
+    assert "prep ran" not in second.out and "train ran" not in second.out
+    assert f"reusing prep from run {first_name}" in second.err
+    assert f"reusing train from run {first_name}" in second.err
+
+
+def test_editing_a_command_reruns_only_that_step(cli: CLI, repo: Path) -> None:
+    """A changed train command reruns train (spec changed) on prep's reused artifacts."""
+    assert cli("run", "train", cwd=repo).code == 0
+    text = (repo / ".dstack/workflows.yaml").read_text().replace('echo "train ran"', 'echo "train ran again"')
+    (repo / ".dstack/workflows.yaml").write_text(text)
+
+    planned = plan_decisions(cli, repo)
+    second = cli("run", "train", cwd=repo)
+
+    assert planned["prep"]["action"] == "reuse"
+    assert planned["train"] == {"action": "run", "reason": "spec changed", "run": None}
+    assert "prep ran" not in second.out
+    assert "train ran again" in second.out
+
+
+def test_a_file_outside_inputs_changes_nothing(cli: CLI, repo: Path) -> None:
+    """Editing README.md (outside both steps' inputs) keeps both reused; editing train.py reruns train."""
+    assert cli("run", "train", cwd=repo).code == 0
+    (repo / "README.md").write_text("about, edited\n")
+
+    unchanged = plan_decisions(cli, repo)
+    (repo / "train.py").write_text(FILES["train.py"] + "# edited\n")
+    edited = plan_decisions(cli, repo)
+
+    assert {k: v["action"] for k, v in unchanged.items()} == {"prep": "reuse", "train": "reuse"}
+    assert edited["train"] == {"action": "run", "reason": "code changed (train.py)", "run": None}
+
+
+def test_rerun_forces_and_cache_folders_come_back(cli: CLI, repo: Path) -> None:
+    """`--rerun train` runs train again, and its `cache: [scratch]` folder is restored from the last run."""
+    first = cli("run", "train", cwd=repo)
+    second = cli("run", "train", "--rerun", "train", cwd=repo)
+
+    assert "cache empty" in first.out
+    assert second.code == 0, second.text
+    assert "train ran" in second.out and "prep ran" not in second.out
+    assert "cache restored" in second.out
+
+
+def test_a_corrupt_dep_blob_fails_the_consumer_before_it_runs(cli: CLI, repo: Path, store: ArtifactStore, dstack_home: Path) -> None:
+    """One flipped byte in prep's stored file: train fails before its commands, naming the file and run."""
+    first = cli("run", "prep", cwd=repo)
+    assert first.code == 0, first.text
+    manifest = store.find_manifests("prep")[0]
+    entry = next(f for f in manifest.files if f.path == "data/rows.txt")
+    blob = dstack_home / "store" / "blobs" / "sha256" / entry.sha256[:2] / entry.sha256[2:]
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 0xFF
+    blob.write_bytes(bytes(data))
+
+    res = cli("run", "train", "--rerun", "train", cwd=repo)
+
+    assert res.code == 1
+    assert "train ran" not in res.out
+    assert "data/rows.txt" in res.out and manifest.run in res.out
+
+
+def test_two_deps_writing_one_path_is_a_located_error(cli: CLI, repo: Path) -> None:
+    """prep and other both produce data/rows.txt with different content: clash names the YAML line."""
+    res = cli("run", "clash", cwd=repo)
+
+    assert res.code == 1
+    assert ".dstack/workflows.yaml:" in res.out and "data/rows.txt" in res.out
+    assert "never" not in res.out.replace("step 'clash'", "")
+
+
+@pytest.mark.parametrize(("flag", "kept"), [((), True), (("-x",), False)], ids=["stop-saves", "abort-drops"])
+def test_a_graceful_stop_saves_artifacts_and_an_abort_does_not(
+    cli: CLI, repo: Path, store: ArtifactStore, prefect_server: Server, dstack_home: Path, flag: tuple[str, ...], kept: bool
+) -> None:
+    """Old dstack's rule: artifacts are uploaded after `stop`, not after `stop -x`."""
+    name = submitted_name(cli("run", "slow", "-d", cwd=repo).out)
+    with PrefectAPI(prefect_server.url) as api:
+        fr = api.flow_run_by_name(name)
+
+        def started() -> bool:
+            return any(r["message"] == "slow started" for r in api.logs(fr["id"]))
+
+        wait_until(started, 60)
+        assert cli("stop", name, *flag, "-y", cwd=repo).code == 0
+        wait_finished(api, name)
+
+    runs = store.list_runs()
+    if kept:
+        m = store.get_manifest(name, "slow")
+        assert m.extra["status"] == "stopped"
+        assert [f.path for f in m.files] == ["out/partial.txt"]
+    else:
+        assert name not in runs
+
+
+def test_the_task_result_is_the_manifest(cli: CLI, repo: Path, prefect_server: Server) -> None:
+    """Each step's Prefect task run completes with its manifest; reused ones are named Cached."""
+    cli("run", "prep", cwd=repo)
+    name = submitted_name(cli("run", "train", "-d", cwd=repo).out)
+    with PrefectAPI(prefect_server.url) as api:
+        wait_finished(api, name)
+        fr = api.flow_run_by_name(name)
+        tasks = wait_until(lambda: (t := api.task_runs(fr["id"])) and len(t) == 2 and t, 20)
+
+    states = {t["name"]: t["state"]["name"] for t in tasks}
+    assert states == {"prep": "Cached", "train": "Completed"}
+
+
+def test_a_plain_folder_without_git_runs_and_reuses(cli: CLI, make_repo: Any) -> None:
+    """A repo that is not a git repo works: its files are the snapshot, and reuse applies."""
+    repo = make_repo(FILES, git=False, name="plain")
+    write_tree(repo, {".gitignore": "ignored/\n", "ignored/big.bin": "x"})
+
+    first = cli("run", "train", cwd=repo)
+    second = cli("run", "train", cwd=repo)
+
+    assert first.code == 0, first.text
+    assert "train ran" in first.out and "train ran" not in second.out
+    assert json.loads(cli("ps", "-a", "--json", cwd=repo).out)[0]["status"] == "done"
+    assert subprocess.run(["git", "-C", str(repo), "status"], capture_output=True).returncode != 0
