@@ -1,1 +1,358 @@
-"""Commands: (filled in by its owner)."""
+"""Commands: ls, cp, tags, push, pull, config, prune.
+
+Artifacts live in the local store (``dstack config --store``, default ``<home>/store``);
+``push`` and ``pull`` copy runs and tags to and from the remote store (``--remote-store``).
+A run is named as ``RUN`` or, for a tag, ``:TAG``, as in old dstack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.filesize import decimal
+from rich.prompt import Confirm
+from rich.table import Table
+
+from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.errors import DstackError, RunNotFoundError
+from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from dstack_prefect.storage import ArtifactStore, Tag
+
+tags_app = typer.Typer()
+app.add_typer(tags_app, name="tags")
+prune_app = typer.Typer(help="Free space in the artifact store.", no_args_is_help=True)
+app.add_typer(prune_app, name="prune")
+
+Ref = Annotated[str, typer.Argument(metavar="RUN|:TAG", help="A run name, or :TAG for a tag")]
+Yes = Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+
+
+class Executor(StrEnum):
+    local = "local"
+    docker = "docker"
+
+
+def _local_store(settings: Settings | None = None) -> ArtifactStore:
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    return ArtifactStore((settings or get_settings()).store_url)
+
+
+def _remote_store(settings: Settings) -> ArtifactStore:
+    """The push/pull store; s3fs takes the endpoint and keys from the AWS_* variables."""
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    if not settings.remote_store:
+        msg = "no remote store is configured"
+        raise DstackError(msg, hint="set one with `dstack config --remote-store s3://bucket/prefix`")
+    return ArtifactStore(settings.remote_store)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr; no answer (stdin closed) counts as no."""
+    try:
+        return Confirm.ask(question, console=err_console, default=False)
+    except EOFError:
+        err_console.print()
+        return False
+
+
+def _api() -> Any:
+    from dstack_prefect.cli._runs import _api as runs_api  # noqa: PLC0415
+
+    return runs_api()
+
+
+# ls, cp --------------------------------------------------------------------------------------
+@app.command()
+@handles_errors
+def ls(
+    ref: Ref,
+    prefix: Annotated[
+        str | None, typer.Argument(metavar="[PREFIX]", help="Only paths starting with it")
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="List every file, not one level")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """List a run's (or a tag's) artifact files: one folder level, or every file with -r.
+
+    Example: dstack ls :txt-file -r output
+    """
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    rows = ArtifactStore.ls(_local_store().resolve(ref), prefix, recursive)
+    if as_json:
+        print(json.dumps([{"artifact": r.artifact, "file": r.file, "size": r.size} for r in rows], indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ARTIFACT", no_wrap=True)
+    table.add_column("FILE", no_wrap=True)
+    table.add_column("SIZE", justify="right", no_wrap=True)
+    shown = None
+    for r in rows:
+        table.add_row(r.artifact + "/" if r.artifact != shown else "", r.file, decimal(r.size))
+        shown = r.artifact
+    console.print(table)
+
+
+@app.command()
+@handles_errors
+def cp(
+    ref: Ref,
+    source: Annotated[str, typer.Argument(help="An artifact file or folder, e.g. output/model.pt")],
+    target: Annotated[str, typer.Argument(help="A local file or folder; a trailing / makes it a folder")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files that exist with other content")
+    ] = False,
+) -> None:
+    """Copy an artifact file or folder of a run (or tag) to a local path, each file sha256-verified.
+
+    Example: dstack cp :txt-file output/hello.txt ./hello.txt
+    """
+    from dstack_prefect.storage import rich_progress  # noqa: PLC0415
+
+    store = _local_store()
+    manifests = store.resolve(ref)
+    if target.endswith(("/", "\\")):
+        Path(target).mkdir(parents=True, exist_ok=True)  # Path() drops the slash; a folder keeps its meaning
+    with rich_progress(err_console) as progress:
+        written = store.copy_out(manifests, source, Path(target), overwrite=force, progress=progress)
+    console.print(f"Artifact files copied ({len(written)} written)")
+
+
+# tags ----------------------------------------------------------------------------------------
+def _created(tag: Tag) -> str:
+    from dstack_prefect.engine import humanize  # noqa: PLC0415
+
+    return humanize(datetime.fromisoformat(tag.created_at))
+
+
+@tags_app.callback(invoke_without_command=True)
+@handles_errors
+def tags(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List tags (no sub-command), or add and delete them: named, durable references to artifacts.
+
+    Example: dstack tags --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    found = _local_store().list_tags()
+    if as_json:
+        rows = [
+            {"tag": t.tag, "created_at": t.created_at, "run": t.run, "workflow": t.workflow} for t in found
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("TAG", "CREATED", "RUN", "WORKFLOW"):
+        table.add_column(col, no_wrap=True)
+    for t in found:
+        table.add_row(t.tag, _created(t), t.run, t.workflow or "")
+    console.print(table)
+
+
+@tags_app.command("add")
+@handles_errors
+def tags_add(
+    tag: Annotated[str, typer.Argument(help="The tag name")],
+    run_name: Annotated[str | None, typer.Argument(metavar="[RUN]", help="The run to tag")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Option("-a", "--artifact", metavar="PATH", help="Upload this local folder")
+    ] = None,
+    yes: Yes = False,
+) -> None:
+    """Tag a run, or upload local folders (-a PATH, repeatable) as a tag; a run carries one tag.
+
+    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME.
+
+    Example: dstack tags add txt-file clever-panda-1
+    """
+    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
+    from dstack_prefect.storage import rich_progress  # noqa: PLC0415
+
+    if bool(run_name) == bool(paths):
+        msg = "name a run or pass -a PATH, not both" if run_name else "name the run to tag, or pass -a PATH"
+        raise DstackError(msg, hint="dstack tags add TAG RUN, or dstack tags add TAG -a FOLDER")
+    store = _local_store()
+    existing = {t.tag: t for t in store.list_tags()}
+    if run_name:
+        other = next((t.tag for t in existing.values() if t.run == run_name and t.tag != tag), None)
+        if other:
+            msg = f"the run {run_name!r} refers to another tag: {other!r}"
+            raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
+    question = f"The tag '{tag}' already exists. Do you want to override it?"
+    if tag in existing and not yes and not _confirm(question):
+        raise typer.Exit(1)
+    if paths:
+        with rich_progress(err_console) as progress:
+            t = store.add_tag_from_dirs(tag, paths, overwrite=True, progress=progress)
+        console.print(f"Tag [bold]{tag}[/] added: {', '.join(m for m in t.manifests[0].artifacts)}")
+        return
+    assert run_name is not None
+    store.add_tag(tag, run_name, overwrite=True)
+    with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run's artifacts stay tagged
+        set_run_tag(api, run_name, tag)
+    console.print(f"Tag [bold]{tag}[/] added to the run {run_name}")
+
+
+@tags_app.command("delete")
+@handles_errors
+def tags_delete(tag: Annotated[str, typer.Argument(help="The tag name")], yes: Yes = False) -> None:
+    """Delete a tag; the run and its artifacts stay.
+
+    Example: dstack tags delete txt-file -y
+    """
+    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
+
+    store = _local_store()
+    found = store.get_tag(tag)
+    if not yes and not _confirm(f"Delete the tag '{tag}'?"):
+        raise typer.Exit(1)
+    store.delete_tag(tag)
+    if not any(m.extra.get("synthetic") for m in found.manifests):
+        with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run has no TAG column
+            if f"tag:{tag}" in (api.flow_run_by_name(found.run).get("tags") or []):
+                set_run_tag(api, found.run, None)
+    console.print(f"Tag [bold]{tag}[/] deleted")
+
+
+# push, pull ----------------------------------------------------------------------------------
+def _transfer(ref: str, src: ArtifactStore, dst: ArtifactStore, verb: str) -> None:
+    from dstack_prefect.storage import rich_progress, transfer  # noqa: PLC0415
+
+    runs, tag = ((), ref[1:]) if ref.startswith(":") else ((ref,), None)
+    with rich_progress(err_console) as progress:
+        r = transfer(src, dst, runs=runs, tag=tag, progress=progress)
+    console.print(
+        f"{verb} {ref}: {r.manifests} manifest(s), {r.blobs} blob(s) ({decimal(r.nbytes)}), "
+        f"{r.skipped} blob(s) already there"
+    )
+
+
+@app.command()
+@handles_errors
+def push(ref: Ref) -> None:
+    """Upload a run's (or tag's) artifacts from the local store to the remote store.
+
+    Example: dstack push :txt-file
+    """
+    settings = get_settings()
+    _transfer(ref, _local_store(settings), _remote_store(settings), "Pushed")
+
+
+@app.command()
+@handles_errors
+def pull(ref: Ref) -> None:
+    """Download a run's (or tag's) artifacts from the remote store into the local store.
+
+    Afterwards local runs can use it as a dep, and ls and cp can read it.
+
+    Example: dstack pull :txt-file
+    """
+    settings = get_settings()
+    _transfer(ref, _remote_store(settings), _local_store(settings), "Pulled")
+
+
+# config --------------------------------------------------------------------------------------
+def _key(name: str) -> str:
+    key = name.replace("-", "_")
+    if key not in CONFIG_KEYS:
+        msg = f"unknown setting {name!r}"
+        raise DstackError(msg, hint=f"settings: {', '.join(k.replace('_', '-') for k in CONFIG_KEYS)}")
+    return key
+
+
+@app.command()
+@handles_errors
+def config(
+    store: Annotated[str | None, typer.Option("--store", help="Local artifact store URL or folder")] = None,
+    remote_store: Annotated[
+        str | None, typer.Option("--remote-store", help="Remote store for push/pull: s3://bucket/prefix")
+    ] = None,
+    executor: Annotated[Executor | None, typer.Option("--executor", help="Default executor")] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", metavar="KEY", help="Remove a setting")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Set or show settings kept in <home>/config.json (DSTACK_* variables win over them).
+
+    Example: dstack config --remote-store s3://my-bucket/dstack
+    """
+    from dstack_prefect.settings import read_config, write_config  # noqa: PLC0415
+
+    updates: dict[str, str | None] = {_key(k): None for k in unset or []}
+    given = {"store": store, "remote_store": remote_store, "executor": executor.value if executor else None}
+    updates.update({k: v for k, v in given.items() if v is not None})
+    if updates:
+        write_config(updates)
+    settings = get_settings()
+    saved = read_config(settings.home)
+    effective = {
+        "home": str(settings.home),
+        "store": settings.store_url,
+        "remote_store": settings.remote_store,
+        "executor": settings.executor,
+    }
+    if as_json:
+        print(json.dumps(effective, indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("SETTING", "VALUE", "FROM"):
+        table.add_column(col, no_wrap=True)
+    for key, value in effective.items():
+        env = f"DSTACK_{key.upper()}"
+        source = env if env in os.environ else "config.json" if key in saved else "default"
+        table.add_row(key.replace("_", "-"), value or "", source)
+    console.print(table)
+
+
+# prune ---------------------------------------------------------------------------------------
+@prune_app.command("artifacts")
+@handles_errors
+def prune_artifacts(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed")] = False,
+    yes: Yes = False,
+) -> None:
+    """Remove stored files that no run, tag or cache folder refers to any more.
+
+    --dry-run counts them, leaving out files younger than 10 minutes (an upload may still be
+    writing its manifest). Confirming (or -y) removes them all, the young ones too.
+
+    Example: dstack prune artifacts -y
+    """
+    store = _local_store()
+    if dry_run:
+        blobs, nbytes = store.prune(dry_run=True)
+        console.print(f"Would remove {blobs} unreferenced file(s), {decimal(nbytes)}")
+        return
+    if not yes and not _confirm("Remove every unreferenced file? A run uploading right now may lose files"):
+        raise typer.Exit(1)
+    blobs, nbytes = store.prune(grace_s=0)
+    console.print(f"Removed {blobs} unreferenced file(s), {decimal(nbytes)}")
+
+
+@prune_app.command("cache")
+@handles_errors
+def prune_cache(workflow: Annotated[str, typer.Argument(help="The workflow whose cache folders go")]) -> None:
+    """Forget a workflow's cache folders in the current repo; `prune artifacts` frees the space.
+
+    Example: dstack prune cache train
+    """
+    from dstack_prefect.engine._artifacts import repo_identity  # noqa: PLC0415
+    from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
+
+    count = _local_store().prune_cache(repo_identity(find_repo_root(Path.cwd())), workflow)
+    console.print(f"Removed {count} cache folder(s) of {workflow}")
