@@ -301,6 +301,14 @@ class TestTags:
             (r["artifact"], r["file"], r["size"]) for r in rows
         ]
 
+    def test_ls_prefix_filters_paths(self, dstack: DSTACK, repo: Path) -> None:
+        """`ls :T -r data/sub` lists only the files under that prefix."""
+        assert dstack("tags", "add", "prefixed", "-a", "data", "-y", cwd=repo).code == 0
+
+        rows = dstack("ls", ":prefixed", "data/sub", "-r", "--json", cwd=repo).json()
+
+        assert ["sub/more.csv"] == [r["file"] for r in rows]
+
 
 class TestPushPull:
     @pytest.fixture(scope="class")
