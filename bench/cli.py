@@ -36,8 +36,8 @@ WORKFLOWS = ["prep", "train", "evaluate", "report"]
 
 def sample_plan() -> dict[str, Any]:
     """A real plan, as `dstack run evaluate` in this repo would store it."""
-    from dstack_prefect.graph import build_plan  # noqa: PLC0415
-    from dstack_prefect.spec import load_workflows  # noqa: PLC0415
+    from dstack_prefect.graph import build_plan
+    from dstack_prefect.spec import load_workflows
 
     plan = build_plan(load_workflows(REPO), "evaluate", [], "placeholder-name-1")
     return plan.model_dump(mode="json")  # type: ignore[no-any-return]
@@ -48,7 +48,7 @@ async def retry(call: Any, tries: int = 5) -> Any:
     for attempt in range(tries):
         try:
             return await call()
-        except Exception:  # noqa: BLE001
+        except Exception:
             if attempt == tries - 1:
                 raise
             await asyncio.sleep(1 + attempt)
@@ -56,10 +56,10 @@ async def retry(call: Any, tries: int = 5) -> Any:
 
 
 async def record_runs(n: int, plan: dict[str, Any]) -> None:
-    from prefect import get_client  # noqa: PLC0415
-    from prefect.states import Completed, Failed, Pending  # noqa: PLC0415
+    from prefect import get_client
+    from prefect.states import Completed, Failed, Pending
 
-    from dstack_prefect.engine._flow import run_workflow  # noqa: PLC0415
+    from dstack_prefect.engine._flow import run_workflow
 
     sem = asyncio.Semaphore(CONCURRENCY)
     async with get_client() as client:
@@ -73,13 +73,15 @@ async def record_runs(n: int, plan: dict[str, Any]) -> None:
                 "options": {"executor": "local"},
             }
             async with sem:
-                fr = await retry(lambda: client.create_flow_run(
-                    run_workflow,
-                    name=name,
-                    parameters=params,
-                    tags=["dstack", f"workflow:{workflow}"],
-                    state=Pending(message="submitted by dstack run"),
-                ))
+                fr = await retry(
+                    lambda: client.create_flow_run(
+                        run_workflow,
+                        name=name,
+                        parameters=params,
+                        tags=["dstack", f"workflow:{workflow}"],
+                        state=Pending(message="submitted by dstack run"),
+                    )
+                )
                 final = (
                     Failed(message="step 'train' exited with code 1")
                     if i % 7 == 6
@@ -102,7 +104,7 @@ def run_cmd(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def rest_costs(url: str) -> dict[str, float]:
     """Time the HTTP part alone: dstack's 200-row paging vs one 1000-row page, and rendering rows."""
-    from dstack_prefect.engine import PrefectAPI, list_runs  # noqa: PLC0415
+    from dstack_prefect.engine import PrefectAPI, list_runs
 
     def best(func: Any) -> float:
         out = []
@@ -117,13 +119,13 @@ def rest_costs(url: str) -> dict[str, float]:
         costs = {
             "dstack's paging: 5 x POST /flow_runs/filter limit 200": best(lambda: list(api.flow_runs())),
             f"one POST /flow_runs/filter limit {RUNS}": best(
-                lambda: api._call("POST", "/flow_runs/filter", {"flow_runs": flt, "limit": RUNS})  # noqa: SLF001
+                lambda: api._call("POST", "/flow_runs/filter", {"flow_runs": flt, "limit": RUNS})
             ),
             "list_runs(all_runs=True) (paging + run_row)": best(lambda: list_runs(api, all_runs=True)),
         }
         with PrefectAPI(url) as api2:
             body = {"flow_runs": flt, "limit": 200}
-            raw = api2._http.post("/flow_runs/filter", json=body)  # noqa: SLF001
+            raw = api2._http.post("/flow_runs/filter", json=body)
             costs["size of one 200-row page, KiB"] = len(raw.content) / 1024
     return costs
 
@@ -147,7 +149,12 @@ def main() -> None:
         print(f"dstack server start (not timed): {time.perf_counter() - t0:.1f} s")
         try:
             status = subprocess.run(
-                ["dstack", "server", "status", "--json"], env=env, check=True, capture_output=True, text=True, cwd=REPO
+                ["dstack", "server", "status", "--json"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
             )
             url = json.loads(status.stdout)["url"]
             # the same client settings dstack gives itself (server.py _configure_client_env)
@@ -171,7 +178,9 @@ def main() -> None:
                 prefect_cmd[-1] = "200"
                 _, out = run_cmd([*prefect_cmd, "-o", "json"], penv)
             prefect_rows = len(json.loads(out))
-            print(f"rows listed: dstack ps -a --json {dstack_rows}, prefect flow-run ls -o json {prefect_rows}")
+            print(
+                f"rows listed: dstack ps -a --json {dstack_rows}, prefect flow-run ls -o json {prefect_rows}"
+            )
 
             times: dict[str, list[float]] = {"dstack ps -a": [], f"prefect flow-run ls --limit {RUNS}": []}
             for _ in range(ROUNDS):  # interleaved, so drift hits both
@@ -185,7 +194,10 @@ def main() -> None:
 
     print(f"\n{'command':<34}{'best s':>8}{'median s':>10}   rounds")
     for label, vals in times.items():
-        print(f"{label:<34}{min(vals):>8.2f}{statistics.median(vals):>10.2f}   {' '.join(f'{v:.2f}' for v in vals)}")
+        print(
+            f"{label:<34}{min(vals):>8.2f}{statistics.median(vals):>10.2f}   "
+            + " ".join(f"{v:.2f}" for v in vals)
+        )
     d, p = times["dstack ps -a"], times[f"prefect flow-run ls --limit {RUNS}"]
     print(f"{'dstack --help / prefect --help':<34}{floor:>8.2f}{pfloor:>10.2f}   (startup floors, best of 3)")
     print("\nwhere dstack ps -a spends it (in-process, best of 3):")
@@ -195,9 +207,14 @@ def main() -> None:
     print(f"  {'rest: interpreter + imports (dstack --help floor)':<60}{floor:>6.3f} s")
     rest = statistics.median(d) - floor - fetch["dstack's paging: 5 x POST /flow_runs/filter limit 200"]
     print(f"  {'rest: server check, rows, rich table (median - floor - paging)':<60}{rest:>6.3f} s")
-    print(f"\nratio dstack/prefect: best {min(d) / min(p):.2f}x, median {statistics.median(d) / statistics.median(p):.2f}x")
-    print(f"aim: dstack ps -a under 1.5 s -> {statistics.median(d):.2f} s; within 1.2x -> "
-          f"{statistics.median(d) / statistics.median(p):.2f}x")
+    print(
+        f"\nratio dstack/prefect: best {min(d) / min(p):.2f}x, "
+        f"median {statistics.median(d) / statistics.median(p):.2f}x"
+    )
+    print(
+        f"aim: dstack ps -a under 1.5 s -> {statistics.median(d):.2f} s; within 1.2x -> "
+        f"{statistics.median(d) / statistics.median(p):.2f}x"
+    )
 
 
 if __name__ == "__main__":

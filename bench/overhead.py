@@ -48,7 +48,7 @@ REPS = int(os.environ.get("BENCH_REPS", "3"))
 
 def dag() -> list[tuple[str, list[str]]]:
     """[(step, [deps])] in topological order. Every step of a level feeds the next level."""
-    assert sum(WIDTHS) == 30 and WIDTHS[-1] == 1  # noqa: S101 - the layout, not a timing
+    assert sum(WIDTHS) == 30 and WIDTHS[-1] == 1
     steps: list[tuple[str, list[str]]] = []
     prev: list[str] = []
     n = 0
@@ -117,7 +117,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float
 
 
 def find_dvc() -> str | None:
-    for cand in (os.environ.get("DVC_BIN"), shutil.which("dvc"), "/tmp/dvc-venv/bin/dvc"):  # noqa: S108
+    for cand in (os.environ.get("DVC_BIN"), shutil.which("dvc"), "/tmp/dvc-venv/bin/dvc"):
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return cand
     return None
@@ -128,8 +128,10 @@ def ts(value: str | None) -> float | None:
 
 
 def post(url: str, body: dict) -> list[dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local server
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -148,8 +150,14 @@ def bench_make(tmp: Path) -> list[float]:
 
 
 def bench_dvc(tmp: Path, dvc: str) -> list[float]:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
     times = []
     for rep in range(REPS):
         folder = tmp / f"dvc-{rep}"
@@ -165,20 +173,31 @@ class Dstack:
     def __init__(self, tmp: Path) -> None:
         self.repo = tmp / "dstack"
         write_dstack(self.repo)
-        self.env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "DSTACK_MANAGED_SERVER")}
+        self.env = {
+            k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "DSTACK_MANAGED_SERVER")
+        }
         self.env["DSTACK_HOME"] = str(tmp / "dstack-home")
         self.env["PYTHONUNBUFFERED"] = "1"
         self.env["COLUMNS"] = "200"
         t0 = time.perf_counter()
-        subprocess.run(["dstack", "server", "start"], cwd=self.repo, env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            ["dstack", "server", "start"], cwd=self.repo, env=self.env, check=True, capture_output=True
+        )
         self.server_start = time.perf_counter() - t0
         status = subprocess.run(
-            ["dstack", "server", "status", "--json"], cwd=self.repo, env=self.env, check=True, capture_output=True, text=True
+            ["dstack", "server", "status", "--json"],
+            cwd=self.repo,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         self.url = json.loads(status.stdout)["url"]
 
     def stop(self) -> None:
-        subprocess.run(["dstack", "server", "stop"], cwd=self.repo, env=self.env, check=False, capture_output=True)
+        subprocess.run(
+            ["dstack", "server", "stop"], cwd=self.repo, env=self.env, check=False, capture_output=True
+        )
 
     def cli_floor(self) -> float:
         """`dstack --help`: the interpreter plus the CLI's imports, no server work."""
@@ -188,13 +207,18 @@ class Dstack:
         """One attached `dstack run`; wall time plus a breakdown (seconds, relative to CLI start)."""
         t0 = time.time()
         proc = subprocess.Popen(
-            ["dstack", "run", target], cwd=self.repo, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            ["dstack", "run", target],
+            cwd=self.repo,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
         submitted = None
         name = None
         out = []
-        assert proc.stdout is not None  # noqa: S101
+        assert proc.stdout is not None
         for line in proc.stdout:
             out.append(line)
             words = line.split()
@@ -204,7 +228,8 @@ class Dstack:
         code = proc.wait()
         t_end = time.time()
         if code != 0 or name is None:
-            raise RuntimeError(f"dstack run {target} exited {code}:\n{''.join(out[-20:])}")
+            msg = f"dstack run {target} exited {code}:\n{''.join(out[-20:])}"
+            raise RuntimeError(msg)
         fr = post(f"{self.url}/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}, "limit": 1})[0]
         trs = post(
             f"{self.url}/task_runs/filter",
@@ -255,8 +280,10 @@ BREAKDOWN = [
 
 
 def main() -> None:
-    print(f"DAG: {len(dag())} steps, widths {WIDTHS}, each `sleep {SLEEP}`; {JOBS} slots; "
-          f"level-by-level bound {critical_bound():.2f} s; {REPS} repetitions; {os.cpu_count()} CPUs")
+    print(
+        f"DAG: {len(dag())} steps, widths {WIDTHS}, each `sleep {SLEEP}`; {JOBS} slots; "
+        f"level-by-level bound {critical_bound():.2f} s; {REPS} repetitions; {os.cpu_count()} CPUs"
+    )
     results: list[tuple[str, list[float] | None]] = []
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as name:
         tmp = Path(name)
@@ -268,7 +295,9 @@ def main() -> None:
             print("dvc not found: skipped (set DVC_BIN, or pip install dvc in /tmp/dvc-venv)")
             results.append(("dvc repro", None))
         else:
-            version = subprocess.run([dvc, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+            version = subprocess.run(
+                [dvc, "--version"], capture_output=True, text=True, check=False
+            ).stdout.strip()
             print(f"dvc {version} at {dvc}")
             results.append(("dvc repro", bench_dvc(tmp, dvc)))
 
@@ -285,19 +314,30 @@ def main() -> None:
     make_med = statistics.median(make_times)
     show_table(results, make_med)
 
-    print(f"\ndstack breakdown, seconds (median of {REPS}; per run in brackets); `dstack --help` floor {floor:.2f} s")
+    print(
+        f"\ndstack breakdown, seconds (median of {REPS}; per run in brackets); "
+        f"`dstack --help` floor {floor:.2f} s"
+    )
     for key, label in BREAKDOWN:
         vals = [b[key] for b in breakdowns]
         per = " ".join(f"{v:.2f}" for v in vals)
         print(f"  {label:<54}{statistics.median(vals):>7.2f}   [{per}]")
     med = {k: statistics.median(b[k] for b in breakdowns) for k in breakdowns[0]}
     outside = med["wall"] - med["steps_span"]
-    print(f"  => outside the steps: {outside:.2f} s of {med['wall']:.2f} s; steps span vs make wall: "
-          f"{med['steps_span'] / make_med:.2f}x")
+    print(
+        f"  => outside the steps: {outside:.2f} s of {med['wall']:.2f} s; steps span vs make wall: "
+        f"{med['steps_span'] / make_med:.2f}x"
+    )
     dvc_times = results[1][1]
     ds_med = med["wall"]
-    print(f"\naim: dstack within 1.5x of make -> {ds_med / make_med:.2f}x"
-          + (f"; faster than dvc repro -> dstack/dvc {ds_med / statistics.median(dvc_times):.2f}x" if dvc_times else ""))
+    print(
+        f"\naim: dstack within 1.5x of make -> {ds_med / make_med:.2f}x"
+        + (
+            f"; faster than dvc repro -> dstack/dvc {ds_med / statistics.median(dvc_times):.2f}x"
+            if dvc_times
+            else ""
+        )
+    )
 
 
 if __name__ == "__main__":
