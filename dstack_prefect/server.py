@@ -63,14 +63,20 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True for a live process; a zombie (killed, not yet reaped by its new parent) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _free_port() -> int:
@@ -102,7 +108,7 @@ def status(settings: Settings | None = None) -> ServerInfo | None:
     if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
         return ServerInfo(url=external, pid=None, managed=False) if healthy(external) else None
     info = _read_state(settings)
-    if info and (info.pid is None or _pid_alive(info.pid)) and healthy(info.url):
+    if info and (info.pid is None or pid_alive(info.pid)) and healthy(info.url):
         return info
     return None
 
@@ -180,7 +186,7 @@ def _kill_group(pid: int, grace: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
@@ -193,7 +199,7 @@ def stop(settings: Settings | None = None) -> bool:
     """Stop the local server dstack started. False when none was running."""
     settings = settings or get_settings()
     info = _read_state(settings)
-    if info is None or info.pid is None or not _pid_alive(info.pid):
+    if info is None or info.pid is None or not pid_alive(info.pid):
         _state_file(settings).unlink(missing_ok=True)
         return False
     _kill_group(info.pid)

@@ -91,19 +91,14 @@ def run(
     Example: dstack run train -e EPOCHS=3 -- --lr 0.01
     """
     from dstack_prefect.engine._launch import launch  # noqa: PLC0415
-    from dstack_prefect.executors.local import LocalExecutor  # noqa: PLC0415
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     from dstack_prefect.engine import PrefectAPI, run_row  # noqa: PLC0415
-    from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
+    from dstack_prefect.engine._runs import allocate_name, cleanup_leftovers  # noqa: PLC0415
 
     settings = get_settings()
     draft, _, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
-    if not docker:
-        local = LocalExecutor()
-        for step in draft.steps:
-            if step.provider != "docker":
-                local.check(step)  # a step asking too much fails before anything runs
+    _check_steps(draft, docker)  # a step that cannot run here fails before anything runs
     already = os.environ.get("PREFECT_API_URL")
     info = ensure_server(settings)
     if not already:
@@ -116,6 +111,7 @@ def run(
         "reuse": opts.reuse,
         "tag": opts.tag,
     }
+    cleanup_leftovers(api, settings)
     launched = launch(plan, root, options, settings)
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
@@ -124,6 +120,23 @@ def run(
         return
     code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
+
+
+def _check_steps(plan: Any, docker: bool) -> None:
+    """Resources, and for containerised steps the engine, images and NVIDIA runtime."""
+    from dstack_prefect.executors.local import LocalExecutor  # noqa: PLC0415
+
+    local = LocalExecutor()
+    containerised = [s for s in plan.steps if docker or s.provider == "docker" or s.image]
+    for step in plan.steps:
+        if step not in containerised:
+            local.check(step)
+    if containerised:
+        from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
+
+        with DockerExecutor() as engine:
+            for step in containerised:
+                engine.check(step)
 
 
 def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Settings) -> int:
@@ -151,12 +164,14 @@ def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Set
             else:
                 try:
                     stop = Confirm.ask(f"\nStop the run '{name}'?", console=err_console, default=False)
-                except (KeyboardInterrupt, EOFError):
+                except KeyboardInterrupt:  # Ctrl-C again: abort
                     interrupts += 1
                     err_console.print(f"\nAborting the run '{name}'...")
                     request_stop(api, row, abort=True)
-                    stream = follow(api, flow_run_id, since=None)
+                    stream = _follow_rest(api, flow_run_id)
                     continue
+                except EOFError:  # nobody can answer (no terminal): an interrupt means stop
+                    stop = True
                 if not stop:
                     err_console.print(f"Detaching... the run goes on; `dstack logs {name} -a` follows it")
                     return 0
@@ -202,8 +217,12 @@ def ps(
     Example: dstack ps -a -v
     """
     from dstack_prefect.engine import list_runs  # noqa: PLC0415
+    from dstack_prefect.engine._runs import cleanup_leftovers, reap_dead_runs  # noqa: PLC0415
 
     with _api() as api:
+        settings = get_settings()
+        if reap_dead_runs(api, settings):  # a run's process died: crash it and remove its containers
+            cleanup_leftovers(api, settings)
         if as_json:
             rows = list_runs(api, all_runs=all_runs, name=run_name)
             print(json.dumps([r.as_json() for r in rows], indent=2))
@@ -258,6 +277,7 @@ def stop(
     Example: dstack stop clever-panda-1 -y
     """
     from dstack_prefect.engine import list_runs, request_stop, wait_finished  # noqa: PLC0415
+    from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
 
     if not run_name and not all_runs:
         raise DstackError("name a run, or pass -a to stop all unfinished runs", hint="dstack ps lists runs")
@@ -278,6 +298,7 @@ def stop(
             done = wait_finished(api, r.flow_run_id, timeout=settings.stop_grace + 30)
             status = done.status if done else "stopping"
             console.print(f"{r.name}: {_status_text(status)}")
+        cleanup_leftovers(api, settings)
 
 
 @app.command()
@@ -292,11 +313,13 @@ def rm(
     Example: dstack rm clever-panda-1 -y
     """
     from dstack_prefect.engine import is_finished, list_runs, remove_run  # noqa: PLC0415
+    from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
 
     if not run_name and not all_runs:
         raise DstackError("name a run, or pass -a to remove all finished runs", hint="dstack ps -a lists runs")
     settings = get_settings()
     with _api() as api:
+        cleanup_leftovers(api, settings)
         if run_name:
             rows = list_runs(api, name=run_name)
         else:
@@ -321,7 +344,12 @@ def server_start() -> None:
     """
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
+    from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
+    from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
+
     info = ensure_server()
+    with PrefectAPI(info.url) as api:
+        cleanup_leftovers(api, get_settings())
     console.print(f"Prefect server: {info.url}  UI: {info.ui_url}")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from dstack_prefect.cli._app import app, console, err_console, handles_errors
 from dstack_prefect.errors import NoWorkflowsError, SpecErrors
@@ -179,33 +179,29 @@ def _deps(step: Step) -> str:
     return ", ".join(shown) or "-"
 
 
-def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Table:
-    """The plan as a table, one row per step in run order.
+def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Text:
+    """The plan, one block per step in run order: name, provider, decision, then its commands,
+    resources and deps. Commands are never wrapped mid-word, whatever the terminal's width.
 
-    ``decisions`` maps a step name to what the engine will do with it (e.g. "reuse: inputs
-    unchanged since run lucky-fox-1"); when given, it adds a DECISION column.
+    ``decisions`` maps a step name to what the engine will do with it (e.g. "reuse lucky-fox-1
+    (same inputs)").
     """
-    title = f"Plan for '{plan.target}'" + (
-        f" (run args: {quote_args(plan.run_args)})" if plan.run_args else ""
-    )
-    table = Table(title=title, title_justify="left", header_style="bold", show_lines=True)
-    for col in ("#", "STEP", "PROVIDER", "COMMANDS", "RESOURCES", "DEPS"):
-        table.add_column(col, overflow="fold")
-    if decisions is not None:
-        table.add_column("DECISION", overflow="fold")
+    out = Text()
+    title = f"Plan for '{plan.target}'" + (f" (run args: {quote_args(plan.run_args)})" if plan.run_args else "")
+    out.append(title + "\n", style="bold")
     for i, step in enumerate(plan.steps, 1):
-        lines = [f"(setup) {c}" for c in step.setup] + step.commands
-        if step.image:
-            lines.insert(0, f"(image) {step.image}")
-        row = [
-            str(i),
-            step.name,
-            step.provider,
-            "\n".join(lines) or "-",
-            describe_resources(step),
-            _deps(step),
-        ]
+        out.append(f"{i}. ", style="dim")
+        out.append(step.name, style="bold cyan")
+        out.append(f"  {step.provider}")
         if decisions is not None:
-            row.append(decisions.get(step.name, "run"))
-        table.add_row(*row)
-    return table
+            decision = decisions.get(step.name, "run")
+            out.append("  " + decision, style="green" if decision.startswith("reuse") else "yellow")
+        out.append("\n")
+        if step.image:
+            out.append(f"     image: {step.image}\n")
+        for cmd in step.setup:
+            out.append(f"     (setup) $ {cmd}\n")
+        for cmd in step.commands:
+            out.append(f"     $ {cmd}\n")
+        out.append(f"     resources: {describe_resources(step)}   deps: {_deps(step)}\n", style="dim")
+    return out

@@ -61,6 +61,20 @@ def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
     return found
 
 
+def make_artifact_folders(step: Step, workdir: Path) -> None:
+    """Create each declared relative artifact folder, as old dstack's bind mounts did, so
+    `echo hi > output/hello.txt` works. A path whose last part has a suffix (model.pt) is taken
+    for a file and left alone."""
+    base = step_dir(workdir, step)
+    for art in step.artifacts:
+        path = art.path.removeprefix("./")
+        if path.startswith(("/", "~")) or "." in Path(path).name:
+            continue
+        target = (base / path).resolve()
+        if target.is_relative_to(base) and not target.exists():
+            target.mkdir(parents=True, exist_ok=True)
+
+
 def save(
     store: ArtifactStore, run: str, step: Step, workdir: Path, status: str, extra: dict[str, Any]
 ) -> Manifest:

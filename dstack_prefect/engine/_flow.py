@@ -100,16 +100,19 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         candidates=rt.done.get(step.name, []),
     )
     if decision.action == "reuse" and decision.manifest is not None:
-        notes.info(f"reusing {step.name} from run {decision.manifest.run} ({decision.reason})")
-        rt.results[step.name] = decision.manifest
-        _manifest_artifact(rt, step, decision.manifest)
-        return Completed(name="Cached", data=decision.manifest.model_dump(mode="json"))
+        source = decision.manifest
+        notes.info(f"reusing {step.name} from run {source.run} ({decision.reason})")
+        reused = rt.store.copy_manifest(source, rt.run_name, {"reused_from": source.run, "flow_run_id": flow_run_id})
+        rt.results[step.name] = source  # dependents read the original: errors name the run that made it
+        _manifest_artifact(rt, step, reused)
+        return Completed(name="Cached", data=reused.model_dump(mode="json"))
     notes.info(f"running {step.name}: {decision.reason}")
     workdir = rt.workdir(step)
     workdir.mkdir(parents=True, exist_ok=True)
     copy_snapshot_dir(rt.code_dir, workdir)
     artifacts.place_deps(rt.store, step, workdir, deps)
     artifacts.restore_caches(rt.store, rt.repo_id, step, workdir)
+    artifacts.make_artifact_folders(step, workdir)
     result, step_for_run = _execute(rt, step, workdir, flow_run_id, notes)
     if rt.stop_mode == "abort":
         return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")

@@ -5,6 +5,7 @@ No prefect import here (see _api.py): `dstack ps` must be quick.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -22,6 +23,7 @@ from dstack_prefect.engine._status import (
     is_finished,
 )
 from dstack_prefect.errors import DstackError, RunStateError
+from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
 
 OUTPUT_LOGGERS = ("prefect.task_runs.dstack", "prefect.flow_runs.dstack", "prefect.task_runs.dstack.note")
@@ -189,7 +191,7 @@ class LogReader:
         return lines
 
 
-def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.5) -> Iterator[LogLine | RunRow]:
+def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.25) -> Iterator[LogLine | RunRow]:
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late)."""
     reader = LogReader(api, flow_run_id, since)
@@ -204,7 +206,8 @@ def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, int
             last_status = row.status
             yield row
         if (fr.get("state") or {}).get("type") in FINAL_STATE_TYPES:
-            time.sleep(1.0)  # Prefect ships logs in batches: give the last batch time to land
+            # The flow drains its log queue before it returns its final state: one more read
+            # gets every line. (A run that crashed may lose its last batch, as it would anyway.)
             yield from reader.read()
             return
         time.sleep(interval)
@@ -247,6 +250,42 @@ def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> None:
     ArtifactStore(settings.store_url).delete_run(row.name)  # tagged artifacts stay: tags keep copies
     api.delete_flow_run(row.flow_run_id)
     shutil.rmtree(settings.runs_dir / row.name, ignore_errors=True)
+
+
+def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
+    """Mark Crashed the unfinished runs started on this machine whose flow process is gone
+    (reaper included: a reboot, a kill of the whole session); returns their names."""
+    reaped = []
+    for fr in api.flow_runs(state_types=["RUNNING", "CANCELLING", "PENDING"]):
+        pid_file = settings.runs_dir / fr["name"] / "supervisor.pid"
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not pid_alive(pid):
+            api.set_flow_run_state(
+                fr["id"], "CRASHED", name="Crashed", message="the process running this run is gone", force=True
+            )
+            reaped.append(fr["name"])
+    return reaped
+
+
+def cleanup_leftovers(api: PrefectAPI, settings: Settings) -> list[str]:
+    """The "next command cleans up" rule: runs whose flow process died are marked Crashed and
+    step containers of finished runs are removed. Quiet without Docker."""
+    reap_dead_runs(api, settings)
+    if not os.path.exists("/var/run/docker.sock") and not os.environ.get("DOCKER_HOST"):
+        return []
+    from dstack_prefect.executors.docker import cleanup_containers  # noqa: PLC0415
+
+    def finished(run_name: str) -> bool:
+        rows = list(api.flow_runs(names=[run_name], limit=1))
+        return not rows or is_finished(run_row(rows[0]).status)
+
+    try:
+        return cleanup_containers(finished)
+    except DstackError:
+        return []
 
 
 def set_run_tag(api: PrefectAPI, run_name: str, tag: str | None) -> None:

@@ -82,6 +82,15 @@ class ArtifactStore:
             self._write_manifest(m)
             return m
 
+    def copy_manifest(self, manifest: Manifest, run: str, extra: dict[str, Any] | None = None) -> Manifest:
+        """Commit ``manifest``'s files again under ``run`` (a reused step): no blob moves."""
+        m = manifest.model_copy(
+            update={"run": run, "created_at": utc_now(), "extra": {**manifest.extra, **(extra or {})}}
+        )
+        with translate_errors(f"writing the manifest of {run}/{m.step}"):
+            self._write_manifest(m)
+        return m
+
     # reading manifests --------------------------------------------------------------------
     def get_manifest(self, run: str, step: str) -> Manifest:
         """The manifest of ``run``/``step``; ArtifactNotFoundError if it was never committed."""

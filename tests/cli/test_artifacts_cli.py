@@ -22,14 +22,13 @@ from tests.storage.conftest import BUCKET, moto_server  # noqa: F401 - the S3 se
 
 pytestmark = pytest.mark.service("prefect")
 
-COMPAT = Path("/work/shared/compat/dstack-examples")
+COMPAT = Path(__file__).resolve().parents[2].parent / "shared" / "compat" / "dstack-examples"
 HELLO_TXT = """
 workflows:
   - name: hello-txt
     help: "This workflow prints 'Hello, world!' to `output/hello.txt` and saves it as an artifact"
     provider: bash
     commands:
-      - mkdir -p output
       - echo "Hello world" > output/hello.txt
     artifacts:
       - path: ./output
@@ -50,9 +49,8 @@ workflows:
     artifacts: [stamp]
     cache: [pip-cache]
 """
-"""hello-txt of 2023-05-12_artifacts_998e42a.yaml (the workflow the deps example names) with a
-`mkdir -p output` that old dstack did not need (it created declared artifact folders); the
-verbatim step, and a step writing content no other run has (for prune)."""
+"""hello-txt of 2023-05-12_artifacts_998e42a.yaml (the workflow the deps example names), a copy
+of it, and a step writing content no other run has (for prune)."""
 
 DSTACK = Callable[..., Result]
 
@@ -160,11 +158,6 @@ class TestLs:
         assert "Traceback" not in res.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine does not create declared artifact folders before a step, "
-    "as old dstack's bind mounts did; drop `mkdir -p output` from HELLO_TXT once it does",
-)
 def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, repo: Path) -> None:
     """hello-txt verbatim writes output/hello.txt without creating output/ first."""
     run_workflow(dstack, repo, "hello-txt-verbatim")

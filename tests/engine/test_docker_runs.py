@@ -1,0 +1,195 @@
+"""Docker steps end to end: `dstack run` on a real Docker engine and a real Prefect server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine import PrefectAPI, run_row
+from tests.conftest import CLI, Server, wait_until
+from tests.engine.test_local_runs import submitted_name, wait_finished
+from tests.docker_fixtures import TINY_IMAGE
+
+pytestmark = [pytest.mark.service("docker"), pytest.mark.service("prefect")]
+
+WORKFLOWS = f"""
+workflows:
+  - name: in-image
+    provider: docker
+    image: {TINY_IMAGE}
+    commands:
+      - cat /etc/tiny-marker
+      - mkdir -p out && echo "made in a container" > out/note.txt
+    artifacts: [out]
+  - name: reader
+    provider: bash
+    deps: [in-image]
+    commands:
+      - cat out/note.txt
+  - name: where
+    provider: bash
+    commands:
+      - echo "pwd=$(pwd) venv=$(ls -d /opt/dstack)"
+  - name: serve
+    provider: bash
+    ports: 1
+    commands:
+      - echo "serving on $PORT_0"
+      - python3 -m http.server $PORT_0 --bind 127.0.0.1
+  - name: sleeper
+    provider: bash
+    commands:
+      - echo "container sleeping"
+      - sleep 300
+  - name: gpu
+    provider: bash
+    resources: {{gpu: 1}}
+    commands: [nvidia-smi]
+"""
+
+
+@pytest.fixture
+def env(prefect_server: Server, dstack_home: Path, runtime_image: str) -> dict[str, str]:
+    e = prefect_server.env(dstack_home)
+    e["DSTACK_RUNTIME_IMAGE"] = runtime_image
+    return e
+
+
+@pytest.fixture
+def repo(make_repo: Any, tiny_image: str) -> Path:
+    return make_repo({".dstack/workflows.yaml": WORKFLOWS})
+
+
+@pytest.fixture
+def api(prefect_server: Server) -> Any:
+    with PrefectAPI(prefect_server.url) as client:
+        yield client
+
+
+def containers_of(run_name: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=dstack.run={run_name}"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split()
+
+
+def test_a_docker_provider_step_runs_in_its_image_and_its_artifacts_reach_the_next(
+    cli: CLI, repo: Path, env: dict[str, str]
+) -> None:
+    """`provider: docker` runs in its own image; the file it writes is read by a local bash dependent."""
+    res = cli("run", "reader", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    assert "in-image | tiny" in res.out
+    assert "reader | made in a container" in res.out
+
+
+def test_docker_flag_runs_bash_steps_in_the_runtime_image(cli: CLI, repo: Path, env: dict[str, str]) -> None:
+    """`--docker` puts a bash step in the runtime image, at /workflow."""
+    res = cli("run", "where", "--docker", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    assert "pwd=/workflow venv=/opt/dstack" in res.out
+
+
+def test_a_served_port_answers_from_the_host_while_attached(
+    cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI
+) -> None:
+    """`ports: 1` gives $PORT_0; the CLI prints its URL and the server in the container answers it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dstack_prefect", "run", "serve", "--docker"],
+        cwd=repo,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen: list[str] = []
+
+        def url() -> str | None:
+            line = proc.stderr.readline() if proc.stderr else ""
+            seen.append(line)
+            m = re.search(r"http://127\.0\.0\.1:\d+", line)
+            return m.group(0) if m else None
+
+        address = wait_until(url, 90, interval=0)
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(address, timeout=2) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        assert wait_until(answers, 60)
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C with no terminal to answer the prompt: stop
+        proc.wait(timeout=60)
+    name = next(fr["name"] for fr in api.flow_runs(limit=5) if "workflow:serve" in fr["tags"])
+    assert wait_finished(api, name).status == "stopped"
+    assert containers_of(name) == []
+
+
+@pytest.mark.parametrize(("flag", "status"), [((), "stopped"), (("-x",), "aborted")], ids=["stop", "abort"])
+def test_stop_and_abort_leave_no_container(
+    cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI, flag: tuple[str, ...], status: str
+) -> None:
+    """A stopped or aborted containerised run leaves nothing in `docker ps -a`."""
+    name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
+    wait_until(lambda: containers_of(name), 60)
+
+    res = cli("stop", name, *flag, "-y", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    assert wait_finished(api, name, timeout=20).status == status
+    assert containers_of(name) == []
+
+
+def test_killing_the_orchestrator_then_the_next_command_leaves_no_container(
+    cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI, dstack_home: Path
+) -> None:
+    """SIGKILL of the flow process and of its reaper: the next `dstack` command crashes the run and removes its container."""
+    name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
+    wait_until(lambda: containers_of(name), 60)
+    pid = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+    fr_id = api.flow_run_by_name(name)["id"]
+    reapers = [p for p in _pids() if fr_id.encode() in _cmdline(p) and b"_reaper.py" in _cmdline(p)]
+    assert reapers
+
+    for victim in [*reapers, pid]:
+        os.kill(victim, signal.SIGKILL)
+    res = cli("ps", "-a", "--json", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    assert next(r for r in res.json() if r["name"] == name)["status"] == "failed"
+    assert containers_of(name) == []
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(cli: CLI, repo: Path, env: dict[str, str]) -> None:
+    """On this GPU-less engine a gpu: 1 container step is refused up front, naming the NVIDIA runtime."""
+    res = cli("run", "gpu", "--docker", cwd=repo, env=env)
+
+    assert res.code == 1
+    assert "no NVIDIA runtime" in res.err
+    assert "Traceback" not in res.text
