@@ -14,7 +14,8 @@ The same DAG is written three ways in a temp dir:
   install it in a separate venv (`python3 -m venv /tmp/dvc-venv && /tmp/dvc-venv/bin/pip
   install dvc`); the script takes DVC_BIN, else `dvc` on PATH, else /tmp/dvc-venv/bin/dvc;
 * .dstack/workflows.yaml with 30 workflows linked by `deps: [workflow: X]`; `dstack run <last>`
-  (attached) runs the DAG. A step without resources takes one CPU slot, so on a 2-CPU machine it
+  --rerun (attached) runs the whole DAG each time (without it, later repetitions would reuse every
+  step: see bench/cache.py for that). A step without resources takes one CPU slot, so on a 2-CPU machine it
   compares with make -j2. The server is started first (`dstack server start` under a temp
   DSTACK_HOME, PREFECT_API_URL unset, not timed); then each `dstack run` is timed.
 
@@ -207,7 +208,7 @@ class Dstack:
         """One attached `dstack run`; wall time plus a breakdown (seconds, relative to CLI start)."""
         t0 = time.time()
         proc = subprocess.Popen(
-            ["dstack", "run", target],
+            ["dstack", "run", target, "--rerun"],  # every step runs: execution, not reuse
             cwd=self.repo,
             env=self.env,
             stdout=subprocess.PIPE,

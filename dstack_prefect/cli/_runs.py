@@ -94,7 +94,7 @@ def run(
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     from dstack_prefect.engine import PrefectAPI, run_row  # noqa: PLC0415
-    from dstack_prefect.engine._runs import allocate_name, cleanup_leftovers  # noqa: PLC0415
+    from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
 
     settings = get_settings()
     draft, _, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
@@ -111,8 +111,7 @@ def run(
         "reuse": opts.reuse,
         "tag": opts.tag,
     }
-    cleanup_leftovers(api, settings)
-    launched = launch(plan, root, options, settings)
+    launched = launch(plan, root, options, settings)  # the run's process cleans up leftovers
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
     if detach:

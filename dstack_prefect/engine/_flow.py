@@ -10,6 +10,7 @@ exit code, Stopped, Aborted).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -40,7 +41,7 @@ from dstack_prefect.executors import Executor, StepJob, StepResult
 from dstack_prefect.executors.local import LocalExecutor, detect_machine
 from dstack_prefect.graph import Plan, Step, resolve_secrets, secret_refs
 from dstack_prefect.settings import get_settings
-from dstack_prefect.storage import Manifest
+from dstack_prefect.storage import ArtifactStore, Manifest
 
 FLOW_NAME = "dstack-run"
 OUTPUT_LOGGER = "prefect.task_runs.dstack"
@@ -182,9 +183,11 @@ def _manifest_artifact(rt: Runtime, step: Step, manifest: Manifest) -> None:
     """The step's files as a table artifact in the Prefect UI."""
     rows = [{"path": f.path, "size": f.size, "sha256": f.sha256[:16]} for f in manifest.files[:500]]
     key = re.sub(r"[^a-z0-9-]+", "-", f"{rt.run_name}-{step.name}".lower()).strip("-")
+    if not manifest.files:  # nothing to show; saves an API call per artifact-less step
+        return
     with contextlib.suppress(Exception):  # UI metadata must never fail a step
         create_table_artifact(
-            rows or [{"path": "(no artifacts)", "size": 0, "sha256": ""}],
+            rows,
             key=key,
             description=f"Artifacts of step {step.name} (run {manifest.run}) in {rt.store.url}",
         )
@@ -267,6 +270,24 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         rt.cleanup()
 
 
+def result_storage(store: ArtifactStore) -> Any:
+    """A Prefect block for `<store>/results`, so each step's manifest is its persisted task result
+    (JSON) in the same store. None when the block cannot be saved (the run goes on without it)."""
+    from prefect.filesystems import LocalFileSystem, RemoteFileSystem  # noqa: PLC0415
+
+    url = store.url
+    name = "dstack-results-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+    if "://" in url and not url.startswith("file://"):
+        block: Any = RemoteFileSystem(basepath=url.rstrip("/") + "/results", settings=store.storage_options)
+    else:
+        block = LocalFileSystem(basepath=str(Path(url.removeprefix("file://")) / "results"))
+    try:
+        block.save(name, overwrite=True)
+    except Exception:  # noqa: BLE001 - results are a convenience; the store holds the manifests
+        return None
+    return block  # the saved instance: tasks need no API call to resolve a slug
+
+
 def _schedule(rt: Runtime, notes: Any) -> State:
     plan = rt.plan
     futures: dict[str, PrefectFuture[Any]] = {}
@@ -275,8 +296,18 @@ def _schedule(rt: Runtime, notes: Any) -> State:
     messages: dict[str, str] = {}
     waiting = [s.name for s in plan.steps]
 
+    results = result_storage(rt.store)
+
     def submit(step: Step, wait_for: list[PrefectFuture[Any]] | None = None) -> None:
-        t = run_step.with_options(name=step.name, task_run_name=step.name, tags=["dstack"])
+        t = run_step.with_options(
+            name=step.name,
+            task_run_name=step.name,
+            tags=["dstack"],
+            persist_result=results is not None,
+            result_storage=results,
+            result_serializer="json",
+            result_storage_key="{flow_run.id}/{task_run.task_name}.json",
+        )
         fut = t.submit(step.name, rt.flow_run_id, wait_for=wait_for or [])
         futures[step.name] = fut
         fut.add_done_callback(lambda _f, n=step.name: finished.put(n))

@@ -92,6 +92,7 @@ def _child(write_fd: int, plan: Plan, repo_root: Path, options: dict[str, Any], 
         (final_log.parent / "supervisor.pid").write_text(str(os.getpid()))
         os.write(write_fd, json.dumps({"id": flow_run_id, "name": name, "log": str(final_log)}).encode())
         os.close(write_fd)
+        _cleanup_leftovers(settings)
         run_existing(flow_run_id)
     except BaseException:  # noqa: BLE001 - a detached child must never unwind into the CLI
         traceback.print_exc()
@@ -100,6 +101,20 @@ def _child(write_fd: int, plan: Plan, repo_root: Path, options: dict[str, Any], 
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _cleanup_leftovers(settings: Settings) -> None:
+    """The "next command cleans up" rule, off the CLI's critical path: this run's process does it."""
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    from dstack_prefect.engine._api import PrefectAPI  # noqa: PLC0415
+    from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
+
+    try:
+        with PrefectAPI(str(PREFECT_API_URL.value())) as api:
+            cleanup_leftovers(api, settings)
+    except DstackError:
+        traceback.print_exc()
 
 
 def run_existing(flow_run_id: str) -> None:

@@ -191,7 +191,7 @@ class LogReader:
         return lines
 
 
-def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.25) -> Iterator[LogLine | RunRow]:
+def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.15) -> Iterator[LogLine | RunRow]:
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late)."""
     reader = LogReader(api, flow_run_id, since)

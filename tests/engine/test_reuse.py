@@ -194,8 +194,8 @@ def test_a_graceful_stop_saves_artifacts_and_an_abort_does_not(
         assert name not in runs
 
 
-def test_the_task_result_is_the_manifest(cli: CLI, repo: Path, prefect_server: Server) -> None:
-    """Each step's Prefect task run completes with its manifest; reused ones are named Cached."""
+def test_the_task_result_is_the_manifest(cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path) -> None:
+    """A step's task result is its manifest, persisted as JSON in the store; reused steps are Cached."""
     cli("run", "prep", cwd=repo)
     name = submitted_name(cli("run", "train", "-d", cwd=repo).out)
     with PrefectAPI(prefect_server.url) as api:
@@ -205,6 +205,10 @@ def test_the_task_result_is_the_manifest(cli: CLI, repo: Path, prefect_server: S
 
     states = {t["name"]: t["state"]["name"] for t in tasks}
     assert states == {"prep": "Cached", "train": "Completed"}
+    record = json.loads((dstack_home / "store" / "results" / fr["id"] / "train.json").read_text())
+    manifest = json.loads(record["result"])  # Prefect's JSON serializer stores the value as a string
+    assert manifest["run"] == name
+    assert [f["path"] for f in manifest["files"]] == ["model/sum.txt"]
 
 
 def test_a_plain_folder_without_git_runs_and_reuses(cli: CLI, make_repo: Any) -> None:
