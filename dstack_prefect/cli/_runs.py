@@ -111,6 +111,8 @@ def run(
         "reuse": opts.reuse,
         "tag": opts.tag,
     }
+    if not opts.rerun and _record_if_all_reused(api, plan, root, options, settings):
+        return
     launched = launch(plan, root, options, settings)  # the run's process cleans up leftovers
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
@@ -119,6 +121,28 @@ def run(
         return
     code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
+
+
+def _record_if_all_reused(api: Any, plan: Any, root: Path, options: dict[str, Any], settings: Settings) -> bool:
+    """When every step would be reused, record the run without starting a flow process."""
+    from dstack_prefect.engine import run_row  # noqa: PLC0415
+    from dstack_prefect.engine._cache import plan_decisions  # noqa: PLC0415
+    from dstack_prefect.engine._cached import all_reused, record_cached_run  # noqa: PLC0415
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    store = ArtifactStore(settings.store_url)
+    decisions = plan_decisions(plan, store, root, reuse=bool(options.get("reuse")))
+    if not all_reused(decisions):
+        return False
+    fr = record_cached_run(api, store, plan, decisions, root, options)
+    console.print(_runs_table([run_row(fr)], verbose=False))
+    for step in plan.steps:
+        d = decisions[step.name]
+        run = d.manifest.run if d.manifest else "?"
+        note = f"{step.name}: reusing {step.name} from run {run} ({d.reason})"  # as the run's log says
+        err_console.print(note, style="dim", highlight=False, markup=False)
+    console.print(_status_text("done") + f": every step reused, nothing ran (run {fr['name']})")
+    return True
 
 
 def _check_steps(plan: Any, docker: bool) -> None:

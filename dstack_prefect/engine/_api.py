@@ -103,6 +103,41 @@ class PrefectAPI:
     def delete_flow_run(self, flow_run_id: str) -> None:
         self._call("DELETE", f"/flow_runs/{flow_run_id}")
 
+    # recording a run without executing it (every step reused) --------------------------
+
+    def ensure_flow(self, name: str) -> str:
+        """The id of the flow named ``name`` (created if new)."""
+        result: dict[str, Any] = self._call("POST", "/flows/", {"name": name})
+        return str(result["id"])
+
+    def create_flow_run(
+        self, flow_id: str, *, name: str, parameters: dict[str, Any], tags: list[str]
+    ) -> dict[str, Any]:
+        body = {
+            "flow_id": flow_id,
+            "name": name,
+            "parameters": parameters,
+            "tags": tags,
+            "state": {"type": "PENDING", "message": "submitted by dstack run"},
+        }
+        result: dict[str, Any] = self._call("POST", "/flow_runs/", body)
+        return result
+
+    def create_task_run(self, flow_run_id: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "flow_run_id": flow_run_id,
+            "task_key": "dstack-step",
+            "dynamic_key": name,
+            "tags": ["dstack"],
+            "state": state,
+        }
+        result: dict[str, Any] = self._call("POST", "/task_runs/", body)
+        return result
+
+    def write_logs(self, records: list[dict[str, Any]]) -> None:
+        self._call("POST", "/logs/", records)
+
     # task runs and logs ------------------------------------------------------------------
 
     def task_runs(self, flow_run_id: str) -> list[dict[str, Any]]:

@@ -223,3 +223,22 @@ def test_a_plain_folder_without_git_runs_and_reuses(cli: CLI, make_repo: Any) ->
     assert "train ran" in first.out and "train ran" not in second.out
     assert json.loads(cli("ps", "-a", "--json", cwd=repo).out)[0]["status"] == "done"
     assert subprocess.run(["git", "-C", str(repo), "status"], capture_output=True).returncode != 0
+
+
+def test_a_fully_reused_run_is_recorded_without_running(cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path) -> None:
+    """Nothing to run: the run still shows in Prefect (Done, a Cached task run per step, log lines) and in `ls`."""
+    first = submitted_name(cli("run", "train", "-d", cwd=repo).out)
+    with PrefectAPI(prefect_server.url) as api:
+        wait_finished(api, first)
+        res = cli("run", "train", "-d", cwd=repo)
+        name = re.search(r"\(run (\S+)\)", res.out).group(1)  # type: ignore[union-attr]
+        fr = api.flow_run_by_name(name)
+        tasks = api.task_runs(fr["id"])
+        logs = [r["message"] for r in api.logs(fr["id"])]
+
+    assert res.code == 0, res.text
+    assert fr["state"]["type"] == "COMPLETED" and fr["state"]["name"] == "Done"
+    assert sorted((t["name"], t["state"]["name"]) for t in tasks) == [("prep", "Cached"), ("train", "Cached")]
+    assert f"reusing train from run {first} (same inputs)" in logs
+    listed = cli("ls", name, "-r", cwd=repo)
+    assert "sum.txt" in listed.out and "rows.txt" in listed.out

@@ -1,0 +1,72 @@
+"""Recording a run whose every step is reused, without starting a flow process.
+
+When `dstack plan`'s decision is "reuse" for every step, nothing would execute: the CLI records
+the run in Prefect directly (a flow run of flow `dstack-run` with the same parameters and tags,
+one task run per step in state Cached, a log line per step naming the run it reuses, final
+state Done) and copies the reused manifests under the new run's name in the store. The run
+looks like any other in `dstack ps`, `dstack logs`, `dstack ls` and the Prefect UI, and costs a
+few REST calls instead of a flow engine's start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._cache import Decision
+from dstack_prefect.engine._runs import set_run_tag
+from dstack_prefect.graph import Plan
+from dstack_prefect.storage import ArtifactStore
+
+FLOW_NAME = "dstack-run"  # the run flow's name (engine/_flow.py), without importing prefect
+
+
+def all_reused(decisions: dict[str, Decision]) -> bool:
+    return bool(decisions) and all(d.action == "reuse" and d.manifest is not None for d in decisions.values())
+
+
+def record_cached_run(
+    api: PrefectAPI,
+    store: ArtifactStore,
+    plan: Plan,
+    decisions: dict[str, Decision],
+    repo_root: Path,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Record ``plan`` as a finished run whose steps all reuse earlier ones; returns the flow run."""
+    name = plan.run_name
+    parameters = {"plan": plan.model_dump(mode="json"), "repo_root": str(repo_root), "options": options}
+    fr = api.create_flow_run(
+        api.ensure_flow(FLOW_NAME), name=name, parameters=parameters, tags=["dstack", f"workflow:{plan.target}"]
+    )
+    api.set_flow_run_state(fr["id"], "RUNNING", name="Running", force=True)
+    records = []
+    for step in plan.steps:
+        source = decisions[step.name].manifest
+        assert source is not None
+        store.copy_manifest(source, name, {"reused_from": source.run, "flow_run_id": fr["id"]})
+        tr = api.create_task_run(
+            fr["id"],
+            step.name,
+            {"type": "COMPLETED", "name": "Cached", "message": f"reused from run {source.run}", "data": None},
+        )
+        records.append(
+            {
+                "name": "prefect.task_runs.dstack.note",
+                "level": 20,
+                "message": f"reusing {step.name} from run {source.run} ({decisions[step.name].reason})",
+                "timestamp": datetime.now(timezone.utc).isoformat(),
+                "flow_run_id": fr["id"],
+                "task_run_id": tr["id"],
+            }
+        )
+    api.write_logs(records)
+    tag = options.get("tag")
+    if tag:
+        store.add_tag(tag, name, plan.target, overwrite=True)
+        set_run_tag(api, name, tag)
+    message = f"{len(plan.steps)} step(s) reused, nothing to run"
+    api.set_flow_run_state(fr["id"], "COMPLETED", name="Done", message=message, force=True)
+    return api.flow_run(fr["id"]) or fr
