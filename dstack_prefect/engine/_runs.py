@@ -75,7 +75,7 @@ def list_runs(api: PrefectAPI, *, all_runs: bool = False, name: str | None = Non
     if name:
         return [run_row(api.flow_run_by_name(name))]
     if all_runs:
-        return [run_row(fr) for fr in api.flow_runs()]
+        return [run_row(fr) for fr in api.all_flow_runs()]
     unfinished = [
         "SCHEDULED",
         "PENDING",
