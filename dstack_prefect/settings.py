@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     store: str | None = Field(None, description="Artifact store URL; default: <home>/store")
     remote_store: str | None = Field(None, description="Remote store URL for push/pull (s3://bucket/prefix)")
     server_port: int = Field(0, description="Port of the local Prefect server; 0 picks a free one")
-    server_start_timeout: float = Field(120.0, description="Seconds to wait for the local server to be healthy")
+    server_start_timeout: float = Field(
+        120.0, description="Seconds to wait for the local server to be healthy"
+    )
     stop_grace: float = Field(10.0, description="Seconds between SIGTERM and SIGKILL on a graceful stop")
     keep_workdirs: bool = Field(False, description="Keep each step's working folder after it ends")
     executor: str = Field("local", description="Default executor: local or docker")
@@ -78,4 +80,4 @@ def get_settings() -> Settings:
     """Settings from the environment (DSTACK_*), then <home>/config.json, then defaults."""
     base = Settings()
     from_file = {k: v for k, v in read_config(base.home).items() if f"DSTACK_{k.upper()}" not in os.environ}
-    return Settings(**from_file) if from_file else base
+    return Settings(**from_file) if from_file else base  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ def build(
 
     Example: dstack image build --python 3.11 --base dstack-prefect/base:bookworm
     """
-    from dstack_prefect.executors._docker_image import build_runtime_image
+    from dstack_prefect.executors._docker_image import build_runtime_image  # noqa: PLC0415
 
     tag = build_runtime_image(
         python=python,

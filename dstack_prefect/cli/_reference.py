@@ -1,6 +1,6 @@
 """docs/cli.md is generated from the commands' own --help (tests/cli/test_cli_docs.py checks it).
 
-    python -m dstack_prefect.cli._reference > docs/cli.md
+python -m dstack_prefect.cli._reference > docs/cli.md
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def command_paths(group: typer.Typer | None = None, prefix: tuple[str, ...] = ()
 
 
 def help_text(path: tuple[str, ...]) -> str:
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"})
+    result = CliRunner().invoke(
+        app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    )
     text = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
     return "\n".join(line.rstrip() for line in text.splitlines()).strip()
 

@@ -41,10 +41,12 @@ def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
                 opts.tag = args[i + 1]
                 i += 1
             else:
-                raise DstackError("-t/--tag needs a tag name", hint="dstack run train -t my-model")
+                msg = "-t/--tag needs a tag name"
+                raise DstackError(msg, hint="dstack run train -t my-model")
         else:
             opts.rest.append(tok)
         i += 1
     if opts.reuse and opts.rerun:
-        raise DstackError("--reuse and --rerun contradict each other", hint="pass one of them")
+        msg = "--reuse and --rerun contradict each other"
+        raise DstackError(msg, hint="pass one of them")
     return opts

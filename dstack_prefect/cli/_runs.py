@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,7 +66,8 @@ def _print_plain(rows: list[Any], verbose: bool) -> None:
 
     header = ["RUN", "WORKFLOW", "SUBMITTED", "STATUS", "TAG"] + (["ERROR"] if verbose else [])
     cells = [header] + [
-        [r.name, r.workflow, humanize(r.submitted_at), r.status.capitalize(), r.tag] + ([r.error] if verbose else [])
+        [r.name, r.workflow, humanize(r.submitted_at), r.status.capitalize(), r.tag]
+        + ([r.error] if verbose else [])
         for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
@@ -109,11 +111,10 @@ def run(
 
     Example: dstack run train -e EPOCHS=3 -- --lr 0.01
     """
-    from dstack_prefect.engine._launch import launch  # noqa: PLC0415
-    from dstack_prefect.server import ensure_server  # noqa: PLC0415
-
     from dstack_prefect.engine import PrefectAPI, run_row  # noqa: PLC0415
+    from dstack_prefect.engine._launch import launch  # noqa: PLC0415
     from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
+    from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     settings = get_settings()
     draft, _, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
@@ -136,13 +137,17 @@ def run(
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
     if detach:
-        console.print(f"Run [bold]{launched.name}[/] submitted; follow it with `dstack logs {launched.name} -a`")
+        console.print(
+            f"Run [bold]{launched.name}[/] submitted; follow it with `dstack logs {launched.name} -a`"
+        )
         return
     code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
 
 
-def _record_if_all_reused(api: Any, plan: Any, root: Path, options: dict[str, Any], settings: Settings) -> bool:
+def _record_if_all_reused(
+    api: Any, plan: Any, root: Path, options: dict[str, Any], settings: Settings
+) -> bool:
     """When every step would be reused, record the run without starting a flow process."""
     from dstack_prefect.engine import run_row  # noqa: PLC0415
     from dstack_prefect.engine._cache import plan_decisions  # noqa: PLC0415
@@ -228,16 +233,18 @@ def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Set
 
 def _follow_rest(api: Any, flow_run_id: str) -> Any:
     """Follow again after an interrupt, without printing what was already shown."""
-    from datetime import datetime, timezone  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
 
     from dstack_prefect.engine import follow  # noqa: PLC0415
 
-    return follow(api, flow_run_id, since=datetime.now(timezone.utc))
+    return follow(api, flow_run_id, since=datetime.now(UTC))
 
 
 def _print_line(line: Any, multi: bool) -> None:
     if line.note:
-        err_console.print(f"{line.step or 'dstack'}: {line.message}", style="dim", highlight=False, markup=False)
+        err_console.print(
+            f"{line.step or 'dstack'}: {line.message}", style="dim", highlight=False, markup=False
+        )
     elif multi and line.step:
         console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False)
         console.print(line.message, markup=False, highlight=False)
@@ -315,7 +322,9 @@ def logs(
 def stop(
     run_name: Annotated[str | None, typer.Argument(metavar="RUN")] = None,
     all_runs: Annotated[bool, typer.Option("-a", "--all", help="Stop all unfinished runs")] = False,
-    abort: Annotated[bool, typer.Option("-x", "--abort", help="Kill at once; artifacts are not saved")] = False,
+    abort: Annotated[
+        bool, typer.Option("-x", "--abort", help="Kill at once; artifacts are not saved")
+    ] = False,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Stop a run gracefully (SIGTERM, artifacts saved) or abort it (-x).
@@ -326,7 +335,8 @@ def stop(
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
 
     if not run_name and not all_runs:
-        raise DstackError("name a run, or pass -a to stop all unfinished runs", hint="dstack ps lists runs")
+        msg = "name a run, or pass -a to stop all unfinished runs"
+        raise DstackError(msg, hint="dstack ps lists runs")
     settings = get_settings()
     verb = "Abort" if abort else "Stop"
     with _api() as api:
@@ -362,7 +372,8 @@ def rm(
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
 
     if not run_name and not all_runs:
-        raise DstackError("name a run, or pass -a to remove all finished runs", hint="dstack ps -a lists runs")
+        msg = "name a run, or pass -a to remove all finished runs"
+        raise DstackError(msg, hint="dstack ps -a lists runs")
     settings = get_settings()
     with _api() as api:
         cleanup_leftovers(api, settings)
@@ -388,10 +399,9 @@ def server_start() -> None:
 
     Example: dstack server start
     """
-    from dstack_prefect.server import ensure_server  # noqa: PLC0415
-
     from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
+    from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     info = ensure_server()
     with PrefectAPI(info.url) as api:
@@ -424,10 +434,19 @@ def server_status(
 
     info = status()
     if as_json:
-        print(json.dumps({"up": info is not None, "url": info.url if info else None, "managed": bool(info and info.managed)}))
+        print(
+            json.dumps(
+                {
+                    "up": info is not None,
+                    "url": info.url if info else None,
+                    "managed": bool(info and info.managed),
+                }
+            )
+        )
         return
     if info is None:
         console.print("No server is running; the next command starts one")
     else:
-        console.print(f"{'Local' if info.managed else 'External'} Prefect server: {info.url}  UI: {info.ui_url}")
-
+        console.print(
+            f"{'Local' if info.managed else 'External'} Prefect server: {info.url}  UI: {info.ui_url}"
+        )

@@ -187,7 +187,9 @@ def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Text:
     (same inputs)").
     """
     out = Text()
-    title = f"Plan for '{plan.target}'" + (f" (run args: {quote_args(plan.run_args)})" if plan.run_args else "")
+    title = f"Plan for '{plan.target}'" + (
+        f" (run args: {quote_args(plan.run_args)})" if plan.run_args else ""
+    )
     out.append(title + "\n", style="bold")
     for i, step in enumerate(plan.steps, 1):
         out.append(f"{i}. ", style="dim")

@@ -91,7 +91,9 @@ class PrefectAPI:
         return rows
 
     @staticmethod
-    def _filter(names: list[str] | None, name_like: str | None, state_types: list[str] | None) -> dict[str, Any]:
+    def _filter(
+        names: list[str] | None, name_like: str | None, state_types: list[str] | None
+    ) -> dict[str, Any]:
         flt: dict[str, Any] = {"tags": {"all_": [DSTACK_TAG]}}
         if names:
             flt["name"] = {"any_": names}
@@ -112,7 +114,13 @@ class PrefectAPI:
         return result
 
     def set_flow_run_state(
-        self, flow_run_id: str, state_type: str, *, name: str | None = None, message: str = "", force: bool = False
+        self,
+        flow_run_id: str,
+        state_type: str,
+        *,
+        name: str | None = None,
+        message: str = "",
+        force: bool = False,
     ) -> dict[str, Any]:
         state: dict[str, Any] = {"type": state_type, "message": message}
         if name:
@@ -167,11 +175,17 @@ class PrefectAPI:
     # task runs and logs ------------------------------------------------------------------
 
     def task_runs(self, flow_run_id: str) -> list[dict[str, Any]]:
-        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": PAGE}
+        body = {
+            "flow_runs": {"id": {"any_": [flow_run_id]}},
+            "sort": "EXPECTED_START_TIME_ASC",
+            "limit": PAGE,
+        }
         result: list[dict[str, Any]] = self._call("POST", "/task_runs/filter", body) or []
         return result
 
-    def logs(self, flow_run_id: str, *, after: datetime | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    def logs(
+        self, flow_run_id: str, *, after: datetime | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
         flt: dict[str, Any] = {"flow_run_id": {"any_": [flow_run_id]}}
         if after is not None:
             flt["timestamp"] = {"after_": after.isoformat()}

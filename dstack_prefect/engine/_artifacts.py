@@ -46,7 +46,9 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
     if not manifests:
         return
     try:
-        store.materialize(manifests, step_dir(workdir, step), absolute_root=step_dir(workdir, step) / ABSOLUTE_ROOT)
+        store.materialize(
+            manifests, step_dir(workdir, step), absolute_root=step_dir(workdir, step) / ABSOLUTE_ROOT
+        )
     except StorageError as exc:
         where = f"{step.source}: " if step.source else ""
         msg = f"{where}step '{step.name}': {exc.message}"

@@ -55,7 +55,9 @@ def code_files(step: Step, code: dict[str, str]) -> dict[str, str]:
 
 
 def deps_digest(dep_manifests: list[Manifest]) -> str:
-    return _digest(sorted([m.workflow or m.step, sorted((f.path, f.sha256) for f in m.files)] for m in dep_manifests))
+    return _digest(
+        sorted([m.workflow or m.step, sorted((f.path, f.sha256) for f in m.files)] for m in dep_manifests)
+    )
 
 
 def _digest(obj: Any) -> str:
@@ -174,6 +176,12 @@ def plan_decisions(
             deps = [d.manifest for d in ups if d.manifest is not None] + tag_manifests(store, step)
             fp = fingerprint(step, code, deps)
         decisions[step.name] = decide(
-            store, step, fp, repo_id=repo_id, force=force, reuse_latest=reuse, candidates=done.get(step.name, [])
+            store,
+            step,
+            fp,
+            repo_id=repo_id,
+            force=force,
+            reuse_latest=reuse,
+            candidates=done.get(step.name, []),
         )
     return decisions

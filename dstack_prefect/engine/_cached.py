@@ -10,7 +10,7 @@ few REST calls instead of a flow engine's start.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,10 @@ def record_cached_run(
     name = plan.run_name
     parameters = {"plan": plan.model_dump(mode="json"), "repo_root": str(repo_root), "options": options}
     fr = api.create_flow_run(
-        api.ensure_flow(FLOW_NAME), name=name, parameters=parameters, tags=["dstack", f"workflow:{plan.target}"]
+        api.ensure_flow(FLOW_NAME),
+        name=name,
+        parameters=parameters,
+        tags=["dstack", f"workflow:{plan.target}"],
     )
     api.set_flow_run_state(fr["id"], "RUNNING", name="Running", force=True)
     records = []
@@ -57,7 +60,7 @@ def record_cached_run(
                 "name": "prefect.task_runs.dstack.note",
                 "level": 20,
                 "message": f"reusing {step.name} from run {source.run} ({decisions[step.name].reason})",
-                "timestamp": datetime.now(timezone.utc).isoformat(),
+                "timestamp": datetime.now(UTC).isoformat(),
                 "flow_run_id": fr["id"],
                 "task_run_id": tr["id"],
             }

@@ -15,22 +15,24 @@ import os
 import queue
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.logging.handlers import APILogWorker
 from prefect.logging.loggers import PrefectLogAdapter, get_logger
 from prefect.settings import PREFECT_API_URL
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from dstack_prefect.engine import _artifacts as artifacts
-from dstack_prefect.engine._cache import decide, fingerprint
 from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._cache import decide, fingerprint
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
 from dstack_prefect.engine._runs import set_run_tag
 from dstack_prefect.engine._runtime import Runtime, host_env
@@ -85,7 +87,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out."""
     rt = _RUNTIMES[flow_run_id]
     step = rt.plan.step(step_name)
-    notes = PrefectLogAdapter(get_logger(STEP_NOTE_LOGGER), extra=dict(get_run_logger().extra))  # type: ignore[arg-type]
+    notes = _logger(STEP_NOTE_LOGGER, getattr(get_run_logger(), "extra", None) or {})
     if rt.stop_mode:
         return Cancelled(name=STOPPED, message="stopped before it started")
     deps = [rt.results[u] for u in step.upstream if u in rt.results]
@@ -103,7 +105,9 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     if decision.action == "reuse" and decision.manifest is not None:
         source = decision.manifest
         notes.info(f"reusing {step.name} from run {source.run} ({decision.reason})")
-        reused = rt.store.copy_manifest(source, rt.run_name, {"reused_from": source.run, "flow_run_id": flow_run_id})
+        reused = rt.store.copy_manifest(
+            source, rt.run_name, {"reused_from": source.run, "flow_run_id": flow_run_id}
+        )
         rt.results[step.name] = source  # dependents read the original: errors name the run that made it
         _manifest_artifact(rt, step, reused)
         return Completed(name="Cached", data=reused.model_dump(mode="json"))
@@ -114,10 +118,10 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     artifacts.place_deps(rt.store, step, workdir, deps)
     artifacts.restore_caches(rt.store, rt.repo_id, step, workdir)
     artifacts.make_artifact_folders(step, workdir)
-    result, step_for_run = _execute(rt, step, workdir, flow_run_id, notes)
-    if rt.stop_mode == "abort":
+    result = _execute(rt, step, workdir, flow_run_id, notes)
+    if rt.mode() == "abort":
         return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
-    stopped = result.stopped or rt.stop_mode == "stop"
+    stopped = result.stopped or rt.mode() == "stop"
     if not stopped and result.exit_code != 0:
         why = result.message or ("out of memory" if result.oom else f"exit code {result.exit_code}")
         msg = f"step '{step.name}' failed: {why}"
@@ -133,9 +137,14 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     return manifest.model_dump(mode="json")
 
 
-def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any) -> tuple[StepResult, Step]:
+def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
+    """A run logger on ``name`` carrying the run's ids, so its records are the run's logs."""
+    return PrefectLogAdapter(get_logger(name), extra=dict(extra))
+
+
+def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any) -> StepResult:
     """Run the step's commands with its executor; every output line becomes a Prefect log."""
-    out = PrefectLogAdapter(get_logger(OUTPUT_LOGGER), extra=dict(notes.extra))  # type: ignore[arg-type]
+    out = _logger(OUTPUT_LOGGER, notes.extra or {})
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
@@ -171,7 +180,7 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
     if stop_now:  # a stop arrived while the step was starting
         executor.stop(handle, 0 if stop_now == "abort" else rt.settings.stop_grace)
     try:
-        return executor.wait(handle), step_for_run
+        return executor.wait(handle)
     finally:
         with rt.lock:
             rt.handles.pop(step.name, None)
@@ -213,14 +222,18 @@ def make_executors(options: dict[str, Any]) -> dict[str, Executor]:
     return executors
 
 
-@flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=256), persist_result=False, log_prints=False)
+#: The scheduler submits only steps that can start, so threads never wait holding a slot.
+_TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=256)
+
+
+@flow(name=FLOW_NAME, task_runner=_TASK_RUNNER, persist_result=False, log_prints=False)
 def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] | None = None) -> State:
     """Run a dstack plan: every step a task run, deps first, independent steps in parallel."""
     options = options or {}
     ctx = FlowRunContext.get()
     assert ctx is not None and ctx.flow_run is not None
     flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
-    notes = PrefectLogAdapter(get_logger(NOTE_LOGGER), extra={"flow_run_id": flow_run_id, "flow_run_name": run_name})  # type: ignore[arg-type]
+    notes = _logger(NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
     the_plan = Plan.model_validate(plan)
     settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
@@ -308,7 +321,7 @@ def _schedule(rt: Runtime, notes: Any) -> State:
             result_serializer="json",
             result_storage_key="{flow_run.id}/{task_run.task_name}.json",
         )
-        fut = t.submit(step.name, rt.flow_run_id, wait_for=wait_for or [])
+        fut = t.submit(step.name, rt.flow_run_id, wait_for=wait_for or [])  # type: ignore[call-overload]
         futures[step.name] = fut
         fut.add_done_callback(lambda _f, n=step.name: finished.put(n))
 

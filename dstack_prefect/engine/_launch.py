@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from dstack_prefect.engine._names import next_name, random_prefix
 from dstack_prefect.errors import DstackError, ServerError
@@ -125,7 +126,7 @@ def run_existing(flow_run_id: str) -> None:
     from dstack_prefect.engine._flow import run_workflow  # noqa: PLC0415
 
     with get_client(sync_client=True) as client:
-        fr = client.read_flow_run(flow_run_id)
+        fr = client.read_flow_run(UUID(flow_run_id))
     run_flow_sync(run_workflow, flow_run=fr, parameters=fr.parameters, return_type="state")
 
 
@@ -187,7 +188,7 @@ def _launch_exec(plan: Plan, repo_root: Path, options: dict[str, Any], settings:
 
     try:
         flow_run_id, name = create_flow_run(plan, repo_root, options)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         msg = f"could not create the run: {exc}"
         raise DstackError(msg) from exc
     log_path = settings.runs_dir / name / "supervisor.log"

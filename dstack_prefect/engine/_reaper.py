@@ -14,7 +14,7 @@ removes the containers, and marks the task runs and the flow run Crashed through
 so no run stays Running forever and no step outlives its run.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001
 
 import json
 import os
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import contextlib
 
 
 def _set_state(api: str, kind: str, run_id: str, message: str) -> None:
@@ -43,10 +44,8 @@ def _set_state(api: str, kind: str, run_id: str, message: str) -> None:
 def _kill_groups(pgids: set[int]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pgid in pgids:
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pgid, sig)
-            except OSError:
-                pass
         if sig == signal.SIGTERM:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and any(_alive(p) for p in pgids):
@@ -92,10 +91,8 @@ def main(api: str, flow_run_id: str) -> int:
     # EOF without "done": the flow process is gone.
     _kill_groups(pgids)
     for ctr in containers:
-        try:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(["docker", "rm", "-f", ctr], capture_output=True, timeout=30, check=False)
-        except (OSError, subprocess.SubprocessError):
-            pass
     message = "the process running this run died; dstack stopped its steps"
     for task_id in tasks:
         _set_state(api, "task_runs", task_id, message)

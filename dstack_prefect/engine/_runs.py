@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
@@ -101,7 +101,7 @@ def allocate_name(api: PrefectAPI) -> str:
 def humanize(when: datetime | None, now: datetime | None = None) -> str:
     if when is None:
         return ""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     secs = int((now - when).total_seconds())
     if secs < 5:
         return "now"
@@ -123,7 +123,7 @@ _SINCE = re.compile(r"^(\d+)([smhdw])$")
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`1d`, `30m`, `2w` or an ISO time, as `dstack logs -s` takes it."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     m = _SINCE.match(value.strip())
     if m:
         n, unit = int(m.group(1)), m.group(2)
@@ -133,8 +133,10 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(value)
     except ValueError:
         msg = f"cannot read the time '{value}'"
-        raise DstackError(msg, hint="use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        raise DstackError(
+            msg, hint="use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -177,7 +179,7 @@ class LogReader:
                     LogLine(
                         step=self._step_of(rec.get("task_run_id")),
                         message=rec["message"],
-                        timestamp=_parse_time(rec["timestamp"]) or datetime.now(timezone.utc),
+                        timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
                         note=rec.get("name") != OUTPUT_LOGGERS[0],
                     )
                 )
@@ -191,7 +193,9 @@ class LogReader:
         return lines
 
 
-def follow(api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.15) -> Iterator[LogLine | RunRow]:
+def follow(
+    api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.15
+) -> Iterator[LogLine | RunRow]:
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late)."""
     reader = LogReader(api, flow_run_id, since)
@@ -221,10 +225,16 @@ def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> None:
     state_type = (fr.get("state") or {}).get("type")
     if state_type in ("SCHEDULED", "PENDING", "PAUSED"):
         name = "Aborted" if abort else "Stopped"
-        api.set_flow_run_state(row.flow_run_id, "CANCELLED", name=name, message="stopped before it started", force=True)
+        api.set_flow_run_state(
+            row.flow_run_id, "CANCELLED", name=name, message="stopped before it started", force=True
+        )
         return
     api.set_flow_run_state(
-        row.flow_run_id, "CANCELLING", name=ABORTING if abort else STOPPING, message="requested by dstack stop", force=True
+        row.flow_run_id,
+        "CANCELLING",
+        name=ABORTING if abort else STOPPING,
+        message="requested by dstack stop",
+        force=True,
     )
 
 
@@ -264,7 +274,11 @@ def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
             continue
         if not pid_alive(pid):
             api.set_flow_run_state(
-                fr["id"], "CRASHED", name="Crashed", message="the process running this run is gone", force=True
+                fr["id"],
+                "CRASHED",
+                name="Crashed",
+                message="the process running this run is gone",
+                force=True,
             )
             reaped.append(fr["name"])
     return reaped

@@ -121,6 +121,10 @@ class Runtime:
         self.code_hashes = hash_files(self.code_dir, files)
         self.done = done_manifests(self.store, self.repo_id)
 
+    def mode(self) -> str | None:
+        """The stop request now: None, "stop" or "abort" (set from the cancel watcher's thread)."""
+        return self.stop_mode
+
     def forced(self, step: str) -> bool:
         rerun = self.options.get("rerun")
         return rerun == "all" or (isinstance(rerun, list) and step in rerun)
@@ -164,9 +168,7 @@ class Runtime:
             self.stop_mode = mode
             running = list(self.handles.values())
         grace = 0.0 if mode == "abort" else self.settings.stop_grace
-        threads = [
-            threading.Thread(target=ex.stop, args=(h, grace), daemon=True) for ex, h in running
-        ]
+        threads = [threading.Thread(target=ex.stop, args=(h, grace), daemon=True) for ex, h in running]
         for t in threads:
             t.start()
 
@@ -177,8 +179,4 @@ class Runtime:
 
 def host_env() -> dict[str, str]:
     """The environment a local step inherits: the user's, minus the engine's own settings."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "DSTACK_MANAGED"))
-    }
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DSTACK_MANAGED"))}

@@ -68,12 +68,12 @@ def build_runtime_image(
         ExecutorUnavailableError: no Docker engine, or the base image is missing.
         ExecutionError: no source checkout, the wheelhouse or the build failed.
     """
-    import docker
+    import docker  # noqa: PLC0415
 
     tag = runtime_tag(python, cuda=cuda, slim=slim)
     base = base or default_base(python, cuda=cuda)
     with docker_errors("connecting to the Docker engine"):
-        client = docker.from_env()
+        client = docker.from_env()  # type: ignore[attr-defined]
     try:
         if if_missing and _has_image(client, tag):
             on_line(f"image {tag} present")
@@ -141,7 +141,7 @@ def _pip(*args: str) -> None:
 
 def _base_python(client: Any, base: str) -> str | None:
     """The exact Python version of ``base`` (None when the image is not here or has no python3)."""
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     try:
         out = client.containers.run(
@@ -166,7 +166,7 @@ def _fill_gaps(client: Any, base: str, wheelhouse: Path, on_line: Callable[[str]
     The host's pip evaluates markers such as ``python_full_version < "3.11.3"`` for its own
     Python, not the image's, so a dependency the image needs can be missing from the wheelhouse.
     """
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     for _ in range(10):
         script = (
@@ -203,7 +203,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _has_image(client: object, tag: str) -> bool:
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     try:
         client.images.get(tag)  # type: ignore[attr-defined]

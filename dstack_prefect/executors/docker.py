@@ -303,7 +303,7 @@ class DockerExecutor(Executor):
         return step_image(step, self.runtime_image, self.cuda_runtime_image)
 
     def _has_image(self, image: str) -> bool:
-        import docker.errors
+        import docker.errors  # noqa: PLC0415
 
         with docker_errors(f"looking up image {image}"):
             try:
@@ -347,16 +347,16 @@ class DockerExecutor(Executor):
                     labels={**running.job.labels, RUN_LABEL: running.job.run_name, STEP_LABEL: "chown"},
                     remove=True,
                 )
-        except Exception as exc:  # the step's result stands; say why files may stay root's
+        except Exception as exc:  # the step's result stands; say why files may stay root's  # noqa: BLE001
             running.job.on_line(f"dstack: could not chown {running.job.workdir} to {uid}:{gid}: {exc}")
 
 
 def docker_client() -> Any:
     """``docker.from_env()``, or ExecutorUnavailableError naming the engine address and the fix."""
-    import docker
+    import docker  # noqa: PLC0415
 
     with docker_errors("connecting to the Docker engine"):
-        client = docker.from_env()
+        client = docker.from_env()  # type: ignore[attr-defined]
         client.ping()
     return client
 
@@ -413,7 +413,7 @@ def stream_lines(chunks: Iterable[bytes], on_line: Callable[[str], None]) -> Non
 
 def stop_container(container: Any, grace: float) -> None:
     """SIGTERM (via init) then SIGKILL after ``grace`` seconds; 0 kills at once. Gone is fine."""
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     with docker_errors("stopping a step container"):
         try:
@@ -430,7 +430,7 @@ def stop_container(container: Any, grace: float) -> None:
 
 def stop_by_identifier(identifier: str, grace: float = 10.0, *, client: Any = None) -> None:
     """Stop and remove the container of ``Handle.identifier`` (``docker:<id>``) from any process."""
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     kind, _, cid = identifier.partition(":")
     if kind != "docker" or not cid:
@@ -471,7 +471,7 @@ def cleanup_containers(is_finished: Callable[[str], bool], *, client: Any = None
 
 
 def _remove(container: Any) -> None:
-    import docker.errors
+    import docker.errors  # noqa: PLC0415
 
     with docker_errors("removing a step container"):
         try:

@@ -28,7 +28,7 @@ BLOB_DIR = "blobs/sha256"
 _HEX = set("0123456789abcdef")
 
 
-class _FilesCallback(Callback):
+class _FilesCallback(Callback):  # type: ignore[misc]  # fsspec is untyped
     """fsspec callback for a bulk put/get: one file done per top-level update, bytes from children."""
 
     def __init__(self, progress: Progress) -> None:
@@ -42,7 +42,7 @@ class _FilesCallback(Callback):
         return _BytesCallback(self._progress)
 
 
-class _BytesCallback(Callback):
+class _BytesCallback(Callback):  # type: ignore[misc]  # fsspec is untyped
     def __init__(self, progress: Progress) -> None:
         super().__init__()
         self._progress = progress
@@ -106,15 +106,18 @@ class Backend:
         return digest if len(parts[-2]) == 2 and len(digest) == 64 and set(digest) <= _HEX else None
 
     def existing_blobs(self, wanted: set[str] | None = None) -> set[str]:
-        """Digests present in the store (among ``wanted``, when given), found by listing, not per-blob HEADs."""
+        """Digests present in the store (among ``wanted``, when given), found by listing, not per-blob HEADs."""  # noqa: E501
         if wanted is not None and not wanted:
             return set()
         shards = sorted({d[:2] for d in wanted}) if wanted is not None else []
         if wanted is None or len(shards) > 8:
             keys = self._list(self.key(BLOB_DIR))
         else:
-            keys = [k for found in run_parallel(lambda s: self._list(self.key(BLOB_DIR, str(s))), shards)
-                    for k in found]  # type: ignore[attr-defined]
+            keys = [
+                k
+                for found in run_parallel(lambda s: self._list(self.key(BLOB_DIR, str(s))), shards)
+                for k in found
+            ]
         have = {d for k in keys if (d := self._digest_of(k))}
         return have if wanted is None else have & wanted
 
@@ -138,15 +141,21 @@ class Backend:
             if self._s3_client is None:
                 self._s3_client = _s3_client(self._s3_options, self.batch_size)
             if self._s3_client is not None:
-                _upload_s3transfer(self._s3_client, [(p, self.blob_key(d)) for p, d in items], self.batch_size, prog)
+                _upload_s3transfer(
+                    self._s3_client, [(p, self.blob_key(d)) for p, d in items], self.batch_size, prog
+                )
                 return
         if self.is_async and self.atomic_put:
-            self.fs.put([str(p) for p, _ in items], [self.blob_key(d) for _, d in items],
-                        callback=_FilesCallback(prog), batch_size=self.batch_size)
+            self.fs.put(
+                [str(p) for p, _ in items],
+                [self.blob_key(d) for _, d in items],
+                callback=_FilesCallback(prog),
+                batch_size=self.batch_size,
+            )
             return
 
-        def one(item: object) -> None:
-            path, digest = item  # type: ignore[misc]
+        def one(item: tuple[Path, str]) -> None:
+            path, digest = item
             self.put_file_atomic(path, self.blob_key(digest))
             prog.advance(1, path.stat().st_size)
 
@@ -176,12 +185,16 @@ class Backend:
         for _, path in items:
             path.parent.mkdir(parents=True, exist_ok=True)
         if self.is_async:
-            self.fs.get([self.blob_key(d) for d, _ in items], [str(p) for _, p in items],
-                        callback=_FilesCallback(prog), batch_size=self.batch_size)
+            self.fs.get(
+                [self.blob_key(d) for d, _ in items],
+                [str(p) for _, p in items],
+                callback=_FilesCallback(prog),
+                batch_size=self.batch_size,
+            )
             return
 
-        def one(item: object) -> None:
-            digest, path = item  # type: ignore[misc]
+        def one(item: tuple[str, Path]) -> None:
+            digest, path = item
             if self.is_local:
                 shutil.copyfile(self.blob_key(digest), path)
             else:
@@ -225,7 +238,8 @@ class Backend:
     def find_json(self, *parts: str) -> list[str]:
         """Keys of the ``.json`` documents under ``parts`` (temporary ``.``-files left out)."""
         return sorted(
-            k for k in self._list(self.key(*parts))
+            k
+            for k in self._list(self.key(*parts))
             if k.endswith(".json") and not k.rsplit("/", 1)[-1].startswith(".")
         )
 
@@ -245,8 +259,11 @@ class Backend:
     def stale_tmp_files(self, min_age_s: float) -> list[str]:
         """Temporary files left by killed uploads (``.tmp-`` names) older than ``min_age_s``."""
         now = time.time()
-        return [k for k, info in self._list(self.key(BLOB_DIR), detail=True).items()
-                if k.rsplit("/", 1)[-1].startswith(".tmp-") and now - _mtime(info) >= min_age_s]
+        return [
+            k
+            for k, info in self._list(self.key(BLOB_DIR), detail=True).items()
+            if k.rsplit("/", 1)[-1].startswith(".tmp-") and now - _mtime(info) >= min_age_s
+        ]
 
 
 def _tmp_sibling(key: str) -> str:
@@ -283,13 +300,15 @@ class _TransferSubscriber:
 def _s3_client(options: dict[str, Any], concurrency: int) -> Any:
     """A boto3 S3 client built from s3fs storage options, or None without boto3."""
     try:
-        import boto3
-        from botocore.config import Config
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
     except ImportError:  # pragma: no cover - boto3 comes with s3fs's aiobotocore stack in practice
         return None
     session = boto3.session.Session(
-        aws_access_key_id=options.get("key"), aws_secret_access_key=options.get("secret"),
-        aws_session_token=options.get("token"), profile_name=options.get("profile"),
+        aws_access_key_id=options.get("key"),
+        aws_secret_access_key=options.get("secret"),
+        aws_session_token=options.get("token"),
+        profile_name=options.get("profile"),
     )
     client_kwargs = dict(options.get("client_kwargs") or {})
     if options.get("endpoint_url"):
@@ -298,13 +317,15 @@ def _s3_client(options: dict[str, Any], concurrency: int) -> Any:
     return session.client("s3", config=config, **client_kwargs)
 
 
-def _upload_s3transfer(client: Any, items: Sequence[tuple[Path, str]], concurrency: int, progress: Progress) -> None:
+def _upload_s3transfer(
+    client: Any, items: Sequence[tuple[Path, str]], concurrency: int, progress: Progress
+) -> None:
     """Upload ``(local, "bucket/key")`` pairs with one s3transfer TransferManager.
 
     One manager for all files (what ``aws s3 sync`` does) measured faster than s3fs's bulk put
     on many small files (bench/artifacts.py); the client comes from the same storage options.
     """
-    from s3transfer.manager import TransferConfig, TransferManager
+    from s3transfer.manager import TransferConfig, TransferManager  # noqa: PLC0415
 
     tm_config = TransferConfig(max_request_concurrency=concurrency, multipart_chunksize=8 << 20)
     with TransferManager(client, tm_config) as tm:

@@ -28,22 +28,28 @@ Planned = tuple[Path, FileEntry, Manifest]
 
 
 def _check_conflicts(plan: Sequence[Planned]) -> None:
-    """Refuse two different contents for one path, and a path that is a file in one manifest and a folder in another."""
+    """Refuse two different contents for one path, and a path that is a file in one manifest and a folder in another."""  # noqa: E501
     seen: dict[Path, tuple[FileEntry, Manifest]] = {}
     for dest, entry, m in plan:
         prev = seen.get(dest)
         if prev is not None and prev[0].sha256 != entry.sha256:
-            msg = (f"{entry.path!r} is in both {prev[1].label} and {m.label} with different content; "
-                   "one would overwrite the other")
+            msg = (
+                f"{entry.path!r} is in both {prev[1].label} and {m.label} with different content; "
+                "one would overwrite the other"
+            )
             raise StorageError(msg, hint="depend on only one of them, or give the artifacts different paths")
         seen.setdefault(dest, (entry, m))
     for dest, (entry, m) in seen.items():
         for parent in dest.parents:
             other = seen.get(parent)
             if other is not None:
-                msg = (f"{other[0].path!r} is a file in {other[1].label} but a folder in {m.label} "
-                       f"(which has {entry.path!r})")
-                raise StorageError(msg, hint="depend on only one of them, or give the artifacts different paths")
+                msg = (
+                    f"{other[0].path!r} is a file in {other[1].label} but a folder in {m.label} "
+                    f"(which has {entry.path!r})"
+                )
+                raise StorageError(
+                    msg, hint="depend on only one of them, or give the artifacts different paths"
+                )
 
 
 def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: Progress | None) -> list[Path]:
@@ -54,21 +60,31 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
     missing = set(by_digest) - b.existing_blobs(set(by_digest))
     if missing:
         _dest, entry, m = by_digest[sorted(missing)[0]][0]
-        msg = (f"{len(missing)} blob(s) of {m.label} are missing from {b.url}, e.g. the one of {entry.path!r} "
-               f"(sha256 {entry.sha256[:12]}...)")
-        raise ArtifactNotFoundError(msg, hint="the store was pruned or a push was interrupted; push or run again")
+        msg = (
+            f"{len(missing)} blob(s) of {m.label} are missing from {b.url}, e.g. the one of {entry.path!r} "
+            f"(sha256 {entry.sha256[:12]}...)"
+        )
+        raise ArtifactNotFoundError(
+            msg, hint="the store was pruned or a push was interrupted; push or run again"
+        )
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".dstack-staging-{uuid.uuid4().hex[:12]}"
     try:
         staged = {d: staging / d for d in by_digest}
         b.download_blobs(list(staged.items()), progress)
         digests = list(staged)
-        for d, (actual, _) in zip(digests, hash_many([staged[d] for d in digests], progress, "verify"), strict=True):
+        for d, (actual, _) in zip(
+            digests, hash_many([staged[d] for d in digests], progress, "verify"), strict=True
+        ):
             if actual != d:
                 _dest, entry, m = by_digest[d][0]
-                msg = (f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is corrupt in {b.url}: "
-                       f"sha256 {actual[:12]}... instead of {d[:12]}...")
-                raise IntegrityError(msg, hint=f"run {m.workflow or m.step!r} again, or push it again from a good copy")
+                msg = (
+                    f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is corrupt in {b.url}: "
+                    f"sha256 {actual[:12]}... instead of {d[:12]}..."
+                )
+                raise IntegrityError(
+                    msg, hint=f"run {m.workflow or m.step!r} again, or push it again from a good copy"
+                )
         written: list[Path] = []
         for d, items in by_digest.items():
             for dest, entry, _m in items[1:]:
@@ -85,8 +101,11 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
 
 
 def materialize(
-    b: Backend, manifests: Sequence[Manifest], target_dir: Path,
-    absolute_root: Path | str | None, progress: Progress | None,
+    b: Backend,
+    manifests: Sequence[Manifest],
+    target_dir: Path,
+    absolute_root: Path | str | None,
+    progress: Progress | None,
 ) -> list[Path]:
     root = Path(os.path.abspath(target_dir))
     abs_root = None
@@ -99,13 +118,20 @@ def materialize(
     _check_conflicts(plan)
     for m in manifests:  # declared folders exist even when the step left them empty
         for art in m.artifacts:
-            if not any(m.artifact_of(e.path) == art for e in m.files) and (abs_root or not art.startswith("/")):
+            if not any(m.artifact_of(e.path) == art for e in m.files) and (
+                abs_root or not art.startswith("/")
+            ):
                 destination(root, art, abs_root, label=m.label).mkdir(parents=True, exist_ok=True)
     return _fetch_verified(b, plan, root, progress)
 
 
 def copy_out(
-    b: Backend, manifests: Sequence[Manifest], source: str, target: Path, overwrite: bool, progress: Progress | None
+    b: Backend,
+    manifests: Sequence[Manifest],
+    source: str,
+    target: Path,
+    overwrite: bool,
+    progress: Progress | None,
 ) -> list[Path]:
     src = posixpath.normpath(source.strip()) if source.strip() else ""
     if src in {"", ".", "/"}:
@@ -115,7 +141,9 @@ def copy_out(
     if not matches:
         arts = sorted({a for m in manifests for a in m.artifacts})
         msg = f"no artifact file or folder {source!r} in {', '.join(m.label for m in manifests) or 'the run'}"
-        raise ArtifactNotFoundError(msg, hint=f"artifacts: {', '.join(arts) or 'none'}; see `dstack ls RUN -r`")
+        raise ArtifactNotFoundError(
+            msg, hint=f"artifacts: {', '.join(arts) or 'none'}; see `dstack ls RUN -r`"
+        )
     target = Path(os.path.abspath(target))
     if all(e.path == src for e, _ in matches):  # one file
         to_dir = target.is_dir() or str(target).endswith(os.sep)
@@ -123,8 +151,11 @@ def copy_out(
         plan = [(destination(root, name, None, label=m.label), e, m) for e, m in matches]
     else:
         root = target
-        plan = [(destination(root, e.path[len(src) + 1 :], None, label=m.label), e, m)
-                for e, m in matches if e.path != src]
+        plan = [
+            (destination(root, e.path[len(src) + 1 :], None, label=m.label), e, m)
+            for e, m in matches
+            if e.path != src
+        ]
     _check_conflicts(plan)
     if not overwrite:
         clash = [d for d, e, _ in plan if d.exists() and (not d.is_file() or sha256_file(d)[0] != e.sha256)]
@@ -160,7 +191,9 @@ class TransferResult:
     skipped: int
 
 
-def copy_blobs(src: Backend, dst: Backend, wanted: dict[str, int], progress: Progress | None) -> tuple[int, int, int]:
+def copy_blobs(
+    src: Backend, dst: Backend, wanted: dict[str, int], progress: Progress | None
+) -> tuple[int, int, int]:
     """Copy the blobs of ``wanted`` (digest -> size) that ``dst`` lacks, verifying each on the way."""
     missing = sorted(set(wanted) - dst.existing_blobs(set(wanted)))
     if not missing:
@@ -171,7 +204,9 @@ def copy_blobs(src: Backend, dst: Backend, wanted: dict[str, int], progress: Pro
         else:
             staged = {d: Path(tmp) / d for d in missing}
             src.download_blobs(list(staged.items()), progress)
-        for d, (actual, _) in zip(missing, hash_many([staged[d] for d in missing], progress, "verify"), strict=True):
+        for d, (actual, _) in zip(
+            missing, hash_many([staged[d] for d in missing], progress, "verify"), strict=True
+        ):
             if actual != d:
                 msg = f"blob {d[:12]}... in {src.url} is corrupt (sha256 {actual[:12]}...); nothing was sent"
                 raise IntegrityError(msg, hint="delete the damaged run or tag in the source store")

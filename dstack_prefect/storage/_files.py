@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from dstack_prefect.errors import UnsafePathError
 
@@ -30,7 +32,9 @@ class LocalFile:
     mode: int
 
 
-def walk_artifacts(workdir: Path, artifact_paths: Sequence[str]) -> tuple[list[str], list[LocalFile], list[dict[str, str]]]:
+def walk_artifacts(
+    workdir: Path, artifact_paths: Sequence[str]
+) -> tuple[list[str], list[LocalFile], list[dict[str, str]]]:
     """Normalised artifact paths, the files under them, and what was skipped (with the reason).
 
     A relative artifact path is taken under ``workdir``; an absolute one as it is. A missing path
@@ -86,15 +90,15 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tu
     return h.hexdigest(), size
 
 
-def hash_many(paths: Sequence[Path], progress: Progress | None = None, phase: str = "hash") -> list[tuple[str, int]]:
+def hash_many(
+    paths: Sequence[Path], progress: Progress | None = None, phase: str = "hash"
+) -> list[tuple[str, int]]:
     """sha256 and size of each path, in order, hashed by a thread pool."""
     prog = progress or NullProgress()
     sizes = 0
     for p in paths:
-        try:
+        with contextlib.suppress(OSError):
             sizes += p.stat().st_size
-        except OSError:
-            pass
     prog.begin(phase, len(paths), sizes)
 
     def one(p: Path) -> tuple[str, int]:
@@ -108,7 +112,11 @@ def hash_many(paths: Sequence[Path], progress: Progress | None = None, phase: st
         return list(pool.map(one, paths))
 
 
-def run_parallel(fn: Callable[[object], object], items: Iterable[object]) -> list[object]:
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """``fn`` over ``items`` in a thread pool, results in order; the first error propagates."""
     items = list(items)
     if len(items) < 2:
@@ -130,7 +138,9 @@ def destination(root: Path, path: str, absolute_root: Path | None, *, label: str
     if path.startswith("/"):
         if absolute_root is None:
             msg = f"{label}: absolute artifact path {path!r} would be written outside {str(root)!r}"
-            raise UnsafePathError(msg, hint="pass absolute_root= (a folder inside the target) to map absolute paths")
+            raise UnsafePathError(
+                msg, hint="pass absolute_root= (a folder inside the target) to map absolute paths"
+            )
         base, rel = absolute_root, path.lstrip("/")
     else:
         base, rel = root, path

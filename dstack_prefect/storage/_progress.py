@@ -75,14 +75,14 @@ class _RichProgress:
 @contextmanager
 def rich_progress(console: Any = None, *, transient: bool = False) -> Iterator[Progress]:
     """Show a rich progress bar while the body runs; yields the sink to pass as ``progress=``."""
-    from rich.progress import (
+    from rich.progress import (  # noqa: PLC0415
         BarColumn,
         DownloadColumn,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
-    from rich.progress import Progress as RichBar
+    from rich.progress import Progress as RichBar  # noqa: PLC0415
 
     bar = RichBar(
         TextColumn("[bold]{task.description:>8}"),

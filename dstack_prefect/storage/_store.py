@@ -44,8 +44,10 @@ class ArtifactStore:
         """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write."""
         artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths)
         digests = hash_many([f.local for f in local], progress)
-        entries = [FileEntry(path=f.path, size=size, sha256=d, mode=f.mode)
-                   for f, (d, size) in zip(local, digests, strict=True)]
+        entries = [
+            FileEntry(path=f.path, size=size, sha256=d, mode=f.mode)
+            for f, (d, size) in zip(local, digests, strict=True)
+        ]
         first: dict[str, Path] = {}
         for f, e in zip(local, entries, strict=True):
             first.setdefault(e.sha256, f.local)
@@ -77,8 +79,15 @@ class ArtifactStore:
         self._manifest_key(run, step)
         with translate_errors(f"uploading the artifacts of {run}/{step}"):
             artifacts, files, skipped = self._store_files(workdir, artifact_paths, progress)
-            m = Manifest(run=run, step=step, workflow=workflow, artifacts=artifacts, files=files,
-                         skipped=skipped, extra=dict(extra or {}))
+            m = Manifest(
+                run=run,
+                step=step,
+                workflow=workflow,
+                artifacts=artifacts,
+                files=files,
+                skipped=skipped,
+                extra=dict(extra or {}),
+            )
             self._write_manifest(m)
             return m
 
@@ -130,9 +139,16 @@ class ArtifactStore:
         lambda m: m.extra.get("status") == "done" and m.extra.get("cache_key") == key)[:1]``.
         """
         with translate_errors("searching manifests"):
-            keys = self._b.find_json("manifests", check_name("run", run)) if run else self._b.find_json("manifests")
-            found = [m for m in self._read_manifests(keys)
-                     if (workflow is None or m.workflow == workflow) and (predicate is None or predicate(m))]
+            keys = (
+                self._b.find_json("manifests", check_name("run", run))
+                if run
+                else self._b.find_json("manifests")
+            )
+            found = [
+                m
+                for m in self._read_manifests(keys)
+                if (workflow is None or m.workflow == workflow) and (predicate is None or predicate(m))
+            ]
         return sorted(found, key=lambda m: m.created_at, reverse=True)
 
     def resolve(self, ref: str) -> list[Manifest]:
@@ -142,7 +158,9 @@ class ArtifactStore:
         found = self.list_manifests(ref)
         if not found:
             msg = f"run {ref!r} has no stored artifacts in {self.url}"
-            raise ArtifactNotFoundError(msg, hint="check the run name with `dstack ps -a`, or use :TAG for a tag")
+            raise ArtifactNotFoundError(
+                msg, hint="check the run name with `dstack ps -a`, or use :TAG for a tag"
+            )
         return found
 
     def delete_run(self, run: str) -> int:
@@ -172,16 +190,25 @@ class ArtifactStore:
             chosen = list(manifests) if manifests is not None else self.list_manifests(run)
             if not chosen:
                 msg = f"cannot tag run {run!r}: it has no stored artifacts in {self.url}"
-                raise ArtifactNotFoundError(msg, hint="tag a run after it finished, or tag folders with -a PATH")
+                raise ArtifactNotFoundError(
+                    msg, hint="tag a run after it finished, or tag folders with -a PATH"
+                )
             if not overwrite and self._b.exists(key):
                 msg = f"tag {tag!r} already exists"
-                raise StorageError(msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override")
+                raise StorageError(
+                    msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
+                )
             t = Tag(tag=tag, run=run, workflow=workflow or chosen[0].workflow, manifests=chosen)
             self._b.write_atomic(key, t.model_dump_json().encode())
             return t
 
     def add_tag_from_dirs(
-        self, tag: str, paths: Sequence[Path | str], *, overwrite: bool = False, progress: Progress | None = None
+        self,
+        tag: str,
+        paths: Sequence[Path | str],
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
     ) -> Tag:
         """Upload local folders as tag ``tag`` through a synthetic run ``tag-<tag>-<time>``.
 
@@ -199,7 +226,9 @@ class ArtifactStore:
             arts.append(Path(p).as_posix() if inside else str(Path(p).resolve()))
         if not overwrite and self._b.exists(self._tag_key(tag)):
             msg = f"tag {tag!r} already exists"
-            raise StorageError(msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override")
+            raise StorageError(
+                msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
+            )
         stamp = utc_now().replace(":", "").replace("-", "").replace("+0000", "")[:15]
         run = f"tag-{tag}-{stamp}"
         m = self.put_step(run, "main", None, cwd, arts, {"status": "done", "synthetic": True}, progress)
@@ -236,8 +265,9 @@ class ArtifactStore:
 
     # cache folders ------------------------------------------------------------------------
     def _cache_key(self, repo_id: str, workflow: str, path: str) -> str:
-        return self._b.key("cache", check_name("repo id", repo_id), _segment(workflow),
-                           _segment(path) + ".json")
+        return self._b.key(
+            "cache", check_name("repo id", repo_id), _segment(workflow), _segment(path) + ".json"
+        )
 
     def save_cache(
         self, repo_id: str, workflow: str, path: str, workdir: Path, progress: Progress | None = None
@@ -246,14 +276,25 @@ class ArtifactStore:
         key = self._cache_key(repo_id, workflow, path)
         with translate_errors(f"saving cache {path}"):
             artifacts, files, skipped = self._store_files(workdir, [path], progress)
-            m = Manifest(run=f"cache:{repo_id}", step=path, workflow=workflow, artifacts=artifacts,
-                         files=files, skipped=skipped)
+            m = Manifest(
+                run=f"cache:{repo_id}",
+                step=path,
+                workflow=workflow,
+                artifacts=artifacts,
+                files=files,
+                skipped=skipped,
+            )
             self._b.write_atomic(key, m.model_dump_json().encode())
             return m
 
     def restore_cache(
-        self, repo_id: str, workflow: str, path: str, workdir: Path,
-        absolute_root: Path | str | None = None, progress: Progress | None = None,
+        self,
+        repo_id: str,
+        workflow: str,
+        path: str,
+        workdir: Path,
+        absolute_root: Path | str | None = None,
+        progress: Progress | None = None,
     ) -> Manifest | None:
         """Restore cache folder ``path`` into ``workdir`` (overwriting); None when nothing was saved."""
         key = self._cache_key(repo_id, workflow, path)
@@ -274,8 +315,11 @@ class ArtifactStore:
 
     # reading files ------------------------------------------------------------------------
     def materialize(
-        self, manifests: Iterable[Manifest], target_dir: Path,
-        absolute_root: Path | str | None = None, progress: Progress | None = None,
+        self,
+        manifests: Iterable[Manifest],
+        target_dir: Path,
+        absolute_root: Path | str | None = None,
+        progress: Progress | None = None,
     ) -> list[Path]:
         """Write the manifests' files under ``target_dir`` at their paths, each verified first.
 
@@ -286,8 +330,13 @@ class ArtifactStore:
             return _fetch.materialize(self._b, list(manifests), Path(target_dir), absolute_root, progress)
 
     def copy_out(
-        self, manifests: Manifest | Iterable[Manifest], source: str, target: Path,
-        *, overwrite: bool = False, progress: Progress | None = None,
+        self,
+        manifests: Manifest | Iterable[Manifest],
+        source: str,
+        target: Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
     ) -> list[Path]:
         """Copy artifact file or folder ``source`` to local ``target`` (``dstack cp``), verified."""
         ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
@@ -295,7 +344,9 @@ class ArtifactStore:
             return _fetch.copy_out(self._b, ms, source, Path(target), overwrite, progress)
 
     @staticmethod
-    def ls(manifests: Manifest | Iterable[Manifest], prefix: str | None = None, recursive: bool = False) -> list[LsRow]:
+    def ls(
+        manifests: Manifest | Iterable[Manifest], prefix: str | None = None, recursive: bool = False
+    ) -> list[LsRow]:
         """Rows for ``dstack ls``: one folder level (``sub/`` with summed sizes), or every file."""
         ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
         return _fetch.ls_rows(ms, prefix, recursive)
@@ -357,8 +408,11 @@ def transfer(
         # a manifest already in dst, identical, is committed there: its blobs are all present
         keys = [dst._manifest_key(m.run, m.step) for m in manifests]
         there = dst._b.read_many(keys)
-        changed = [m for m, k in zip(manifests, keys, strict=True)
-                   if k not in there or Manifest.model_validate_json(there[k]) != m]
+        changed = [
+            m
+            for m, k in zip(manifests, keys, strict=True)
+            if k not in there or Manifest.model_validate_json(there[k]) != m
+        ]
         wanted = {f.sha256: f.size for m in changed for f in m.files}
         blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
         skipped += len({f.sha256 for m in manifests for f in m.files} - set(wanted))

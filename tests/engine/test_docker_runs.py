@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dstack_prefect.engine import PrefectAPI, run_row
+from dstack_prefect.engine import PrefectAPI
 from tests.conftest import CLI, Server, wait_until
 from tests.engine.test_local_runs import submitted_name, wait_finished
 from tests.docker_fixtures import TINY_IMAGE

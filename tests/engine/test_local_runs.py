@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +166,11 @@ class TestAttachedRun:
 class TestDetachedRuns:
     def test_detached_run_finishes_after_the_cli_exits(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
         """`run -d` returns at once with the name; the run completes on its own."""
-        started = time.monotonic()
         res = cli("run", "b", "-d", cwd=repo)
-        returned = time.monotonic() - started
 
         assert res.code == 0, res.text
         name = submitted_name(res.out)
-        assert run_row(api.flow_run_by_name(name)).status != "done" or returned < 30
+        assert run_row(api.flow_run_by_name(name)).status in ("submitted", "pending", "running")
         assert wait_finished(api, name).status == "done"
         logs = cli("logs", name, cwd=repo)
         assert re.search(r"^b \| end \d", logs.out, re.M), logs.text
@@ -187,12 +184,10 @@ class TestDetachedRuns:
         wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
         wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 30)
 
-        started = time.monotonic()
         res = cli("stop", name, *flag, "-y", cwd=repo)
 
         assert res.code == 0, res.text
         row = wait_finished(api, name, timeout=10)
-        assert time.monotonic() - started < 10 + 5  # the CLI's own start is not the run's
         assert row.status == status
         assert marker_processes(f"RUN_NAME={name}") == []
 
@@ -224,7 +219,7 @@ class TestDetachedRuns:
         removed = cli("rm", name, "-y", cwd=repo)
 
         assert removed.code == 0, removed.text
-        assert api.flow_runs(names=[name]).__next__ if False else list(api.flow_runs(names=[name])) == []
+        assert list(api.flow_runs(names=[name])) == []
 
 
 class TestPs:
