@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.live import Live
@@ -186,44 +189,104 @@ def _check_steps(plan: Any, docker: bool) -> None:
                 engine.check(step)
 
 
+T = TypeVar("T")
+
+
+class _Interrupts:
+    """Ctrl-C for an attached run: counted, and held back while the CLI prints or talks to the
+    server, so an interrupt never lands inside rich's output machinery or half a request."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._shielded = 0
+        self._deferred = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self._shielded:
+            self._deferred = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
+            if not self._shielded and self._deferred:
+                self._deferred = False
+                raise KeyboardInterrupt
+
+
+def _quietly(ctrl_c: _Interrupts, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``action`` with Ctrl-C held back; one that arrived meanwhile is counted, not raised."""
+    try:
+        with ctrl_c.shield():
+            result = action(*args, **kwargs)
+    except KeyboardInterrupt:
+        pass
+    return result
+
+
+def _ask_stop(name: str) -> bool:
+    """Ask whether to stop (True) or detach (False); a Ctrl-C here raises KeyboardInterrupt."""
+    sys.stderr.write(f"\nStop the run '{name}'? [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = input()
+    except EOFError:  # nobody can answer (no terminal): an interrupt means stop
+        return True
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Settings) -> int:
     """Stream logs and status. Ctrl-C once: stop or detach; twice: abort."""
+    ctrl_c = _Interrupts()
+    previous = signal.signal(signal.SIGINT, ctrl_c.handler)
+    try:
+        return _attached(api, flow_run_id, name, multi, ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _attached(api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts) -> int:
     from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
     from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
 
-    interrupts = 0
     final = None
     stream = follow(api, flow_run_id)
     while True:
         try:
             for item in stream:
-                if isinstance(item, LogLine):
-                    _print_line(item, multi)
-                else:
-                    final = item
+                with ctrl_c.shield():
+                    if isinstance(item, LogLine):
+                        _print_line(item, multi)
+                    else:
+                        final = item
             break
         except KeyboardInterrupt:
-            interrupts += 1
-            row = run_row(api.flow_run(flow_run_id) or {"name": name, "id": flow_run_id})
-            if interrupts >= 2:
-                err_console.print(f"Aborting the run '{name}'...")
-                request_stop(api, row, abort=True)
-            else:
+            row = _quietly(
+                ctrl_c, lambda: run_row(api.flow_run(flow_run_id) or {"name": name, "id": flow_run_id})
+            )
+            abort = ctrl_c.count >= 2
+            if not abort:
                 try:
-                    stop = Confirm.ask(f"\nStop the run '{name}'?", console=err_console, default=False)
+                    stop = _ask_stop(name)
                 except KeyboardInterrupt:  # Ctrl-C again: abort
-                    interrupts += 1
-                    err_console.print(f"\nAborting the run '{name}'...")
-                    request_stop(api, row, abort=True)
-                    stream = _follow_rest(api, flow_run_id)
-                    continue
-                except EOFError:  # nobody can answer (no terminal): an interrupt means stop
-                    stop = True
-                if not stop:
-                    err_console.print(f"Detaching... the run goes on; `dstack logs {name} -a` follows it")
-                    return 0
-                err_console.print(f"Stopping the run '{name}'...")
-                request_stop(api, row, abort=False)
+                    abort = True
+                else:
+                    if not stop:
+                        detach = f"Detaching... the run goes on; `dstack logs {name} -a` follows it"
+                        _quietly(ctrl_c, err_console.print, detach)
+                        return 0
+                    _quietly(ctrl_c, err_console.print, f"Stopping the run '{name}'...")
+                    _quietly(ctrl_c, request_stop, api, row, abort=False)
+                    abort = ctrl_c.count >= 3  # Ctrl-C while stopping: abort
+            if abort:
+                _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
+                _quietly(ctrl_c, request_stop, api, row, abort=True)
             stream = _follow_rest(api, flow_run_id)
     if final is None:
         return 1

@@ -6,6 +6,7 @@ keeps those commands free of the ~1.5 s `import prefect`. Runs themselves go thr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -17,6 +18,9 @@ from dstack_prefect.errors import RunNotFoundError, ServerError
 
 DSTACK_TAG = "dstack"
 PAGE = 200  # the server's default maximum page size
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""As Prefect's own client does, retry what a busy server answers while it catches up."""
 
 
 class PrefectAPI:
@@ -34,11 +38,15 @@ class PrefectAPI:
         self.close()
 
     def _call(self, method: str, path: str, json: Any = None) -> Any:
-        try:
-            resp = self._http.request(method, path, json=json)
-        except httpx.HTTPError as exc:
-            msg = f"the Prefect server at {self.url} is not reachable ({type(exc).__name__})"
-            raise ServerError(msg, hint="check `dstack server status`, or PREFECT_API_URL") from exc
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                resp = self._http.request(method, path, json=json)
+            except httpx.HTTPError as exc:
+                msg = f"the Prefect server at {self.url} is not reachable ({type(exc).__name__})"
+                raise ServerError(msg, hint="check `dstack server status`, or PREFECT_API_URL") from exc
+            if resp.status_code not in RETRY_STATUSES or delay is None:
+                break
+            time.sleep(delay)  # a busy SQLite server answers 503 ("database is locked"): back off
         if resp.status_code == 404:
             return None
         if resp.status_code >= 400:

@@ -211,6 +211,22 @@ def copy_snapshot_dir(code_dir: Path, workdir: Path) -> None:
     shutil.copytree(code_dir, workdir, dirs_exist_ok=True, symlinks=True)
 
 
+def plan_from_parameters(plan: dict[str, Any], repo_root: Path, run_name: str) -> Plan:
+    """The plan `dstack run` sent, or, for a run triggered through the Prefect API or UI with
+    ``{"workflow": NAME, "args": [...]}``, the plan built here from the repo's workflow files."""
+    if "steps" in plan:
+        return Plan.model_validate(plan)
+    from dstack_prefect.graph import build_plan  # noqa: PLC0415
+    from dstack_prefect.spec import load_workflows  # noqa: PLC0415
+
+    workflow = plan.get("workflow")
+    if not isinstance(workflow, str):
+        msg = "the run's `plan` parameter needs `steps` (a dstack plan) or `workflow` (a workflow name)"
+        hint = 'trigger it with parameters {"plan": {"workflow": "train"}, "repo_root": "/repo"}'
+        raise DstackError(msg, hint=hint)
+    return build_plan(load_workflows(repo_root), workflow, [str(a) for a in plan.get("args", [])], run_name)
+
+
 def make_executors(options: dict[str, Any]) -> dict[str, Executor]:
     """The local executor, and Docker (connected lazily, on the first containerised step)."""
     from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
@@ -234,7 +250,11 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     assert ctx is not None and ctx.flow_run is not None
     flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
     notes = _logger(NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
-    the_plan = Plan.model_validate(plan)
+    try:
+        the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
+    except DstackError as exc:
+        notes.error(exc.message)
+        return Failed(message=exc.message)
     settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)

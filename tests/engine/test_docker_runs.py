@@ -15,8 +15,8 @@ import pytest
 
 from dstack_prefect.engine import PrefectAPI
 from tests.conftest import CLI, Server, wait_until
-from tests.engine.test_local_runs import submitted_name, wait_finished
 from tests.docker_fixtures import TINY_IMAGE
+from tests.engine.test_local_runs import submitted_name, wait_finished
 
 pytestmark = [pytest.mark.service("docker"), pytest.mark.service("prefect")]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +288,38 @@ class TestBadInput:
 
         assert res.code == 1
         assert "asks for 512 CPUs" in res.err and "this machine has" in res.err
+
+
+class TestApiTriggered:
+    def test_a_run_created_through_the_prefect_api_builds_its_plan_and_runs(
+        self, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """A flow run created over REST with {"workflow": NAME} runs that workflow and its deps, as a worker would."""
+        fr = api.create_flow_run(
+            api.ensure_flow("dstack-run"),
+            name="api-triggered-1",
+            parameters={"plan": {"workflow": "d", "args": []}, "repo_root": str(repo), "options": {}},
+            tags=["dstack", "workflow:d"],
+        )
+
+        done = subprocess.run(
+            [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
+            env=prefect_server.env(dstack_home),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert run_row(api.flow_run(fr["id"]) or {}).status == "done"
+        assert sorted(t["name"] for t in api.task_runs(fr["id"])) == ["a", "b", "c", "d"]
+
+    def test_the_prefect_ui_cancel_stops_a_run_gracefully(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """The UI's cancel (state Cancelling) is a graceful stop: the run ends Stopped."""
+        name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
+
+        api.set_flow_run_state(api.flow_run_by_name(name)["id"], "CANCELLING")
+
+        assert wait_finished(api, name, timeout=30).status == "stopped"
+        assert marker_processes(f"RUN_NAME={name}") == []
