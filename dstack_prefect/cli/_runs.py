@@ -369,8 +369,7 @@ def logs(
     when = parse_since(since)
     with _api() as api:
         fr = api.flow_run_by_name(run_name)
-        steps = (fr.get("parameters") or {}).get("plan", {}).get("steps", [])
-        multi = len(steps) > 1
+        multi = len(api.task_runs(fr["id"])) > 1  # also right for runs started through the API
         if attach:
             for item in follow(api, fr["id"], since=when):
                 if isinstance(item, LogLine):

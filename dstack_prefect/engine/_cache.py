@@ -13,6 +13,7 @@ Pure: no prefect import; `dstack plan` and the run flow share it.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -46,12 +47,15 @@ def code_files(step: Step, code: dict[str, str]) -> dict[str, str]:
     """The snapshot files (path -> sha256) that make up the step's code."""
     if step.inputs is None:
         return code
-    prefixes = [p.strip("/").removeprefix("./") for p in step.inputs]
-    return {
-        path: digest
-        for path, digest in code.items()
-        if any(p in ("", ".") or path == p or path.startswith(p + "/") for p in prefixes)
-    }
+    patterns = [p.strip("/").removeprefix("./") for p in step.inputs]
+    return {path: digest for path, digest in code.items() if any(_matches(path, p) for p in patterns)}
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """``inputs`` entries: a file, a folder (everything under it) or a glob (``src/*.py``)."""
+    if pattern in ("", "."):
+        return True
+    return path == pattern or path.startswith(pattern + "/") or fnmatch.fnmatchcase(path, pattern)
 
 
 def deps_digest(dep_manifests: list[Manifest]) -> str:
