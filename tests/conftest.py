@@ -122,6 +122,16 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(content))
 
 
+def git_init(root: Path) -> None:
+    """Make ``root`` a git repo with everything in it committed."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+        check=True,
+    )
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """Build a git repo from {path: text}; ``git=False`` leaves a plain folder."""
@@ -131,12 +141,7 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         root.mkdir()
         write_tree(root, files)
         if git:
-            subprocess.run(["git", "init", "-q", str(root)], check=True)
-            subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-            subprocess.run(
-                ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-                check=True,
-            )
+            git_init(root)
         return root
 
     return build

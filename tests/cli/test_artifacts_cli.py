@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, Server, write_tree
+from tests.conftest import Result, Server, git_init, write_tree
 from tests.storage.conftest import BUCKET, moto_server  # noqa: F401 - the S3 service fixture
 
 pytestmark = pytest.mark.service("prefect")
@@ -101,12 +101,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "data/sub/more.csv": "c\n3\n",
         },
     )
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-        check=True,
-    )
+    git_init(root)
     return root
 
 
