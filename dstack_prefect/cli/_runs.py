@@ -78,8 +78,8 @@ def _print_plain(rows: list[Any], verbose: bool) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tuple[Any, Path, RunOptions]:
-    from dstack_prefect.graph import build_plan  # noqa: PLC0415
+def _load_workflows(target: str) -> tuple[Any, Path]:
+    """The repo's workflows and root; (None, cwd) for provider mode outside a repo."""
     from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
 
     try:
@@ -87,11 +87,17 @@ def _load_plan(target: str, argv: list[str], run_name: str = "<run-name>") -> tu
     except NoWorkflowsError:
         if target not in PROVIDERS:
             raise
-        opts = split_run_options(argv, set())
-        return build_plan(None, target, opts.rest, run_name), Path.cwd(), opts
-    workflows = load_workflows(root)
-    opts = split_run_options(argv, set(workflows.by_name))
-    return build_plan(workflows, target, opts.rest, run_name), root, opts
+        return None, Path.cwd()
+    return load_workflows(root), root
+
+
+def _build(
+    workflows: Any, target: str, argv: list[str], run_name: str = "<run-name>"
+) -> tuple[Any, RunOptions]:
+    from dstack_prefect.graph import build_plan  # noqa: PLC0415
+
+    opts = split_run_options(argv, set(workflows.by_name) if workflows else set())
+    return build_plan(workflows, target, opts.rest, run_name), opts
 
 
 @app.command(
@@ -120,14 +126,15 @@ def run(
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     settings = get_settings()
-    draft, _, _ = _load_plan(workflow, list(ctx.args))  # YAML mistakes show before the server starts
+    workflows, root = _load_workflows(workflow)  # YAML mistakes show before the server starts
+    draft, _ = _build(workflows, workflow, list(ctx.args))
     _check_steps(draft, docker)  # a step that cannot run here fails before anything runs
     already = os.environ.get("PREFECT_API_URL")
     info = ensure_server(settings)
     if not already:
         err_console.print(f"[dim]Prefect UI: {info.ui_url}[/]", highlight=False)
     api = PrefectAPI(info.url)
-    plan, root, opts = _load_plan(workflow, list(ctx.args), allocate_name(api))
+    plan, opts = _build(workflows, workflow, list(ctx.args), allocate_name(api))
     options = {
         "executor": "docker" if docker else settings.executor,
         "rerun": opts.rerun,
