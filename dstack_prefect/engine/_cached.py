@@ -16,7 +16,7 @@ from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._cache import Decision
-from dstack_prefect.engine._runs import set_run_tag
+from dstack_prefect.engine._runs import STEP_NOTE_LOGGER, set_run_tag, step_logger_name
 from dstack_prefect.graph import Plan
 from dstack_prefect.storage import ArtifactStore
 
@@ -57,7 +57,7 @@ def record_cached_run(
         )
         records.append(
             {
-                "name": "prefect.task_runs.dstack.note",
+                "name": step_logger_name(STEP_NOTE_LOGGER, step.name),
                 "level": 20,
                 "message": f"reusing {step.name} from run {source.run} ({decisions[step.name].reason})",
                 "timestamp": datetime.now(UTC).isoformat(),

@@ -34,7 +34,13 @@ from dstack_prefect.engine import _artifacts as artifacts
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._cache import decide, fingerprint
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
-from dstack_prefect.engine._runs import set_run_tag
+from dstack_prefect.engine._runs import (
+    RUN_NOTE_LOGGER,
+    STEP_NOTE_LOGGER,
+    STEP_OUTPUT_LOGGER,
+    set_run_tag,
+    step_logger_name,
+)
 from dstack_prefect.engine._runtime import Runtime, host_env
 from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
@@ -46,11 +52,6 @@ from dstack_prefect.settings import get_settings
 from dstack_prefect.storage import ArtifactStore, Manifest
 
 FLOW_NAME = "dstack-run"
-OUTPUT_LOGGER = "prefect.task_runs.dstack"
-"""Step output lines go to this logger; `dstack logs` shows only these (and dstack's notes)."""
-NOTE_LOGGER = "prefect.flow_runs.dstack"
-STEP_NOTE_LOGGER = "prefect.task_runs.dstack.note"
-"""dstack's own lines about a run (reuse decisions, ports, errors): shown dimmed by the CLI."""
 
 _RUNTIMES: dict[str, Runtime] = {}
 
@@ -87,7 +88,9 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out."""
     rt = _RUNTIMES[flow_run_id]
     step = rt.plan.step(step_name)
-    notes = _logger(STEP_NOTE_LOGGER, getattr(get_run_logger(), "extra", None) or {})
+    notes = _logger(
+        step_logger_name(STEP_NOTE_LOGGER, step_name), getattr(get_run_logger(), "extra", None) or {}
+    )
     if rt.stop_mode:
         return Cancelled(name=STOPPED, message="stopped before it started")
     deps = [rt.results[u] for u in step.upstream if u in rt.results]
@@ -144,7 +147,7 @@ def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
 
 def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any) -> StepResult:
     """Run the step's commands with its executor; every output line becomes a Prefect log."""
-    out = _logger(OUTPUT_LOGGER, notes.extra or {})
+    out = _logger(step_logger_name(STEP_OUTPUT_LOGGER, step.name), notes.extra or {})
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
@@ -249,7 +252,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     ctx = FlowRunContext.get()
     assert ctx is not None and ctx.flow_run is not None
     flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
-    notes = _logger(NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
+    notes = _logger(RUN_NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
     try:
         the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
     except DstackError as exc:

@@ -26,8 +26,28 @@ from dstack_prefect.errors import DstackError, RunStateError
 from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
 
-OUTPUT_LOGGERS = ("prefect.task_runs.dstack", "prefect.flow_runs.dstack", "prefect.task_runs.dstack.note")
-"""Step output, then dstack's notes (run level, step level): all `dstack logs` shows."""
+STEP_OUTPUT_LOGGER = "prefect.task_runs.dstack.out"
+"""Step output lines go to `<this>.<step>`: the step's name travels in the record itself, because
+task runs reach the API only when the server has recorded their events (eventually)."""
+STEP_NOTE_LOGGER = "prefect.task_runs.dstack.note"
+"""dstack's own lines about a step (reuse decisions, ports, errors), on `<this>.<step>`."""
+RUN_NOTE_LOGGER = "prefect.flow_runs.dstack"
+"""dstack's own lines about the run as a whole."""
+
+
+def step_logger_name(base: str, step: str) -> str:
+    return f"{base}.{step}"
+
+
+def classify_logger(name: str) -> tuple[bool, str] | None:
+    """(is a note, step; "" for the run) for dstack's loggers; None for anything else
+    (Prefect's own lines), which `dstack logs` does not show."""
+    if name == RUN_NOTE_LOGGER:
+        return True, ""
+    for base, note in ((STEP_OUTPUT_LOGGER, False), (STEP_NOTE_LOGGER, True)):
+        if name.startswith(base + "."):
+            return note, name[len(base) + 1 :]
+    return None
 
 
 @dataclass
@@ -156,15 +176,6 @@ class LogReader:
         self.flow_run_id = flow_run_id
         self.after = since
         self.seen: set[str] = set()
-        self.task_names: dict[str, str] = {}
-
-    def _step_of(self, task_run_id: str | None) -> str:
-        if not task_run_id:
-            return ""
-        if task_run_id not in self.task_names:
-            for tr in self.api.task_runs(self.flow_run_id):
-                self.task_names[tr["id"]] = tr["name"]
-        return self.task_names.get(task_run_id, "")
 
     def read(self) -> list[LogLine]:
         lines: list[LogLine] = []
@@ -172,15 +183,17 @@ class LogReader:
         while True:
             page = self.api.logs(self.flow_run_id, after=self.after, offset=offset)
             for rec in page:
-                if rec["id"] in self.seen or rec.get("name") not in OUTPUT_LOGGERS:
+                kind = classify_logger(rec.get("name") or "")
+                if rec["id"] in self.seen or kind is None:
                     continue
                 self.seen.add(rec["id"])
+                note, step = kind
                 lines.append(
                     LogLine(
-                        step=self._step_of(rec.get("task_run_id")),
+                        step=step,
                         message=rec["message"],
                         timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
-                        note=rec.get("name") != OUTPUT_LOGGERS[0],
+                        note=note,
                     )
                 )
             if len(page) < 200:

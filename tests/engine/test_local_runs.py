@@ -150,13 +150,15 @@ class TestAttachedRun:
         name = submitted_name(res.out)
         wait_finished(api, name)
         fr = api.flow_run_by_name(name)
-        names = {t["id"]: t["name"] for t in api.task_runs(fr["id"])}
 
         def by_step() -> dict[str, list[str]]:
+            names = {t["id"]: t["name"] for t in api.task_runs(fr["id"])}
             out: dict[str, list[str]] = {}
             for rec in api.logs(fr["id"]):
-                if rec["name"] == "prefect.task_runs.dstack":
-                    out.setdefault(names.get(rec["task_run_id"], "?"), []).append(rec["message"])
+                if rec["name"].startswith("prefect.task_runs.dstack.out."):
+                    step = names.get(rec["task_run_id"], "?")
+                    assert rec["name"] == f"prefect.task_runs.dstack.out.{step}"
+                    out.setdefault(step, []).append(rec["message"])
             return out
 
         got = wait_until(lambda: (g := by_step()) and len(g.get("d", [])) == 1 and g, 20)
