@@ -93,12 +93,19 @@ def _read_state(settings: Settings) -> ServerInfo | None:
     return ServerInfo(url=data["url"], pid=data.get("pid"), managed=True)
 
 
+def client_env(url: str, settings: Settings) -> dict[str, str]:
+    """This process's environment pointed at ``url``, as commands and runs see it."""
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = url
+    env.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+    return env
+
+
 def _configure_client_env(url: str, settings: Settings) -> None:
     """Point this process (and its children) at ``url`` before prefect is imported."""
-    os.environ["PREFECT_API_URL"] = url
-    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+    os.environ.update(client_env(url, settings))
 
 
 def status(settings: Settings | None = None) -> ServerInfo | None:
@@ -167,6 +174,10 @@ def _start(settings: Settings) -> ServerInfo:
             start_new_session=True,
             close_fds=True,
         )
+    from dstack_prefect.engine._launcher import start_launcher  # noqa: PLC0415 - it imports this module
+
+    # The warm launcher imports prefect while the server boots: the first run finds it ready.
+    start_launcher(settings, proc.pid, env=client_env(url, settings))
     deadline = time.monotonic() + settings.server_start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -197,7 +208,10 @@ def _kill_group(pid: int, grace: float = 10.0) -> None:
 
 def stop(settings: Settings | None = None) -> bool:
     """Stop the local server dstack started. False when none was running."""
+    from dstack_prefect.engine._launcher import stop_launcher  # noqa: PLC0415 - it imports this module
+
     settings = settings or get_settings()
+    stop_launcher(settings)
     info = _read_state(settings)
     if info is None or info.pid is None or not pid_alive(info.pid):
         _state_file(settings).unlink(missing_ok=True)

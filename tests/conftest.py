@@ -61,7 +61,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     from dstack_prefect.settings import Settings
 
     home = tmp_path_factory.mktemp("dstack-home")
-    settings = Settings(home=home, server_start_timeout=180)
+    settings = Settings.from_env({"home": home, "server_start_timeout": 180})
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PREFECT_")}
     try:
         info = srv._start(settings)

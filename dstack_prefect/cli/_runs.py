@@ -143,7 +143,7 @@ def run(
     }
     if not opts.rerun and _record_if_all_reused(api, plan, root, options, settings):
         return
-    launched = launch(plan, root, options, settings)  # the run's process cleans up leftovers
+    launched = launch(api, plan, root, options, settings, managed=info.managed)
     fr = api.flow_run(launched.flow_run_id) or {}
     console.print(_runs_table([run_row(fr)], verbose=False)) if fr else None
     if detach:
@@ -469,12 +469,17 @@ def server_start() -> None:
     Example: dstack server start
     """
     from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
+    from dstack_prefect.engine._launcher import start_launcher, wait_launcher  # noqa: PLC0415
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
-    info = ensure_server()
+    settings = get_settings()
+    info = ensure_server(settings)
     with PrefectAPI(info.url) as api:
-        cleanup_leftovers(api, get_settings())
+        cleanup_leftovers(api, settings)
+    if info.managed:  # warm: the next `dstack run` skips `import prefect`
+        start_launcher(settings, info.pid)
+        wait_launcher(settings, timeout=30)
     console.print(f"Prefect server: {info.url}  UI: {info.ui_url}")
 
 
@@ -495,13 +500,17 @@ def server_stop() -> None:
 def server_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
 ) -> None:
-    """Say which Prefect server dstack uses and whether it is up.
+    """Say which Prefect server dstack uses, whether it is up, and whether the warm launcher
+    (which starts runs without paying `import prefect`) serves beside the local one.
 
     Example: dstack server status --json
     """
+    from dstack_prefect.engine._launcher import launcher_pid  # noqa: PLC0415
     from dstack_prefect.server import status  # noqa: PLC0415
 
-    info = status()
+    settings = get_settings()
+    info = status(settings)
+    launcher = launcher_pid(settings)
     if as_json:
         print(
             json.dumps(
@@ -509,6 +518,7 @@ def server_status(
                     "up": info is not None,
                     "url": info.url if info else None,
                     "managed": bool(info and info.managed),
+                    "launcher": launcher is not None,
                 }
             )
         )
@@ -519,3 +529,5 @@ def server_status(
         console.print(
             f"{'Local' if info.managed else 'External'} Prefect server: {info.url}  UI: {info.ui_url}"
         )
+        if launcher is not None:
+            console.print(f"Warm launcher: pid {launcher}")

@@ -1,7 +1,7 @@
-"""`python -m dstack_prefect.engine FLOW_RUN_ID`: run an existing dstack flow run here."""
+"""`python -m dstack_prefect.engine FLOW_RUN_ID`: supervise an existing dstack flow run here."""
 
 import sys
 
-from dstack_prefect.engine._launch import run_existing
+from dstack_prefect.engine._launch import supervisor_main
 
-run_existing(sys.argv[1])
+supervisor_main(sys.argv[1])

@@ -1,10 +1,10 @@
 """The run flow: one Prefect flow run per dstack run, one task run per step.
 
-The flow body is self-contained, so it behaves the same in the detached supervisor that
-`dstack run` forks and under a Prefect worker that picked up an API-triggered run: it starts
-its reaper and cancel watcher, checks every step's resources before anything runs, schedules
-steps as their deps finish, and returns the run's final state (Done, Failed with the step and
-exit code, Stopped, Aborted).
+The flow body is self-contained, so it behaves the same in the detached supervisor of
+`dstack run` (forked by the warm launcher, or a fresh interpreter) and under a Prefect worker
+that picked up an API-triggered run: it starts its reaper and cancel watcher, checks every
+step's resources before anything runs, schedules steps as their deps finish, and returns the
+run's final state (Done, Failed with the step and exit code, Stopped, Aborted).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import os
 import queue
 import re
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -54,6 +55,7 @@ from dstack_prefect.storage import ArtifactStore, Manifest
 FLOW_NAME = "dstack-run"
 
 _RUNTIMES: dict[str, Runtime] = {}
+T = TypeVar("T")
 
 
 def resolve_step_secrets(step: Step) -> tuple[Step, list[str]]:
@@ -276,6 +278,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     _RUNTIMES[flow_run_id] = rt
     watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)
     watcher.start()
+    results = _in_background(result_storage, rt.store)  # API calls, beside the snapshot copy
     try:
         for step in the_plan.steps:
             rt.executor_for(step).check(step)
@@ -285,7 +288,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             copy_snapshot(take_snapshot(rt.repo_root), tmp)
             tmp.rename(rt.code_dir)
         rt.prepare_reuse()
-        state = _schedule(rt, notes)
+        state = _schedule(rt, notes, results)
         tag = options.get("tag")
         if tag and state.is_completed():
             rt.store.add_tag(tag, run_name, the_plan.target, overwrite=True)
@@ -317,22 +320,56 @@ def result_storage(store: ArtifactStore) -> Any:
         block: Any = RemoteFileSystem(basepath=url.rstrip("/") + "/results", settings=store.storage_options)
     else:
         block = LocalFileSystem(basepath=str(Path(url.removeprefix("file://")) / "results"))
+    try:  # one call when an earlier run saved it (same name, same basepath), else save it
+        return type(block).load(name)  # the saved instance: tasks need no API call per slug
+    except Exception:  # noqa: BLE001 - not saved yet (or changed): save it below
+        pass
     try:
         block.save(name, overwrite=True)
     except Exception:  # noqa: BLE001 - results are a convenience; the store holds the manifests
         return None
-    return block  # the saved instance: tasks need no API call to resolve a slug
+    return block
 
 
-def _schedule(rt: Runtime, notes: Any) -> State:
+def _in_background(fn: Callable[..., T], *args: Any) -> Callable[[], T | None]:
+    """Start ``fn(*args)`` in a thread; the returned callable waits for its result."""
+    box: dict[str, T] = {}
+
+    def target() -> None:
+        box["value"] = fn(*args)
+
+    thread = threading.Thread(target=target, name="dstack-background", daemon=True)
+    thread.start()
+
+    def result() -> T | None:
+        thread.join()
+        return box.get("value")
+
+    return result
+
+
+def critical_first(plan: Plan) -> list[str]:
+    """The plan's steps, those with the longest chain of dependents after them first (ties in
+    plan order): when slots are short, the step that holds up the most work starts first, as a
+    list scheduler does (a plain topological order can leave the critical chain waiting)."""
+    below: dict[str, int] = {}
+    for step in reversed(plan.steps):  # dependents come later in the plan's order
+        below.setdefault(step.name, 0)
+        for up in step.upstream:
+            below[up] = max(below.get(up, 0), below[step.name] + 1)
+    order = {s.name: i for i, s in enumerate(plan.steps)}
+    return sorted(order, key=lambda n: (-below[n], order[n]))
+
+
+def _schedule(rt: Runtime, notes: Any, pending_results: Callable[[], Any]) -> State:
     plan = rt.plan
     futures: dict[str, PrefectFuture[Any]] = {}
     finished: queue.Queue[str] = queue.Queue()
     outcome: dict[str, str] = {}  # step -> "ok" | "failed" | "stopped" | "skipped"
     messages: dict[str, str] = {}
-    waiting = [s.name for s in plan.steps]
+    waiting = critical_first(plan)
 
-    results = result_storage(rt.store)
+    results = pending_results()
 
     def submit(step: Step, wait_for: list[PrefectFuture[Any]] | None = None) -> None:
         t = run_step.with_options(

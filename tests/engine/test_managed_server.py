@@ -1,0 +1,168 @@
+"""The embedded default: no PREFECT_API_URL, so dstack starts its own Prefect server and the
+warm launcher beside it, reuses both, and stops both.
+
+Each module-level server here is a real `prefect server start` under a temp DSTACK_HOME,
+driven only through the `dstack` CLI as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine import PrefectAPI, run_row
+from tests.conftest import Result, wait_until
+from tests.engine.test_local_runs import marker_processes
+
+pytestmark = pytest.mark.service("prefect")
+
+WORKFLOWS = """
+workflows:
+  - name: env-check
+    provider: bash
+    env:
+      - TOKEN=${{ secrets.TOKEN }}
+    commands:
+      - test "$TOKEN" = "s3cret" && echo "token-ok"
+      - echo "var=$CALLER_VAR"
+      - caller-tool
+  - name: sleeper
+    provider: bash
+    commands:
+      - sleep 300
+"""
+
+
+@dataclass
+class Embedded:
+    home: Path
+    repo: Path
+    bin: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DSTACK_", "PREFECT_"))}
+        env.update({"DSTACK_HOME": str(self.home), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env.update(extra)
+        return env
+
+    def dstack(self, *args: str, **extra: str) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dstack_prefect", *args],
+            cwd=self.repo,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=240,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def api(self) -> PrefectAPI:
+        return PrefectAPI(json.loads((self.home / "server.json").read_text())["url"])
+
+    def supervisor_log(self, run: str) -> str:
+        return (self.home / "runs" / run / "supervisor.log").read_text()
+
+
+def home_processes(home: Path) -> list[int]:
+    """Pids of processes started for ``home`` (the server, the launcher, supervisors)."""
+    return marker_processes(str(home))
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
+    root = tmp_path_factory.mktemp("embedded")
+    repo = root / "repo"
+    (repo / ".dstack").mkdir(parents=True)
+    (repo / ".dstack" / "workflows.yaml").write_text(WORKFLOWS)
+    tools = root / "bin"
+    tools.mkdir()
+    (tools / "caller-tool").write_text("#!/bin/sh\necho caller-tool-ran\n")
+    (tools / "caller-tool").chmod(0o755)
+    emb = Embedded(home=root / "home", repo=repo, bin=tools)
+    started = emb.dstack("server", "start")
+    assert started.code == 0, started.text
+    yield emb
+    emb.dstack("server", "stop")
+
+
+def run_name(res: Result) -> str:
+    line = next(ln for ln in res.out.splitlines() if ln.split() and ln.split()[0].count("-") == 2)
+    return line.split()[0]
+
+
+def test_runs_get_the_callers_environment_through_the_warm_launcher(embedded: Embedded) -> None:
+    """A run forked by the warm launcher sees the caller's PATH, variables and secrets."""
+    res = embedded.dstack(
+        "run", "env-check", "--rerun", CALLER_VAR="from-the-shell", DSTACK_SECRET_TOKEN="s3cret"
+    )
+
+    assert res.code == 0, res.text
+    assert "token-ok" in res.out
+    assert "var=from-the-shell" in res.out
+    assert "caller-tool-ran" in res.out
+    assert "s3cret" not in res.text
+    assert "forked by the warm launcher" in embedded.supervisor_log(run_name(res))
+
+
+def test_another_prefect_setting_gets_a_fresh_interpreter(embedded: Embedded) -> None:
+    """A caller with other PREFECT_* settings is not served by the launcher (prefect read its
+    settings at import); its run still works, and the launcher goes on serving the others."""
+    other = embedded.dstack(
+        "run", "env-check", "--rerun", DSTACK_SECRET_TOKEN="s3cret", PREFECT_LOGGING_LEVEL="DEBUG"
+    )
+    again = embedded.dstack("run", "env-check", "--rerun", DSTACK_SECRET_TOKEN="s3cret")
+
+    assert other.code == 0, other.text
+    assert "token-ok" in other.out
+    assert "forked by the warm launcher" not in embedded.supervisor_log(run_name(other))
+    assert again.code == 0, again.text
+    assert "forked by the warm launcher" in embedded.supervisor_log(run_name(again))
+
+
+def test_killing_a_forked_supervisor_crashes_the_run_without_orphans(embedded: Embedded) -> None:
+    """SIGKILL of a launcher-forked supervisor ends the run Crashed; its step dies with it."""
+    res = embedded.dstack("run", "sleeper", "-d")
+    name = run_name(res)
+    wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
+    assert "forked by the warm launcher" in embedded.supervisor_log(name)
+    pid = int((embedded.home / "runs" / name / "supervisor.pid").read_text())
+
+    os.kill(pid, signal.SIGKILL)
+
+    with embedded.api() as api:
+
+        def crashed() -> Any:
+            fr = api.flow_run_by_name(name)
+            return fr if run_row(fr).status == "failed" else None
+
+        assert wait_until(crashed, 60)["state"]["type"] == "CRASHED"
+    wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+
+def test_server_stop_stops_the_server_and_the_launcher(tmp_path: Path) -> None:
+    """`server start` brings up the server and the launcher; `server stop` leaves no process."""
+    emb = Embedded(home=tmp_path / "home", repo=tmp_path, bin=tmp_path)
+
+    started = emb.dstack("server", "start")
+    status = json.loads(emb.dstack("server", "status", "--json").out)
+    up = home_processes(emb.home)
+    stopped = emb.dstack("server", "stop")
+
+    assert started.code == 0, started.text
+    assert "UI: http://127.0.0.1:" in started.out
+    assert status == {"up": True, "url": status["url"], "managed": True, "launcher": True}
+    assert len(up) >= 2  # the server and the launcher
+    assert stopped.code == 0, stopped.text
+    wait_until(lambda: home_processes(emb.home) == [], 20)
+    assert json.loads(emb.dstack("server", "status", "--json").out)["up"] is False
