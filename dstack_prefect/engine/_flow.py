@@ -35,6 +35,7 @@ from dstack_prefect.engine import _artifacts as artifacts
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._cache import decide, fingerprint
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
+from dstack_prefect.engine._relay import open_relays
 from dstack_prefect.engine._runs import (
     RUN_NOTE_LOGGER,
     STEP_NOTE_LOGGER,
@@ -164,8 +165,13 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
             line = line.replace(v, "***")
         out.info(line)
 
+    locals_ = [spec.local_port for spec in step.ports]
+    relays = open_relays(locals_, ports) if executor.host_network else []
     for i, port in enumerate(ports):
-        notes.info(f"port {i}: http://127.0.0.1:{port}")
+        local = locals_[i] or port
+        notes.info(
+            f"port {i}: http://127.0.0.1:{local}" + (f" (the app's port {port})" if local != port else "")
+        )
     job = StepJob(
         run_name=rt.run_name,
         step=step_for_run,
@@ -176,7 +182,12 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
         ports=ports,
         labels={"dstack.run": rt.run_name, "dstack.step": step.name, "dstack.flow-run-id": flow_run_id},
     )
-    handle = executor.start(job)
+    try:
+        handle = executor.start(job)
+    except BaseException:
+        for relay in relays:
+            relay.close()
+        raise
     if rt.reaper is not None:
         rt.reaper.tell(_reaper_line(handle.identifier))
     with rt.lock:
@@ -187,6 +198,8 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
     try:
         return executor.wait(handle)
     finally:
+        for relay in relays:
+            relay.close()
         with rt.lock:
             rt.handles.pop(step.name, None)
         if rt.reaper is not None:

@@ -66,6 +66,9 @@ class Executor(abc.ABC):
     """Runs one step's commands somewhere and streams their output."""
 
     name: str = "executor"
+    host_network: bool = True
+    """True when a step's ports are this machine's ports (the engine relays "APP:LOCAL"
+    mappings itself); False when the executor publishes them (a container's own network)."""
 
     def check(self, step: Step) -> None:  # noqa: B027 - optional hook
         """Raise ResourcesUnavailableError / ExecutorUnavailableError if ``step`` cannot run here."""

@@ -94,7 +94,7 @@ def container_kwargs(
     ``image`` defaults to :func:`step_image`; ``user`` to this process's uid:gid (runtime-image
     steps run as it, so what they write in the workdir stays the user's; docker-provider steps
     run as their image's user). ``network_mode`` other than host publishes ``job.ports`` on
-    127.0.0.1 under the same numbers.
+    127.0.0.1, each at its "APP:LOCAL" local port, else under the same number.
     """
     step = job.step
     uid, gid = user if user is not None else (os.getuid(), os.getgid())
@@ -141,7 +141,8 @@ def container_kwargs(
             request["count"] = res.gpu.count
         kwargs["device_requests"] = [request]
     if network_mode != "host" and job.ports:
-        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in job.ports}
+        local = [spec.local_port for spec in step.ports] + [None] * len(job.ports)
+        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", local[i] or p) for i, p in enumerate(job.ports)}
     return kwargs
 
 
@@ -187,6 +188,7 @@ class DockerExecutor(Executor):
         self.runtime_image = runtime_image
         self.cuda_runtime_image = cuda_runtime_image
         self.network_mode = network_mode
+        self.host_network = network_mode == "host"
         self.user = user if user is not None else (os.getuid(), os.getgid())
         self._client = client
         self._own_client = client is None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,67 @@ class TestAttachedRun:
         assert got["a"] == ["a-out"]
         assert got["d"] == ["d-out"]
         assert [m.split()[0] for m in got["b"]] == ["start", "end"]
+
+
+class TestPorts:
+    def test_an_app_local_mapping_answers_on_the_local_port_while_attached(
+        self, make_repo: Any, prefect_server: Server, dstack_home: Path, api: PrefectAPI
+    ) -> None:
+        """`ports: ["APP:LOCAL"]`: the app binds $PORT_0 = APP, the CLI prints LOCAL's URL, and
+        LOCAL answers with the app's content until the run stops."""
+        app, local = free_port(), free_port()
+        repo = make_repo(
+            {
+                ".dstack/workflows.yaml": f"""
+workflows:
+  - name: serve
+    provider: bash
+    ports: ["{app}:{local}"]
+    commands:
+      - echo "app-page" > page.txt
+      - python3 -m http.server $PORT_0 --bind 127.0.0.1
+"""
+            }
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dstack_prefect", "run", "serve"],
+            cwd=repo,
+            env=prefect_server.env(dstack_home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def printed_url() -> str | None:
+                line = proc.stderr.readline() if proc.stderr else ""
+                m = re.search(r"http://127\.0\.0\.1:\d+", line)
+                return m.group(0) if m else None
+
+            address = wait_until(printed_url, 90, interval=0)
+
+            def page() -> bytes | None:
+                try:
+                    with urllib.request.urlopen(f"{address}/page.txt", timeout=2) as resp:
+                        return bytes(resp.read())
+                except OSError:
+                    return None
+
+            assert address == f"http://127.0.0.1:{local}"
+            assert wait_until(page, 60) == b"app-page\n"
+        finally:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C with no terminal to answer the prompt: stop
+            proc.wait(timeout=60)
+        name = next(fr["name"] for fr in api.flow_runs(limit=5) if "workflow:serve" in fr["tags"])
+        assert wait_finished(api, name).status == "stopped"
+        assert page() is None  # the relay closed with the step
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class TestDetachedRuns:

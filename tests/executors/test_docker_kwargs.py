@@ -9,7 +9,7 @@ import pytest
 from dstack_prefect.executors import StepJob
 from dstack_prefect.executors.docker import LineBuffer, container_kwargs, step_command
 from dstack_prefect.graph import Step
-from dstack_prefect.graph._plan import GpuRequest, Resources
+from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
 
 def job(step: Step, **kw: object) -> StepJob:
@@ -89,6 +89,16 @@ class TestLimitsAndLayout:
         )
 
         assert {"3001/tcp": ("127.0.0.1", 3001)} == kwargs["ports"]
+
+    def test_an_app_local_mapping_publishes_the_app_port_at_the_local_one(self) -> None:
+        """`ports: ["8000:3001", 9000]` off host networking: 8000 at 127.0.0.1:3001, 9000 as is."""
+        step = Step(
+            name="t", commands=["true"], ports=[PortSpec(port=8000, local_port=3001), PortSpec(port=9000)]
+        )
+
+        kwargs = container_kwargs(job(step, ports=[8000, 9000]), image="img", network_mode="bridge")
+
+        assert {"8000/tcp": ("127.0.0.1", 3001), "9000/tcp": ("127.0.0.1", 9000)} == kwargs["ports"]
 
 
 class TestCommand:
