@@ -16,10 +16,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dstack_prefect.errors import ArtifactNotFoundError
 from dstack_prefect.graph import Plan, Step
 from dstack_prefect.storage import ArtifactStore, Manifest
 
@@ -144,11 +146,78 @@ def decide(
 
 
 def done_manifests(store: ArtifactStore, repo_id: str) -> dict[str, list[Manifest]]:
-    """Every done step manifest of the repo, by workflow, newest first (one store listing)."""
+    """Every done step manifest of the repo, by workflow, newest first (reads every manifest)."""
     by_workflow: dict[str, list[Manifest]] = {}
     for m in store.find_manifests(None, _done(repo_id)):
         by_workflow.setdefault(m.workflow or m.step, []).append(m)
     return by_workflow
+
+
+LATEST = "latest"
+
+
+def _scope(repo_id: str, workflow: str) -> tuple[str, str, str]:
+    return ("reuse", repo_id, workflow)
+
+
+def record_done(store: ArtifactStore, manifest: Manifest) -> None:
+    """Index a done step manifest (run or reused) for later decisions: as its workflow's latest,
+    and under its cache key. Written after the manifest: a crash between loses a reuse, never
+    points at nothing that was not there."""
+    repo_id = manifest.extra.get("repo_id")
+    if manifest.extra.get("status") != "done" or not isinstance(repo_id, str):
+        return
+    scope = _scope(repo_id, manifest.workflow or manifest.step)
+    store.set_pointer(scope, LATEST, manifest)
+    key = manifest.extra.get("cache_key")
+    if isinstance(key, str):
+        store.set_pointer(scope, f"key-{key}", manifest)
+
+
+class History:
+    """The done manifests a decision needs, through the store's index: a workflow's latest and
+    the one with the step's cache key; two or three reads however long the history is.
+
+    Falls back to reading every manifest of the store once (then memoized) where the index
+    cannot answer: a workflow with no pointer yet (never run, or a store written before the
+    index) or a pointer to a run removed since. Thread-safe: steps decide in parallel.
+    """
+
+    def __init__(self, store: ArtifactStore, repo_id: str) -> None:
+        self.store = store
+        self.repo_id = repo_id
+        self._scan: dict[str, list[Manifest]] | None = None
+        self._lock = threading.Lock()
+
+    def _scanned(self, workflow: str) -> list[Manifest]:
+        with self._lock:
+            if self._scan is None:
+                self._scan = done_manifests(self.store, self.repo_id)
+            return self._scan.get(workflow, [])
+
+    def _follow(self, workflow: str, name: str) -> Manifest | bool | None:
+        """The manifest ``name`` points at; None when there is no pointer; False when it
+        points at a manifest that is gone."""
+        target = self.store.read_pointer(_scope(self.repo_id, workflow), name)
+        if target is None:
+            return None
+        try:
+            return self.store.get_manifest(*target)
+        except ArtifactNotFoundError:
+            return False
+
+    def candidates(self, workflow: str, key: str | None) -> list[Manifest]:
+        """Newest first: the workflow's latest done manifest, then the one with ``key`` if
+        that is another (what `decide` reads: the first for --reuse and for why, any match)."""
+        latest = self._follow(workflow, LATEST)
+        if not isinstance(latest, Manifest):
+            return self._scanned(workflow)
+        if key is None or latest.extra.get("cache_key") == key:
+            return [latest]
+        keyed = self._follow(workflow, f"key-{key}")
+        if keyed is False:
+            return self._scanned(workflow)
+        return [latest, keyed] if isinstance(keyed, Manifest) else [latest]
 
 
 def plan_decisions(
@@ -170,7 +239,7 @@ def plan_decisions(
     snap = take_snapshot(repo_root)
     code = hash_files(snap.root, snap.files)
     repo_id = repo_identity(repo_root)
-    done = done_manifests(store, repo_id)
+    history = History(store, repo_id)
     decisions: dict[str, Decision] = {}
     for step in plan.steps:
         ups = [decisions[u] for u in step.upstream if u in decisions]
@@ -186,6 +255,6 @@ def plan_decisions(
             repo_id=repo_id,
             force=force,
             reuse_latest=reuse,
-            candidates=done.get(step.name, []),
+            candidates=[] if force else history.candidates(step.name, fp.key if fp else None),
         )
     return decisions

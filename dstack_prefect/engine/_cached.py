@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
-from dstack_prefect.engine._cache import Decision
+from dstack_prefect.engine._cache import Decision, record_done
 from dstack_prefect.engine._runs import STEP_NOTE_LOGGER, set_run_tag, step_logger_name
 from dstack_prefect.graph import Plan
 from dstack_prefect.storage import ArtifactStore
@@ -49,7 +49,9 @@ def record_cached_run(
     for step in plan.steps:
         source = decisions[step.name].manifest
         assert source is not None
-        store.copy_manifest(source, name, {"reused_from": source.run, "flow_run_id": fr["id"]})
+        record_done(
+            store, store.copy_manifest(source, name, {"reused_from": source.run, "flow_run_id": fr["id"]})
+        )
         tr = api.create_task_run(
             fr["id"],
             step.name,

@@ -33,7 +33,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from dstack_prefect.engine import _artifacts as artifacts
 from dstack_prefect.engine._api import PrefectAPI
-from dstack_prefect.engine._cache import decide, fingerprint
+from dstack_prefect.engine._cache import decide, fingerprint, record_done
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
 from dstack_prefect.engine._relay import open_relays
 from dstack_prefect.engine._runs import (
@@ -99,14 +99,16 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     deps = [rt.results[u] for u in step.upstream if u in rt.results]
     deps += artifacts.tag_manifests(rt.store, step)
     fp = fingerprint(step, rt.code_hashes, deps)
+    force = rt.forced(step.name)
+    assert rt.history is not None
     decision = decide(
         rt.store,
         step,
         fp,
         repo_id=rt.repo_id,
-        force=rt.forced(step.name),
+        force=force,
         reuse_latest=bool(rt.options.get("reuse")),
-        candidates=rt.done.get(step.name, []),
+        candidates=[] if force else rt.history.candidates(step.name, fp.key),
     )
     if decision.action == "reuse" and decision.manifest is not None:
         source = decision.manifest
@@ -114,6 +116,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         reused = rt.store.copy_manifest(
             source, rt.run_name, {"reused_from": source.run, "flow_run_id": flow_run_id}
         )
+        record_done(rt.store, reused)
         rt.results[step.name] = source  # dependents read the original: errors name the run that made it
         _manifest_artifact(rt, step, reused)
         return Completed(name="Cached", data=reused.model_dump(mode="json"))
@@ -135,6 +138,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     status = "stopped" if stopped else "done"
     extra = {"repo_id": rt.repo_id, "flow_run_id": flow_run_id, **fp.extra()}
     manifest = artifacts.save(rt.store, rt.run_name, step, workdir, status, extra)
+    record_done(rt.store, manifest)  # only a done one: a stopped step is never reused
     artifacts.save_caches(rt.store, rt.repo_id, step, workdir)
     _manifest_artifact(rt, step, manifest)
     if stopped:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dstack_prefect.engine._artifacts import repo_identity
-from dstack_prefect.engine._cache import done_manifests
+from dstack_prefect.engine._cache import History
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
@@ -113,13 +113,13 @@ class Runtime:
         self.store = ArtifactStore(settings.store_url)
         self.repo_id: str = self.options.get("repo_id") or repo_identity(repo_root)
         self.code_hashes: dict[str, str] = {}
-        self.done: dict[str, list[Manifest]] = {}
+        self.history: History | None = None
 
     def prepare_reuse(self) -> None:
-        """Hash the code snapshot and read the repo's done manifests once, for every step."""
+        """Hash the code snapshot; open the repo's reuse history (read per step, by key)."""
         files = [p.relative_to(self.code_dir).as_posix() for p in self.code_dir.rglob("*") if p.is_file()]
         self.code_hashes = hash_files(self.code_dir, files)
-        self.done = done_manifests(self.store, self.repo_id)
+        self.history = History(self.store, self.repo_id)
 
     def mode(self) -> str | None:
         """The stop request now: None, "stop" or "abort" (set from the cancel watcher's thread)."""

@@ -9,6 +9,7 @@ is the shipped in-memory store for tests. Layout under the URL::
     manifests/<run>/<step>.json                   one step's Manifest, written last: the commit point
     tags/<tag>.json                               Tag: run, workflow, copies of the run's manifests
     cache/<repo_id>/<workflow>/<path-key>.json    Manifest of one cache folder (path-key: the path, %-quoted)
+    index/<scope...>/<name>.json                  a pointer {run, step} to a manifest (reuse lookups)
 
 Rules:
 

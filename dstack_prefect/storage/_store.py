@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -262,6 +263,27 @@ class ArtifactStore:
         self.get_tag(tag)
         with translate_errors(f"deleting tag {tag}"):
             self._b.rm([self._tag_key(tag)])
+
+    # pointers ----------------------------------------------------------------------------
+    def _pointer_key(self, scope: Sequence[str], name: str) -> str:
+        return self._b.key("index", *(_segment(part) for part in scope), _segment(name) + ".json")
+
+    def set_pointer(self, scope: Sequence[str], name: str, manifest: Manifest) -> None:
+        """Point ``scope``/``name`` at ``manifest``'s run and step (last writer wins): a lookup
+        that costs one read however many manifests the store holds."""
+        data = json.dumps({"run": manifest.run, "step": manifest.step}).encode()
+        with translate_errors(f"writing the pointer {'/'.join(scope)}/{name}"):
+            self._b.write_atomic(self._pointer_key(scope, name), data)
+
+    def read_pointer(self, scope: Sequence[str], name: str) -> tuple[str, str] | None:
+        """The (run, step) ``scope``/``name`` points at, or None when it was never set. The
+        manifest itself may be gone since (`dstack rm`): `get_manifest` says so."""
+        with translate_errors(f"reading the pointer {'/'.join(scope)}/{name}"):
+            try:
+                data = json.loads(self._b.read(self._pointer_key(scope, name)))
+            except FileNotFoundError:
+                return None
+        return str(data["run"]), str(data["step"])
 
     # cache folders ------------------------------------------------------------------------
     def _cache_key(self, repo_id: str, workflow: str, path: str) -> str:

@@ -176,6 +176,23 @@ class StoreContract:
 
         assert (tmp_path / "t/out/x").read_bytes() == b"same"
 
+    # pointers ---------------------------------------------------------------------------
+    def test_pointers_name_a_manifest_and_the_last_writer_wins(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A pointer reads back as (run, step), a second set moves it, an unset one is None;
+        odd scope parts (a URL-like repo id, a dot) stay one key segment each."""
+        first = _put_tree(store, tmp_path, run="run-1")
+        second = _put_tree(store, tmp_path, run="run-2")
+        scope = ("reuse", "git@github.com:org/repo.git", ".hidden")
+
+        store.set_pointer(scope, "latest", first)
+        before = store.read_pointer(scope, "latest")
+        store.set_pointer(scope, "latest", second)
+
+        assert before == ("run-1", "train")
+        assert store.read_pointer(scope, "latest") == ("run-2", "train")
+        assert store.read_pointer(scope, "key-abc") is None
+        assert store.read_pointer(("reuse", "other", ".hidden"), "latest") is None
+
     # tags -------------------------------------------------------------------------------
     def test_tags_add_list_delete(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A tag can be added, listed, read, refused twice without overwrite, and deleted."""
