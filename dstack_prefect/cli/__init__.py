@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dstack_prefect.cli import _artifacts, _docker, _runs, _spec  # noqa: F401 - registers commands in help order
+from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers commands in help order
 from dstack_prefect.cli._app import app
 
 

@@ -141,6 +141,7 @@ def run(
         "reuse": opts.reuse,
         "tag": opts.tag,
     }
+    _check_secrets(api, plan)  # a missing secret fails before anything runs
     if not opts.rerun and _record_if_all_reused(api, plan, root, options, settings):
         return
     launched = launch(api, plan, root, options, settings, managed=info.managed)
@@ -153,6 +154,21 @@ def run(
         return
     code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
+
+
+def _check_secrets(api: Any, plan: Any) -> None:
+    from dstack_prefect.engine._secrets import Secrets  # noqa: PLC0415
+    from dstack_prefect.graph import secret_refs  # noqa: PLC0415
+
+    names = sorted({name for step in plan.steps for name in secret_refs(step)})
+    secrets = Secrets(api)
+    missing = [n for n in names if f"DSTACK_SECRET_{n}" not in os.environ and not secrets.exists(n)]
+    if missing:
+        msg = f"the run needs secret(s) that are not set: {', '.join(missing)}"
+        hint = (
+            f"add each with `dstack secrets add {missing[0]}`, or set DSTACK_SECRET_{missing[0]} for the run"
+        )
+        raise DstackError(msg, hint=hint)
 
 
 def _record_if_all_reused(

@@ -38,6 +38,10 @@ class PrefectAPI:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        """One REST call: the decoded answer, None for 404; retries like Prefect's client."""
+        return self._call(method, path, json)
+
     def _call(self, method: str, path: str, json: Any = None) -> Any:
         for delay in (*RETRY_DELAYS, None):
             try:

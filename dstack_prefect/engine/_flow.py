@@ -44,6 +44,7 @@ from dstack_prefect.engine._runs import (
     step_logger_name,
 )
 from dstack_prefect.engine._runtime import Runtime, host_env
+from dstack_prefect.engine._secrets import Secrets
 from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
@@ -59,18 +60,31 @@ _RUNTIMES: dict[str, Runtime] = {}
 T = TypeVar("T")
 
 
-def resolve_step_secrets(step: Step) -> tuple[Step, list[str]]:
-    """Put secret values in place of ``${{ secrets.X }}`` (env, registry_auth), from DSTACK_SECRET_X.
+def secret_value(name: str) -> str | None:
+    """``DSTACK_SECRET_<NAME>`` from the environment that started the run, else the secret
+    stored with `dstack secrets add` (a Prefect Secret block); None when neither exists."""
+    value = os.environ.get(f"DSTACK_SECRET_{name}")
+    if value is not None:
+        return value
+    with PrefectAPI(str(PREFECT_API_URL.value())) as api:
+        return Secrets(api).get(name)
+
+
+def resolve_step_secrets(
+    step: Step, lookup: Callable[[str], str | None] = secret_value
+) -> tuple[Step, list[str]]:
+    """Put secret values in place of ``${{ secrets.X }}`` (env, registry_auth).
 
     Values exist only in this process and the step; logs mask them, the plan never holds them.
     """
     names: set[str] = set(secret_refs(step))
     values: dict[str, str] = {}
     for name in sorted(names):
-        value = os.environ.get(f"DSTACK_SECRET_{name}")
+        value = lookup(name)
         if value is None:
             msg = f"step '{step.name}': secret '{name}' is not set"
-            raise DstackError(msg, hint=f"set DSTACK_SECRET_{name} in the environment that starts the run")
+            hint = f"add it with `dstack secrets add {name}`, or set DSTACK_SECRET_{name} for the run"
+            raise DstackError(msg, hint=hint)
         values[name] = value
     if not values:
         return step, []

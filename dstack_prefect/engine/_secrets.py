@@ -1,0 +1,133 @@
+"""`dstack secrets`: secret values kept on the Prefect server as Secret blocks.
+
+A secret NAME (an environment-variable name) is the Secret block ``dstack-secret-<name>`` (lower
+case, ``_`` as ``-``): Prefect stores block data encrypted and shows the block in its UI, and a
+run started by a worker through the Prefect API reads it as a run started by `dstack run` does.
+At step start a ``${{ secrets.NAME }}`` reference takes ``DSTACK_SECRET_NAME`` from the
+environment that started the run first, then the block. Scope: the Prefect server (old dstack
+kept them per repo). Values never enter a plan, a log line (they are masked) or the store.
+
+REST only (no prefect import): the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.errors import DstackError, ServerError
+
+PREFIX = "dstack-secret-"
+BLOCK_TYPE = "secret"
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class SecretRow:
+    name: str
+    updated: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "updated": self.updated.isoformat() if self.updated else None}
+
+
+def block_name(name: str) -> str:
+    """The Secret block that holds secret ``name``."""
+    if not NAME_RE.match(name):
+        msg = f"'{name}' is not a valid secret name: use letters, digits and _, not starting with a digit"
+        raise DstackError(msg, hint="for example: dstack secrets add HF_TOKEN")
+    return PREFIX + name.lower().replace("_", "-")
+
+
+def secret_name(block: str) -> str:
+    return block.removeprefix(PREFIX).replace("-", "_").upper()
+
+
+class Secrets:
+    """Secrets on one Prefect server."""
+
+    def __init__(self, api: PrefectAPI) -> None:
+        self.api = api
+
+    def _block(self, name: str, *, values: bool = False) -> dict[str, Any] | None:
+        path = f"/block_types/slug/{BLOCK_TYPE}/block_documents/name/{quote(block_name(name))}"
+        doc: dict[str, Any] | None = self.api.call("GET", path + ("?include_secrets=true" if values else ""))
+        return doc
+
+    def list(self) -> list[SecretRow]:
+        body = {
+            "block_types": {"slug": {"any_": [BLOCK_TYPE]}},
+            "block_documents": {"name": {"like_": f"{PREFIX}%"}},
+            "limit": 200,
+        }
+        docs: list[dict[str, Any]] = self.api.call("POST", "/block_documents/filter", body) or []
+        return sorted(
+            (SecretRow(secret_name(d["name"]), _time(d.get("updated"))) for d in docs), key=lambda r: r.name
+        )
+
+    def exists(self, name: str) -> bool:
+        return self._block(name) is not None
+
+    def get(self, name: str) -> str | None:
+        """The value of secret ``name``; None when there is no such secret."""
+        doc = self._block(name, values=True)
+        if doc is None:
+            return None
+        value = (doc.get("data") or {}).get("value")
+        return value if isinstance(value, str) else None
+
+    def put(self, name: str, value: str) -> bool:
+        """Set secret ``name`` to ``value``; True when it was created, False when replaced."""
+        doc = self._block(name)
+        if doc is not None:
+            self.api.call(
+                "PATCH",
+                f"/block_documents/{doc['id']}",
+                {"data": {"value": value}, "merge_existing_data": False},
+            )
+            return False
+        block_type = self.api.call("GET", f"/block_types/slug/{BLOCK_TYPE}")
+        schemas = (
+            self.api.call(
+                "POST",
+                "/block_schemas/filter",
+                {"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}},
+            )
+            if block_type
+            else None
+        )
+        if not schemas:
+            msg = f"the Prefect server at {self.api.url} has no Secret block type"
+            raise ServerError(msg, hint="a Prefect 3 server registers it at start: restart it")
+        self.api.call(
+            "POST",
+            "/block_documents/",
+            {
+                "name": block_name(name),
+                "data": {"value": value},
+                "block_schema_id": schemas[0]["id"],
+                "block_type_id": block_type["id"],
+            },
+        )
+        return True
+
+    def delete(self, name: str) -> bool:
+        """Delete secret ``name``; False when there was none."""
+        doc = self._block(name)
+        if doc is None:
+            return False
+        self.api.call("DELETE", f"/block_documents/{doc['id']}")
+        return True
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
