@@ -128,8 +128,8 @@ def start_launcher(
     """Start this home's launcher in the background, with ``env`` (default: this process's);
     never waits. A no-op when one runs, unless ``replace`` (the running one is stale and
     exiting: the new one waits for its lock)."""
-    if not replace and launcher_pid(settings) is not None:
-        return
+    if not replace and (launcher_pid(settings) is not None or _lock_held(settings)):
+        return  # one serves, or one is still importing (it takes the lock first)
     if server_pid is None:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             server_pid = json.loads((settings.home / "server.json").read_text())["pid"]
@@ -150,6 +150,23 @@ def start_launcher(
             close_fds=True,
             env=dict(env) if env is not None else None,
         )
+
+
+def _lock_held(settings: Settings) -> bool:
+    """True while a launcher process lives for this home (it holds the lock from its start)."""
+    try:
+        fd = os.open(settings.home / LOCK_NAME, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def wait_launcher(settings: Settings, timeout: float) -> bool:
