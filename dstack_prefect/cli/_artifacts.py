@@ -351,8 +351,15 @@ def prune_cache(workflow: Annotated[str, typer.Argument(help="The workflow whose
 
     Example: dstack prune cache train
     """
-    from dstack_prefect.engine._artifacts import repo_identity  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from dstack_prefect.engine._artifacts import cache_mount_root, repo_identity  # noqa: PLC0415
     from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
 
-    count = _local_store().prune_cache(repo_identity(find_repo_root(Path.cwd())), workflow)
+    repo_id = repo_identity(find_repo_root(Path.cwd()))
+    count = _local_store().prune_cache(repo_id, workflow)
+    mounted = cache_mount_root(get_settings().home, repo_id, workflow)
+    if mounted.is_dir():  # the `~`/absolute cache folders of containerised runs
+        count += sum(1 for _ in mounted.iterdir())
+        shutil.rmtree(mounted)
     console.print(f"Removed {count} cache folder(s) of {workflow}")

@@ -13,6 +13,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dstack_prefect.errors import StorageError
 from dstack_prefect.graph import Step
@@ -92,7 +93,8 @@ def save(
 
 def _local_cache_path(path: str) -> bool:
     """Relative cache paths live in the fresh step folder and need restoring; `~`/absolute ones
-    are the machine's own folders when the step runs locally, and persist by themselves."""
+    are the machine's own folders when the step runs locally, and persist by themselves (in a
+    container they are host folders mounted there: `container_cache_mounts`)."""
     return not (path.startswith("~") or path.startswith("/"))
 
 
@@ -100,6 +102,23 @@ def restore_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path
     for path in step.cache:
         if _local_cache_path(path):
             store.restore_cache(repo_id, step.name, path, step_dir(workdir, step))
+
+
+def cache_mount_root(home: Path, repo_id: str, workflow: str) -> Path:
+    """Where a containerised workflow's `~`/absolute cache folders live on the host."""
+    return home / "cache-mounts" / quote(repo_id, safe="") / quote(workflow, safe="")
+
+
+def container_cache_mounts(home: Path, repo_id: str, step: Step) -> dict[str, Path]:
+    """Host folders to mount at a containerised step's `~`/absolute cache paths (a container
+    forgets its own home between runs; the host keeps these, per repo and workflow)."""
+    mounts: dict[str, Path] = {}
+    for path in step.cache:
+        if not _local_cache_path(path):
+            host = cache_mount_root(home, repo_id, step.name) / quote(path.rstrip("/"), safe="")
+            host.mkdir(parents=True, exist_ok=True)
+            mounts[path.rstrip("/") or path] = host
+    return mounts
 
 
 def save_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path) -> None:

@@ -199,6 +199,11 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
         gpus=slot.gpus,
         ports=ports,
         labels={"dstack.run": rt.run_name, "dstack.step": step.name, "dstack.flow-run-id": flow_run_id},
+        mounts=(
+            artifacts.container_cache_mounts(rt.settings.home, rt.repo_id, step)
+            if executor.name == "docker"
+            else {}
+        ),
     )
     try:
         handle = executor.start(job)

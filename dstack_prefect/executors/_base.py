@@ -42,6 +42,10 @@ class StepJob:
     """Host ports allocated for the step, in the order of step.ports (PORT_0...)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Marks the processes/containers of this step so leftovers can be found."""
+    mounts: dict[str, Path] = field(default_factory=dict)
+    """Cache folders outside the workdir for containers: path in the container (``~/...`` is
+    the container's HOME) -> host folder kept between runs. The local executor ignores them
+    (on the host those paths persist by themselves)."""
 
 
 @dataclass

@@ -140,6 +140,10 @@ def container_kwargs(
             assert res.gpu is not None
             request["count"] = res.gpu.count
         kwargs["device_requests"] = [request]
+    for inside, host in job.mounts.items():
+        home = env.get("HOME") or "/root"  # an image's own user: we assume root's home
+        target = home.rstrip("/") + inside[1:] if inside.startswith("~") else inside
+        kwargs["volumes"][str(host.resolve())] = {"bind": target, "mode": "rw"}
     if network_mode != "host" and job.ports:
         local = [spec.local_port for spec in step.ports] + [None] * len(job.ports)
         kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", local[i] or p) for i, p in enumerate(job.ports)}
@@ -330,7 +334,8 @@ class DockerExecutor(Executor):
             raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
 
     def _chown_back(self, running: _Running) -> None:
-        """Give files a docker-provider step wrote in the workdir back to the host user.
+        """Give files a docker-provider step wrote in the workdir and its cache mounts back to
+        the host user.
 
         Runtime-image steps already run as the host uid; root on the host needs nothing.
         """
@@ -339,12 +344,25 @@ class DockerExecutor(Executor):
             return
         try:
             with docker_errors("giving the workdir back to the host user"):
+                volumes = {str(running.job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}}
+                volumes.update(
+                    {
+                        str(h.resolve()): {"bind": f"/dstack-cache/{i}", "mode": "rw"}
+                        for i, h in enumerate(running.job.mounts.values())
+                    }
+                )
                 self.client.containers.run(
                     running.container.image.id,
-                    entrypoint=["chown", "-R", f"{uid}:{gid}", WORKFLOW_DIR],
+                    entrypoint=[
+                        "chown",
+                        "-R",
+                        f"{uid}:{gid}",
+                        WORKFLOW_DIR,
+                        *(v["bind"] for v in list(volumes.values())[1:]),
+                    ],
                     command=[],
                     user="0:0",
-                    volumes={str(running.job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}},
+                    volumes=volumes,
                     network_mode="none",
                     labels={**running.job.labels, RUN_LABEL: running.job.run_name, STEP_LABEL: "chown"},
                     remove=True,

@@ -44,6 +44,13 @@ workflows:
     commands:
       - echo "serving on $PORT_0"
       - python3 -m http.server $PORT_0 --bind 127.0.0.1
+  - name: counter
+    provider: bash
+    cache: [~/.cache/counter]
+    commands:
+      - mkdir -p ~/.cache/counter
+      - echo "seen $(cat ~/.cache/counter/n 2>/dev/null || echo 0)"
+      - echo $(( $(cat ~/.cache/counter/n 2>/dev/null || echo 0) + 1 )) > ~/.cache/counter/n
   - name: sleeper
     provider: bash
     commands:
@@ -98,6 +105,21 @@ def test_docker_flag_runs_bash_steps_in_the_runtime_image(cli: CLI, repo: Path, 
 
     assert res.code == 0, res.text
     assert "pwd=/workflow venv=/opt/dstack" in res.out
+
+
+def test_a_home_cache_folder_survives_between_container_runs(cli: CLI, repo: Path, env: dict[str, str]) -> None:
+    """`cache: [~/.cache/counter]` in a container: the next run sees what the last one left
+    there (the container's own home is gone); `dstack prune cache` forgets it."""
+    first = cli("run", "counter", "--docker", "--rerun", cwd=repo, env=env)
+    second = cli("run", "counter", "--docker", "--rerun", cwd=repo, env=env)
+    pruned = cli("prune", "cache", "counter", cwd=repo, env=env)
+    third = cli("run", "counter", "--docker", "--rerun", cwd=repo, env=env)
+
+    assert first.code == 0, first.text
+    assert "seen 0" in first.out
+    assert "seen 1" in second.out, second.text
+    assert pruned.code == 0, pruned.text
+    assert "seen 0" in third.out, third.text
 
 
 def test_a_served_port_answers_from_the_host_while_attached(

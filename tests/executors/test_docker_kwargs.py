@@ -90,6 +90,18 @@ class TestLimitsAndLayout:
 
         assert {"3001/tcp": ("127.0.0.1", 3001)} == kwargs["ports"]
 
+    def test_cache_mounts_land_in_the_containers_home_or_at_their_absolute_path(self) -> None:
+        """`~/.cache/pip` goes under the HOME the container gets (/tmp/home for a non-root user,
+        the step's home_dir for an image); an absolute cache path is mounted as is."""
+        mounts = {"~/.cache/pip": Path("/h/pip"), "/opt/cache": Path("/h/opt")}
+        runtime = container_kwargs(job(Step(name="t", commands=["true"]), mounts=mounts), image="i", user=(1000, 1000))
+        image_step = Step(name="t", provider="docker", image="i", commands=["true"], home_dir="/home/me")
+        in_image = container_kwargs(job(image_step, mounts={"~/.cache/pip": Path("/h/pip")}))
+
+        assert runtime["volumes"]["/h/pip"] == {"bind": "/tmp/home/.cache/pip", "mode": "rw"}
+        assert runtime["volumes"]["/h/opt"] == {"bind": "/opt/cache", "mode": "rw"}
+        assert in_image["volumes"]["/h/pip"] == {"bind": "/home/me/.cache/pip", "mode": "rw"}
+
     def test_an_app_local_mapping_publishes_the_app_port_at_the_local_one(self) -> None:
         """`ports: ["8000:3001", 9000]` off host networking: 8000 at 127.0.0.1:3001, 9000 as is."""
         step = Step(
