@@ -243,10 +243,10 @@ def serve(home: Path, server_pid: int) -> None:
         server.bind(str(path))
     finally:
         os.umask(old_umask)
-    server.listen(16)
     inode = path.stat().st_ino
     state = home / STATE_NAME
     state.write_text(json.dumps({"pid": os.getpid(), "socket": str(path)}))
+    server.listen(16)  # after the state file: whoever could connect also finds the pid
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Stop
