@@ -46,6 +46,8 @@ SOCKET_NAME = "launcher.sock"
 STATE_NAME = "launcher.json"
 LOCK_NAME = "launcher.lock"
 LOG_NAME = "launcher.log"
+MAX_SOCKET_PATH = 100
+"""Bytes: Linux binds Unix socket paths up to 107."""
 LOCK_WAIT = 10.0
 """Seconds a new launcher waits for the one it replaces to let go of the lock."""
 
@@ -130,6 +132,8 @@ def start_launcher(
     exiting: the new one waits for its lock)."""
     if not replace and (launcher_pid(settings) is not None or _lock_held(settings)):
         return  # one serves, or one is still importing (it takes the lock first)
+    if len(os.fsencode(settings.home / SOCKET_NAME)) > MAX_SOCKET_PATH:
+        return  # a Unix socket path this long cannot be bound: runs start fresh interpreters
     if server_pid is None:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             server_pid = json.loads((settings.home / "server.json").read_text())["pid"]
