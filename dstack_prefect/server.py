@@ -163,7 +163,18 @@ def _start(settings: Settings) -> ServerInfo:
     env.update(SERVER_ENV)
     env["PREFECT_HOME"] = str(settings.prefect_home)
     log_path = settings.home / "server.log"
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd,

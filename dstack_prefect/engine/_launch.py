@@ -71,7 +71,7 @@ def launch(
         return Launched(flow_run_id=flow_run_id, name=plan.run_name, log_path=log_path, warm=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dstack_prefect.engine", flow_run_id],
+            [sys.executable, "-P", "-m", "dstack_prefect.engine", flow_run_id],  # -P: the installed code
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

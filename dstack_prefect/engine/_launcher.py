@@ -142,6 +142,7 @@ def start_launcher(
         subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # not the caller's folder first on sys.path: a checkout there is not what runs
                 "-m",
                 "dstack_prefect.engine._launcher",
                 str(settings.home),
@@ -309,6 +310,8 @@ def _handle(server: socket.socket, conn: socket.socket, key: str, stamp: str) ->
         return True
     if request.get("key") != key:
         stale = _code_stamp_now() != stamp
+        why = "this launcher's code changed" if stale else "another interpreter, code or PREFECT_* settings"
+        print(f"refused a caller: {why}", flush=True)
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps({"error": "stale" if stale else "refused"}).encode())
         conn.close()

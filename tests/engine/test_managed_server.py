@@ -57,7 +57,7 @@ class Embedded:
 
     def dstack(self, *args: str, **extra: str) -> Result:
         proc = subprocess.run(
-            [sys.executable, "-m", "dstack_prefect", *args],
+            [sys.executable, "-P", "-m", "dstack_prefect", *args],  # as the `dstack` script: cwd not on sys.path
             cwd=self.repo,
             env=self.env(**extra),
             capture_output=True,
@@ -85,6 +85,10 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     repo = root / "repo"
     (repo / ".dstack").mkdir(parents=True)
     (repo / ".dstack" / "workflows.yaml").write_text(WORKFLOWS)
+    # A folder named like the package in the caller's folder (this repo's own checkout, in the
+    # README's quick start): the server, launcher and supervisors must import the installed one.
+    (repo / "dstack_prefect").mkdir()
+    (repo / "dstack_prefect" / "__init__.py").write_text('raise ImportError("imported the folder, not the package")\n')
     tools = root / "bin"
     tools.mkdir()
     (tools / "caller-tool").write_text("#!/bin/sh\necho caller-tool-ran\n")
