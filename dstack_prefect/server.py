@@ -79,7 +79,8 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -156,7 +157,7 @@ def _lock(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _start(settings: Settings) -> ServerInfo:
-    port = settings.server_port or _free_port()
+    port = settings.server_port or free_port()
     url = f"http://127.0.0.1:{port}/api"
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

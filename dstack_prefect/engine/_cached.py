@@ -16,11 +16,10 @@ from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._cache import Decision, record_done
+from dstack_prefect.engine._launch import create_flow_run
 from dstack_prefect.engine._runs import STEP_NOTE_LOGGER, set_run_tag, step_logger_name
 from dstack_prefect.graph import Plan
 from dstack_prefect.storage import ArtifactStore
-
-FLOW_NAME = "dstack-run"  # the run flow's name (engine/_flow.py), without importing prefect
 
 
 def all_reused(decisions: dict[str, Decision]) -> bool:
@@ -37,13 +36,7 @@ def record_cached_run(
 ) -> dict[str, Any]:
     """Record ``plan`` as a finished run whose steps all reuse earlier ones; returns the flow run."""
     name = plan.run_name
-    parameters = {"plan": plan.model_dump(mode="json"), "repo_root": str(repo_root), "options": options}
-    fr = api.create_flow_run(
-        api.ensure_flow(FLOW_NAME),
-        name=name,
-        parameters=parameters,
-        tags=["dstack", f"workflow:{plan.target}"],
-    )
+    fr = create_flow_run(api, plan, repo_root, options)
     api.set_flow_run_state(fr["id"], "RUNNING", name="Running", force=True)
     records = []
     for step in plan.steps:

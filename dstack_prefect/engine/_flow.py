@@ -35,6 +35,7 @@ from dstack_prefect.engine import _artifacts as artifacts
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._cache import decide, fingerprint, record_done
 from dstack_prefect.engine._guards import CancelWatcher, Reaper
+from dstack_prefect.engine._launch import FLOW_NAME
 from dstack_prefect.engine._relay import open_relays
 from dstack_prefect.engine._runs import (
     RUN_NOTE_LOGGER,
@@ -53,8 +54,6 @@ from dstack_prefect.executors.local import LocalExecutor, detect_machine
 from dstack_prefect.graph import Plan, Step, resolve_secrets, secret_refs
 from dstack_prefect.settings import get_settings
 from dstack_prefect.storage import ArtifactStore, Manifest
-
-FLOW_NAME = "dstack-run"
 
 _RUNTIMES: dict[str, Runtime] = {}
 T = TypeVar("T")

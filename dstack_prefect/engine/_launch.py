@@ -43,6 +43,16 @@ def flow_run_parameters(plan: Plan, repo_root: Path, options: dict[str, Any]) ->
     return {"plan": plan.model_dump(mode="json"), "repo_root": str(repo_root), "options": options}
 
 
+def create_flow_run(api: PrefectAPI, plan: Plan, repo_root: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """The run's flow run (state Pending), named ``plan.run_name``, tagged dstack and workflow:W."""
+    return api.create_flow_run(
+        api.ensure_flow(FLOW_NAME),
+        name=plan.run_name,
+        parameters=flow_run_parameters(plan, repo_root, options),
+        tags=["dstack", f"workflow:{plan.target}"],
+    )
+
+
 def launch(
     api: PrefectAPI,
     plan: Plan,
@@ -57,13 +67,7 @@ def launch(
     ``plan.run_name`` is the run's name (the CLI allocates it). ``managed``: the server is the
     local one dstack started, so a warm launcher may be started beside it for later runs.
     """
-    fr = api.create_flow_run(
-        api.ensure_flow(FLOW_NAME),
-        name=plan.run_name,
-        parameters=flow_run_parameters(plan, repo_root, options),
-        tags=["dstack", f"workflow:{plan.target}"],
-    )
-    flow_run_id = str(fr["id"])
+    flow_run_id = str(create_flow_run(api, plan, repo_root, options)["id"])
     log_path = settings.runs_dir / plan.run_name / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid, why_not = hand_off(settings, flow_run_id, log_path)

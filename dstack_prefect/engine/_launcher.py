@@ -175,14 +175,17 @@ def _lock_held(settings: Settings) -> bool:
 
 
 def wait_launcher(settings: Settings, timeout: float) -> bool:
-    """Wait until this home's launcher serves (its socket answers); False after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    """Wait until this home's launcher serves (its socket answers); False after ``timeout``, or
+    as soon as no launcher process lives (none was started, or it exited)."""
+    start = time.monotonic()
     path = str(settings.home / SOCKET_NAME)
-    while time.monotonic() < deadline:
+    while time.monotonic() < start + timeout:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
             sock.connect(path)
             sock.shutdown(socket.SHUT_WR)  # an empty request: the launcher ignores it
             return True
+        if time.monotonic() > start + 2 and not _lock_held(settings):  # 2 s: time to take it
+            return False
         time.sleep(0.1)
     return False
 

@@ -22,6 +22,7 @@ from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
 from dstack_prefect.graph import Plan, Step
+from dstack_prefect.server import free_port
 from dstack_prefect.settings import Settings
 from dstack_prefect.storage import ArtifactStore, Manifest
 
@@ -69,12 +70,6 @@ class Pool:
         self.cpus += slot.cpus
         self.memory_mib += slot.memory_mib
         self.gpus.extend(slot.gpus)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Runtime:

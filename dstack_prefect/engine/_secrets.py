@@ -91,14 +91,10 @@ class Secrets:
             )
             return False
         block_type = self.api.call("GET", f"/block_types/slug/{BLOCK_TYPE}")
-        schemas = (
-            self.api.call(
-                "POST",
-                "/block_schemas/filter",
-                {"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}},
-            )
-            if block_type
-            else None
+        schemas = block_type and self.api.call(
+            "POST",
+            "/block_schemas/filter",
+            {"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}},
         )
         if not schemas:
             msg = f"the Prefect server at {self.api.url} has no Secret block type"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.engine import PrefectAPI, run_row
+from dstack_prefect.server import free_port
 from tests.conftest import CLI, Server, wait_until
 
 pytestmark = pytest.mark.service("prefect")
@@ -222,12 +222,6 @@ workflows:
         name = next(fr["name"] for fr in api.flow_runs(limit=5) if "workflow:serve" in fr["tags"])
         assert wait_finished(api, name).status == "stopped"
         assert page() is None  # the relay closed with the step
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TestDetachedRuns:

@@ -12,12 +12,7 @@ import pytest
 
 from dstack_prefect.engine._relay import PortRelay, open_relays
 from dstack_prefect.errors import DstackError
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from dstack_prefect.server import free_port
 
 
 class Hello(BaseHTTPRequestHandler):

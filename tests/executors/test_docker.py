@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from dstack_prefect.executors.docker import (
 )
 from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, Resources
+from dstack_prefect.server import free_port
 
 pytestmark = pytest.mark.service("docker")
 
@@ -45,12 +45,6 @@ def poll(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

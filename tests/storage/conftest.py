@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,13 +15,9 @@ from typing import Any
 
 import pytest
 
+from dstack_prefect.server import free_port
+
 BUCKET = "dstack-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +29,7 @@ def moto_server() -> Iterator[dict[str, Any]]:
         if os.environ.get("CI"):
             pytest.fail(reason + "; CI must not skip the S3 tests")
         pytest.skip(reason)
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
