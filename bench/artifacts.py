@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +28,17 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from dstack_prefect.server import free_port
+
 BUCKET = "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: moto accepts any credentials; these are what the script's clients send.
+MOTO_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "region_name": "us-east-1",
+}
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -43,8 +46,9 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     if exe is None:
         sys.exit("moto_server is not installed: pip install 'moto[server]'")
     port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -90,13 +94,16 @@ def boto3_push(work: Path, endpoint: str, concurrency: int, prefix: str) -> None
     from botocore.config import Config
     from s3transfer.manager import TransferManager
 
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1",
-                          config=Config(max_pool_connections=concurrency))
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, config=Config(max_pool_connections=concurrency), **MOTO_CREDENTIALS
+    )
     config = TransferConfig(max_concurrency=concurrency, multipart_chunksize=8 << 20)
     with TransferManager(client, config) as tm:
-        futures = [tm.upload(str(p), BUCKET, f"{prefix}/{p.relative_to(work).as_posix()}")
-                   for p in sorted((work / "out").rglob("*")) if p.is_file()]
+        futures = [
+            tm.upload(str(p), BUCKET, f"{prefix}/{p.relative_to(work).as_posix()}")
+            for p in sorted((work / "out").rglob("*"))
+            if p.is_file()
+        ]
         for f in futures:
             f.result()
 
@@ -109,8 +116,12 @@ def find_dvc() -> str | None:
 
 
 def dvc_push(dvc: str, work: Path, endpoint: str, concurrency: int) -> float:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     repo = work.parent / "dvc-repo"
     shutil.copytree(work / "out", repo / "out")
 
@@ -139,25 +150,38 @@ def main() -> None:
     try:
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        options = {"key": "testing", "secret": "testing", "batch_size": args.concurrency,
-                   "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        boto3.client("s3", endpoint_url=endpoint, **MOTO_CREDENTIALS).create_bucket(Bucket=BUCKET)
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "batch_size": args.concurrency,
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
         work = tmp / "work"
         files, nbytes = make_tree(work, args.small, args.big, args.big_mib)
-        print(f"data: {files} files, {nbytes / 2**20:.1f} MiB; moto at {endpoint}; "
-              f"concurrency {args.concurrency}; {os.cpu_count()} CPUs")
+        print(
+            f"data: {files} files, {nbytes / 2**20:.1f} MiB; moto at {endpoint}; "
+            f"concurrency {args.concurrency}; {os.cpu_count()} CPUs"
+        )
 
         s3_direct = ArtifactStore(f"s3://{BUCKET}/direct", options)
         s3_push = ArtifactStore(f"s3://{BUCKET}/pushed", options)
         local = ArtifactStore(tmp / "local-store")
 
-        ours = timed("ours: put_step -> s3 (hash+list+upload+manifest)",
-                     lambda: s3_direct.put_step("run-1", "train", "train", work, ["out"]))
-        timed("ours: put_step -> local store", lambda: local.put_step("run-1", "train", "train", work, ["out"]))
-        push = timed("ours: transfer local -> s3 (dstack push)", lambda: transfer(local, s3_push, runs=["run-1"]))
-        boto = timed(f"boto3 TransferManager(max_concurrency={args.concurrency})",
-                     lambda: boto3_push(work, endpoint, args.concurrency, "boto3"))
+        ours = timed(
+            "ours: put_step -> s3 (hash+list+upload+manifest)",
+            lambda: s3_direct.put_step("run-1", "train", "train", work, ["out"]),
+        )
+        timed(
+            "ours: put_step -> local store", lambda: local.put_step("run-1", "train", "train", work, ["out"])
+        )
+        push = timed(
+            "ours: transfer local -> s3 (dstack push)", lambda: transfer(local, s3_push, runs=["run-1"])
+        )
+        boto = timed(
+            f"boto3 TransferManager(max_concurrency={args.concurrency})",
+            lambda: boto3_push(work, endpoint, args.concurrency, "boto3"),
+        )
         dvc = find_dvc()
         dvc_t = None
         if dvc is None:
@@ -168,16 +192,22 @@ def main() -> None:
             except subprocess.CalledProcessError as exc:
                 tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
                 print(f"  dvc push failed ({dvc}; is dvc-s3 installed there?): skipped {tail}")
-        again = timed("ours: transfer local -> s3, nothing changed", lambda: transfer(local, s3_push, runs=["run-1"]))
-        again_put = timed("ours: put_step -> s3, nothing changed (re-hashes)",
-                          lambda: s3_direct.put_step("run-1", "train", "train", work, ["out"]))
+        again = timed(
+            "ours: transfer local -> s3, nothing changed", lambda: transfer(local, s3_push, runs=["run-1"])
+        )
+        again_put = timed(
+            "ours: put_step -> s3, nothing changed (re-hashes)",
+            lambda: s3_direct.put_step("run-1", "train", "train", work, ["out"]),
+        )
 
         print("ratios (>1 means ours is faster):")
         print(f"  boto3 / ours put_step  = {boto / ours:.2f}x")
         print(f"  boto3 / ours push      = {boto / push:.2f}x")
         if dvc_t is not None:
             print(f"  dvc / ours push        = {dvc_t / push:.2f}x")
-        print(f"  unchanged push         = {again:.2f} s (goal < 1 s); unchanged put_step = {again_put:.2f} s")
+        print(
+            f"  unchanged push         = {again:.2f} s (goal < 1 s); unchanged put_step = {again_put:.2f} s"
+        )
     finally:
         proc.kill()
         proc.wait()

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import find_dvc, timed  # noqa: E402
+from overhead import find_dvc, timed
 
 STEPS = 10
 WORK = "sleep 0.5"
@@ -27,8 +27,17 @@ WORK = "sleep 0.5"
 def write_dstack(folder: Path) -> None:
     lines = ["workflows:"]
     for i in range(STEPS):
-        cmd = f"{WORK}; mkdir -p out{i}; " + (f"cat out{i - 1}/v > out{i}/v; " if i else "") + f"echo {i} >> out{i}/v"
-        lines += [f"  - name: s{i}", "    provider: bash", f"    commands: ['{cmd}']", f"    artifacts: [out{i}]"]
+        cmd = (
+            f"{WORK}; mkdir -p out{i}; "
+            + (f"cat out{i - 1}/v > out{i}/v; " if i else "")
+            + f"echo {i} >> out{i}/v"
+        )
+        lines += [
+            f"  - name: s{i}",
+            "    provider: bash",
+            f"    commands: ['{cmd}']",
+            f"    artifacts: [out{i}]",
+        ]
         if i:
             lines.append(f"    deps: [s{i - 1}]")
     (folder / ".dstack").mkdir(parents=True)
@@ -38,7 +47,11 @@ def write_dstack(folder: Path) -> None:
 def write_dvc(folder: Path) -> None:
     lines = ["stages:"]
     for i in range(STEPS):
-        cmd = f"{WORK}; mkdir -p out{i}; " + (f"cat out{i - 1}/v > out{i}/v; " if i else "") + f"echo {i} >> out{i}/v"
+        cmd = (
+            f"{WORK}; mkdir -p out{i}; "
+            + (f"cat out{i - 1}/v > out{i}/v; " if i else "")
+            + f"echo {i} >> out{i}/v"
+        )
         lines += [f"  s{i}:", f"    cmd: {cmd!r}", f"    outs: [out{i}]"]
         if i:
             lines.append(f"    deps: [out{i - 1}]")
@@ -46,7 +59,11 @@ def write_dvc(folder: Path) -> None:
 
 
 def git_init(folder: Path) -> None:
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "i"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "i"],
+    ):
         subprocess.run(cmd, cwd=folder, check=True, capture_output=True)
 
 

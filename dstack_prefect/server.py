@@ -63,6 +63,31 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+#: Background processes started here and not yet seen to end: held so a long-lived caller reaps
+#: them when they exit, and Python does not warn that they outlive their Popen object.
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def spawn_detached(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, stdin closed, output appended to ``log_path``:
+    it outlives this process and a Ctrl-C in this terminal."""
+    _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _DETACHED.append(proc)
+    return proc
+
+
 def pid_alive(pid: int) -> bool:
     """True for a live process; a zombie (killed, not yet reaped by its new parent) is dead."""
     try:
@@ -176,16 +201,7 @@ def _start(settings: Settings) -> ServerInfo:
         "--port",
         str(port),
     ]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
+    proc = spawn_detached(cmd, log_path, env)
     from dstack_prefect.engine._launcher import start_launcher  # noqa: PLC0415 - it imports this module
 
     # The warm launcher imports prefect while the server boots: the first run finds it ready.

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._docker_image import BASE_IMAGE, runtime_tag
+from dstack_prefect.executors.docker import docker_client
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_IMAGE = "dstack-prefect/test-tiny:1"
@@ -51,13 +53,10 @@ def _has_image(client: Any, name: str) -> bool:
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
     """A docker-py client to an engine that answers."""
-    import docker
-
     try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        _unavailable(f"no Docker engine: {exc}")
+        client = docker_client()
+    except ExecutorUnavailableError as exc:
+        _unavailable(f"no Docker engine: {exc.message}")
     yield client
     client.close()
 

@@ -12,7 +12,6 @@ Prefect state.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import traceback
@@ -25,6 +24,7 @@ from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._launcher import hand_off, start_launcher
 from dstack_prefect.errors import DstackError
 from dstack_prefect.graph import Plan
+from dstack_prefect.server import spawn_detached
 from dstack_prefect.settings import Settings
 
 FLOW_NAME = "dstack-run"  # the run flow's name (engine/_flow.py), without importing prefect
@@ -73,15 +73,8 @@ def launch(
     pid, why_not = hand_off(settings, flow_run_id, log_path)
     if pid is not None:
         return Launched(flow_run_id=flow_run_id, name=plan.run_name, log_path=log_path, warm=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "dstack_prefect.engine", flow_run_id],  # -P: the installed code
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+    argv = [sys.executable, "-P", "-m", "dstack_prefect.engine", flow_run_id]  # -P: the installed code
+    proc = spawn_detached(argv, log_path)
     (log_path.parent / "supervisor.pid").write_text(str(proc.pid))
     if managed and why_not in ("absent", "stale"):
         start_launcher(settings, replace=why_not == "stale")  # for the next run, not this one

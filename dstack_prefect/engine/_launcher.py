@@ -30,7 +30,6 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -39,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.server import pid_alive
+from dstack_prefect.server import pid_alive, spawn_detached
 from dstack_prefect.settings import Settings
 
 SOCKET_NAME = "launcher.sock"
@@ -138,23 +137,15 @@ def start_launcher(
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             server_pid = json.loads((settings.home / "server.json").read_text())["pid"]
     settings.home.mkdir(parents=True, exist_ok=True)
-    with open(settings.home / LOG_NAME, "ab") as log:
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-P",  # not the caller's folder first on sys.path: a checkout there is not what runs
-                "-m",
-                "dstack_prefect.engine._launcher",
-                str(settings.home),
-                str(server_pid or 0),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=dict(env) if env is not None else None,
-        )
+    argv = [
+        sys.executable,
+        "-P",  # not the caller's folder first on sys.path: a checkout there is not what runs
+        "-m",
+        "dstack_prefect.engine._launcher",
+        str(settings.home),
+        str(server_pid or 0),
+    ]
+    spawn_detached(argv, settings.home / LOG_NAME, dict(env) if env is not None else None)
 
 
 def _lock_held(settings: Settings) -> bool:

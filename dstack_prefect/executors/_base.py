@@ -19,6 +19,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from dstack_prefect.graph import Step
 
@@ -92,7 +93,7 @@ class Executor(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the executor holds (clients, connections)."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

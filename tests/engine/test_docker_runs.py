@@ -83,7 +83,10 @@ def api(prefect_server: Server) -> Any:
 
 def containers_of(run_name: str) -> list[str]:
     out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=dstack.run={run_name}"], capture_output=True, text=True, check=True
+        ["docker", "ps", "-aq", "--filter", f"label=dstack.run={run_name}"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out.split()
 
@@ -107,7 +110,9 @@ def test_docker_flag_runs_bash_steps_in_the_runtime_image(cli: CLI, repo: Path, 
     assert "pwd=/workflow venv=/opt/dstack" in res.out
 
 
-def test_a_home_cache_folder_survives_between_container_runs(cli: CLI, repo: Path, env: dict[str, str]) -> None:
+def test_a_home_cache_folder_survives_between_container_runs(
+    cli: CLI, repo: Path, env: dict[str, str]
+) -> None:
     """`cache: [~/.cache/counter]` in a container: the next run sees what the last one left
     there (the container's own home is gone); `dstack prune cache` forgets it."""
     first = cli("run", "counter", "--docker", "--rerun", cwd=repo, env=env)
@@ -180,7 +185,8 @@ def test_stop_and_abort_leave_no_container(
 def test_killing_the_orchestrator_then_the_next_command_leaves_no_container(
     cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI, dstack_home: Path
 ) -> None:
-    """SIGKILL of the flow process and of its reaper: the next `dstack` command crashes the run and removes its container."""
+    """SIGKILL of the flow process and of its reaper: the next `dstack` command crashes the run
+    and removes its container."""
     name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
     wait_until(lambda: containers_of(name), 60)
     pid = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
@@ -208,7 +214,9 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(cli: CLI, repo: Path, env: dict[str, str]) -> None:
+def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(
+    cli: CLI, repo: Path, env: dict[str, str]
+) -> None:
     """On this GPU-less engine a gpu: 1 container step is refused up front, naming the NVIDIA runtime."""
     res = cli("run", "gpu", "--docker", cwd=repo, env=env)
 

@@ -51,7 +51,9 @@ def env_with_fake_gpus(server: Server, home: Path) -> dict[str, str]:
     return env
 
 
-def test_parallel_gpu_steps_never_share_a_gpu(cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path) -> None:
+def test_parallel_gpu_steps_never_share_a_gpu(
+    cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
+) -> None:
     """Two one-GPU steps running together get different CUDA_VISIBLE_DEVICES; a CPU step gets none."""
     repo = make_repo({".dstack/workflows.yaml": GPU_FLOW})
 
@@ -63,7 +65,9 @@ def test_parallel_gpu_steps_never_share_a_gpu(cli: CLI, make_repo: Any, prefect_
     assert seen["both"] == ""
 
 
-def test_a_gpu_name_the_machine_lacks_fails_before_running(cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path) -> None:
+def test_a_gpu_name_the_machine_lacks_fails_before_running(
+    cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
+) -> None:
     """Asking for an A100 on a T4 machine names both, and nothing runs."""
     repo = make_repo({".dstack/workflows.yaml": GPU_FLOW})
 

@@ -12,7 +12,9 @@ def commit(store: ArtifactStore, tmp_path: Path, run: str, key: str, workflow: s
     work = tmp_path / f"work-{run}"
     (work / "out").mkdir(parents=True)
     (work / "out" / "model.txt").write_text(f"model of {run}\n")
-    m = store.put_step(run, workflow, workflow, work, ["out"], {"status": "done", "repo_id": "repo-1", "cache_key": key})
+    m = store.put_step(
+        run, workflow, workflow, work, ["out"], {"status": "done", "repo_id": "repo-1", "cache_key": key}
+    )
     record_done(store, m)
     return m
 
@@ -48,8 +50,12 @@ def test_a_store_written_before_the_index_is_read_in_full(tmp_path: Path) -> Non
     work = tmp_path / "work"
     (work / "out").mkdir(parents=True)
     (work / "out" / "x").write_text("x")
-    store.put_step("old-1", "train", "train", work, ["out"], {"status": "done", "repo_id": "repo-1", "cache_key": "k"})
-    store.put_step("old-2", "train", "train", work, ["out"], {"status": "done", "repo_id": "repo-2", "cache_key": "k"})
+    store.put_step(
+        "old-1", "train", "train", work, ["out"], {"status": "done", "repo_id": "repo-1", "cache_key": "k"}
+    )
+    store.put_step(
+        "old-2", "train", "train", work, ["out"], {"status": "done", "repo_id": "repo-2", "cache_key": "k"}
+    )
 
     found = History(store, "repo-1").candidates("train", "k")
 

@@ -121,7 +121,9 @@ class TestAttachedRun:
         assert order.index("a") < order.index("b") and order.index("d") > order.index("c")
         assert "Done" in res.out
 
-    def test_failure_stops_dependents_and_names_the_exit_code(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+    def test_failure_stops_dependents_and_names_the_exit_code(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
         """A step exiting 3 fails the run with the step and code; its dependent never runs."""
         res = cli("run", "after-broken", cwd=repo)
 
@@ -146,7 +148,9 @@ class TestAttachedRun:
         assert {t["state"]["type"] for t in tasks} == {"COMPLETED"}
         assert fr["state"]["name"] == "Done"
 
-    def test_every_line_reaches_prefect_logs_with_its_step(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+    def test_every_line_reaches_prefect_logs_with_its_step(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
         """Each echoed line is a Prefect log record of the task run named after its step."""
         res = cli("run", "d", "-d", cwd=repo)
         name = submitted_name(res.out)
@@ -236,7 +240,9 @@ class TestDetachedRuns:
         logs = cli("logs", name, cwd=repo)
         assert re.search(r"^b \| end \d", logs.out, re.M), logs.text
 
-    @pytest.mark.parametrize(("flag", "status"), [((), "stopped"), (("-x",), "aborted")], ids=["stop", "abort"])
+    @pytest.mark.parametrize(
+        ("flag", "status"), [((), "stopped"), (("-x",), "aborted")], ids=["stop", "abort"]
+    )
     def test_stop_ends_the_run_and_leaves_no_process(
         self, cli: CLI, repo: Path, api: PrefectAPI, flag: tuple[str, ...], status: str
     ) -> None:
@@ -267,7 +273,9 @@ class TestDetachedRuns:
         assert api.flow_run_by_name(name)["state"]["type"] == "CRASHED"
         wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
 
-    def test_rm_removes_a_finished_run_and_refuses_a_running_one(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+    def test_rm_removes_a_finished_run_and_refuses_a_running_one(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
         """`rm` deletes finished runs; an unfinished one gets "stop it first"."""
         name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
         wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
@@ -284,7 +292,9 @@ class TestDetachedRuns:
 
 
 class TestPs:
-    def test_ps_lists_runs_with_humanised_time_and_status(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+    def test_ps_lists_runs_with_humanised_time_and_status(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
         """`ps -a` shows RUN, WORKFLOW, SUBMITTED, STATUS, TAG for each run; --json for machines."""
         name = submitted_name(cli("run", "a", "-d", cwd=repo).out)
         wait_finished(api, name)
@@ -303,10 +313,26 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("files", "args", "expected"),
         [
-            ({".dstack/workflows.yaml": DIAMOND}, ("run", "trian"), "No workflow or provider 'trian' is found"),
-            ({".dstack/workflows.yaml": "workflows:\n  - name: x\n    provider: bash\n    commands: [echo\n"}, ("run", "x"), ".dstack/workflows.yaml:"),
+            (
+                {".dstack/workflows.yaml": DIAMOND},
+                ("run", "trian"),
+                "No workflow or provider 'trian' is found",
+            ),
+            (
+                {
+                    ".dstack/workflows.yaml": (
+                        "workflows:\n  - name: x\n    provider: bash\n    commands: [echo\n"
+                    )
+                },
+                ("run", "x"),
+                ".dstack/workflows.yaml:",
+            ),
             ({"README.md": "no dstack here"}, ("run", "train"), ".dstack"),
-            ({".dstack/workflows.yaml": DIAMOND}, ("stop", "no-such-run-1", "-y"), "no run named 'no-such-run-1'"),
+            (
+                {".dstack/workflows.yaml": DIAMOND},
+                ("stop", "no-such-run-1", "-y"),
+                "no run named 'no-such-run-1'",
+            ),
             ({".dstack/workflows.yaml": DIAMOND}, ("logs", "no-such-run-1"), "no run named 'no-such-run-1'"),
         ],
         ids=["unknown-workflow", "invalid-yaml", "no-dstack-folder", "stop-unknown-run", "logs-unknown-run"],
@@ -340,7 +366,12 @@ class TestBadInput:
     def test_a_step_asking_too_much_fails_before_anything_runs(self, cli: CLI, make_repo: Any) -> None:
         """A step wanting more CPUs than the machine has is refused, saying what was asked and what exists."""
         repo = make_repo(
-            {".dstack/workflows.yaml": "workflows:\n  - name: big\n    provider: bash\n    commands: [echo hi]\n    resources:\n      cpu: 512\n"}
+            {
+                ".dstack/workflows.yaml": (
+                    "workflows:\n  - name: big\n    provider: bash\n    commands: [echo hi]\n"
+                    "    resources:\n      cpu: 512\n"
+                )
+            }
         )
 
         res = cli("run", "big", cwd=repo)
@@ -353,7 +384,8 @@ class TestApiTriggered:
     def test_a_run_created_through_the_prefect_api_builds_its_plan_and_runs(
         self, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
     ) -> None:
-        """A flow run created over REST with {"workflow": NAME} runs that workflow and its deps, as a worker would."""
+        """A flow run created over REST with {"workflow": NAME} runs that workflow and its deps,
+        as a worker would."""
         fr = api.create_flow_run(
             api.ensure_flow("dstack-run"),
             name="api-triggered-1",
@@ -373,7 +405,9 @@ class TestApiTriggered:
         assert run_row(api.flow_run(fr["id"]) or {}).status == "done"
         assert sorted(t["name"] for t in api.task_runs(fr["id"])) == ["a", "b", "c", "d"]
 
-    def test_the_prefect_ui_cancel_stops_a_run_gracefully(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+    def test_the_prefect_ui_cancel_stops_a_run_gracefully(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
         """The UI's cancel (state Cancelling) is a graceful stop: the run ends Stopped."""
         name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
         wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)

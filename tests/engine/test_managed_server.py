@@ -57,7 +57,13 @@ class Embedded:
 
     def dstack(self, *args: str, **extra: str) -> Result:
         proc = subprocess.run(
-            [sys.executable, "-P", "-m", "dstack_prefect", *args],  # as the `dstack` script: cwd not on sys.path
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "dstack_prefect",
+                *args,
+            ],  # as the `dstack` script: cwd not on sys.path
             cwd=self.repo,
             env=self.env(**extra),
             capture_output=True,
@@ -88,7 +94,9 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     # A folder named like the package in the caller's folder (this repo's own checkout, in the
     # README's quick start): the server, launcher and supervisors must import the installed one.
     (repo / "dstack_prefect").mkdir()
-    (repo / "dstack_prefect" / "__init__.py").write_text('raise ImportError("imported the folder, not the package")\n')
+    (repo / "dstack_prefect" / "__init__.py").write_text(
+        'raise ImportError("imported the folder, not the package")\n'
+    )
     tools = root / "bin"
     tools.mkdir()
     (tools / "caller-tool").write_text("#!/bin/sh\necho caller-tool-ran\n")

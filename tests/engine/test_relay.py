@@ -17,7 +17,8 @@ from dstack_prefect.server import free_port
 
 class Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = f"hello from {self.server.server_address[1]} {'x' * 200_000}".encode()
+        port = self.server.server_address[1]  # type: ignore[index]  # an HTTPServer: (host, port)
+        body = f"hello from {port} {'x' * 200_000}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -55,7 +55,9 @@ workflows:
 
 FILES = {
     ".dstack/workflows.yaml": CHAIN,
-    "prep.py": "import os\nos.makedirs('data', exist_ok=True)\nopen('data/rows.txt', 'w').write('1\\n2\\n3\\n')\n",
+    "prep.py": (
+        "import os\nos.makedirs('data', exist_ok=True)\nopen('data/rows.txt', 'w').write('1\\n2\\n3\\n')\n"
+    ),
     "train.py": (
         "import os\n"
         "rows = open('data/rows.txt').read().split()\n"
@@ -142,7 +144,9 @@ def test_rerun_forces_and_cache_folders_come_back(cli: CLI, repo: Path) -> None:
     assert "cache restored" in second.out
 
 
-def test_a_corrupt_dep_blob_fails_the_consumer_before_it_runs(cli: CLI, repo: Path, store: ArtifactStore, dstack_home: Path) -> None:
+def test_a_corrupt_dep_blob_fails_the_consumer_before_it_runs(
+    cli: CLI, repo: Path, store: ArtifactStore, dstack_home: Path
+) -> None:
     """One flipped byte in prep's stored file: train fails before its commands, naming the file and run."""
     first = cli("run", "prep", cwd=repo)
     assert first.code == 0, first.text
@@ -171,7 +175,13 @@ def test_two_deps_writing_one_path_is_a_located_error(cli: CLI, repo: Path) -> N
 
 @pytest.mark.parametrize(("flag", "kept"), [((), True), (("-x",), False)], ids=["stop-saves", "abort-drops"])
 def test_a_graceful_stop_saves_artifacts_and_an_abort_does_not(
-    cli: CLI, repo: Path, store: ArtifactStore, prefect_server: Server, dstack_home: Path, flag: tuple[str, ...], kept: bool
+    cli: CLI,
+    repo: Path,
+    store: ArtifactStore,
+    prefect_server: Server,
+    dstack_home: Path,
+    flag: tuple[str, ...],
+    kept: bool,
 ) -> None:
     """Old dstack's rule: artifacts are uploaded after `stop`, not after `stop -x`."""
     name = submitted_name(cli("run", "slow", "-d", cwd=repo).out)
@@ -194,7 +204,9 @@ def test_a_graceful_stop_saves_artifacts_and_an_abort_does_not(
         assert name not in runs
 
 
-def test_the_task_result_is_the_manifest(cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path) -> None:
+def test_the_task_result_is_the_manifest(
+    cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path
+) -> None:
     """A step's task result is its manifest, persisted as JSON in the store; reused steps are Cached."""
     cli("run", "prep", cwd=repo)
     name = submitted_name(cli("run", "train", "-d", cwd=repo).out)
@@ -225,8 +237,11 @@ def test_a_plain_folder_without_git_runs_and_reuses(cli: CLI, make_repo: Any) ->
     assert subprocess.run(["git", "-C", str(repo), "status"], capture_output=True).returncode != 0
 
 
-def test_a_fully_reused_run_is_recorded_without_running(cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path) -> None:
-    """Nothing to run: the run still shows in Prefect (Done, a Cached task run per step, log lines) and in `ls`."""
+def test_a_fully_reused_run_is_recorded_without_running(
+    cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path
+) -> None:
+    """Nothing to run: the run still shows in Prefect (Done, a Cached task run per step, log
+    lines) and in `ls`."""
     first = submitted_name(cli("run", "train", "-d", cwd=repo).out)
     with PrefectAPI(prefect_server.url) as api:
         wait_finished(api, first)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,9 @@ from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
 
-def job(step: Step, **kw: object) -> StepJob:
-    return StepJob(
-        run_name="r1", step=step, workdir=Path("/tmp/wd"), env=kw.pop("env", {}), on_line=print, **kw
-    )  # type: ignore[arg-type]
+def job(step: Step, **kw: Any) -> StepJob:
+    env = kw.pop("env", {})
+    return StepJob(run_name="r1", step=step, workdir=Path("/tmp/wd"), env=env, on_line=print, **kw)
 
 
 class TestGpu:
@@ -94,7 +94,9 @@ class TestLimitsAndLayout:
         """`~/.cache/pip` goes under the HOME the container gets (/tmp/home for a non-root user,
         the step's home_dir for an image); an absolute cache path is mounted as is."""
         mounts = {"~/.cache/pip": Path("/h/pip"), "/opt/cache": Path("/h/opt")}
-        runtime = container_kwargs(job(Step(name="t", commands=["true"]), mounts=mounts), image="i", user=(1000, 1000))
+        runtime = container_kwargs(
+            job(Step(name="t", commands=["true"]), mounts=mounts), image="i", user=(1000, 1000)
+        )
         image_step = Step(name="t", provider="docker", image="i", commands=["true"], home_dir="/home/me")
         in_image = container_kwargs(job(image_step, mounts={"~/.cache/pip": Path("/h/pip")}))
 

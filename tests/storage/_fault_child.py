@@ -34,5 +34,7 @@ class StopAfterFirstBlob:
 
 if __name__ == "__main__":
     url, options, workdir = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
-    ArtifactStore(url, options).put_step("run-kill", "train", "train", workdir, ["out"], None, StopAfterFirstBlob())
+    ArtifactStore(url, options).put_step(
+        "run-kill", "train", "train", workdir, ["out"], None, StopAfterFirstBlob()
+    )
     print("finished", flush=True)

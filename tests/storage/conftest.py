@@ -31,8 +31,9 @@ def moto_server() -> Iterator[dict[str, Any]]:
         pytest.skip(reason)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -45,12 +46,20 @@ def moto_server() -> Iterator[dict[str, Any]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"moto_server did not start on {endpoint} (exit code {proc.poll()})")
                 time.sleep(0.1)
-        options = {"key": "testing", "secret": "testing",
-                   "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=BUCKET)
         yield options
     finally:
         proc.kill()

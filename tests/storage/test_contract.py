@@ -49,10 +49,12 @@ def _blob_keys(store: ArtifactStore) -> list[str]:
         return []
 
 
-def _put_tree(store: ArtifactStore, tmp_path: Path, run: str = "run-1", tree: dict[str, Any] | None = None,
-              **extra: Any) -> Manifest:
+def _put_tree(
+    store: ArtifactStore, tmp_path: Path, run: str = "run-1", tree: dict[str, Any] | None = None, **extra: Any
+) -> Manifest:
     work = gen(tmp_path / f"work-{uuid.uuid4().hex[:6]}", tree or TREE)
-    (work / "out" / "run.sh").exists() and os.chmod(work / "out" / "run.sh", 0o755)
+    if (work / "out" / "run.sh").exists():
+        os.chmod(work / "out" / "run.sh", 0o755)
     return store.put_step(run, "train", "train", work, ["out"], extra or {"status": "done"})
 
 
@@ -64,8 +66,13 @@ def _crafted(store: ArtifactStore, path: str, content: bytes = b"x", run: str = 
     fs, root = _fs(store)
     fs.makedirs(f"{root}/blobs/sha256/{digest[:2]}", exist_ok=True)
     fs.pipe_file(f"{root}/blobs/sha256/{digest[:2]}/{digest[2:]}", content)
-    return Manifest(run=run, step="s", workflow="w", artifacts=[path],
-                    files=[FileEntry(path=path, size=len(content), sha256=digest, mode=0o644)])
+    return Manifest(
+        run=run,
+        step="s",
+        workflow="w",
+        artifacts=[path],
+        files=[FileEntry(path=path, size=len(content), sha256=digest, mode=0o644)],
+    )
 
 
 class StoreContract:
@@ -119,7 +126,9 @@ class StoreContract:
         _put_tree(store, tmp_path, "run-2", cache_key="k1", status="failed")
         _put_tree(store, tmp_path, "run-3", cache_key="k1", status="done")
 
-        found = store.find_manifests("train", lambda m: m.extra["status"] == "done" and m.extra["cache_key"] == "k1")
+        found = store.find_manifests(
+            "train", lambda m: m.extra["status"] == "done" and m.extra["cache_key"] == "k1"
+        )
 
         assert [m.run for m in found] == ["run-3", "run-1"]
         assert store.find_manifests("other") == []
@@ -139,8 +148,11 @@ class StoreContract:
             store.materialize([m], tmp_path / "target")
         assert not (tmp_path / "target/out/logs/a.log").exists()
 
-    @pytest.mark.parametrize("path", ["../evil", "a/../../evil", "/etc/evil", ""],
-                             ids=["dotdot", "nested-dotdot", "absolute", "empty"])
+    @pytest.mark.parametrize(
+        "path",
+        ["../evil", "a/../../evil", "/etc/evil", ""],
+        ids=["dotdot", "nested-dotdot", "absolute", "empty"],
+    )
     def test_unsafe_paths_are_refused(self, store: ArtifactStore, tmp_path: Path, path: str) -> None:
         """A crafted manifest entry that would land outside the target is refused and nothing is written."""
         m = _crafted(store, path)
@@ -152,7 +164,8 @@ class StoreContract:
         assert not (tmp_path / "evil").exists()
 
     def test_absolute_paths_land_under_absolute_root(self, store: ArtifactStore, tmp_path: Path) -> None:
-        """An absolute artifact path (old dstack allowed them) is placed under absolute_root inside the target."""
+        """An absolute artifact path (old dstack allowed them) is placed under absolute_root
+        inside the target."""
         m = _crafted(store, "/opt/envs/x/bin/python", b"py")
 
         store.materialize([m], tmp_path / "t", absolute_root="_root")
@@ -177,7 +190,9 @@ class StoreContract:
         assert (tmp_path / "t/out/x").read_bytes() == b"same"
 
     # pointers ---------------------------------------------------------------------------
-    def test_pointers_name_a_manifest_and_the_last_writer_wins(self, store: ArtifactStore, tmp_path: Path) -> None:
+    def test_pointers_name_a_manifest_and_the_last_writer_wins(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
         """A pointer reads back as (run, step), a second set moves it, an unset one is None;
         odd scope parts (a URL-like repo id, a dot) stay one key segment each."""
         first = _put_tree(store, tmp_path, run="run-1")
@@ -211,7 +226,9 @@ class StoreContract:
         with pytest.raises(ArtifactNotFoundError, match="best"):
             store.get_tag("best")
 
-    def test_tag_from_dirs(self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_tag_from_dirs(
+        self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Local folders become a tag through a synthetic run; resolving ``:TAG`` gives their files."""
         gen(tmp_path / "cwd", {"data": {"x.csv": "1,2\n"}})
         monkeypatch.chdir(tmp_path / "cwd")
@@ -222,7 +239,9 @@ class StoreContract:
         assert tag.run.startswith("tag-data-v1-")
         assert (tmp_path / "t/data/x.csv").read_text() == "1,2\n"
 
-    def test_tagged_artifacts_survive_delete_run_and_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
+    def test_tagged_artifacts_survive_delete_run_and_prune(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
         """Deleting a tagged run and pruning keeps the tag's artifacts."""
         _put_tree(store, tmp_path)
         store.add_tag("keep", "run-1")
@@ -302,7 +321,8 @@ class StoreContract:
         assert (tmp_path / "renamed.bin").stat().st_size == 800
 
     def test_copy_out_never_overwrites_silently(self, store: ArtifactStore, tmp_path: Path) -> None:
-        """A same-named file with other content in the target is refused with a --force hint, then overwritten on request."""
+        """A same-named file with other content in the target is refused with a --force hint,
+        then overwritten on request."""
         m = _put_tree(store, tmp_path)
         gen(tmp_path / "t", {"a.log": "mine\n"})
 
@@ -324,8 +344,9 @@ class StoreContract:
         assert "out" in (info.value.hint or "")
 
     # transfer ---------------------------------------------------------------------------
-    def test_transfer_both_ways_skips_existing_blobs(self, store: ArtifactStore, local: ArtifactStore,
-                                                     tmp_path: Path) -> None:
+    def test_transfer_both_ways_skips_existing_blobs(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
         """push then pull copies manifests, tags and only missing blobs; a second push copies none."""
         _put_tree(local, tmp_path, "run-1")
         local.add_tag("v1", "run-1")
@@ -344,19 +365,20 @@ class StoreContract:
         assert (tmp_path / "t2/out/new.txt").read_text() == "n"
 
     # faults -----------------------------------------------------------------------------
-    def test_killed_upload_leaves_no_manifest_and_rerun_completes(self, store: ArtifactStore, tmp_path: Path) -> None:
+    def test_killed_upload_leaves_no_manifest_and_rerun_completes(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
         """SIGKILL mid-upload leaves blobs but no visible step; running put_step again commits it."""
         if not self.cross_process:
             pytest.skip("this store is not shared between processes")
         work = gen(tmp_path / "w", {"out": {f"f{i:03}.bin": os.urandom(2048 + i) for i in range(80)}})
         child = Path(__file__).with_name("_fault_child.py")
-        proc = subprocess.Popen([sys.executable, str(child), store.url, json.dumps(store.storage_options), str(work)],
-                                stdout=subprocess.PIPE, text=True)
-        try:
-            line = proc.stdout.readline() if proc.stdout else ""
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        argv = [sys.executable, str(child), store.url, json.dumps(store.storage_options), str(work)]
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+            try:
+                line = proc.stdout.readline() if proc.stdout else ""
+            finally:
+                proc.send_signal(signal.SIGKILL)
 
         assert line.strip() == "uploading"
         assert len(_blob_keys(store)) > 0

@@ -12,8 +12,11 @@ from dstack_prefect.storage import ArtifactStore, translate_errors
 from dstack_prefect.storage._errors import error_class_for
 
 BOTOCORE_ERRORS = sorted(
-    (cls for _, cls in inspect.getmembers(botocore.exceptions, inspect.isclass)
-     if issubclass(cls, Exception) and cls.__module__ == "botocore.exceptions"),
+    (
+        cls
+        for _, cls in inspect.getmembers(botocore.exceptions, inspect.isclass)
+        if issubclass(cls, Exception) and cls.__module__ == "botocore.exceptions"
+    ),
     key=lambda cls: cls.__name__,
 )
 
@@ -53,10 +56,15 @@ def test_programmer_errors_pass_through() -> None:
 
 def test_unreachable_endpoint_is_a_storage_error() -> None:
     """A store whose S3 endpoint does not answer fails with a StorageError and an endpoint hint."""
-    store = ArtifactStore("s3://nobucket/x", {
-        "key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9"},
-        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
-    })
+    store = ArtifactStore(
+        "s3://nobucket/x",
+        {
+            "key": "k",
+            "secret": "s",
+            "client_kwargs": {"endpoint_url": "http://127.0.0.1:9"},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        },
+    )
 
     with pytest.raises(StorageError) as info:
         store.list_runs()
