@@ -16,6 +16,7 @@ from dstack_prefect.spec import (
     PROVIDERS,
     SpecWarning,
     Workflows,
+    check_workflows,
     find_repo_root,
     json_schema,
     load_workflows,
@@ -42,27 +43,23 @@ def validate(
     """
     root = find_repo_root(Path.cwd())
     files = workflow_files(root)
-    try:
-        workflows = load_workflows(root)
-    except SpecErrors as exc:
-        if not as_json:
-            raise
-        errors = [e.as_dict() for e in exc.errors]
-        _print_json({"valid": False, "files": len(files), "workflows": 0, "errors": errors, "warnings": []})
-        raise typer.Exit(1) from None
+    workflows, errors = check_workflows(root)
     if as_json:
-        warnings = [w.as_dict() for w in workflows.warnings]
         _print_json(
             {
-                "valid": True,
+                "valid": not errors,
                 "files": len(files),
                 "workflows": len(workflows),
-                "errors": [],
-                "warnings": warnings,
+                "errors": [e.as_dict() for e in errors],
+                "warnings": [w.as_dict() for w in workflows.warnings],
             }
         )
+        if errors:
+            raise typer.Exit(1)
         return
     _print_warnings(workflows.warnings)
+    if errors:
+        raise SpecErrors(errors)
     counts = _count(len(workflows), "workflow") + " in " + _count(len(files), "file")
     if workflows.warnings:
         counts += ", " + _count(len(workflows.warnings), "warning")
@@ -151,7 +148,12 @@ def _print_json(payload: dict[str, object]) -> None:
 
 
 def _size(mib: int) -> str:
-    return f"{mib / 1024:g}GiB" if mib >= 1024 else f"{mib}MiB"
+    """MiB as a person reads it: ``954MiB``, ``1.05GiB``, ``14.9GiB``, ``16GiB`` (3 digits or so)."""
+    if mib < 1024:
+        return f"{mib}MiB"
+    gib = mib / 1024
+    text = f"{gib:.2f}" if gib < 10 else f"{gib:.1f}"
+    return text.rstrip("0").rstrip(".") + "GiB"
 
 
 def describe_resources(step: Step) -> str:

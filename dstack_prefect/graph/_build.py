@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
 from dstack_prefect.graph._args import RunOptions, parse_run_args
@@ -27,8 +27,20 @@ from dstack_prefect.graph._plan import (
     Step,
     StepDep,
 )
-from dstack_prefect.spec import PROVIDERS, Dep, Gpu, Port, Workflow, Workflows, interpolate, parse_size
-from dstack_prefect.spec._models import did_you_mean
+from dstack_prefect.spec import (
+    PROVIDERS,
+    Artifact,
+    Dep,
+    Gpu,
+    Port,
+    Workflow,
+    Workflows,
+    interpolate,
+    parse_size,
+)
+from dstack_prefect.spec import Resources as ResourcesSpec
+from dstack_prefect.spec._locate import describe
+from dstack_prefect.spec._models import check_working_dir, did_you_mean, repeated_deps
 
 
 def build_plan(
@@ -119,18 +131,28 @@ def _unknown_dep(workflows: Workflows, name: str, j: int, dep: Dep) -> None:
 def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
     """``workflow`` with the `dstack run` override options applied.
 
+    Each value is checked as the YAML's would be: a path that climbs out with ``..``, a zero size
+    or count, a dep given twice are refused here, before anything runs.
+
     Raises:
-        PlanError: an option value is malformed (a size, a port, a dep, an env item).
+        PlanError: an option value is malformed (a size, a port, a dep, an env item, a path).
     """
     update: dict[str, Any] = {}
     if options.env:
         update["env"] = {**workflow.env, **_checked("-e/--env", _env_items, options.env)}
     if options.artifacts is not None:
-        update["artifacts"] = [{"path": p} for p in options.artifacts]
+        update["artifacts"] = [
+            _checked("-a/--artifact", Artifact.model_validate, p) for p in options.artifacts
+        ]
     if options.deps is not None:
-        update["deps"] = [_checked("--dep", Dep.model_validate, d) for d in options.deps]
+        deps = [_checked("--dep", Dep.model_validate, d) for d in options.deps]
+        repeated = repeated_deps(deps)
+        if repeated:
+            msg = f"--dep: '{deps[repeated[0][0]]}' is given twice, expected each dep once"
+            raise PlanError(msg)
+        update["deps"] = deps
     if options.working_dir is not None:
-        update["working_dir"] = options.working_dir
+        update["working_dir"] = _checked("-w/--working-dir", check_working_dir, options.working_dir)
     if options.requirements is not None:
         update["requirements"] = options.requirements
     if options.ssh:
@@ -141,7 +163,10 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
     resources = _resources_update(workflow, options)
     if resources:
         update["resources"] = workflow.resources.model_copy(update=resources)
-    return Workflow.model_validate({**workflow.model_dump(), **update})
+    overridden: Workflow = _checked(
+        f"dstack run {workflow.name}", Workflow.model_validate, {**workflow.model_dump(), **update}
+    )
+    return overridden
 
 
 def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]:
@@ -149,7 +174,7 @@ def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]
     if options.interruptible:
         out["interruptible"] = True
     if options.cpu is not None:
-        out["cpu"] = options.cpu
+        out["cpu"] = _checked("--cpu", _field(ResourcesSpec, "cpu"), options.cpu)
     if options.memory is not None:
         out["memory"] = _checked("--memory", parse_size, options.memory)
     if options.shm_size is not None:
@@ -158,7 +183,7 @@ def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]
         gpu = workflow.resources.gpu or Gpu()
         gpu_update: dict[str, Any] = {}
         if options.gpu is not None:
-            gpu_update["count"] = options.gpu
+            gpu_update["count"] = _checked("--gpu", _field(Gpu, "count"), options.gpu)
         if options.gpu_name is not None:
             gpu_update["name"] = options.gpu_name
         if options.gpu_memory is not None:
@@ -184,11 +209,17 @@ def _env_items(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _field(model: type[BaseModel], name: str) -> Callable[[Any], Any]:
+    """Check one field's value as ``model`` does (``--gpu 0`` as ``gpu: {count: 0}``)."""
+    return lambda value: getattr(model.model_validate({name: value}), name)
+
+
 def _checked(option: str, convert: Callable[[Any], Any], value: Any) -> Any:
     try:
         return convert(value)
     except ValidationError as exc:
-        msg = f"{option}: {exc.errors()[0]['msg']}"
+        error = exc.errors(include_url=False)[0]
+        msg = f"{option}: {describe(error, tuple(s for s in error['loc'] if isinstance(s, int | str)))[0]}"
         raise PlanError(msg) from None
     except ValueError as exc:
         msg = f"{option}: {exc}"

@@ -1,15 +1,20 @@
 """Find, read and validate every workflow file of a repo in one pass.
 
-    find_repo_root(cwd) -> root          the folder holding .dstack/
+    find_repo_root(cwd) -> root          the folder holding .dstack/ (not the dstack home's)
     workflow_files(root) -> [files]      .dstack/workflows.y(a)ml + .dstack/workflows/*.y(a)ml
-    load_workflows(root) -> Workflows    every file, every problem, one SpecErrors
+    check_workflows(root) -> (Workflows, [SpecError])   what loaded, and every problem
+    load_workflows(root) -> Workflows    the same, raising every problem as one SpecErrors
 
-Problems of all files are collected and raised together. Legacy forms (before_run,
-requirements, resources.local, deps mount, ports as a count) load with a located warning.
+Problems of all files are collected and reported together, sorted by file and line; so are
+warnings. Legacy forms (before_run, requirements, resources.local, deps mount, ports as a count)
+load with a located warning. A workflow dep that no file defines is an error: `check_workflows`
+(`dstack validate`) lists it, and a plan that needs it fails on it; `load_workflows` keeps it in
+``Workflows.unresolved`` rather than raising, so the workflows that do not need it still run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dstack_prefect.errors import NoWorkflowsError, SpecError, SpecErrors
+from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
 from dstack_prefect.spec._locate import Located
 from dstack_prefect.spec._models import Workflow, WorkflowFile, did_you_mean, show
@@ -86,6 +92,8 @@ class Workflows:
     by_name: dict[str, Workflow] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     warnings: list[SpecWarning] = field(default_factory=list)
+    unresolved: list[SpecError] = field(default_factory=list)
+    """Deps naming a workflow no file defines, located: errors for validate and for a plan."""
 
     def source(self, name: str) -> str:
         """``file:line`` where workflow ``name`` is defined."""
@@ -101,13 +109,22 @@ class Workflows:
 def find_repo_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` that holds a ``.dstack/`` folder.
 
+    The dstack home (``~/.dstack`` by default, or ``DSTACK_HOME``) is where dstack keeps its
+    server, runs and store, not a repo's marker: a ``.dstack`` that is the home and holds no
+    workflow file is passed over, so a folder under ``~`` is not taken for a repo rooted at ``~``.
+
     Raises:
         NoWorkflowsError: no such folder up to the filesystem root.
     """
     start = start.resolve()
+    dstack_home = Settings.from_env().home.expanduser().resolve()
     for folder in (start, *start.parents):
-        if (folder / ".dstack").is_dir():
-            return folder
+        marker = folder / ".dstack"
+        if not marker.is_dir():
+            continue
+        if marker.resolve() == dstack_home and not workflow_files(folder):
+            continue
+        return folder
     msg = f"No .dstack/ folder in {start} or any folder above it"
     raise NoWorkflowsError(msg)
 
@@ -129,6 +146,25 @@ def load_workflows(root: Path) -> Workflows:
         NoWorkflowsError: the repo has no workflow file.
         SpecErrors: any file has any problem; every problem of every file is listed.
     """
+    workflows, errors = _read(root)
+    if errors:
+        raise SpecErrors(errors)
+    return workflows
+
+
+def check_workflows(root: Path) -> tuple[Workflows, list[SpecError]]:
+    """Every workflow of the repo at ``root`` that is valid on its own, and every problem found,
+    unknown deps included, sorted by file and line: what `dstack validate` reports.
+
+    Raises:
+        NoWorkflowsError: the repo has no workflow file.
+    """
+    workflows, errors = _read(root)
+    key = _in_file_order([f.relative_to(root).as_posix() for f in workflows.files])
+    return workflows, sorted([*errors, *workflows.unresolved], key=key)
+
+
+def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
     files = workflow_files(root)
     if not files:
         msg = f"No workflow files in {root / '.dstack'}"
@@ -141,6 +177,7 @@ def load_workflows(root: Path) -> Workflows:
             texts.append((shown, file.read_text(encoding="utf-8")))
         except UnicodeDecodeError:
             errors.append(SpecError("not UTF-8 text, expected a UTF-8 YAML file", path=shown))
+            texts.append((shown, None))
     return _build(root, files, texts, errors)
 
 
@@ -150,20 +187,35 @@ def load_text(text: str, path: str = "workflows.yaml", *, root: Path | None = No
     Raises:
         SpecErrors: every problem in the text.
     """
-    return _build(root or Path(), [], [(path, text)], [])
-
-
-def _build(root: Path, files: list[Path], texts: list[tuple[str, Any]], errors: list[SpecError]) -> Workflows:
-    result = Workflows(root=root, files=files)
-    for shown, text in texts:
-        errors += _load_file(result, shown, text)
-    errors += _check_graph(result)
+    workflows, errors = _build(root or Path(), [], [(path, text)], [])
     if errors:
         raise SpecErrors(errors)
-    return result
+    return workflows
 
 
-def _load_file(result: Workflows, shown: str, text: str) -> list[SpecError]:
+def _build(
+    root: Path, files: list[Path], texts: list[tuple[str, str | None]], errors: list[SpecError]
+) -> tuple[Workflows, list[SpecError]]:
+    result = Workflows(root=root, files=files)
+    named: set[str] = set()  # every name written, valid or not, so a dep on a broken one is no "unknown"
+    for shown, text in texts:
+        if text is not None:
+            errors += _load_file(result, shown, text, named)
+    errors += _check_graph(result, named)
+    key = _in_file_order([shown for shown, _ in texts])
+    errors.sort(key=key)
+    result.warnings.sort(key=key)
+    result.unresolved.sort(key=key)
+    return result, errors
+
+
+def _in_file_order(shown: list[str]) -> Callable[[SpecError | SpecWarning], tuple[int, int, int]]:
+    """A sort key: the file's place in load order (``shown``), then line, then column."""
+    order = {path: i for i, path in enumerate(shown)}
+    return lambda p: (order.get(p.path, len(order)), p.line, p.col)
+
+
+def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> list[SpecError]:
     lines = text.splitlines()
     try:
         parsed = parse(text)
@@ -186,6 +238,8 @@ def _load_file(result: Workflows, shown: str, text: str) -> list[SpecError]:
         found += _root_problems(parsed, shown, data)
         items = data.get("workflows")
         for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                named.add(item["name"])
             found += _load_item(result, parsed, shown, lines, index, item)
     found.sort(key=lambda w: (w.line, w.col))
     return [_locate.to_error(w, lines) for w in found]
@@ -214,7 +268,7 @@ def _load_item(
     try:
         workflow = Workflow.model_validate(item)
     except ValidationError as exc:
-        return [_locate.locate(parsed, shown, prefix, e) for e in exc.errors(include_url=False)]
+        return [w for e in exc.errors(include_url=False) for w in _locate.locate(parsed, shown, prefix, e)]
     line = parsed.locate(prefix)[0]
     source = Source(shown, line, parsed, index, lines)
     result.warnings += _legacy_warnings(source, item)
@@ -250,16 +304,17 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
     return out
 
 
-def _check_graph(result: Workflows) -> list[SpecError]:
-    """Unknown workflow deps are warnings (the dep may be another repo's or an old run's);
-    cycles are errors."""
+def _check_graph(result: Workflows, named: set[str]) -> list[SpecError]:
+    """Cycles are errors. A workflow dep of this repo that no file defines goes to
+    ``result.unresolved`` (an error for validate and for a plan that needs it); a dep on a
+    workflow that is written but invalid is left to that workflow's own errors."""
     errors = []
     names = list(result.by_name)
     for name, workflow in result.by_name.items():
         for j, dep in enumerate(workflow.deps):
-            if dep.kind == "workflow" and dep.repo is None and dep.name not in result.by_name:
+            if dep.kind == "workflow" and dep.repo is None and dep.name not in named:
                 message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, names)}"
-                result.warnings.append(result.sources[name].warning(("deps", j), message))
+                result.unresolved.append(result.sources[name].error(("deps", j), message))
     for cycle in find_cycles(result):
         first = result.sources[cycle[0]]
         j = next(

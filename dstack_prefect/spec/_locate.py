@@ -3,6 +3,7 @@
 A pydantic error has a ``loc`` such as ``("resources", "gpu", "count")``; the YAML node for it
 gives the line and column (stepping up to the parent where that node does not exist, e.g. a
 missing key). Messages read ``got X, expected Y``; unknown keys suggest the closest known key.
+An error that stands for several findings (`_models.fail_each`) becomes one Located per finding.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
-from dstack_prefect.spec._models import WorkflowFile, did_you_mean, show
+from dstack_prefect.spec._models import Issue, WorkflowFile, did_you_mean, show
 from dstack_prefect.spec._yaml import Parsed, Path
 
 _EXPECTED = {
@@ -107,15 +108,25 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     return f"got {show(value)}: {error['msg']}", False
 
 
-def locate(parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails) -> Located:
-    """Place one pydantic error (raised for the data at ``prefix``) in the file."""
+def locate(parsed: Parsed, shown: str, prefix: Path, error: ErrorDetails) -> list[Located]:
+    """Place one pydantic error (raised for the data at ``prefix``) in the file: one Located, or
+    one per finding when the error lists several (``ctx["issues"]``)."""
     full = (*prefix, *(seg for seg in error["loc"] if isinstance(seg, int | str)))
+    issues: list[Issue] = (error.get("ctx") or {}).get("issues") or []
+    if issues:
+        return [_at(parsed, shown, (*full, *i.loc), i.message, at_key=i.at_key) for i in issues]
     message, at_key = describe(error, full)
     if error["type"] == "missing":
         full = full[:-1]
     line, col = parsed.locate(full, key=at_key)
     shown_key = full[:-1] if at_key else full
-    return Located(shown, line, col, key_path(shown_key), message)
+    return [Located(shown, line, col, key_path(shown_key), message)]
+
+
+def _at(parsed: Parsed, shown: str, path: Path, message: str, *, at_key: bool) -> Located:
+    """A finding at ``path`` (at its key when ``at_key``, e.g. a bad name in a mapping)."""
+    line, col = parsed.locate(path, key=at_key)
+    return Located(shown, line, col, key_path(path), message)
 
 
 def to_error(where: Located, lines: list[str]) -> SpecError:

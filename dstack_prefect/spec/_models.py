@@ -5,14 +5,20 @@ notebook). Every model forbids unknown keys, and every field has a description: 
 (`dstack schema`) and docs/workflows.md come from here. Short forms are normalised on the way in
 (``deps: [":tag"]`` -> ``{tag: tag}``, ``memory: 16GB`` -> MiB, ``gpu: 2`` -> ``{count: 2}``), and
 each union-typed field reports one "got X, expected Y" message instead of one per union member.
+
+Where JSON Schema can say it, the schema says what the validators check (name and env patterns,
+the provider's required keys, exactly one of `workflow`/`tag`), so `dstack schema` and the
+loader agree. A check with several findings (every bad `env` entry, every repeated dep) raises
+one error whose ``ctx["issues"]`` lists each finding at its own place; the loader reports each.
 """
 
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 import shlex
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -25,11 +31,36 @@ ProviderName = Literal["bash", "docker", "code", "lab", "notebook"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_RE = re.compile(r"^\d+\.\d+$")
+# JSON Schema patterns (ECMA-262 and Python re alike) for what the validators below check.
+_ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(=[\s\S]*)?$"
+_DEP_TEXT_PATTERN = r"^(?!:?$)"  # not empty, not a bare ':'
+_NO_CLIMB = r"(?!(\./+)*\.\.(/|$))"  # does not start by climbing out with '..'
+_RELATIVE_DIR_PATTERN = rf"^(?!/){_NO_CLIMB}"
+_ARTIFACT_PATTERN = rf"^(?!\s*\.?/*\s*$){_NO_CLIMB}"  # not empty, `.` or `/`
+_CACHE_PATTERN = rf"^(?!\s*$){_NO_CLIMB}"
+
+Loc = tuple[str | int, ...]
+
+
+class Issue(NamedTuple):
+    """One finding of a check that reports several: where (under the field) and what."""
+
+    loc: Loc
+    message: str
+    at_key: bool = False
 
 
 def fail(message: str) -> PydanticCustomError:
     """A validation error whose message is shown as written."""
     return PydanticCustomError("dstack", "{message}", {"message": message})
+
+
+def fail_each(issues: list[Issue]) -> PydanticCustomError:
+    """One validation error standing for several findings, each at its own place under the field.
+
+    The message is the first finding's; the loader reports every finding from ``ctx["issues"]``.
+    """
+    return PydanticCustomError("dstack", "{message}", {"message": issues[0].message, "issues": issues})
 
 
 def show(value: object) -> str:
@@ -86,12 +117,80 @@ def _size(value: Any) -> Any:
         raise fail(msg) from None
 
 
-_SizeText = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*([KkMmGgTt]([Ii]?[Bb]|[Ii])?)?\s*$")]
+def _not_bool(value: Any) -> Any:
+    """YAML `true` is not a number (pydantic would take it as 1)."""
+    if isinstance(value, bool):
+        msg = f"got {show(value)}, expected an integer"
+        raise fail(msg)
+    return value
+
+
+NOT_BOOL = BeforeValidator(_not_bool)
+StrictFlag = Annotated[bool, Field(strict=True)]  # `"yes"` and `1` are not booleans
+
+_SizeText = Annotated[
+    str, Field(pattern=r"^\s*(?=[^1-9]*[1-9])\d+(\.\d+)?\s*([KkMmGgTt]([Ii]?[Bb]|[Ii])?)?\s*$")
+]
 Size = Annotated[
-    int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=0)] | None)
+    int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=1)] | None)
 ]
 _PortNumber = Annotated[int, Field(ge=1, le=65535)]
 _PortText = Annotated[str, Field(pattern=r"^\d+(:\d+)?$")]
+_ArtifactText = Annotated[str, Field(pattern=_ARTIFACT_PATTERN)]
+_CacheText = Annotated[str, Field(pattern=_CACHE_PATTERN)]
+
+
+def _climbs_out(path: str) -> bool:
+    """``path`` (relative) leaves its folder through ``..``: ``..``, ``../x``, ``a/../../x``."""
+    norm = posixpath.normpath(path.strip())
+    return norm == ".." or norm.startswith("../")
+
+
+def check_working_dir(value: Any) -> Any:
+    """A `working_dir` stays inside the repo: relative, and not climbing out with ``..``."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("/"):
+        msg = f"got {value!r}, an absolute path, expected a folder relative to the repo root, e.g. 'src'"
+        raise fail(msg)
+    if _climbs_out(value):
+        msg = (
+            f"got {value!r}, which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
+        )
+        raise fail(msg)
+    return value
+
+
+def _artifact_path(value: Any) -> Any:
+    """An artifact path is a sub-folder of `working_dir` (not climbing out with ``..``), or absolute."""
+    if not isinstance(value, str):
+        return value
+    if posixpath.normpath(value.strip() or ".") in (".", "/", "//"):
+        msg = f"got {value!r}, the whole folder or filesystem root, expected a sub-folder, e.g. 'output'"
+        raise fail(msg)
+    if not value.strip().startswith("/") and _climbs_out(value):
+        msg = (
+            f"got {value!r}, which climbs out of the working folder with '..',"
+            " expected a path inside it, or an absolute one"
+        )
+        raise fail(msg)
+    return value
+
+
+def _cache_path(value: Any) -> Any:
+    """A cache path is inside `working_dir` (not climbing out with ``..``), under `~`, or absolute."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        msg = "got '', expected a folder such as '~/.cache/pip'"
+        raise fail(msg)
+    if not value.strip().startswith(("/", "~")) and _climbs_out(value):
+        msg = (
+            f"got {value!r}, which climbs out of the working folder with '..',"
+            " expected a path inside it, under '~', or an absolute one"
+        )
+        raise fail(msg)
+    return value
 
 
 class _Model(BaseModel):
@@ -101,7 +200,11 @@ class _Model(BaseModel):
 class Gpu(_Model):
     """``resources.gpu`` as a mapping; an integer is the count."""
 
-    count: int = Field(1, ge=0, description="Number of GPUs; `name` or `memory` alone means 1")
+    count: Annotated[int, NOT_BOOL] = Field(
+        1,
+        ge=1,
+        description="Number of GPUs, at least 1 (for none, leave out `gpu`); `name` or `memory` alone: 1",
+    )
     name: str | None = Field(None, description="Exact, case-sensitive GPU name, e.g. `A100`, `V100`, `T4`")
     memory: Size = Field(None, description="Minimum memory per GPU, a size such as `16GB`; stored in MiB")
 
@@ -122,23 +225,23 @@ class Resources(_Model):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "patternProperties": {"^[^/]+/gpu$": {"type": "integer", "minimum": 0}},
+            "patternProperties": {"^[^/]+/gpu$": {"type": "integer", "minimum": 1}},
         },
     )
 
-    cpu: int | None = Field(None, ge=1, description="Minimum number of CPUs")
+    cpu: Annotated[int | None, NOT_BOOL] = Field(None, ge=1, description="Minimum number of CPUs")
     memory: Size = Field(
         None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB"
     )
-    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=0)] | Gpu | None)] = Field(
+    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=1)] | Gpu | None)] = Field(
         None,
         description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works",
     )
     shm_size: Size = Field(
         None, description="Size of `/dev/shm` (Docker `--shm-size`), e.g. `8GB`; stored in MiB"
     )
-    interruptible: bool = Field(False, description="Use spot / preemptible capacity")
-    local: bool = Field(False, description="Legacy (0.0.x): run locally; runs are local by default now")
+    interruptible: StrictFlag = Field(False, description="Use spot / preemptible capacity")
+    local: StrictFlag = Field(False, description="Legacy (0.0.x): run locally; runs are local by default now")
 
     @model_validator(mode="before")
     @classmethod
@@ -162,8 +265,13 @@ class Resources(_Model):
 class Artifact(_Model):
     """A folder the step saves; downstream steps read it through `deps`."""
 
-    path: str = Field(description="Folder to save, relative to `working_dir`, or absolute")
-    mount: bool = Field(False, description="Sync the folder while the step runs, not only at the end")
+    path: Annotated[
+        str,
+        BeforeValidator(_artifact_path, json_schema_input_type=_ArtifactText),
+    ] = Field(
+        description="Folder to save, relative to `working_dir` (not climbing out with `..`), or absolute"
+    )
+    mount: StrictFlag = Field(False, description="Sync the folder while the step runs, not only at the end")
 
     @model_validator(mode="before")
     @classmethod
@@ -174,7 +282,13 @@ class Artifact(_Model):
 class CacheItem(_Model):
     """A folder kept between runs of the same workflow (e.g. `~/.cache/pip`)."""
 
-    path: str = Field(description="Folder to restore before and save after the step")
+    path: Annotated[
+        str,
+        BeforeValidator(_cache_path, json_schema_input_type=_CacheText),
+    ] = Field(
+        description="Folder restored before and saved after the step: relative (not climbing out with `..`),"
+        " under `~`, or absolute"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -194,11 +308,21 @@ def _path_item(value: Any, expected: str) -> Any:
 class Dep(_Model):
     """An upstream whose artifacts the step reads: a workflow (its latest run) or a tag."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["workflow"], "properties": {"workflow": {"type": "string", "minLength": 1}}},
+                {"required": ["tag"], "properties": {"tag": {"type": "string", "minLength": 1}}},
+            ]
+        },
+    )
+
     workflow: str | None = Field(
         None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works"
     )
     tag: str | None = Field(None, description="Tag name; a string `:TAG` works")
-    mount: bool | None = Field(None, description="Legacy (0.0.x), ignored: mount the dep's artifacts")
+    mount: StrictFlag | None = Field(None, description="Legacy (0.0.x), ignored: mount the dep's artifacts")
 
     @model_validator(mode="before")
     @classmethod
@@ -238,14 +362,34 @@ class Dep(_Model):
             return None
         return self.workflow.rsplit("/", 1)[0]
 
+    def __str__(self) -> str:
+        """The dep in its short form: ``NAME``, ``owner/repo/NAME`` or ``:TAG``."""
+        return f":{self.tag}" if self.tag is not None else str(self.workflow)
+
+
+def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
+    """``(index, index of the first)`` for each dep that names the same workflow or tag as an
+    earlier one (`prep` and `workflow: prep`)."""
+    first: dict[tuple[str, str | None, str], int] = {}
+    repeats = []
+    for j, dep in enumerate(deps):
+        key = (dep.kind, dep.repo, dep.name)
+        if key in first:
+            repeats.append((j, first[key]))
+        else:
+            first[key] = j
+    return repeats
+
 
 class Port(_Model):
     """One port the step serves: `8000`, or `"8000:80"` to see app port 8000 on local port 80."""
 
-    port: int | None = Field(
+    port: Annotated[int | None, NOT_BOOL] = Field(
         None, ge=1, le=65535, description="Port the app listens on; null means any free port"
     )
-    local_port: int | None = Field(None, ge=1, le=65535, description="Port on this machine it is reached at")
+    local_port: Annotated[int | None, NOT_BOOL] = Field(
+        None, ge=1, le=65535, description="Port on this machine it is reached at"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -266,8 +410,8 @@ def _ports(value: Any) -> Any:
     if value is None:
         return []
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            msg = f"got {value}, expected a port count >= 0 or a list of ports"
+        if value < 1:
+            msg = f"got {value}, expected a port count >= 1 or a list of ports"
             raise fail(msg)
         return [{}] * value
     if not isinstance(value, list):
@@ -300,38 +444,44 @@ def _provider(value: Any) -> Any:
 
 
 def _env(value: Any) -> Any:
+    """A list of ``NAME=VALUE`` / ``NAME``, or a mapping, to a dict; every bad entry is an Issue."""
     if value is None:
         return {}
-    items: list[tuple[Any, Any]]
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, list):
-        items = []
-        for item in value:
+    out: dict[str, str] = {}
+    issues: list[Issue] = []
+    if isinstance(value, list):
+        for j, item in enumerate(value):
             if not isinstance(item, str):
-                msg = f"got {show(item)} in the list, expected 'NAME=VALUE' or 'NAME'"
-                raise fail(msg)
+                issues.append(Issue((j,), f"got {show(item)}, expected 'NAME=VALUE' or 'NAME'"))
+                continue
             key, _, val = item.partition("=")
-            items.append((key, val))
+            if not _ENV_KEY_RE.match(key):
+                issues.append(Issue((j,), f"got variable name {key!r}, expected letters, digits and '_'"))
+                continue
+            out[key] = val
+    elif isinstance(value, dict):
+        for key, val in value.items():
+            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+                message = f"got variable name {show(key)}, expected letters, digits and '_'"
+                issues.append(Issue((str(key),), message, at_key=True))
+            elif isinstance(val, dict | list):
+                issues.append(Issue((key,), f"got {show(val)} for {key}, expected a string"))
+            else:
+                out[key] = (
+                    "" if val is None else ("true" if val is True else "false" if val is False else str(val))
+                )
     else:
         msg = f"got {show(value)}, expected a list of 'NAME=VALUE' or a mapping"
         raise fail(msg)
-    out: dict[str, str] = {}
-    for key, val in items:
-        if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-            msg = f"got variable name {show(key)}, expected letters, digits and '_'"
-            raise fail(msg)
-        if isinstance(val, dict | list):
-            msg = f"got {show(val)} for {key}, expected a string"
-            raise fail(msg)
-        out[key] = "" if val is None else ("true" if val is True else "false" if val is False else str(val))
+    if issues:
+        raise fail_each(issues)
     return out
 
 
 def _python(value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, float):
+    if isinstance(value, float) and not value.is_integer():
         text = repr(value)
         value = "3.10" if text == "3.1" else text
     if not isinstance(value, str) or not _PYTHON_RE.match(value):
@@ -363,10 +513,44 @@ def _name(value: Any) -> Any:
     return value
 
 
+_PythonText = Annotated[str, Field(pattern=_PYTHON_RE.pattern)]
+_PythonNumber = Annotated[float, Field(gt=0, json_schema_extra={"not": {"type": "integer"}})]
+_EnvItem = Annotated[str, Field(pattern=_ENV_ITEM_PATTERN)]
+_EnvMapping = Annotated[
+    dict[str, str | int | float | bool | None],
+    Field(json_schema_extra={"propertyNames": {"pattern": _ENV_KEY_RE.pattern}}),
+]
+_DepText = Annotated[str, Field(pattern=_DEP_TEXT_PATTERN)]
+
+
+def _needs(provider: str, key: str, value_schema: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: when `provider` is ``provider``, ``key`` is required and matches ``value_schema``."""
+    return {
+        "if": {"properties": {"provider": {"const": provider}}, "required": ["provider"]},
+        "then": {"required": [key], "properties": {key: value_schema}},
+    }
+
+
 class Workflow(_Model):
     """One item of `workflows:`: a named step that `dstack run NAME` runs."""
 
-    name: Annotated[str, BeforeValidator(_name)] = Field(description="Name for `dstack run NAME` and `deps`")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                _needs(
+                    "bash",
+                    "commands",
+                    {"anyOf": [{"type": "string", "pattern": r"\S"}, {"type": "array", "minItems": 1}]},
+                ),
+                _needs("docker", "image", {"type": "string", "minLength": 1}),
+            ]
+        },
+    )
+
+    name: Annotated[
+        str, BeforeValidator(_name, json_schema_input_type=Annotated[str, Field(pattern=_NAME_RE.pattern)])
+    ] = Field(description="Name for `dstack run NAME` and `deps`")
     provider: Annotated[ProviderName, BeforeValidator(_provider)] = Field(
         description="What runs the step: bash, docker, code, lab or notebook"
     )
@@ -382,32 +566,30 @@ class Workflow(_Model):
     requirements: str | None = Field(
         None, description="Legacy (0.0.x): a requirements file to `pip install -r`"
     )
-    python: Annotated[str | None, BeforeValidator(_python, json_schema_input_type=str | float | None)] = (
-        Field(None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)")
-    )
+    python: Annotated[
+        str | None, BeforeValidator(_python, json_schema_input_type=_PythonText | _PythonNumber | None)
+    ] = Field(None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)")
     env: Annotated[
         dict[str, str],
-        BeforeValidator(
-            _env, json_schema_input_type=list[str] | dict[str, str | int | float | bool | None] | None
-        ),
+        BeforeValidator(_env, json_schema_input_type=list[_EnvItem] | _EnvMapping | None),
     ] = Field(
         default_factory=dict,
         description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping",
     )
-    artifacts: Annotated[list[Artifact], _accepts(list[str | Artifact])] = Field(
+    artifacts: Annotated[list[Artifact], _accepts(list[_ArtifactText | Artifact])] = Field(
         default_factory=list, description="Folders saved when the step ends: paths or `{path, mount}`"
     )
-    deps: Annotated[list[Dep], _accepts(list[str | Dep])] = Field(
+    deps: Annotated[list[Dep], _accepts(list[_DepText | Dep])] = Field(
         default_factory=list,
         description="Upstreams: `NAME`, `:TAG`, `owner/repo/NAME`, `{workflow: NAME}` or `{tag: TAG}`",
     )
-    cache: Annotated[list[CacheItem], _accepts(list[str | CacheItem])] = Field(
+    cache: Annotated[list[CacheItem], _accepts(list[_CacheText | CacheItem])] = Field(
         default_factory=list, description="Folders kept between runs of this workflow: paths or `{path}`"
     )
     ports: Annotated[
         list[Port],
         BeforeValidator(
-            _ports, json_schema_input_type=Annotated[int, Field(ge=0)] | list[_PortNumber | _PortText] | None
+            _ports, json_schema_input_type=Annotated[int, Field(ge=1)] | list[_PortNumber | _PortText] | None
         ),
     ] = Field(
         default_factory=list,
@@ -416,8 +598,15 @@ class Workflow(_Model):
     resources: Resources = Field(
         default_factory=Resources, description="CPU, memory, GPU and spot requirements"
     )
-    working_dir: str | None = Field(
-        None, description="Folder, relative to the repo root, the commands run in"
+    working_dir: Annotated[
+        str | None,
+        BeforeValidator(
+            check_working_dir,
+            json_schema_input_type=Annotated[str, Field(pattern=_RELATIVE_DIR_PATTERN)] | None,
+        ),
+    ] = Field(
+        None,
+        description="Folder, relative to the repo root, the commands run in (not climbing out with `..`)",
     )
     image: str | None = Field(None, description="Docker image; required for docker")
     entrypoint: Annotated[
@@ -425,7 +614,7 @@ class Workflow(_Model):
     ] = Field(None, description="docker: the entrypoint, a string (shell-split) or a list")
     registry_auth: RegistryAuth | None = Field(None, description="docker: private registry credentials")
     home_dir: str | None = Field(None, description="docker: home folder in the container (for `~` in paths)")
-    ssh: bool = Field(False, description="Run sshd in the container so you can ssh in")
+    ssh: StrictFlag = Field(False, description="Run sshd in the container so you can ssh in")
     version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = (
         Field(None, description="code: openvscode-server version; lab/notebook: the Jupyter version")
     )
@@ -442,6 +631,14 @@ class Workflow(_Model):
         if self.provider == "docker" and not self.image:
             msg = "missing 'image', which provider 'docker' requires"
             raise fail(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _deps_once(self) -> Workflow:
+        repeats = repeated_deps(self.deps)
+        if repeats:
+            message = "duplicate dep '{}', first at deps[{}]; list each dep once"
+            raise fail_each([Issue(("deps", j), message.format(self.deps[j], i)) for j, i in repeats])
         return self
 
 

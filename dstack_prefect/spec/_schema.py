@@ -1,7 +1,11 @@
 """JSON Schema of the workflow file format, generated from the models.
 
-Editors' YAML language servers read it (``# yaml-language-server: $schema=...``). It checks
-shape only: keys, types, providers. Names, deps and interpolation are checked by the loader.
+Editors' YAML language servers read it (``# yaml-language-server: $schema=...``). It rejects
+what the loader rejects wherever JSON Schema can say it: keys, types, providers, name, env and
+Python version patterns, sizes and counts above zero, `commands` for bash and `image` for docker
+(``if``/``then``), exactly one of `workflow`/`tag` in a dep (``oneOf``), paths that start by
+climbing out with ``..``. Only the loader sees duplicates, unknown deps, cycles, interpolation
+and a ``..`` that climbs out midway (``src/../../x``).
 """
 
 from __future__ import annotations

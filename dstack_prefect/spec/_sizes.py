@@ -1,7 +1,8 @@
 """Sizes (`16GB`, `512MiB`, `2Gi`) to MiB, the one unit the plan uses.
 
 dstack's own units are decimal (`16GB` = 16·10⁹ bytes); its code also accepts binary units.
-A bare integer is already MiB. The result is rounded up, so a minimum is never undershot.
+A bare integer is already MiB. The result is rounded up, so a minimum is never undershot. A
+size of zero means nothing (no memory, no `/dev/shm`) and is refused.
 """
 
 from __future__ import annotations
@@ -33,28 +34,31 @@ _UNITS: dict[str, int] = {
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
 
 SIZE_EXPECTED = "a size such as '16GB', '512MiB' or '2Gi'"
+"""What every size error expects; sizes are above zero."""
 
 
 def parse_size(value: object) -> int:
     """Return ``value`` in MiB (rounded up).
 
     Raises:
-        ValueError: ``value`` is not a size; the message names what was expected.
+        ValueError: ``value`` is not a size, or is zero; the message names what was expected.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         msg = f"got {value!r}, expected {SIZE_EXPECTED}"
         raise ValueError(msg)
     if isinstance(value, int):
-        if value < 0:
-            msg = f"got {value}, expected {SIZE_EXPECTED}"
+        mib = value
+    else:
+        match = _SIZE_RE.match(value)
+        unit = (match.group(2) or "mib").lower() if match else ""
+        if match is None or unit not in _UNITS:
+            msg = f"got {value!r}, expected {SIZE_EXPECTED}"
             raise ValueError(msg)
-        return value
-    if not isinstance(value, str):
+        mib = math.ceil(float(match.group(1)) * _UNITS[unit] / _MIB)
+    if mib < 0:
         msg = f"got {value!r}, expected {SIZE_EXPECTED}"
         raise ValueError(msg)
-    match = _SIZE_RE.match(value)
-    unit = (match.group(2) or "mib").lower() if match else ""
-    if match is None or unit not in _UNITS:
-        msg = f"got {value!r}, expected {SIZE_EXPECTED}"
+    if mib == 0:
+        msg = f"got {value!r}, a size of zero, expected {SIZE_EXPECTED}"
         raise ValueError(msg)
-    return math.ceil(float(match.group(1)) * _UNITS[unit] / _MIB)
+    return mib

@@ -115,6 +115,54 @@ class TestValidate:
             "warnings": [],
         }
 
+    def test_json_counts_the_workflows_that_loaded(self, repo: Path) -> None:
+        """With errors in one file, --json still counts the workflows that are valid on their own."""
+        (repo / ".dstack" / "workflows").mkdir()
+        (repo / ".dstack" / "workflows" / "bad.yaml").write_text(BAD)
+
+        code, out, _ = run("validate", "--json")
+
+        assert (code, json.loads(out)["workflows"]) == (1, 2)
+
+    def test_json_lists_an_unknown_dep_among_other_errors(self, repo: Path) -> None:
+        """An unknown dep is an error in --json even when another file has errors too."""
+        (repo / ".dstack" / "workflows").mkdir()
+        (repo / ".dstack" / "workflows" / "bad.yaml").write_text(BAD)
+        (repo / ".dstack" / "workflows" / "c.yaml").write_text(
+            "workflows:\n  - name: c\n    provider: bash\n    commands: [x]\n    deps: [trian]\n"
+        )
+
+        code, out, _ = run("validate", "--json")
+
+        assert code == 1
+        assert [(e["path"], e["line"], e["message"]) for e in json.loads(out)["errors"]] == [
+            (".dstack/workflows/bad.yaml", 3, "unknown provider 'bsh'; did you mean 'bash'?"),
+            (".dstack/workflows/bad.yaml", 4, "unknown key 'comands'; did you mean 'commands'?"),
+            (".dstack/workflows/c.yaml", 5, "unknown workflow 'trian' in deps; did you mean 'train'?"),
+        ]
+
+    def test_unknown_dep_is_an_error_printed_once(self, repo: Path) -> None:
+        """validate exits 1 on an unknown dep and prints it once, as an error, not a warning."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD.replace("deps: [prep]", "deps: [perp]"))
+
+        code, _, err = run("validate")
+
+        assert (code, err.count("unknown workflow 'perp' in deps; did you mean 'prep'?")) == (1, 1)
+
+    def test_home_is_not_a_repo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """From ~/projects/p with no .dstack/, the dstack home ~/.dstack is not taken for a repo."""
+        home = tmp_path.resolve()
+        monkeypatch.setenv("HOME", str(home))
+        (home / ".dstack" / "runs").mkdir(parents=True)
+        (home / "projects" / "p").mkdir(parents=True)
+        monkeypatch.chdir(home / "projects" / "p")
+
+        code, _, err = run("validate")
+
+        assert code == 1
+        assert f"No .dstack/ folder in {home / 'projects' / 'p'} or any folder above it" in err
+        assert "hint: cd into your repo" in err
+
     def test_no_repo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Outside a repo, validate exits 1 with a hint."""
         monkeypatch.chdir(tmp_path)
@@ -155,6 +203,21 @@ class TestPlan:
 
         assert code == 0
         assert json.loads(out)["steps"][0]["commands"] == ["echo hi"]
+
+    def test_sizes_are_readable(self, repo: Path) -> None:
+        """Memory is shown in GiB with at most one decimal: 16GB (15259 MiB) reads 14.9GiB."""
+
+        code, out, _ = run("plan", "train", "--memory", "16GB")
+
+        assert (code, "mem=14.9GiB" in out) == (0, True)
+
+    def test_unknown_dep_is_printed_once(self, repo: Path) -> None:
+        """A plan that needs an unknown dep exits 1 and prints the located error once."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD.replace("deps: [prep]", "deps: [perp]"))
+
+        code, _, err = run("plan", "train")
+
+        assert (code, err.count("unknown workflow 'perp' in deps; did you mean 'prep'?")) == (1, 1)
 
     def test_unknown_target(self, repo: Path) -> None:
         """An unknown target exits 1 with old dstack's message and a suggestion."""

@@ -171,8 +171,39 @@ class TestOverrides:
             (["--memory", "lots"], "--memory: got 'lots', expected a size such as '16GB', '512MiB' or '2Gi'"),
             (["-p", "web"], "-p/--port: got 'web', expected a port number or 'APP_PORT:LOCAL_PORT'"),
             (["--dep", "nope"], "--dep: unknown workflow 'nope' in deps"),
+            (["--dep", "left", "--dep", "left"], "--dep: 'left' is given twice, expected each dep once"),
+            (
+                ["-w", "../.."],
+                "-w/--working-dir: got '../..', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'",
+            ),
+            (
+                ["-w", "/tmp"],
+                "-w/--working-dir: got '/tmp', an absolute path, expected a folder relative to the repo root, e.g. 'src'",
+            ),
+            (
+                ["-a", "../x"],
+                "-a/--artifact: got '../x', which climbs out of the working folder with '..', expected a path inside it, or an absolute one",
+            ),
+            (["--gpu", "0"], "--gpu: got 0, expected a number >= 1"),
+            (["--cpu", "0"], "--cpu: got 0, expected a number >= 1"),
+            (
+                ["--memory", "0GB"],
+                "--memory: got '0GB', a size of zero, expected a size such as '16GB', '512MiB' or '2Gi'",
+            ),
         ],
-        ids=["cpu", "memory", "port", "dep"],
+        ids=[
+            "cpu",
+            "memory",
+            "port",
+            "dep",
+            "dep-twice",
+            "working-dir-climbs-out",
+            "working-dir-absolute",
+            "artifact-climbs-out",
+            "gpu-zero",
+            "cpu-zero",
+            "memory-zero",
+        ],
     )
     def test_bad_option(self, pipeline: Workflows, argv: list[str], message: str) -> None:
         """A malformed override is a PlanError naming the option."""
@@ -293,6 +324,27 @@ class TestErrors:
         assert [e.message for e in info.value.errors] == [
             ".dstack/workflows/a.yaml:9:9: workflows[1].deps[0]: unknown workflow 'perp' in deps; did you mean 'prep'?"
         ]
+
+    def test_unknown_dep_elsewhere_does_not_block(self) -> None:
+        """A workflow whose upstreams are all defined plans even if another one's dep is unknown."""
+        workflows = load_text(
+            "workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n"
+            "  - name: train\n    provider: bash\n    commands: [x]\n    deps: [nope]\n"
+        )
+
+        plan = build_plan(workflows, "prep", [])
+
+        assert [s.name for s in plan.steps] == ["prep"]
+
+    def test_provider_mode_working_dir_climbs_out(self) -> None:
+        """`dstack run bash -c CMD -w ../..` is refused before anything runs."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(None, "bash", ["-c", "ls", "-w", "../.."])
+
+        assert info.value.message == (
+            "-w/--working-dir: got '../..', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
+        )
 
     def test_cycle_through_dep_override(self, pipeline: Workflows) -> None:
         """A --dep that closes a loop is a CycleError printing the loop."""

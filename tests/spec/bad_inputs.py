@@ -1,8 +1,9 @@
 """The table of bad workflow files: each with the exact located messages it must produce.
 
-``schema=True`` marks shape problems that `dstack schema`'s JSON Schema rejects too
-(tests/spec/test_schema.py); the others (YAML syntax, names, deps, interpolation, provider
-needs) only the loader can see.
+``schema=True`` marks problems that `dstack schema`'s JSON Schema rejects too
+(tests/spec/test_schema.py); the others (YAML syntax, duplicates, unknown deps, cycles,
+interpolation, paths that climb out deep inside) only the loader can see. The messages are
+what `dstack validate` reports (`check_workflows`), unknown deps included.
 """
 
 # ruff: noqa: E501 - golden messages are kept on one line so they can be compared by eye
@@ -157,13 +158,13 @@ CASES = [
         "bash-without-commands",
         ONE("workflows:\n  - name: a\n    provider: bash\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing 'commands', which provider 'bash' requires"],
-        schema=False,
+        schema=True,
     ),
     Case(
         "docker-without-image",
         ONE("workflows:\n  - name: a\n    provider: docker\n    commands: [x]\n"),
         [".dstack/workflows.yaml:2:5: workflows[0]: missing 'image', which provider 'docker' requires"],
-        schema=False,
+        schema=True,
     ),
     Case(
         "name-not-string",
@@ -177,7 +178,7 @@ CASES = [
         [
             ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'"
         ],
-        schema=False,
+        schema=True,
     ),
     Case(
         "commands-mapping",
@@ -264,7 +265,7 @@ CASES = [
         ONE(
             "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    resources:\n      gpu: -1\n"
         ),
-        [".dstack/workflows.yaml:6:12: workflows[0].resources.gpu.count: got -1, expected a number >= 0"],
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.gpu.count: got -1, expected a number >= 1"],
         schema=True,
     ),
     Case(
@@ -307,9 +308,9 @@ CASES = [
         "env-bad-name",
         ONE("workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - 1BAD=x\n"),
         [
-            ".dstack/workflows.yaml:6:7: workflows[0].env: got variable name '1BAD', expected letters, digits and '_'"
+            ".dstack/workflows.yaml:6:9: workflows[0].env[0]: got variable name '1BAD', expected letters, digits and '_'"
         ],
-        schema=False,
+        schema=True,
     ),
     Case(
         "env-scalar",
@@ -325,7 +326,7 @@ CASES = [
         [
             ".dstack/workflows.yaml:5:13: workflows[0].python: got 'three', expected a Python version such as '3.10'"
         ],
-        schema=False,
+        schema=True,
     ),
     Case(
         "artifact-int",
@@ -364,7 +365,7 @@ CASES = [
         [
             ".dstack/workflows.yaml:6:9: workflows[0].deps[0]: a dep needs exactly one of 'workflow' or 'tag', expected e.g. {workflow: prep}"
         ],
-        schema=False,
+        schema=True,
     ),
     Case(
         "dep-int",
@@ -484,6 +485,196 @@ CASES = [
         [
             ".dstack/workflows/a.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?",
             ".dstack/workflows/b.yaml:1:12: workflows: got a mapping, expected a list of workflows",
+        ],
+        schema=False,
+    ),
+]
+
+BASH = "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n"
+"""A valid bash workflow `train` (lines 1-4) to append keys to."""
+
+CASES += [
+    Case(
+        "bash-empty-commands",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    commands: []\n"),
+        [".dstack/workflows.yaml:2:5: workflows[0]: missing 'commands', which provider 'bash' requires"],
+        schema=True,
+    ),
+    Case(
+        "env-item-digit",
+        ONE(BASH + "    env:\n      - 1A=2\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].env[0]: got variable name '1A', expected letters, digits and '_'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "env-every-bad-item",
+        ONE(BASH + "    env:\n      - 1A=2\n      - OK=1\n      - 5\n      - B C=1\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].env[0]: got variable name '1A', expected letters, digits and '_'",
+            ".dstack/workflows.yaml:8:9: workflows[0].env[2]: got 5, expected 'NAME=VALUE' or 'NAME'",
+            ".dstack/workflows.yaml:9:9: workflows[0].env[3]: got variable name 'B C', expected letters, digits and '_'",
+        ],
+        schema=True,
+    ),
+    Case(
+        "env-mapping-every-bad-entry",
+        ONE(BASH + "    env:\n      1A: x\n      B: [1]\n      C: 2\n"),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].env.1A: got variable name '1A', expected letters, digits and '_'",
+            ".dstack/workflows.yaml:7:10: workflows[0].env.B: got a list for B, expected a string",
+        ],
+        schema=True,
+    ),
+    Case(
+        "python-patch-version",
+        ONE(BASH + '    python: "3.9.1"\n'),
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].python: got '3.9.1', expected a Python version such as '3.10'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "cpu-bool",
+        ONE(BASH + "    resources:\n      cpu: true\n"),
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.cpu: got true, expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "gpu-zero",
+        ONE(BASH + "    resources:\n      gpu: 0\n"),
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.gpu.count: got 0, expected a number >= 1"],
+        schema=True,
+    ),
+    Case(
+        "gpu-count-zero",
+        ONE(BASH + "    resources:\n      gpu:\n        count: 0\n"),
+        [".dstack/workflows.yaml:7:16: workflows[0].resources.gpu.count: got 0, expected a number >= 1"],
+        schema=True,
+    ),
+    Case(
+        "gpu-count-bool",
+        ONE(BASH + "    resources:\n      gpu:\n        count: true\n"),
+        [".dstack/workflows.yaml:7:16: workflows[0].resources.gpu.count: got true, expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "memory-zero",
+        ONE(BASH + "    resources:\n      memory: 0GB\n"),
+        [
+            ".dstack/workflows.yaml:6:15: workflows[0].resources.memory: got '0GB', a size of zero, expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "shm-size-zero",
+        ONE(BASH + "    resources:\n      shm_size: 0\n"),
+        [
+            ".dstack/workflows.yaml:6:17: workflows[0].resources.shm_size: got 0, a size of zero, expected a size such as '16GB', '512MiB' or '2Gi'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "ports-zero",
+        ONE(BASH + "    ports: 0\n"),
+        [
+            ".dstack/workflows.yaml:5:12: workflows[0].ports: got 0, expected a port count >= 1 or a list of ports"
+        ],
+        schema=True,
+    ),
+    Case(
+        "interruptible-yes-string",
+        ONE(BASH + '    resources:\n      interruptible: "yes"\n'),
+        [
+            ".dstack/workflows.yaml:6:22: workflows[0].resources.interruptible: got 'yes', expected true or false"
+        ],
+        schema=True,
+    ),
+    Case(
+        "working-dir-climbs-out",
+        ONE(BASH + "    working_dir: ../..\n"),
+        [
+            ".dstack/workflows.yaml:5:18: workflows[0].working_dir: got '../..', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "working-dir-climbs-out-midway",
+        ONE(BASH + "    working_dir: src/../../x\n"),
+        [
+            ".dstack/workflows.yaml:5:18: workflows[0].working_dir: got 'src/../../x', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
+        ],
+        schema=False,
+    ),
+    Case(
+        "working-dir-absolute",
+        ONE(BASH + "    working_dir: /tmp\n"),
+        [
+            ".dstack/workflows.yaml:5:18: workflows[0].working_dir: got '/tmp', an absolute path, expected a folder relative to the repo root, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "artifact-climbs-out",
+        ONE(BASH + '    artifacts: ["../x"]\n'),
+        [
+            ".dstack/workflows.yaml:5:17: workflows[0].artifacts[0].path: got '../x', which climbs out of the working folder with '..', expected a path inside it, or an absolute one"
+        ],
+        schema=True,
+    ),
+    Case(
+        "artifact-mapping-climbs-out",
+        ONE(BASH + "    artifacts:\n      - path: ./../x\n"),
+        [
+            ".dstack/workflows.yaml:6:15: workflows[0].artifacts[0].path: got './../x', which climbs out of the working folder with '..', expected a path inside it, or an absolute one"
+        ],
+        schema=True,
+    ),
+    Case(
+        "artifact-whole-folder",
+        ONE(BASH + "    artifacts: [.]\n"),
+        [
+            ".dstack/workflows.yaml:5:17: workflows[0].artifacts[0].path: got '.', the whole folder or filesystem root, expected a sub-folder, e.g. 'output'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "cache-climbs-out",
+        ONE(BASH + "    cache:\n      - ../pip\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].cache[0].path: got '../pip', which climbs out of the working folder with '..', expected a path inside it, under '~', or an absolute one"
+        ],
+        schema=True,
+    ),
+    Case(
+        "dep-listed-twice",
+        ONE(
+            "workflows:\n  - name: prep2\n    provider: bash\n    commands: [x]\n"
+            "  - name: train\n    provider: bash\n    commands: [x]\n    deps:\n      - prep2\n      - workflow: prep2\n"
+        ),
+        [
+            ".dstack/workflows.yaml:10:9: workflows[1].deps[1]: duplicate dep 'prep2', first at deps[0]; list each dep once"
+        ],
+        schema=False,
+    ),
+    Case(
+        "unknown-dep",
+        ONE(BASH + "    deps: [trian]\n"),
+        [
+            ".dstack/workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?"
+        ],
+        schema=False,
+    ),
+    Case(
+        "unknown-dep-among-other-errors",
+        {
+            ".dstack/workflows/a.yaml": BASH + "    deps: [prep, nope]\n",
+            ".dstack/workflows/b.yaml": "workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n    zz: 1\n",
+        },
+        [
+            ".dstack/workflows/a.yaml:5:18: workflows[0].deps[1]: unknown workflow 'nope' in deps",
+            ".dstack/workflows/b.yaml:5:5: workflows[0]: unknown key 'zz'",
         ],
         schema=False,
     ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dstack_prefect.errors import SpecErrors
-from dstack_prefect.spec import load_text, load_workflows
+from dstack_prefect.spec import check_workflows, load_text, load_workflows
 from tests.spec.bad_inputs import CASES, Case
 from tests.spec.conftest import RepoFactory
 
@@ -20,13 +20,45 @@ def test_table_is_large_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_message(case: Case, make_repo: RepoFactory) -> None:
-    """Each bad input raises SpecErrors listing exactly the expected path:line:col messages."""
+    """Each bad input is reported (as `dstack validate` does) with exactly the expected path:line:col messages."""
+    root = make_repo(case.files)
+
+    _, errors = check_workflows(root)
+
+    assert [e.message for e in errors] == case.messages
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "unknown-dep" not in c.id], ids=lambda c: c.id)
+def test_bad_input_fails_to_load(case: Case, make_repo: RepoFactory) -> None:
+    """Loading a bad input raises SpecErrors with the same messages."""
     root = make_repo(case.files)
 
     with pytest.raises(SpecErrors) as info:
         load_workflows(root)
 
     assert [e.message for e in info.value.errors] == case.messages
+
+
+class TestUnknownDeps:
+    """A dep naming a workflow no file defines: an error for validate and for a plan that needs it."""
+
+    def test_load_keeps_it_unresolved(self) -> None:
+        """load_text loads the file and keeps the located error, so unrelated workflows still run."""
+        text = "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps: [trian]\n"
+
+        workflows = load_text(text)
+
+        assert [e.message for e in workflows.unresolved] == [
+            "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?"
+        ]
+
+    def test_not_a_warning(self) -> None:
+        """It is never also a warning, so no command prints it twice."""
+        text = "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps: [trian]\n"
+
+        workflows = load_text(text)
+
+        assert workflows.warnings == []
 
 
 def test_snippet_points_at_the_column() -> None:
@@ -75,7 +107,7 @@ def test_all_problems_in_one_pass(make_repo: RepoFactory) -> None:
 
 
 class TestWarnings:
-    """Legacy forms and unknown deps load, with a located warning naming the modern form."""
+    """Legacy forms load, with a located warning naming the modern form."""
 
     @pytest.mark.parametrize(
         ("body", "expected"),
@@ -101,12 +133,8 @@ class TestWarnings:
                 "workflows.yaml:7:9: workflows[0].deps[0]: legacy key 'mount' in deps is ignored;"
                 " set 'mount: true' on the upstream's artifacts",
             ),
-            (
-                "    commands: [x]\n    deps: [trian]\n",
-                "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?",
-            ),
         ],
-        ids=["before_run", "requirements", "resources-local", "ports-count", "deps-mount", "unknown-dep"],
+        ids=["before_run", "requirements", "resources-local", "ports-count", "deps-mount"],
     )
     def test_warning(self, body: str, expected: str) -> None:
         """The legacy form loads and the warning says where and what to write instead."""
@@ -115,3 +143,22 @@ class TestWarnings:
         workflows = load_text(text)
 
         assert [str(w) for w in workflows.warnings] == [expected]
+
+    def test_sorted_by_file_and_line(self, make_repo: RepoFactory) -> None:
+        """Warnings come in file order, then line order, whatever kind each is."""
+        root = make_repo(
+            {
+                ".dstack/workflows/a.yaml": "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n"
+                "    ports: 1\n    before_run: [y]\n",
+                ".dstack/workflows/b.yaml": "workflows:\n  - name: b\n    provider: bash\n    commands: [x]\n"
+                "    requirements: r.txt\n",
+            }
+        )
+
+        workflows = load_workflows(root)
+
+        assert [(w.path, w.line) for w in workflows.warnings] == [
+            (".dstack/workflows/a.yaml", 5),
+            (".dstack/workflows/a.yaml", 6),
+            (".dstack/workflows/b.yaml", 5),
+        ]
