@@ -54,13 +54,12 @@ class Server:
         return env
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real Prefect server for the session, started by dstack's own server module."""
+def serve(home: Path) -> Iterator[Server]:
+    """A real Prefect server in dstack home ``home``, started by dstack's own server module
+    (whatever PREFECT_* this process has set), stopped when the generator closes."""
     from dstack_prefect import server as srv
     from dstack_prefect.settings import Settings
 
-    home = tmp_path_factory.mktemp("dstack-home")
     settings = Settings.from_env({"home": home, "server_start_timeout": 180})
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PREFECT_")}
     try:
@@ -69,6 +68,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         os.environ.update(saved)
     yield Server(url=info.url, home=home)
     srv.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real Prefect server for the session."""
+    yield from serve(tmp_path_factory.mktemp("dstack-home"))
 
 
 @dataclass

@@ -5,10 +5,12 @@ No prefect import here (see _api.py): `dstack ps` must be quick.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -299,18 +301,28 @@ def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
 
 def cleanup_leftovers(api: PrefectAPI, settings: Settings) -> list[str]:
     """The "next command cleans up" rule: runs whose flow process died are marked Crashed and
-    step containers of finished runs are removed. Quiet without Docker."""
+    step containers of finished runs are removed. Quiet without Docker.
+
+    Only this home's containers (label ``dstack.home``) are looked at, each by its flow run id:
+    one the server does not know is another server's run (another home, user or CI job on the
+    same engine) and is left alone, never taken for finished.
+    """
     reap_dead_runs(api, settings)
     if not os.path.exists("/var/run/docker.sock") and not os.environ.get("DOCKER_HOST"):
         return []
-    from dstack_prefect.executors.docker import cleanup_containers  # noqa: PLC0415
+    from dstack_prefect.executors.docker import FLOW_RUN_LABEL, cleanup_containers, home_id  # noqa: PLC0415
 
-    def finished(run_name: str) -> bool:
-        rows = list(api.flow_runs(names=[run_name], limit=1))
-        return not rows or is_finished(run_row(rows[0]).status)
+    @functools.cache
+    def finished(flow_run_id: str) -> bool:
+        try:
+            uuid.UUID(flow_run_id)
+        except ValueError:
+            return False  # not a Prefect id: no server of ours made it
+        fr = api.flow_run(flow_run_id)
+        return fr is not None and is_finished(run_row(fr).status)
 
     try:
-        return cleanup_containers(finished)
+        return cleanup_containers(finished, home=home_id(settings.home), key=FLOW_RUN_LABEL)
     except DstackError:
         return []
 

@@ -7,8 +7,13 @@
 Every container gets the step's folder at /workflow (working dir /workflow/<working_dir>), the
 step's environment, host networking (so PORT_i are host ports), memory and CPU limits without
 swap, ``init`` (tini as PID 1, so a stop takes effect at once), device requests for GPUs, and the
-labels ``dstack.run`` / ``dstack.step`` (plus the job's) by which :func:`list_step_containers`
-and :func:`cleanup_containers` find leftovers. The container is removed when the step ends.
+labels ``dstack.run`` / ``dstack.step`` / ``dstack.home`` (plus the job's, e.g. the engine's
+``dstack.flow-run-id``) by which :func:`list_step_containers` and :func:`cleanup_containers` find
+leftovers. The container is removed when the step ends.
+
+One Docker engine serves many dstack homes (other DSTACK_HOMEs, users, CI jobs), each with its
+own Prefect server: ``dstack.home`` (:func:`home_id`) says which home started a container, and
+cleanup only ever judges its own home's containers.
 
     with DockerExecutor(runtime_image="dstack-prefect/runtime:0.1.0-py3.11") as ex:
         ex.check(step)
@@ -20,11 +25,13 @@ Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dstack_prefect.errors import ExecutorUnavailableError
@@ -37,6 +44,10 @@ from dstack_prefect.graph import Step
 WORKFLOW_DIR = "/workflow"
 RUN_LABEL = "dstack.run"
 STEP_LABEL = "dstack.step"
+HOME_LABEL = "dstack.home"
+"""The :func:`home_id` of the dstack home whose run started the container."""
+FLOW_RUN_LABEL = "dstack.flow-run-id"
+"""The Prefect flow run id of the container's run (set by the engine through ``StepJob.labels``)."""
 RUNTIME_IMAGE_ENV = "DSTACK_RUNTIME_IMAGE"
 CUDA_RUNTIME_IMAGE_ENV = "DSTACK_CUDA_RUNTIME_IMAGE"
 
@@ -50,6 +61,20 @@ def default_runtime_image(python: str | None = None, *, cuda: bool = False) -> s
     """$DSTACK_RUNTIME_IMAGE (or $DSTACK_CUDA_RUNTIME_IMAGE for GPU steps), else the built tag."""
     explicit = os.environ.get(CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV)
     return explicit or runtime_tag(python or "3.11", cuda=cuda)
+
+
+def home_id(home: Path | str | None = None) -> str:
+    """A short stable id of the dstack home ``home`` (default: this process's, DSTACK_HOME).
+
+    The hash of the home's real path: the same for every process of one home (the CLI, the
+    supervisor, a Prefect worker) and across restarts of its server, different for other homes.
+    """
+    if home is None:
+        from dstack_prefect.settings import get_settings  # noqa: PLC0415
+
+        home = get_settings().home
+    path = os.path.realpath(os.path.expanduser(os.fspath(home)))
+    return hashlib.sha256(path.encode()).hexdigest()[:16]
 
 
 def step_image(step: Step, runtime_image: str | None = None, cuda_runtime_image: str | None = None) -> str:
@@ -88,13 +113,15 @@ def container_kwargs(
     image: str | None = None,
     user: tuple[int, int] | None = None,
     network_mode: str = "host",
+    home: str | None = None,
 ) -> dict[str, Any]:
     """The exact keyword arguments for ``client.containers.create`` for ``job`` (no engine needed).
 
     ``image`` defaults to :func:`step_image`; ``user`` to this process's uid:gid (runtime-image
     steps run as it, so what they write in the workdir stays the user's; docker-provider steps
     run as their image's user). ``network_mode`` other than host publishes ``job.ports`` on
-    127.0.0.1, each at its "APP:LOCAL" local port, else under the same number.
+    127.0.0.1, each at its "APP:LOCAL" local port, else under the same number. ``home`` is the
+    ``dstack.home`` label, default :func:`home_id` of this process's home.
     """
     step = job.step
     uid, gid = user if user is not None else (os.getuid(), os.getgid())
@@ -103,7 +130,7 @@ def container_kwargs(
     env["TINI_KILL_PROCESS_GROUP"] = "1"
     if job.gpus:
         env.pop("CUDA_VISIBLE_DEVICES", None)  # host indices; the container renumbers from 0
-    labels = {**job.labels, RUN_LABEL: job.run_name, STEP_LABEL: step.name}
+    labels = _labels(job, step.name, home or home_id())
     kwargs: dict[str, Any] = {
         "image": image or step_image(step),
         "entrypoint": entrypoint,
@@ -150,6 +177,10 @@ def container_kwargs(
     return kwargs
 
 
+def _labels(job: StepJob, step_name: str, home: str) -> dict[str, str]:
+    return {**job.labels, RUN_LABEL: job.run_name, STEP_LABEL: step_name, HOME_LABEL: home}
+
+
 def _wants_gpu(step: Step) -> bool:
     return step.resources.gpu is not None and step.resources.gpu.count > 0
 
@@ -183,17 +214,20 @@ class DockerExecutor(Executor):
         network_mode: str = "host",
         user: tuple[int, int] | None = None,
         client: Any = None,
+        home: str | None = None,
     ) -> None:
         """``runtime_image``: for bash/code/lab/notebook steps; default $DSTACK_RUNTIME_IMAGE, else
         ``dstack-prefect/runtime:<version>-py<step python or 3.11>``. ``cuda_runtime_image``: the
         same for GPU steps. ``user``: the host uid:gid files in the workdir must end up owned by
         (default this process's). ``client``: a docker-py client (default ``docker.from_env()``).
+        ``home``: the containers' ``dstack.home`` label (default :func:`home_id` of this home).
         """
         self.runtime_image = runtime_image
         self.cuda_runtime_image = cuda_runtime_image
         self.network_mode = network_mode
         self.host_network = network_mode == "host"
         self.user = user if user is not None else (os.getuid(), os.getgid())
+        self.home = home or home_id()
         self._client = client
         self._own_client = client is None
         self._lock = threading.Lock()
@@ -245,7 +279,9 @@ class DockerExecutor(Executor):
         if step.provider == "docker":
             self._ensure_image(image, step)
         (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
-        kwargs = container_kwargs(job, image=image, user=self.user, network_mode=self.network_mode)
+        kwargs = container_kwargs(
+            job, image=image, user=self.user, network_mode=self.network_mode, home=self.home
+        )
         with docker_errors(f"creating the container of step '{step.name}'"):
             container = self.client.containers.create(**kwargs)
         try:
@@ -364,7 +400,7 @@ class DockerExecutor(Executor):
                     user="0:0",
                     volumes=volumes,
                     network_mode="none",
-                    labels={**running.job.labels, RUN_LABEL: running.job.run_name, STEP_LABEL: "chown"},
+                    labels=_labels(running.job, "chown", self.home),
                     remove=True,
                 )
         except Exception as exc:  # the step's result stands; say why files may stay root's  # noqa: BLE001
@@ -474,16 +510,33 @@ def list_step_containers(*, run_name: str | None = None, client: Any = None) -> 
         return list(client.containers.list(all=True, filters={"label": label}))
 
 
-def cleanup_containers(is_finished: Callable[[str], bool], *, client: Any = None) -> list[str]:
-    """Remove step containers whose run ``is_finished(run_name)``; return the removed ids.
+def cleanup_containers(
+    is_finished: Callable[[str], bool],
+    *,
+    home: str | None = None,
+    key: str = RUN_LABEL,
+    client: Any = None,
+) -> list[str]:
+    """Remove the step containers of ``home`` whose ``is_finished(<their key label>)``; return
+    the removed ids.
 
-    The "next command cleans up" rule: the engine calls this with a predicate that is true for
-    runs that ended or whose driving process is gone.
+    The "next command cleans up" rule: the engine calls this with ``key=FLOW_RUN_LABEL`` and a
+    predicate that is true for runs its server knows ended (a run it does not know belongs to
+    another server: not finished). ``home`` defaults to :func:`home_id` of this process's home;
+    containers of other homes are never judged, nor ones without the ``key`` label. Containers
+    from before the ``dstack.home`` label are judged only by flow run id (unique across servers),
+    never by run name.
     """
+    home = home or home_id()
     removed = []
     for container in list_step_containers(client=client):
-        run_name = container.labels.get(RUN_LABEL, "")
-        if run_name and is_finished(run_name):
+        labels = container.labels or {}
+        owner = labels.get(HOME_LABEL)
+        ours = owner == home or (owner is None and key == FLOW_RUN_LABEL)
+        if not ours:
+            continue
+        value = labels.get(key, "")
+        if value and is_finished(value):
             stop_container(container, 0)
             _remove(container)
             removed.append(container.id)
@@ -511,6 +564,7 @@ __all__ = [
     "default_runtime_image",
     "docker_client",
     "has_nvidia_runtime",
+    "home_id",
     "list_step_containers",
     "step_command",
     "step_image",

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from dstack_prefect.engine import PrefectAPI
-from tests.conftest import CLI, Server, wait_until
+from dstack_prefect.engine._runs import cleanup_leftovers
+from dstack_prefect.server import pid_alive
+from dstack_prefect.settings import Settings
+from tests.conftest import CLI, Server, serve, wait_until
 from tests.docker_fixtures import TINY_IMAGE
 from tests.engine.test_local_runs import submitted_name, wait_finished
 
@@ -70,6 +77,29 @@ def env(prefect_server: Server, dstack_home: Path, runtime_image: str) -> dict[s
     return e
 
 
+@pytest.fixture(scope="module")
+def other_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second real Prefect server in its own dstack home: another user's or CI job's, on the
+    same Docker engine; it has never heard of the session server's runs."""
+    yield from serve(tmp_path_factory.mktemp("other-dstack-home"))
+
+
+@pytest.fixture
+def other_env(other_server: Server, tmp_path: Path, runtime_image: str) -> dict[str, str]:
+    """The environment of a dstack command in the other home, against the other server."""
+    home = tmp_path / "other-home"
+    home.mkdir()
+    e = other_server.env(home)
+    e["DSTACK_RUNTIME_IMAGE"] = runtime_image
+    return e
+
+
+@pytest.fixture
+def other_api(other_server: Server) -> Iterator[PrefectAPI]:
+    with PrefectAPI(other_server.url) as client:
+        yield client
+
+
 @pytest.fixture
 def repo(make_repo: Any, tiny_image: str) -> Path:
     return make_repo({".dstack/workflows.yaml": WORKFLOWS})
@@ -89,6 +119,28 @@ def containers_of(run_name: str) -> list[str]:
         check=True,
     ).stdout
     return out.split()
+
+
+def container_states(flow_run_id: str) -> list[str]:
+    """`docker ps -a` states (running, exited...) of the step containers of one flow run."""
+    label = f"label=dstack.flow-run-id={flow_run_id}"
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", label, "--format", "{{.State}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def kill_orchestrator(api: PrefectAPI, home: Path, name: str) -> None:
+    """SIGKILL the supervisor of run ``name`` and its reaper: nothing is left to clean up after it."""
+    pid = int((home / "runs" / name / "supervisor.pid").read_text())
+    fr_id = api.flow_run_by_name(name)["id"]
+    reapers = [p for p in _pids() if fr_id.encode() in _cmdline(p) and b"_reaper.py" in _cmdline(p)]
+    assert reapers
+    for victim in [*reapers, pid]:
+        os.kill(victim, signal.SIGKILL)
 
 
 def test_a_docker_provider_step_runs_in_its_image_and_its_artifacts_reach_the_next(
@@ -189,18 +241,95 @@ def test_killing_the_orchestrator_then_the_next_command_leaves_no_container(
     and removes its container."""
     name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
     wait_until(lambda: containers_of(name), 60)
-    pid = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
-    fr_id = api.flow_run_by_name(name)["id"]
-    reapers = [p for p in _pids() if fr_id.encode() in _cmdline(p) and b"_reaper.py" in _cmdline(p)]
-    assert reapers
 
-    for victim in [*reapers, pid]:
-        os.kill(victim, signal.SIGKILL)
+    kill_orchestrator(api, dstack_home, name)
     res = cli("ps", "-a", "--json", cwd=repo, env=env)
 
     assert res.code == 0, res.text
     assert next(r for r in res.json() if r["name"] == name)["status"] == "failed"
     assert containers_of(name) == []
+
+
+class TestHomes:
+    """One Docker engine, several dstack homes each with its own Prefect server: a command in
+    one home cleans up only that home's leftovers."""
+
+    def test_a_command_in_another_home_leaves_a_running_step_container_alone(
+        self, cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI, other_env: dict[str, str]
+    ) -> None:
+        """`dstack rm -a` in another home, whose server never heard of this run, does not stop
+        or remove this run's running step container."""
+        name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
+        fr_id = api.flow_run_by_name(name)["id"]
+        try:
+            wait_until(lambda: container_states(fr_id) == ["running"], 60)
+
+            res = cli("rm", "-a", "-y", cwd=repo, env=other_env)
+
+            assert res.code == 0, res.text
+            assert ["running"] == container_states(fr_id)
+        finally:
+            cli("stop", name, "-x", "-y", cwd=repo, env=env)
+
+    def test_the_next_command_removes_its_own_homes_leftovers_only(
+        self,
+        cli: CLI,
+        repo: Path,
+        env: dict[str, str],
+        api: PrefectAPI,
+        dstack_home: Path,
+        other_env: dict[str, str],
+        other_api: PrefectAPI,
+    ) -> None:
+        """After this home's orchestrator is killed, the next command here removes its run's
+        container and leaves another home's running step container alone."""
+        other = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=other_env).out)
+        other_id = other_api.flow_run_by_name(other)["id"]
+        name = submitted_name(cli("run", "sleeper", "--docker", "-d", cwd=repo, env=env).out)
+        fr_id = api.flow_run_by_name(name)["id"]
+        try:
+            wait_until(lambda: container_states(other_id) == container_states(fr_id) == ["running"], 60)
+            kill_orchestrator(api, dstack_home, name)
+
+            res = cli("ps", "-a", "--json", cwd=repo, env=env)
+
+            assert res.code == 0, res.text
+            assert ([], ["running"]) == (container_states(fr_id), container_states(other_id))
+        finally:
+            cli("stop", name, "-x", "-y", cwd=repo, env=env)
+            cli("stop", other, "-x", "-y", cwd=repo, env=other_env)
+
+    def test_a_container_without_a_home_label_goes_only_when_this_server_knows_its_run_ended(
+        self,
+        docker_engine: Any,
+        dstack_home: Path,
+        api: PrefectAPI,
+        cli: CLI,
+        repo: Path,
+        env: dict[str, str],
+    ) -> None:
+        """A leftover from before the dstack.home label is removed when its flow run id is a
+        finished run of this server, and kept when this server does not know the id."""
+        name = submitted_name(cli("run", "where", "--docker", "-d", cwd=repo, env=env).out)
+        finished_id = wait_finished(api, name).flow_run_id
+        supervisor = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+        wait_until(lambda: not pid_alive(supervisor), 60)  # its own cleanup thread is over too
+        old = {
+            run_id: docker_engine.containers.create(
+                env["DSTACK_RUNTIME_IMAGE"],
+                ["true"],
+                labels={"dstack.run": "old-run-1", "dstack.step": "s", "dstack.flow-run-id": run_id},
+            )
+            for run_id in (finished_id, str(uuid.uuid4()))
+        }
+        try:
+            removed = cleanup_leftovers(api, Settings(home=dstack_home))
+
+            assert [old[finished_id].id] == removed
+        finally:
+            for container in old.values():
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
 
 
 def _pids() -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.executors import StepJob
-from dstack_prefect.executors.docker import LineBuffer, container_kwargs, step_command
+from dstack_prefect.executors.docker import LineBuffer, container_kwargs, home_id, step_command
 from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
@@ -67,15 +67,17 @@ class TestLimitsAndLayout:
         assert expected == {k: kwargs[k] for k in expected}
 
     def test_workdir_labels_network_init(self) -> None:
-        """The workdir is /workflow, labels name run and step, host network, init on."""
+        """The workdir is /workflow, labels name run, step and home, host network, init on."""
         step = Step(name="train", commands=["true"], working_dir="src/")
 
-        kwargs = container_kwargs(job(step, labels={"dstack.owner": "me"}), image="img", user=(1000, 1000))
+        kwargs = container_kwargs(
+            job(step, labels={"dstack.owner": "me"}), image="img", user=(1000, 1000), home="h1"
+        )
 
         assert {
             "working_dir": "/workflow/src",
             "volumes": {"/tmp/wd": {"bind": "/workflow", "mode": "rw"}},
-            "labels": {"dstack.owner": "me", "dstack.run": "r1", "dstack.step": "train"},
+            "labels": {"dstack.owner": "me", "dstack.run": "r1", "dstack.step": "train", "dstack.home": "h1"},
             "network_mode": "host",
             "init": True,
             "user": "1000:1000",
@@ -113,6 +115,42 @@ class TestLimitsAndLayout:
         kwargs = container_kwargs(job(step, ports=[8000, 9000]), image="img", network_mode="bridge")
 
         assert {"8000/tcp": ("127.0.0.1", 3001), "9000/tcp": ("127.0.0.1", 9000)} == kwargs["ports"]
+
+
+class TestHomeLabel:
+    def test_the_home_label_is_the_id_of_this_processs_dstack_home(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Without ``home``, a container is labelled dstack.home with the id of $DSTACK_HOME."""
+        monkeypatch.setenv("DSTACK_HOME", str(tmp_path))
+
+        kwargs = container_kwargs(job(Step(name="t", commands=["true"])), image="img")
+
+        assert home_id(tmp_path) == kwargs["labels"]["dstack.home"]
+
+    def test_a_job_label_cannot_claim_another_home(self) -> None:
+        """The executor's home wins over a dstack.home in the job's own labels."""
+        kwargs = container_kwargs(
+            job(Step(name="t", commands=["true"]), labels={"dstack.home": "theirs"}), image="img", home="mine"
+        )
+
+        assert "mine" == kwargs["labels"]["dstack.home"]
+
+    def test_one_home_has_one_id_however_its_path_is_spelled(self, tmp_path: Path) -> None:
+        """A home reached through a symlink, a trailing slash or a str has the id of its real path."""
+        (tmp_path / "real").mkdir()
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+
+        ids = {home_id(tmp_path / "real"), home_id(tmp_path / "link"), home_id(f"{tmp_path}/real/")}
+
+        assert {home_id(tmp_path / "real")} == ids
+
+    def test_two_homes_have_two_ids(self, tmp_path: Path) -> None:
+        """Different dstack homes get different short ids."""
+        ids = [home_id(tmp_path / "a"), home_id(tmp_path / "b")]
+
+        assert [16, 16] == [len(i) for i in ids]
+        assert ids[0] != ids[1]
 
 
 class TestCommand:
