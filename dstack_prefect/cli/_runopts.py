@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from dstack_prefect.errors import DstackError
@@ -31,6 +32,8 @@ def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
             while i + 1 < len(args) and args[i + 1] in workflow_names:
                 named.append(args[i + 1])
                 i += 1
+            if i + 1 < len(args):
+                _refuse_near_miss(args[i + 1], workflow_names)
             opts.rerun = named or "all"
         elif tok == "--reuse":
             opts.reuse = True
@@ -50,3 +53,13 @@ def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
         msg = "--reuse and --rerun contradict each other"
         raise DstackError(msg, hint="pass one of them")
     return opts
+
+
+def _refuse_near_miss(token: str, workflow_names: set[str]) -> None:
+    """A token after --rerun that is almost a workflow name is a typo, not a run argument:
+    taken as an argument it would silently rerun everything."""
+    close = difflib.get_close_matches(token, sorted(workflow_names), n=1, cutoff=0.75)
+    if close and not token.startswith("-"):
+        msg = f"--rerun: no workflow named '{token}'; did you mean '{close[0]}'?"
+        hint = f"dstack run ... --rerun {close[0]} (other tokens after --rerun become run arguments)"
+        raise DstackError(msg, hint=hint)

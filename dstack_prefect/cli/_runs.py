@@ -87,6 +87,9 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
     except NoWorkflowsError:
         if target not in PROVIDERS:
             raise
+        if Path.cwd() == Path.home():
+            msg = f"`dstack run {target}` here would copy your whole home folder as the run's code"
+            raise DstackError(msg, hint="cd into the project folder it should run in") from None
         return None, Path.cwd()
     return load_workflows(root), root
 
@@ -114,9 +117,9 @@ def run(
 
     Options after WORKFLOW override the YAML (-e K=V, -a PATH, --dep, -w DIR, -i, --cpu N,
     --memory SIZE, --gpu N, --gpu-name NAME, --gpu-memory SIZE, --shm-size SIZE, -p PORT);
-    any other tokens become ${{ run.args }}. A dep step whose inputs are unchanged is reused;
-    --rerun [W ...] forces, --reuse takes the latest done run whatever changed, -t TAG tags the
-    run once it is done. Ctrl-C asks whether to stop or detach; twice aborts.
+    any other tokens become ${{ run.args }}. A step whose inputs are unchanged is reused;
+    --rerun [W ...] forces, --reuse takes each dep's latest done run whatever changed, -t TAG
+    tags the run once it is done (a new tag). Ctrl-C asks whether to stop or detach; twice aborts.
 
     Example: dstack run train -e EPOCHS=3 -- --lr 0.01
     """
@@ -127,8 +130,10 @@ def run(
 
     settings = get_settings()
     workflows, root = _load_workflows(workflow)  # YAML mistakes show before the server starts
-    draft, _ = _build(workflows, workflow, list(ctx.args))
+    draft, draft_opts = _build(workflows, workflow, list(ctx.args))
     _check_steps(draft, docker)  # a step that cannot run here fails before anything runs
+    if draft_opts.tag:
+        _check_new_tag(draft_opts.tag, settings)
     already = os.environ.get("PREFECT_API_URL")
     info = ensure_server(settings)
     if not already:
@@ -157,18 +162,31 @@ def run(
 
 
 def _check_secrets(api: Any, plan: Any) -> None:
-    from dstack_prefect.engine._secrets import Secrets  # noqa: PLC0415
+    from dstack_prefect.engine._secrets import Secrets, secret_env_name  # noqa: PLC0415
     from dstack_prefect.graph import secret_refs  # noqa: PLC0415
 
     names = sorted({name for step in plan.steps for name in secret_refs(step)})
     secrets = Secrets(api)
-    missing = [n for n in names if f"DSTACK_SECRET_{n}" not in os.environ and not secrets.exists(n)]
+    missing = [n for n in names if secret_env_name(n) not in os.environ and not secrets.exists(n)]
     if missing:
         msg = f"the run needs secret(s) that are not set: {', '.join(missing)}"
-        hint = (
-            f"add each with `dstack secrets add {missing[0]}`, or set DSTACK_SECRET_{missing[0]} for the run"
-        )
+        first = missing[0]
+        hint = f"add each with `dstack secrets add {first}`, or set {secret_env_name(first)} for the run"
         raise DstackError(msg, hint=hint)
+
+
+def _check_new_tag(tag: str, settings: Settings) -> None:
+    """`-t TAG` names a new tag: moving an existing one is `dstack tags add TAG RUN -y`."""
+    from dstack_prefect.errors import ArtifactNotFoundError  # noqa: PLC0415
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    try:
+        existing = ArtifactStore(settings.store_url).get_tag(tag)
+    except ArtifactNotFoundError:
+        return
+    msg = f"tag '{tag}' already names run {existing.run}"
+    hint = f"pick another name, or delete it first: dstack tags delete {tag}"
+    raise DstackError(msg, hint=hint)
 
 
 def _record_if_all_reused(
@@ -181,7 +199,9 @@ def _record_if_all_reused(
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
     store = ArtifactStore(settings.store_url)
-    decisions = plan_decisions(plan, store, root, reuse=bool(options.get("reuse")))
+    decisions = plan_decisions(
+        plan, store, root, reuse=bool(options.get("reuse")), executor=str(options["executor"])
+    )
     if not all_reused(decisions):
         return False
     fr = record_cached_run(api, store, plan, decisions, root, options)
@@ -255,7 +275,7 @@ def _quietly(ctrl_c: _Interrupts, action: Callable[..., T], *args: Any, **kwargs
 
 def _ask_stop(name: str) -> bool:
     """Ask whether to stop (True) or detach (False); a Ctrl-C here raises KeyboardInterrupt."""
-    sys.stderr.write(f"\nStop the run '{name}'? [y/N]: ")
+    sys.stderr.write(f"\nStop the run '{name}'? y stops it, N detaches and leaves it running [y/N]: ")
     sys.stderr.flush()
     try:
         answer = input()

@@ -97,6 +97,9 @@ def plan(
         str, typer.Argument(help="A workflow name, or a provider (bash, docker, code, lab, notebook)")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="As `dstack run --docker`: steps in containers")
+    ] = False,
 ) -> None:
     """Show what `dstack run WORKFLOW ARGS...` would run: the steps in order, resolved.
 
@@ -116,8 +119,10 @@ def plan(
     opts = split_run_options(list(ctx.args), set(workflows.by_name) if workflows else set())
     result = build_plan(workflows, workflow, opts.rest)
     root = workflows.root if workflows else Path.cwd()
-    store = ArtifactStore(get_settings().store_url)
-    decisions = plan_decisions(result, store, root, rerun=opts.rerun, reuse=opts.reuse)
+    settings = get_settings()
+    executor = "docker" if docker else settings.executor
+    store = ArtifactStore(settings.store_url)
+    decisions = plan_decisions(result, store, root, rerun=opts.rerun, reuse=opts.reuse, executor=executor)
     if as_json:
         payload = result.model_dump(mode="json")
         payload["decisions"] = {

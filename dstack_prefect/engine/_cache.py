@@ -1,13 +1,16 @@
 """Step reuse by content hash: the cache key, and the reuse-or-run decision with its reason.
 
-    key(step) = sha256( resolved spec      commands, setup, env (secret *references*), image, ...
-                      + code              sha256 of each snapshot file under `inputs` (all if unset)
+    key(step) = sha256( resolved spec      commands, setup, env (secret *references*), image,
+                                          where it runs (local, or a container) ...
+                      + code              sha256 of each snapshot file under `inputs` (all if
+                                          unset; the workflow files themselves never: the
+                                          resolved spec already holds what they say)
                       + deps' manifests   the files (path, sha256) each dep step produced )
 
 A step is reused when the store holds a done manifest of the same workflow and repo with the
-same key. `--rerun` forces a run; `--reuse` takes the latest done step of the workflow whatever
-changed (old dstack's rule). The decision and why: "no earlier run", "spec changed",
-"code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
+same key. `--rerun` forces a run; `--reuse` takes the deps' latest done steps whatever changed
+(old dstack's rule; the target is decided by its key as always). The decision and why: "no earlier run", "spec
+changed", "code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
 Pure: no prefect import; `dstack plan` and the run flow share it.
 """
 
@@ -21,15 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.errors import ArtifactNotFoundError
+from dstack_prefect.errors import ArtifactNotFoundError, DstackError
 from dstack_prefect.graph import Plan, Step
 from dstack_prefect.storage import ArtifactStore, Manifest
 
-KEY_VERSION = 1
+#: 2: the workflow files left out of the code part, and where the step runs added to the spec.
+KEY_VERSION = 2
+
+#: The repo's workflow files: their content reaches the key through the resolved spec.
+WORKFLOW_FILES = (".dstack/workflows.yaml", ".dstack/workflows.yml")
 
 
-def spec_digest(step: Step) -> str:
+def step_executor(step: Step, default: str) -> str:
+    """Where ``step`` runs: "docker" for docker-provider or ``image`` steps and for every step
+    when the run asks for containers (``default``), else "local"."""
+    return "docker" if step.provider == "docker" or step.image or default == "docker" else "local"
+
+
+def spec_digest(step: Step, executor: str = "local") -> str:
     spec = {
+        "executor": executor,
         "provider": step.provider,
         "commands": step.commands,
         "setup": step.setup,
@@ -48,9 +62,13 @@ def spec_digest(step: Step) -> str:
 def code_files(step: Step, code: dict[str, str]) -> dict[str, str]:
     """The snapshot files (path -> sha256) that make up the step's code."""
     if step.inputs is None:
-        return code
+        return {p: d for p, d in code.items() if not _is_workflow_file(p)}
     patterns = [p.strip("/").removeprefix("./") for p in step.inputs]
     return {path: digest for path, digest in code.items() if any(_matches(path, p) for p in patterns)}
+
+
+def _is_workflow_file(path: str) -> bool:
+    return path in WORKFLOW_FILES or path.startswith(".dstack/workflows/")
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -85,8 +103,12 @@ class Fingerprint:
         return {"cache_key": self.key, "spec_digest": self.spec, "code": self.code, "deps_digest": self.deps}
 
 
-def fingerprint(step: Step, code: dict[str, str], dep_manifests: list[Manifest]) -> Fingerprint:
-    return Fingerprint(spec=spec_digest(step), code=code_files(step, code), deps=deps_digest(dep_manifests))
+def fingerprint(
+    step: Step, code: dict[str, str], dep_manifests: list[Manifest], executor: str = "local"
+) -> Fingerprint:
+    return Fingerprint(
+        spec=spec_digest(step, executor), code=code_files(step, code), deps=deps_digest(dep_manifests)
+    )
 
 
 @dataclass
@@ -118,16 +140,23 @@ def decide(
     reuse_latest: bool = False,
     candidates: list[Manifest] | None = None,
 ) -> Decision:
-    """Reuse or run ``step``, and why. ``fp`` None means a dep will run first ("dep changed")."""
+    """Reuse or run ``step``, and why. ``fp`` None means a dep will run first.
+
+    Raises:
+        DstackError: ``reuse_latest`` and the workflow has no done run to reuse.
+    """
     if force:
         return Decision("run", "forced")
     found = candidates if candidates is not None else store.find_manifests(step.name, _done(repo_id))
     if reuse_latest:
         if found:
             return Decision("reuse", "--reuse: the latest done run", found[0])
-        return Decision("run", "no earlier run")
+        msg = f"--reuse: workflow '{step.name}' has no done run to reuse"
+        raise DstackError(msg, hint=f"run it first (dstack run {step.name}), or drop --reuse")
     if fp is None:
-        return Decision("run", "dep changed")
+        if not found:
+            return Decision("run", "no earlier run")
+        return Decision("run", "a dep runs first; reused if the dep's output comes out the same")
     key = fp.key
     for m in found:
         if m.extra.get("cache_key") == key:
@@ -227,11 +256,16 @@ def plan_decisions(
     *,
     rerun: str | list[str] | None = None,
     reuse: bool = False,
+    executor: str = "local",
 ) -> dict[str, Decision]:
     """What `dstack run` would do for each step of ``plan``, without running anything.
 
-    A step whose upstream will run is predicted to run ("dep changed"); at run time the flow
-    decides again with the upstream's real manifest, so identical outputs still mean reuse.
+    A step whose upstream will run is predicted to run; at run time the flow decides again
+    with the upstream's real manifest, so identical outputs still mean reuse. ``executor``:
+    the run's default executor (local or docker).
+
+    Raises:
+        DstackError: ``reuse`` and a dep workflow has no done run.
     """
     from dstack_prefect.engine._artifacts import repo_identity, tag_manifests  # noqa: PLC0415
     from dstack_prefect.engine._snapshot import hash_files, take_snapshot  # noqa: PLC0415
@@ -247,14 +281,14 @@ def plan_decisions(
         fp = None
         if all(d.action == "reuse" and d.manifest is not None for d in ups):
             deps = [d.manifest for d in ups if d.manifest is not None] + tag_manifests(store, step)
-            fp = fingerprint(step, code, deps)
+            fp = fingerprint(step, code, deps, step_executor(step, executor))
         decisions[step.name] = decide(
             store,
             step,
             fp,
             repo_id=repo_id,
             force=force,
-            reuse_latest=reuse,
+            reuse_latest=reuse and step.name != plan.target,
             candidates=[] if force else history.candidates(step.name, fp.key if fp else None),
         )
     return decisions

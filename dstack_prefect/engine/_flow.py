@@ -45,7 +45,7 @@ from dstack_prefect.engine._runs import (
     step_logger_name,
 )
 from dstack_prefect.engine._runtime import Runtime, host_env
-from dstack_prefect.engine._secrets import Secrets
+from dstack_prefect.engine._secrets import Secrets, secret_env_name
 from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
@@ -62,7 +62,7 @@ T = TypeVar("T")
 def secret_value(name: str) -> str | None:
     """``DSTACK_SECRET_<NAME>`` from the environment that started the run, else the secret
     stored with `dstack secrets add` (a Prefect Secret block); None when neither exists."""
-    value = os.environ.get(f"DSTACK_SECRET_{name}")
+    value = os.environ.get(secret_env_name(name))
     if value is not None:
         return value
     with PrefectAPI(str(PREFECT_API_URL.value())) as api:
@@ -72,7 +72,9 @@ def secret_value(name: str) -> str | None:
 def resolve_step_secrets(
     step: Step, lookup: Callable[[str], str | None] = secret_value
 ) -> tuple[Step, list[str]]:
-    """Put secret values in place of ``${{ secrets.X }}`` (env, registry_auth).
+    """Put secret values in place of ``${{ secrets.X }}``: in env, registry_auth and entrypoint
+    the value itself; in commands and setup the shell expansion ``${DSTACK_SECRET_X}``, with
+    that variable in the step's environment, so a value never shows in a process's command line.
 
     Values exist only in this process and the step; logs mask them, the plan never holds them.
     """
@@ -82,12 +84,21 @@ def resolve_step_secrets(
         value = lookup(name)
         if value is None:
             msg = f"step '{step.name}': secret '{name}' is not set"
-            hint = f"add it with `dstack secrets add {name}`, or set DSTACK_SECRET_{name} for the run"
+            hint = f"add it with `dstack secrets add {name}`, or set {secret_env_name(name)} for the run"
             raise DstackError(msg, hint=hint)
         values[name] = value
     if not values:
         return step, []
     env = {k: resolve_secrets(v, values) for k, v in step.env.items()}
+    shell_refs = {name: "${" + secret_env_name(name) + "}" for name in values}
+    scripts = {
+        field: [resolve_secrets(line, shell_refs) for line in getattr(step, field)]
+        for field in ("commands", "setup")
+    }
+    for name, ref in shell_refs.items():
+        if any(ref in line for lines in scripts.values() for line in lines):
+            env[secret_env_name(name)] = values[name]
+    entrypoint = [resolve_secrets(part, values) for part in step.entrypoint] if step.entrypoint else None
     auth = step.registry_auth
     if auth is not None:
         auth = auth.model_copy(
@@ -96,7 +107,8 @@ def resolve_step_secrets(
                 "password": resolve_secrets(auth.password, values) if auth.password else None,
             }
         )
-    return step.model_copy(update={"env": env, "registry_auth": auth}), list(values.values())
+    update = {"env": env, "registry_auth": auth, "entrypoint": entrypoint, **scripts}
+    return step.model_copy(update=update), list(values.values())
 
 
 @task(name="step", persist_result=False, retries=0)
@@ -111,7 +123,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         return Cancelled(name=STOPPED, message="stopped before it started")
     deps = [rt.results[u] for u in step.upstream if u in rt.results]
     deps += artifacts.tag_manifests(rt.store, step)
-    fp = fingerprint(step, rt.code_hashes, deps)
+    fp = fingerprint(step, rt.code_hashes, deps, rt.executor_for(step).name)
     force = rt.forced(step.name)
     assert rt.history is not None
     decision = decide(
@@ -120,7 +132,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         fp,
         repo_id=rt.repo_id,
         force=force,
-        reuse_latest=bool(rt.options.get("reuse")),
+        reuse_latest=bool(rt.options.get("reuse")) and step.name != rt.plan.target,
         candidates=[] if force else rt.history.candidates(step.name, fp.key),
     )
     if decision.action == "reuse" and decision.manifest is not None:
@@ -267,15 +279,11 @@ def plan_from_parameters(plan: dict[str, Any], repo_root: Path, run_name: str) -
     return build_plan(load_workflows(repo_root), workflow, [str(a) for a in plan.get("args", [])], run_name)
 
 
-def make_executors(options: dict[str, Any]) -> dict[str, Executor]:
+def make_executors() -> dict[str, Executor]:
     """The local executor, and Docker (connected lazily, on the first containerised step)."""
     from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
 
-    docker = DockerExecutor()
-    executors: dict[str, Executor] = {"local": LocalExecutor(), "docker": docker}
-    if options.get("executor") == "docker":
-        executors["default"] = docker
-    return executors
+    return {"local": LocalExecutor(), "docker": DockerExecutor()}
 
 
 #: The scheduler submits only steps that can start, so threads never wait holding a slot.
@@ -298,7 +306,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)
-    executors = make_executors(options)
+    executors = make_executors()
     rt = Runtime(
         the_plan,
         flow_run_id=flow_run_id,

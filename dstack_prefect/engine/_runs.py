@@ -177,6 +177,8 @@ class LogReader:
         self.api = api
         self.flow_run_id = flow_run_id
         self.after = since
+        self.floor = since
+        """Nothing before this is shown, however far a later page looks back."""
         self.seen: set[str] = set()
 
     def read(self) -> list[LogLine]:
@@ -203,6 +205,8 @@ class LogReader:
             offset += len(page)
         if lines:  # the next page starts a little before the last line: ids de-duplicate
             self.after = lines[-1].timestamp - timedelta(seconds=5)
+            if self.floor is not None and self.after < self.floor:
+                self.after = self.floor
             if len(self.seen) > 50000:
                 self.seen.clear()
         return lines

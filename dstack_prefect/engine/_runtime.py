@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dstack_prefect.engine._artifacts import repo_identity
-from dstack_prefect.engine._cache import History
+from dstack_prefect.engine._cache import History, step_executor
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
@@ -125,9 +125,7 @@ class Runtime:
         return rerun == "all" or (isinstance(rerun, list) and step in rerun)
 
     def executor_for(self, step: Step) -> Executor:
-        if step.provider == "docker" or step.image:
-            return self.executors["docker"]
-        return self.executors.get("default") or self.executors["local"]
+        return self.executors[step_executor(step, str(self.options.get("executor") or "local"))]
 
     def workdir(self, step: Step) -> Path:
         return self.run_dir / "steps" / step.name

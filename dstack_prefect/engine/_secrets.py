@@ -35,6 +35,12 @@ class SecretRow:
         return {"name": self.name, "updated": self.updated.isoformat() if self.updated else None}
 
 
+def secret_env_name(name: str) -> str:
+    """The variable that carries secret ``name``: read from the environment that starts a run
+    (before the block), and set for a step whose commands reference the secret."""
+    return f"DSTACK_SECRET_{name}"
+
+
 def block_name(name: str) -> str:
     """The Secret block that holds secret ``name``."""
     if not NAME_RE.match(name):

@@ -4,6 +4,8 @@ Tracked, modified and untracked-but-not-ignored files of a git repo (git's own r
 .gitignore, .git/info/exclude, the global excludes), minus what .dstackignore names. A folder
 that is not a git repo works too: every file, minus .gitignore and .dstackignore patterns.
 The snapshot is taken once per run, so edits made while a run goes on do not leak into it.
+Only regular files and symlinks are taken (no sockets, fifos, devices), and never the dstack
+home when it lies inside the folder (`dstack run bash -c ...` from $HOME).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import fnmatch
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from dstack_prefect.errors import ExecutionError
+from dstack_prefect.settings import Settings
 
 IGNORE_FILE = ".dstackignore"
 
@@ -86,16 +92,37 @@ def _walk_files(root: Path, patterns: list[str]) -> list[str]:
     return files
 
 
+def _plain(path: Path) -> bool:
+    """A regular file or a symlink: what a snapshot can copy (not a socket, fifo or device)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def _inside(root: Path, folder: Path) -> str | None:
+    """``folder`` relative to ``root`` (posix) when it lies strictly inside, else None."""
+    try:
+        rel = folder.resolve().relative_to(root)
+    except ValueError:
+        return None
+    return rel.as_posix() if rel.parts else None
+
+
 def take_snapshot(root: Path) -> Snapshot:
     """List the files of ``root`` that make up the code a step sees."""
     root = root.resolve()
     dstack_patterns = _patterns(root / IGNORE_FILE)
     listed = _git_files(root) if _is_git_root(root) else None
+    home = _inside(root, Settings.from_env().home)
+    if home is not None:
+        dstack_patterns = [*dstack_patterns, f"/{home}/"]
     if listed is None:
         files = _walk_files(root, _patterns(root / ".gitignore") + dstack_patterns)
     else:
-        files = [f for f in listed if not _ignored(f, dstack_patterns) and (root / f).is_file()]
-    return Snapshot(root=root, files=tuple(sorted(set(files))))
+        files = [f for f in listed if not _ignored(f, dstack_patterns)]
+    return Snapshot(root=root, files=tuple(sorted(f for f in set(files) if _plain(root / f))))
 
 
 def copy_snapshot(snapshot: Snapshot, target: Path) -> None:
@@ -108,10 +135,15 @@ def copy_snapshot(snapshot: Snapshot, target: Path) -> None:
             parent.mkdir(parents=True, exist_ok=True)
             made.add(parent)
         src = snapshot.root / rel
-        if src.is_symlink():
-            os.symlink(os.readlink(src), dst)
-        else:
-            shutil.copy2(src, dst)
+        try:
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            else:
+                shutil.copy2(src, dst)
+        except OSError as exc:
+            msg = f"could not copy {rel} into the run's code snapshot: {exc.strerror or exc}"
+            hint = f"name it in {snapshot.root / IGNORE_FILE} if steps do not need it"
+            raise ExecutionError(msg, hint=hint) from exc
 
 
 def hash_files(root: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:

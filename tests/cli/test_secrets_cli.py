@@ -83,8 +83,9 @@ def test_add_over_an_existing_secret_asks_and_update_needs_one(
 def test_a_run_reads_a_stored_secret_and_never_shows_it(
     cli: CLI, make_repo: Any, name: str, prefect_server: Server
 ) -> None:
-    """A step gets the stored value through ${{ secrets.NAME }}; logs mask it, parameters hold
-    only the reference (the YAML holds a digest, so any copy of the value came from the secret)."""
+    """A step gets the stored value through ${{ secrets.NAME }} in env and in commands (there
+    through a variable: no process's command line holds it); logs mask it, parameters hold only
+    the reference (the YAML holds a digest, so any copy of the value came from the secret)."""
     digest = hashlib.sha256(b"stored-s3cret").hexdigest()[:16]
     repo = make_repo(
         {
@@ -96,6 +97,8 @@ workflows:
       - TOKEN=${{{{ secrets.{name} }}}}
     commands:
       - test "$(printf %s "$TOKEN" | sha256sum | cut -c1-16)" = "{digest}" && echo "token matches"
+      - test "$(printf %s "${{{{ secrets.{name} }}}}" | sha256sum | cut -c1-16)" = "{digest}" && echo "ref ok"
+      - cat /proc/$$/cmdline | tr '\\0' ' ' | grep -c "stored-s3cre[t]" || echo "not in the command line"
       - echo "leak attempt $TOKEN"
 """
         }
@@ -106,6 +109,8 @@ workflows:
 
     assert res.code == 0, res.text
     assert "token matches" in res.out
+    assert "ref ok" in res.out
+    assert "not in the command line" in res.out
     assert "leak attempt ***" in res.out
     assert "stored-s3cret" not in res.text
     with PrefectAPI(prefect_server.url) as api:

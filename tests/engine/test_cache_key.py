@@ -48,3 +48,21 @@ def test_the_command_is_part_of_the_key() -> None:
     b = Step(name="train", commands=["python train.py --lr 0.1"])
 
     assert fingerprint(a, CODE, []).key != fingerprint(b, CODE, []).key
+
+
+def test_the_workflow_files_are_not_code() -> None:
+    """Without `inputs`, editing a workflow file changes no key by itself: the resolved spec
+    already holds what the file says about each step."""
+    step = Step(name="prep", commands=["python prep.py"])
+    code = {**CODE, ".dstack/workflows.yaml": "v1", ".dstack/workflows/more.yml": "v1"}
+    edited = {**code, ".dstack/workflows.yaml": "v2", ".dstack/workflows/more.yml": "v2"}
+
+    assert sorted(CODE) == sorted(code_files(step, code))
+    assert fingerprint(step, code, []).key == fingerprint(step, edited, []).key
+
+
+def test_where_the_step_runs_is_part_of_the_key() -> None:
+    """A step run on the host is not reused for a run in containers (`--docker`), nor back."""
+    step = Step(name="train", commands=["python train.py"])
+
+    assert fingerprint(step, CODE, [], "local").key != fingerprint(step, CODE, [], "docker").key

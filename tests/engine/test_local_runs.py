@@ -58,8 +58,9 @@ workflows:
   - name: sleeper
     provider: bash
     commands:
+      - trap 'echo "got TERM"; exit 143' TERM
       - echo "sleeping"
-      - sleep 300 # MARKER
+      - sleep 300 & wait # MARKER
 """
 
 

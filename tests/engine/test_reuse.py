@@ -120,6 +120,62 @@ def test_editing_a_command_reruns_only_that_step(cli: CLI, repo: Path) -> None:
     assert "train ran again" in second.out
 
 
+def test_without_inputs_editing_one_command_reruns_only_that_step(cli: CLI, make_repo: Any) -> None:
+    """With no `inputs`, the workflow file is not code: editing train's command keeps prep reused."""
+    repo = make_repo({**FILES, ".dstack/workflows.yaml": re.sub(r"    inputs: .*\n", "", CHAIN)})
+    assert cli("run", "train", cwd=repo).code == 0
+    text = (repo / ".dstack/workflows.yaml").read_text().replace('echo "train ran"', 'echo "train ran again"')
+    (repo / ".dstack/workflows.yaml").write_text(text)
+
+    planned = plan_decisions(cli, repo)
+
+    assert planned["prep"]["action"] == "reuse"
+    assert planned["train"] == {"action": "run", "reason": "spec changed", "run": None}
+
+
+def test_reuse_takes_the_deps_latest_run_whatever_changed_and_runs_the_target(cli: CLI, repo: Path) -> None:
+    """`--reuse` (old dstack's rule): prep's latest done run is reused though prep.py changed;
+    train, the workflow asked for, is decided by its own key: its edited command runs."""
+    assert cli("run", "train", cwd=repo).code == 0
+    (repo / "prep.py").write_text(FILES["prep.py"] + "# edited\n")
+    text = (repo / ".dstack/workflows.yaml").read_text().replace('echo "train ran"', 'echo "train ran again"')
+    (repo / ".dstack/workflows.yaml").write_text(text)
+
+    second = cli("run", "train", "--reuse", cwd=repo)
+
+    assert second.code == 0, second.text
+    assert "prep ran" not in second.out
+    assert "train ran again" in second.out
+
+
+def test_reuse_without_an_earlier_dep_run_is_an_error(cli: CLI, repo: Path) -> None:
+    """`--reuse` with no done run of a dep fails before anything runs, naming the dep."""
+    res = cli("run", "train", "--reuse", cwd=repo)
+
+    assert res.code == 1
+    assert "error: --reuse: workflow 'prep' has no done run to reuse" in res.err
+    assert "dstack run prep" in res.err
+
+
+def test_a_near_miss_after_rerun_is_an_error_not_a_run_argument(cli: CLI, repo: Path) -> None:
+    """`--rerun prpe` is a typo of prep: refused with "did you mean", nothing runs."""
+    res = cli("run", "train", "--rerun", "prpe", cwd=repo)
+
+    assert res.code == 1
+    assert "error: --rerun: no workflow named 'prpe'; did you mean 'prep'?" in res.err
+
+
+def test_run_with_an_existing_tag_is_refused(cli: CLI, repo: Path) -> None:
+    """`dstack run -t T` never moves tag T off another run silently."""
+    assert cli("run", "prep", "-t", "data-v1", cwd=repo).code == 0
+
+    again = cli("run", "prep", "-t", "data-v1", "--rerun", cwd=repo)
+
+    assert again.code == 1
+    assert "error: tag 'data-v1' already names run" in again.err
+    assert "dstack tags delete data-v1" in again.err
+
+
 def test_a_file_outside_inputs_changes_nothing(cli: CLI, repo: Path) -> None:
     """Editing README.md (outside both steps' inputs) keeps both reused; editing train.py reruns train."""
     assert cli("run", "train", cwd=repo).code == 0
