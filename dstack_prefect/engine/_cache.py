@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dstack_prefect.errors import ArtifactNotFoundError, DstackError
-from dstack_prefect.graph import Plan, Step
+from dstack_prefect.graph import IDE_PROVIDERS, Plan, Step
 from dstack_prefect.storage import ArtifactStore, Manifest
 
 #: 2: the workflow files left out of the code part, and where the step runs added to the spec.
@@ -147,6 +147,8 @@ def decide(
     """
     if force:
         return Decision("run", "forced")
+    if step.provider in IDE_PROVIDERS:
+        return Decision("run", f"{step.provider} is an IDE: it always starts")
     found = candidates if candidates is not None else store.find_manifests(step.name, _done(repo_id))
     if reuse_latest:
         if found:

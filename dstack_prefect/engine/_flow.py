@@ -18,6 +18,7 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
@@ -51,7 +52,15 @@ from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
 from dstack_prefect.executors.local import LocalExecutor, detect_machine
-from dstack_prefect.graph import Plan, Step, resolve_secrets, secret_refs
+from dstack_prefect.graph import (
+    IDE_PROVIDERS,
+    TOKEN_VARIABLE,
+    Plan,
+    Step,
+    ide_url,
+    resolve_secrets,
+    secret_refs,
+)
 from dstack_prefect.settings import get_settings
 from dstack_prefect.storage import ArtifactStore, Manifest
 
@@ -184,7 +193,8 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
     step_for_run, secret_values = resolve_step_secrets(step)
-    env = rt.step_env(step_for_run, slot, ports, {})
+    ide = {TOKEN_VARIABLE[step.provider]: token_urlsafe(24)} if step.provider in IDE_PROVIDERS else {}
+    env = rt.step_env(step_for_run, slot, ports, ide)
     if executor.name == "local":
         env = {**host_env(), **env}
     redact = [v for v in secret_values if v]
@@ -198,6 +208,9 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
     relays = open_relays(locals_, ports) if executor.host_network else []
     for i, port in enumerate(ports):
         local = locals_[i] or port
+        if i == 0 and ide:
+            notes.info(f"{step.provider}: {ide_url(step.provider, local, next(iter(ide.values())))}")
+            continue
         notes.info(
             f"port {i}: http://127.0.0.1:{local}" + (f" (the app's port {port})" if local != port else "")
         )

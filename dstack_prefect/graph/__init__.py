@@ -1,6 +1,7 @@
 """Workflows + target -> plan: a DAG of steps in topological order."""
 
 from dstack_prefect.graph._build import apply_overrides, build_plan, to_step
+from dstack_prefect.graph._ide import IDE_PROVIDERS, TOKEN_VARIABLE, ide_url
 from dstack_prefect.graph._plan import (
     ArtifactSpec,
     GpuRequest,
@@ -15,6 +16,8 @@ from dstack_prefect.graph._plan import (
 from dstack_prefect.graph._secrets import resolve_secrets, secret_refs
 
 __all__ = [
+    "IDE_PROVIDERS",
+    "TOKEN_VARIABLE",
     "ArtifactSpec",
     "GpuRequest",
     "Plan",
@@ -26,6 +29,7 @@ __all__ = [
     "StepDep",
     "apply_overrides",
     "build_plan",
+    "ide_url",
     "resolve_secrets",
     "secret_refs",
     "to_step",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
 from dstack_prefect.graph._args import RunOptions, parse_run_args
+from dstack_prefect.graph._ide import ide_step
 from dstack_prefect.graph._plan import (
     ArtifactSpec,
     GpuRequest,
@@ -236,7 +237,7 @@ def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None 
     if res.gpu is not None and res.gpu.count > 0:
         gpu = GpuRequest(count=res.gpu.count, name=res.gpu.name, memory_mib=res.gpu.memory)
     auth = workflow.registry_auth
-    return Step(
+    step = Step(
         name=workflow.name,
         provider=workflow.provider,
         commands=list(workflow.commands),
@@ -265,6 +266,7 @@ def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None 
         upstream=upstream or [],
         source=source,
     )
+    return ide_step(step)
 
 
 def _provider_step(provider: str, options: RunOptions) -> Step:

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,50 @@ workflows:
         name = next(fr["name"] for fr in api.flow_runs(limit=5) if "workflow:serve" in fr["tags"])
         assert wait_finished(api, name).status == "stopped"
         assert page() is None  # the relay closed with the step
+
+
+class TestIdeProviders:
+    def test_lab_serves_jupyterlab_behind_its_token_until_stopped(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
+        """`dstack run lab` starts JupyterLab on $PORT_0, logs its URL with the token, answers only
+        with that token, and a stop leaves no Jupyter process."""
+        name = submitted_name(cli("run", "lab", "-d", cwd=repo).out)
+        fr_id = api.flow_run_by_name(name)["id"]
+
+        def lab_url() -> str | None:
+            found = [m for r in api.logs(fr_id) if (m := re.search(r"lab: (http://\S+)", r["message"]))]
+            return found[0].group(1) if found else None
+
+        url = wait_until(lab_url, 90)
+        base, token = url.split("/lab?token=")
+
+        def status(query: str) -> int | None:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status{query}", timeout=2) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                return None  # not listening yet
+
+        assert 200 == wait_until(lambda: status(f"?token={token}"), 60)
+        assert 403 == status("")
+        assert cli("stop", name, "-y", cwd=repo).code == 0
+        assert "stopped" == wait_finished(api, name).status
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+    def test_lab_without_jupyter_fails_saying_what_to_install(
+        self, cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """A PATH without Jupyter: the step ends failed at once, naming the package to install."""
+        env = {**prefect_server.env(dstack_home), "PATH": "/usr/bin:/bin"}
+
+        res = cli("run", "lab", cwd=repo, env=env)
+
+        assert res.code == 1
+        expected = "provider lab runs JupyterLab from the PATH, and it is not there: pip install jupyterlab"
+        assert expected in res.out
 
 
 class TestDetachedRuns:

@@ -262,9 +262,13 @@ class TestProviderMode:
         assert (step.image, step.commands, step.entrypoint) == ("ubuntu:22.04", ["echo hi"], ["sh", "-c"])
 
     def test_lab(self) -> None:
-        """lab needs nothing else."""
+        """lab needs nothing else: its step starts JupyterLab on the first port, which it adds."""
 
-        assert build_plan(None, "lab", []).steps[0].provider == "lab"
+        step = build_plan(None, "lab", ["-p", "8000"]).steps[0]
+
+        assert step.provider == "lab"
+        assert [PortSpec(), PortSpec(port=8000)] == step.ports
+        assert step.commands[-1].startswith('exec jupyter lab --no-browser --ip=127.0.0.1 --port="$PORT_0"')
 
     def test_workflow_name_wins_over_provider(self) -> None:
         """A workflow named like a provider is run as that workflow."""
