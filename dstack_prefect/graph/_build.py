@@ -3,9 +3,10 @@
     deps point upstream:   train --needs--> prep --needs--> download
     plan.steps:            download, prep, train        (every step after its upstream)
 
-Only workflow deps of this repo become steps (`Step.upstream`); tag deps and `owner/repo/NAME`
-deps are recorded in `Step.deps` for the engine to resolve from the store. Overrides apply to the
-target only; interpolation runs after them, over every string; secrets stay references.
+Workflow deps become steps (`Step.upstream`), `owner/repo/NAME` ones too when this repo has
+NAME: dstack 0.9 ignored the prefix and used the same repo, and so do we. Tag deps are recorded
+in `Step.deps` for the engine to resolve from the store. Overrides apply to the target only;
+interpolation runs after them, over every string; secrets stay references.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _workflow_steps(workflows: Workflows, target: str, options: RunOptions) -> l
 
 
 def _is_local(workflows: Workflows, dep: Dep) -> bool:
-    return dep.kind == "workflow" and dep.repo is None and dep.name in workflows.by_name
+    return dep.kind == "workflow" and dep.name in workflows.by_name
 
 
 def _topological(workflows: Workflows, target: str, overridden: Workflow) -> list[str]:
@@ -108,7 +109,7 @@ def _topological(workflows: Workflows, target: str, overridden: Workflow) -> lis
             raise CycleError(msg, hint="remove one of the deps (check --dep options)")
         on_path.append(name)
         for j, dep in enumerate(deps_of(name)):
-            if dep.kind != "workflow" or dep.repo is not None:
+            if dep.kind != "workflow" or (dep.repo is not None and dep.name not in workflows.by_name):
                 continue
             if dep.name not in workflows.by_name:
                 _unknown_dep(workflows, name, j, dep)

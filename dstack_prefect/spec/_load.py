@@ -297,6 +297,14 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
         if isinstance(dep, dict) and "mount" in dep:
             message = "legacy key 'mount' in deps is ignored; set 'mount: true' on the upstream's artifacts"
             out.append(source.warning(("deps", j, "mount"), message, at_key=True))
+        ref = dep.get("workflow") if isinstance(dep, dict) else dep
+        if isinstance(ref, str) and ref.count("/") >= 2:
+            repo, name = ref.rsplit("/", 1)
+            message = (
+                f"the repo prefix '{repo}' is ignored, as dstack 0.9 did:"
+                f" the dep is this repo's '{name}' when it has one"
+            )
+            out.append(source.warning(("deps", j), message))
     ports = item.get("ports")
     if isinstance(ports, int) and not isinstance(ports, bool):
         message = f"legacy port count {ports}, list the ports instead, e.g. 'ports: [8000]'"
@@ -330,12 +338,7 @@ def local_deps(workflows: Workflows, workflow: Workflow) -> list[str]:
     """Names of the workflows of this repo that ``workflow`` depends on, in the order written."""
     out: list[str] = []
     for dep in workflow.deps:
-        if (
-            dep.kind == "workflow"
-            and dep.repo is None
-            and dep.name in workflows.by_name
-            and dep.name not in out
-        ):
+        if dep.kind == "workflow" and dep.name in workflows.by_name and dep.name not in out:
             out.append(dep.name)
     return out
 

@@ -77,6 +77,26 @@ def test_deps_keep_tags_and_other_repos(pipeline: Workflows) -> None:
     assert plan.step("train").deps[-1] == StepDep(kind="workflow", name="hello-txt", repo="dstackai/dstack")
 
 
+def test_a_repo_prefixed_dep_is_this_repos_workflow_as_in_dstack_0_9() -> None:
+    """`owner/repo/prep` plans this repo's prep (dstack 0.9 ignored the prefix), with a located
+    warning that says so."""
+    workflows = load_text(
+        "workflows:\n"
+        "  - name: prep\n    provider: bash\n    commands: [echo prep]\n"
+        "  - name: train\n    provider: bash\n    commands: [echo train]\n"
+        "    deps: [dstackai/dstack/prep]\n"
+    )
+
+    plan = build_plan(workflows, "train", [])
+
+    assert ["prep", "train"] == [s.name for s in plan.steps]
+    assert ["prep"] == plan.step("train").upstream
+    assert [
+        "workflows[1].deps[0]: the repo prefix 'dstackai/dstack' is ignored, as dstack 0.9 did:"
+        " the dep is this repo's 'prep' when it has one"
+    ] == [f"{w.key}: {w.message}" for w in workflows.warnings]
+
+
 def test_only_the_closure_is_planned(pipeline: Workflows) -> None:
     """Workflows the target does not need are not in the plan."""
 
