@@ -224,6 +224,9 @@ def _check_steps(plan: Any, docker: bool) -> None:
     for step in plan.steps:
         if step not in containerised:
             local.check(step)
+            if step.resources.shm_size_mib:
+                note = f"warning: {step.name}: shm_size applies in containers only (--docker); ignored here"
+                err_console.print(note, style="yellow", highlight=False, markup=False)
     if containerised:
         from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
 

@@ -425,6 +425,23 @@ class TestBadInput:
         assert res.code == 1
         assert "asks for 512 CPUs" in res.err and "this machine has" in res.err
 
+    def test_shm_size_on_the_host_is_a_warning_not_a_silence(self, cli: CLI, make_repo: Any) -> None:
+        """`shm_size` means something only in a container: a host run says it is ignored, then runs."""
+        repo = make_repo(
+            {
+                ".dstack/workflows.yaml": (
+                    "workflows:\n  - name: shm\n    provider: bash\n    commands: [echo ran]\n"
+                    "    resources:\n      shm_size: 1GB\n"
+                )
+            }
+        )
+
+        res = cli("run", "shm", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert "warning: shm: shm_size applies in containers only (--docker); ignored here" in res.err
+        assert "ran" in res.out
+
 
 class TestApiTriggered:
     def test_a_run_created_through_the_prefect_api_builds_its_plan_and_runs(
