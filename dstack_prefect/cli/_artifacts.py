@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -92,7 +93,7 @@ def ls(
     """
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
-    rows = ArtifactStore.ls(_local_store().resolve(ref), prefix, recursive)
+    rows = ArtifactStore.ls(_local_store().resolve(ref), prefix, recursive, name=ref)
     if as_json:
         print(json.dumps([{"artifact": r.artifact, "file": r.file, "size": r.size} for r in rows], indent=2))
         return
@@ -175,11 +176,12 @@ def tags_add(
 ) -> None:
     """Tag a run, or upload local folders (-a PATH, repeatable) as a tag; a run carries one tag.
 
-    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME.
+    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME. Moving an
+    existing tag asks first; -y moves it without asking (needed without a terminal).
 
     Example: dstack tags add txt-file clever-panda-1
     """
-    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
+    from dstack_prefect.engine._runs import run_row, set_run_tag  # noqa: PLC0415
     from dstack_prefect.storage import rich_progress  # noqa: PLC0415
 
     if bool(run_name) == bool(paths):
@@ -192,18 +194,27 @@ def tags_add(
         if other:
             msg = f"the run {run_name!r} refers to another tag: {other!r}"
             raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
-    question = f"The tag '{tag}' already exists. Do you want to override it?"
-    if tag in existing and not yes and not _confirm(question):
-        raise typer.Exit(1)
+    if tag in existing and not yes:
+        if not sys.stdin.isatty():  # nobody can answer the question: say what to do instead
+            msg = f"tag '{tag}' exists (run {existing[tag].run}); pass -y to move it"
+            again = f"dstack tags add {tag} {run_name or '-a ' + ' -a '.join(str(p) for p in paths or [])} -y"
+            raise DstackError(msg, hint=again)
+        if not _confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?"):
+            raise typer.Exit(1)
     if paths:
         with rich_progress(err_console) as progress:
             t = store.add_tag_from_dirs(tag, paths, overwrite=True, progress=progress)
         console.print(f"Tag [bold]{tag}[/] added: {', '.join(m for m in t.manifests[0].artifacts)}")
         return
     assert run_name is not None
-    store.add_tag(tag, run_name, overwrite=True)
-    with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run's artifacts stay tagged
-        set_run_tag(api, run_name, tag)
+    with _api() as api:
+        try:
+            workflow = run_row(api.flow_run_by_name(run_name)).workflow or None
+        except RunNotFoundError:  # a removed run's artifacts can still be tagged
+            workflow = None
+        store.add_tag(tag, run_name, workflow, overwrite=True)
+        with contextlib.suppress(RunNotFoundError):
+            set_run_tag(api, run_name, tag)
     console.print(f"Tag [bold]{tag}[/] added to the run {run_name}")
 
 
@@ -229,12 +240,18 @@ def tags_delete(tag: Annotated[str, typer.Argument(help="The tag name")], yes: Y
 
 
 # push, pull ----------------------------------------------------------------------------------
-def _transfer(ref: str, src: ArtifactStore, dst: ArtifactStore, verb: str) -> None:
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace a run or tag of the same name that has other content there"),
+]
+
+
+def _transfer(ref: str, src: ArtifactStore, dst: ArtifactStore, verb: str, force: bool) -> None:
     from dstack_prefect.storage import rich_progress, transfer  # noqa: PLC0415
 
     runs, tag = ((), ref[1:]) if ref.startswith(":") else ((ref,), None)
     with rich_progress(err_console) as progress:
-        r = transfer(src, dst, runs=runs, tag=tag, progress=progress)
+        r = transfer(src, dst, runs=runs, tag=tag, progress=progress, force=force)
     console.print(
         f"{verb} {ref}: {r.manifests} manifest(s), {r.blobs} blob(s) ({decimal(r.nbytes)}), "
         f"{r.skipped} blob(s) already there"
@@ -243,26 +260,31 @@ def _transfer(ref: str, src: ArtifactStore, dst: ArtifactStore, verb: str) -> No
 
 @app.command()
 @handles_errors
-def push(ref: Ref) -> None:
+def push(ref: Ref, force: Force = False) -> None:
     """Upload a run's (or tag's) artifacts from the local store to the remote store.
+
+    A run or tag of the same name with other content there (run names can collide between
+    machines) is refused unless --force.
 
     Example: dstack push :txt-file
     """
     settings = get_settings()
-    _transfer(ref, _local_store(settings), _remote_store(settings), "Pushed")
+    _transfer(ref, _local_store(settings), _remote_store(settings), "Pushed", force)
 
 
 @app.command()
 @handles_errors
-def pull(ref: Ref) -> None:
+def pull(ref: Ref, force: Force = False) -> None:
     """Download a run's (or tag's) artifacts from the remote store into the local store.
 
-    Afterwards local runs can use it as a dep, and ls and cp can read it.
+    Afterwards local runs can use it as a dep, and ls and cp can read it. A local run or tag of
+    the same name with other content (run names can collide between machines) is refused
+    unless --force.
 
     Example: dstack pull :txt-file
     """
     settings = get_settings()
-    _transfer(ref, _remote_store(settings), _local_store(settings), "Pulled")
+    _transfer(ref, _remote_store(settings), _local_store(settings), "Pulled", force)
 
 
 # config --------------------------------------------------------------------------------------
@@ -329,19 +351,27 @@ def prune_artifacts(
     """Remove stored files that no run, tag or cache folder refers to any more.
 
     --dry-run counts them, leaving out files younger than 10 minutes (an upload may still be
-    writing its manifest). Confirming (or -y) removes them all, the young ones too.
+    writing its manifest) and saying how many those are. Confirming (or -y) removes them all,
+    the young ones too, and says how many of them were young.
 
     Example: dstack prune artifacts -y
     """
     store = _local_store()
     if dry_run:
-        blobs, nbytes = store.prune(dry_run=True)
-        console.print(f"Would remove {blobs} unreferenced file(s), {decimal(nbytes)}")
+        r = store.prune(dry_run=True)
+        console.print(
+            f"Would remove {r.blobs} unreferenced file(s), {decimal(r.nbytes)}; "
+            f"kept {r.young} unreferenced file(s), {decimal(r.young_nbytes)}, younger than "
+            f"{r.grace_s / 60:g} minutes (an upload may still be writing them; -y removes them too)"
+        )
         return
     if not yes and not _confirm("Remove every unreferenced file? A run uploading right now may lose files"):
         raise typer.Exit(1)
-    blobs, nbytes = store.prune(grace_s=0)
-    console.print(f"Removed {blobs} unreferenced file(s), {decimal(nbytes)}")
+    r = store.prune(keep_young=False)
+    console.print(
+        f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)}; {r.young} of them younger "
+        f"than {r.grace_s / 60:g} minutes (--dry-run keeps those)"
+    )
 
 
 @prune_app.command("cache")
@@ -355,11 +385,31 @@ def prune_cache(workflow: Annotated[str, typer.Argument(help="The workflow whose
 
     from dstack_prefect.engine._artifacts import cache_mount_root, repo_identity  # noqa: PLC0415
     from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
+    from dstack_prefect.spec._models import did_you_mean  # noqa: PLC0415
 
-    repo_id = repo_identity(find_repo_root(Path.cwd()))
+    root = find_repo_root(Path.cwd())
+    repo_id = repo_identity(root)
     count = _local_store().prune_cache(repo_id, workflow)
     mounted = cache_mount_root(get_settings().home, repo_id, workflow)
     if mounted.is_dir():  # the `~`/absolute cache folders of containerised runs
         count += sum(1 for _ in mounted.iterdir())
         shutil.rmtree(mounted)
-    console.print(f"Removed {count} cache folder(s) of {workflow}")
+    if count:
+        console.print(f"Removed {count} cache folder(s) of {workflow}")
+        return
+    names = _workflow_names(root)
+    if names is not None and workflow not in names:
+        msg = f"no workflow '{workflow}' in this repo, and nothing cached for it"
+        close = did_you_mean(workflow, names).removeprefix("; ")
+        raise DstackError(msg, hint=close or f"workflows: {', '.join(names) or 'none'}")
+    console.print(f"Nothing cached for {workflow}")
+
+
+def _workflow_names(root: Path) -> list[str] | None:
+    """The repo's workflow names, or None when its files do not load (`dstack validate` says why)."""
+    from dstack_prefect.spec import load_workflows  # noqa: PLC0415
+
+    try:
+        return sorted(load_workflows(root).by_name)
+    except DstackError:
+        return None

@@ -43,7 +43,11 @@ def step_dir(workdir: Path, step: Step) -> Path:
 
 
 def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[Manifest]) -> None:
-    """Put the deps' files at their paths; a clash names the step's YAML location."""
+    """Put the deps' files at their paths; an error names the step's YAML location.
+
+    The message carries the hint too (a run's failure shows only the message): a dep's file
+    missing from the store, or damaged there (and removed), says which rerun stores it again.
+    """
     if not manifests:
         return
     try:
@@ -52,7 +56,7 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
         )
     except StorageError as exc:
         where = f"{step.source}: " if step.source else ""
-        msg = f"{where}step '{step.name}': {exc.message}"
+        msg = f"{where}step '{step.name}': {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
         raise type(exc)(msg, hint=exc.hint) from exc
 
 

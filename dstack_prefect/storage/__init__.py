@@ -18,15 +18,21 @@ Rules:
 * A manifest or tag appears only after every blob it names is stored, and each write is atomic
   (one PUT on object stores; a temporary ``.tmp-*`` name plus a rename elsewhere). A killed
   upload leaves only unreferenced blobs, which ``prune`` removes.
-* Every blob is checked against its sha256 before it is placed in a target folder, and nothing is
-  written outside that folder (``..`` is refused; absolute artifact paths, which old dstack
-  allowed, land under ``absolute_root`` inside the target, or are refused).
+* Every blob is checked against its sha256 before it is placed in a target folder (or sent by a
+  push or pull), and nothing is written outside that folder (``..`` is refused; absolute
+  artifact paths, which old dstack allowed, land under ``absolute_root`` inside the target, or
+  are refused).
+* A blob whose content does not match its name is garbage: the read that finds one removes it
+  (IntegrityError, with the rerun that stores it again), so a rerun of the step that made it
+  uploads it again instead of skipping a blob that "exists".
+* A push or pull never replaces a manifest or tag the destination holds with other content (run
+  names are drawn per machine and can collide) unless asked to (``force``).
 * Manifests keep each file's permission bits. Symlinks to files are stored as the file they point
   to; symlinks to folders, dangling links and special files are skipped and listed in
   ``Manifest.skipped``. Empty sub-folders are not kept (an empty declared artifact folder is).
 * Tags hold copies of their manifests, so ``delete_run`` leaves tagged artifacts intact.
 * ``prune`` deletes blobs no manifest, tag or cache manifest names, except ones younger than
-  ``grace_s`` (10 minutes), which may belong to an upload still running.
+  ``grace_s`` (10 minutes), which may belong to an upload still running; it counts those.
 
 Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at one seam
 (``_errors.translate_errors``).
@@ -36,7 +42,7 @@ from ._errors import translate_errors
 from ._fetch import TransferResult
 from ._model import FileEntry, LsRow, Manifest, Tag
 from ._progress import CountingProgress, NullProgress, Progress, rich_progress
-from ._store import ArtifactStore, transfer
+from ._store import ArtifactStore, PruneResult, transfer
 
 __all__ = [
     "ArtifactStore",
@@ -46,6 +52,7 @@ __all__ = [
     "Manifest",
     "NullProgress",
     "Progress",
+    "PruneResult",
     "Tag",
     "TransferResult",
     "rich_progress",

@@ -1,7 +1,10 @@
 """Reading files out of the store: materialize, copy_out, ls, and transfer between stores.
 
 Every blob is downloaded into a staging folder inside the target, its sha256 checked, and only
-then moved into place; nothing is written outside the target folder.
+then moved into place; nothing is written outside the target folder. A blob whose content does
+not match its sha256 is garbage (its name is its content's hash), so a read that finds one
+removes it from the store: the next upload of that content (a rerun of the step that made it)
+sees the blob missing and stores it again.
 """
 
 from __future__ import annotations
@@ -52,39 +55,84 @@ def _check_conflicts(plan: Sequence[Planned]) -> None:
                 )
 
 
+def redo_hint(m: Manifest) -> str:
+    """How to store ``m``'s files again: rerun the workflow that made them (the manifest names
+    it), or copy them from a store that has a good copy."""
+    if m.run.startswith("cache:"):
+        return f"run {m.workflow or 'the workflow'} again: it saves a fresh cache"
+    copy = f"`dstack pull {m.run} --force` (or push)"
+    if m.extra.get("synthetic"):
+        return f"upload the folder again with `dstack tags add TAG -a FOLDER -y`, or copy it with {copy}"
+    if m.workflow:
+        w = m.workflow
+        return f"store it again with `dstack run {w} --rerun {w}`, or copy it with {copy}"
+    return f"run the step that made it again, or copy it with {copy}"
+
+
+def _more(n: int, what: str) -> str:
+    return f" (and {n} more {what})" if n else ""
+
+
+def missing_error(
+    b: Backend, missing: set[str], owners: dict[str, tuple[FileEntry, Manifest]]
+) -> ArtifactNotFoundError:
+    """The error for blobs the store lacks: the first file by name, its run and step, and how to fix it."""
+    entry, m = min((owners[d] for d in missing), key=lambda o: (o[1].label, o[0].path))
+    msg = (
+        f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is missing from the store "
+        f"{b.url} (sha256 {entry.sha256[:12]}...){_more(len(missing) - 1, 'missing file(s)')}"
+    )
+    return ArtifactNotFoundError(msg, hint=redo_hint(m))
+
+
+def _remove_damaged(b: Backend, digests: Sequence[str]) -> str:
+    """Delete blobs whose content does not match their name; returns what to tell the user."""
+    try:
+        b.rm([b.blob_key(d) for d in digests])
+    except FileNotFoundError:  # another reader removed it first
+        pass
+    except (OSError, ValueError) as exc:  # a read-only store: say so, the error stays an IntegrityError
+        return f"; removing the damaged copy failed ({exc}), remove {b.blob_key(digests[0])} by hand"
+    copies = "copy was" if len(digests) == 1 else "copies were"
+    return f"; the damaged {copies} removed from the store"
+
+
+def damaged_error(
+    b: Backend, bad: dict[str, str], owners: dict[str, tuple[FileEntry, Manifest]]
+) -> IntegrityError:
+    """Remove the blobs of ``bad`` (expected digest -> actual) and return the error naming the first."""
+    removed = _remove_damaged(b, sorted(bad))
+    d = min(bad, key=lambda x: (owners[x][1].label, owners[x][0].path))
+    entry, m = owners[d]
+    msg = (
+        f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is corrupt in {b.url}: "
+        f"sha256 {bad[d][:12]}... instead of {d[:12]}...{_more(len(bad) - 1, 'corrupt file(s)')}{removed}"
+    )
+    return IntegrityError(msg, hint=redo_hint(m))
+
+
 def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: Progress | None) -> list[Path]:
-    """Download each distinct blob once into a staging folder under ``root``, verify, then place."""
+    """Download each distinct blob once into a staging folder under ``root``, verify, then place.
+
+    A blob that fails its check is removed from the store (IntegrityError); nothing is placed.
+    """
     by_digest: dict[str, list[Planned]] = defaultdict(list)
     for item in plan:
         by_digest[item[1].sha256].append(item)
+    owners = {d: (items[0][1], items[0][2]) for d, items in by_digest.items()}
     missing = set(by_digest) - b.existing_blobs(set(by_digest))
     if missing:
-        _dest, entry, m = by_digest[sorted(missing)[0]][0]
-        msg = (
-            f"{len(missing)} blob(s) of {m.label} are missing from {b.url}, e.g. the one of {entry.path!r} "
-            f"(sha256 {entry.sha256[:12]}...)"
-        )
-        raise ArtifactNotFoundError(
-            msg, hint="the store was pruned or a push was interrupted; push or run again"
-        )
+        raise missing_error(b, missing, owners)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".dstack-staging-{uuid.uuid4().hex[:12]}"
     try:
         staged = {d: staging / d for d in by_digest}
         b.download_blobs(list(staged.items()), progress)
         digests = list(staged)
-        for d, (actual, _) in zip(
-            digests, hash_many([staged[d] for d in digests], progress, "verify"), strict=True
-        ):
-            if actual != d:
-                _dest, entry, m = by_digest[d][0]
-                msg = (
-                    f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is corrupt in {b.url}: "
-                    f"sha256 {actual[:12]}... instead of {d[:12]}..."
-                )
-                raise IntegrityError(
-                    msg, hint=f"run {m.workflow or m.step!r} again, or push it again from a good copy"
-                )
+        hashed = hash_many([staged[d] for d in digests], progress, "verify")
+        bad = {d: actual for d, (actual, _) in zip(digests, hashed, strict=True) if actual != d}
+        if bad:
+            raise damaged_error(b, bad, owners)
         written: list[Path] = []
         for d, items in by_digest.items():
             for dest, entry, _m in items[1:]:
@@ -167,7 +215,9 @@ def copy_out(
     return _fetch_verified(b, plan, root, progress)
 
 
-def ls_rows(manifests: Sequence[Manifest], prefix: str | None, recursive: bool) -> list[LsRow]:
+def ls_rows(
+    manifests: Sequence[Manifest], prefix: str | None, recursive: bool, name: str | None
+) -> list[LsRow]:
     pre = posixpath.normpath(prefix) if prefix else ""
     sums: dict[tuple[str, str], int] = defaultdict(int)
     for m in manifests:
@@ -176,8 +226,12 @@ def ls_rows(manifests: Sequence[Manifest], prefix: str | None, recursive: bool) 
             rel = posixpath.basename(e.path) if e.path == art else e.path[len(art) + 1 :]
             if pre and not posixpath.join(art, rel).startswith(pre) and not art.startswith(pre):
                 continue
-            name = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
-            sums[(art, name)] += e.size
+            shown = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
+            sums[(art, shown)] += e.size
+    if pre and not sums:
+        where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"
+        msg = f"no artifact file under {prefix!r} in {where}"
+        raise ArtifactNotFoundError(msg, hint=f"see the paths there are with `dstack ls {where}`")
     return [LsRow(artifact=a, file=f, size=s) for (a, f), s in sorted(sums.items())]
 
 
@@ -192,23 +246,32 @@ class TransferResult:
 
 
 def copy_blobs(
-    src: Backend, dst: Backend, wanted: dict[str, int], progress: Progress | None
+    src: Backend,
+    dst: Backend,
+    wanted: dict[str, tuple[FileEntry, Manifest]],
+    progress: Progress | None,
 ) -> tuple[int, int, int]:
-    """Copy the blobs of ``wanted`` (digest -> size) that ``dst`` lacks, verifying each on the way."""
+    """Copy the blobs of ``wanted`` (digest -> a file and manifest naming it) that ``dst`` lacks.
+
+    Each is verified on the way; a corrupt one is removed from ``src`` and nothing is sent.
+    """
     missing = sorted(set(wanted) - dst.existing_blobs(set(wanted)))
     if not missing:
         return 0, 0, len(wanted)
+    absent = set(missing) - src.existing_blobs(set(missing))
+    if absent:
+        raise missing_error(src, absent, wanted)
     with tempfile.TemporaryDirectory(prefix="dstack-transfer-") as tmp:
         if src.is_local:
             staged = {d: Path(src.blob_key(d)) for d in missing}
         else:
             staged = {d: Path(tmp) / d for d in missing}
             src.download_blobs(list(staged.items()), progress)
-        for d, (actual, _) in zip(
-            missing, hash_many([staged[d] for d in missing], progress, "verify"), strict=True
-        ):
-            if actual != d:
-                msg = f"blob {d[:12]}... in {src.url} is corrupt (sha256 {actual[:12]}...); nothing was sent"
-                raise IntegrityError(msg, hint="delete the damaged run or tag in the source store")
+        hashed = hash_many([staged[d] for d in missing], progress, "verify")
+        bad = {d: actual for d, (actual, _) in zip(missing, hashed, strict=True) if actual != d}
+        if bad:
+            error = damaged_error(src, bad, wanted)
+            msg = f"{error.message}; nothing was sent"
+            raise IntegrityError(msg, hint=error.hint)
         dst.upload_blobs([(staged[d], d) for d in missing], progress)
-    return len(missing), sum(wanted[d] for d in missing), len(wanted) - len(missing)
+    return len(missing), sum(wanted[d][0].size for d in missing), len(wanted) - len(missing)

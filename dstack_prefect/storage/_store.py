@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dstack_prefect.errors import ArtifactNotFoundError, StorageError
+from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError
 
 from . import _fetch
 from ._backend import Backend
@@ -20,6 +21,22 @@ from ._model import FileEntry, LsRow, Manifest, Tag, check_name, utc_now
 from ._progress import Progress
 
 PRUNE_GRACE_S = 600.0
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a prune removed (or would), and the unreferenced blobs younger than the grace period.
+
+    ``young`` counts those young blobs whether they were kept (``young_kept``, the default) or
+    removed with the rest, so a dry run and a real run can say the same thing about them.
+    """
+
+    blobs: int
+    nbytes: int
+    young: int
+    young_nbytes: int
+    young_kept: bool
+    grace_s: float
 
 
 class ArtifactStore:
@@ -185,7 +202,11 @@ class ArtifactStore:
         *,
         overwrite: bool = False,
     ) -> Tag:
-        """Tag ``run``: the tag keeps copies of its manifests, so the artifacts outlive `delete_run`."""
+        """Tag ``run``: the tag keeps copies of its manifests, so the artifacts outlive `delete_run`.
+
+        ``workflow`` is the workflow the run was started with; without it, the workflow of the
+        run's last committed step (the target finishes after every step it depends on).
+        """
         key = self._tag_key(tag)
         with translate_errors(f"adding tag {tag}"):
             chosen = list(manifests) if manifests is not None else self.list_manifests(run)
@@ -199,7 +220,8 @@ class ArtifactStore:
                 raise StorageError(
                     msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
                 )
-            t = Tag(tag=tag, run=run, workflow=workflow or chosen[0].workflow, manifests=chosen)
+            last = max(chosen, key=lambda m: m.created_at)
+            t = Tag(tag=tag, run=run, workflow=workflow or last.workflow, manifests=chosen)
             self._b.write_atomic(key, t.model_dump_json().encode())
             return t
 
@@ -318,14 +340,24 @@ class ArtifactStore:
         absolute_root: Path | str | None = None,
         progress: Progress | None = None,
     ) -> Manifest | None:
-        """Restore cache folder ``path`` into ``workdir`` (overwriting); None when nothing was saved."""
+        """Restore cache folder ``path`` into ``workdir`` (overwriting); None when nothing was saved.
+
+        A cache whose files are missing from the store or damaged (the damaged blobs are
+        removed) is forgotten and None returned: a cache only saves time, and the step saves
+        a fresh one after it runs.
+        """
         key = self._cache_key(repo_id, workflow, path)
         with translate_errors(f"restoring cache {path}"):
             try:
                 m = Manifest.model_validate_json(self._b.read(key))
             except FileNotFoundError:
                 return None
-        self.materialize([m], workdir, absolute_root=absolute_root, progress=progress)
+        try:
+            self.materialize([m], workdir, absolute_root=absolute_root, progress=progress)
+        except (ArtifactNotFoundError, IntegrityError):
+            with translate_errors(f"forgetting the damaged cache {path}"):
+                self._b.rm([key])
+            return None
         return m
 
     def prune_cache(self, repo_id: str, workflow: str) -> int:
@@ -367,11 +399,19 @@ class ArtifactStore:
 
     @staticmethod
     def ls(
-        manifests: Manifest | Iterable[Manifest], prefix: str | None = None, recursive: bool = False
+        manifests: Manifest | Iterable[Manifest],
+        prefix: str | None = None,
+        recursive: bool = False,
+        *,
+        name: str | None = None,
     ) -> list[LsRow]:
-        """Rows for ``dstack ls``: one folder level (``sub/`` with summed sizes), or every file."""
+        """Rows for ``dstack ls``: one folder level (``sub/`` with summed sizes), or every file.
+
+        A ``prefix`` no file is under raises ArtifactNotFoundError, naming the manifests as
+        ``name`` (``RUN`` or ``:TAG``, as the caller named them; else their run names).
+        """
         ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
-        return _fetch.ls_rows(ms, prefix, recursive)
+        return _fetch.ls_rows(ms, prefix, recursive, name)
 
     # housekeeping -------------------------------------------------------------------------
     def referenced_blobs(self) -> set[str]:
@@ -383,20 +423,33 @@ class ArtifactStore:
                 refs |= {f.sha256 for m in t.manifests for f in m.files}
             return refs
 
-    def prune(self, dry_run: bool = False, grace_s: float = PRUNE_GRACE_S) -> tuple[int, int]:
-        """Delete blobs nothing refers to; returns (blobs, bytes) removed (or that would be).
+    def prune(
+        self, dry_run: bool = False, grace_s: float = PRUNE_GRACE_S, *, keep_young: bool = True
+    ) -> PruneResult:
+        """Delete blobs nothing refers to; returns what was removed (or would be).
 
-        Blobs younger than ``grace_s`` seconds are kept: they may belong to an upload whose
-        manifest is not written yet.
+        Unreferenced blobs younger than ``grace_s`` seconds may belong to an upload whose
+        manifest is not written yet: they are kept unless ``keep_young`` is False, and counted
+        in ``young`` either way.
         """
         refs = self.referenced_blobs()
         with translate_errors("pruning blobs"):
             now = time.time()
             details = self._b.blob_details()
-            doomed = [d for d, (_, mtime) in details.items() if d not in refs and now - mtime >= grace_s]
+            unused = [d for d in details if d not in refs]
+            young = [d for d in unused if now - details[d][1] < grace_s]
+            doomed = [d for d in unused if not keep_young or d not in set(young)]
             if not dry_run:
-                self._b.rm([self._b.blob_key(d) for d in doomed] + self._b.stale_tmp_files(grace_s))
-            return len(doomed), sum(details[d][0] for d in doomed)
+                tmp = self._b.stale_tmp_files(grace_s if keep_young else 0)
+                self._b.rm([self._b.blob_key(d) for d in doomed] + tmp)
+            return PruneResult(
+                blobs=len(doomed),
+                nbytes=sum(details[d][0] for d in doomed),
+                young=len(young),
+                young_nbytes=sum(details[d][0] for d in young),
+                young_kept=keep_young,
+                grace_s=grace_s,
+            )
 
 
 def _segment(text: str) -> str:
@@ -411,13 +464,21 @@ def transfer(
     runs: Sequence[str] = (),
     tag: str | None = None,
     progress: Progress | None = None,
+    *,
+    force: bool = False,
 ) -> TransferResult:
     """Copy runs' manifests, or a tag with its manifests, from ``src`` to ``dst`` (push / pull).
 
     A manifest ``dst`` already holds unchanged is skipped with its blobs (a committed manifest
     implies its blobs); of the rest, only blobs ``dst`` lacks are copied, found by listing, not
-    per file, each checked against its sha256 before it is sent. Blobs first, then manifests,
-    then the tag. ``manifests`` in the result counts the manifests written.
+    per file, each checked against its sha256 before it is sent (a corrupt one is removed from
+    ``src`` and nothing is sent). Blobs first, then manifests, then the tag. ``manifests`` in
+    the result counts the manifests written.
+
+    A manifest or tag ``dst`` holds with other content (run names are drawn per machine and can
+    collide) is refused with a StorageError before anything is copied, unless ``force``, which
+    replaces them and also copies the blobs ``dst`` lacks for unchanged manifests (a blob
+    removed there as damaged).
     """
     if not runs and tag is None:
         msg = "transfer needs runs or a tag"
@@ -435,11 +496,50 @@ def transfer(
             for m, k in zip(manifests, keys, strict=True)
             if k not in there or Manifest.model_validate_json(there[k]) != m
         ]
-        wanted = {f.sha256: f.size for m in changed for f in m.files}
+        mine = {(m.run, m.step) for m in manifests}
+        stale = [m for run in runs for m in dst.list_manifests(run) if (m.run, m.step) not in mine]
+        if not force:
+            _refuse_collisions(
+                src, dst, [m for m in changed if dst._manifest_key(m.run, m.step) in there] + stale
+            )
+            _refuse_tag_collision(src, dst, t)
+        # force also checks the blobs of unchanged manifests: it repairs a store that lost a damaged blob
+        wanted = {f.sha256: (f, m) for m in (manifests if force else changed) for f in m.files}
         blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
         skipped += len({f.sha256 for m in manifests for f in m.files} - set(wanted))
+        dst._b.rm([dst._manifest_key(m.run, m.step) for m in stale])  # --force: the run is src's alone
         for m in changed:
             dst._write_manifest(m)
         if t is not None:
             dst._b.write_atomic(dst._tag_key(t.tag), t.model_dump_json().encode())
     return TransferResult(manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped)
+
+
+def _refuse_collisions(src: ArtifactStore, dst: ArtifactStore, clashing: Sequence[Manifest]) -> None:
+    """StorageError when ``dst`` holds a run of the same name with other steps or artifacts:
+    copying would mix two runs silently."""
+    if clashing:
+        shown = ", ".join(m.label for m in clashing[:3])
+        more = f" and {len(clashing) - 3} more" if len(clashing) > 3 else ""
+        msg = (
+            f"{dst.url} already holds another run of the same name: {shown}{more} differ from {src.url} "
+            "(run names are drawn per machine and can collide)"
+        )
+        raise StorageError(msg, hint=f"pass --force to replace the run with the one from {src.url}")
+
+
+def _refuse_tag_collision(src: ArtifactStore, dst: ArtifactStore, t: Tag | None) -> None:
+    """StorageError when ``dst`` holds another tag of the same name: copying would move it silently."""
+    if t is None or not dst._b.exists(dst._tag_key(t.tag)):
+        return
+    other = dst.get_tag(t.tag)
+    if other == t:
+        return
+    if other.run != t.run:
+        msg = f"tag {t.tag!r} in {dst.url} names run {other.run}; the one in {src.url} names run {t.run}"
+    else:
+        msg = (
+            f"tag {t.tag!r} in {dst.url} (made {other.created_at}) is not the one in {src.url} "
+            f"(made {t.created_at})"
+        )
+    raise StorageError(msg, hint=f"pass --force to replace it with the one from {src.url}")

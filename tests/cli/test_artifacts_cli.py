@@ -48,9 +48,17 @@ workflows:
       - date +%s%N > pip-cache/seen.txt
     artifacts: [stamp]
     cache: [pip-cache]
+
+  - name: show-hello
+    provider: bash
+    deps:
+      - workflow: hello-txt
+    commands:
+      - cat output/hello.txt
 """
 """hello-txt of 2023-05-12_artifacts_998e42a.yaml (the workflow the deps example names), a copy
-of it, and a step writing content no other run has (for prune)."""
+of it, a step writing content no other run has (for prune), and a consumer of hello-txt whose
+name sorts after it (a run of it has two steps, the target last)."""
 
 DSTACK = Callable[..., Result]
 
@@ -143,6 +151,16 @@ class TestLs:
         res = dstack("ls", hello_run, "--json", cwd=repo)
 
         assert [{"artifact": "output", "file": "hello.txt", "size": 12}] == res.json()
+
+    def test_ls_of_a_prefix_with_no_files_is_an_error(
+        self, dstack: DSTACK, repo: Path, hello_run: str
+    ) -> None:
+        """`ls RUN PREFIX` where no file is under PREFIX fails, naming both, with the ls to run."""
+        res = dstack("ls", hello_run, "nosuchprefix", cwd=repo)
+
+        assert res.code == 1
+        assert f"no artifact file under 'nosuchprefix' in {hello_run}" in res.err
+        assert f"dstack ls {hello_run}" in res.err
 
     def test_ls_of_an_unknown_run_says_how_to_find_runs(self, dstack: DSTACK, repo: Path) -> None:
         """`ls` of a run without artifacts fails with a hint, not a traceback."""
@@ -247,14 +265,28 @@ class TestTags:
         assert res.code == 1
         assert f"the run '{hello_run}' refers to another tag: 'txt-file'" in res.err
 
-    def test_an_existing_tag_is_not_overridden_without_an_answer(
+    def test_an_existing_tag_is_not_moved_without_a_terminal_or_y(
         self, dstack: DSTACK, repo: Path, hello_run: str, txt_file: str
     ) -> None:
-        """`tags add` of an existing tag asks first; no answer leaves the tag as it was."""
+        """`tags add` of an existing tag with no terminal to ask on fails, naming the tag's run
+        and -y, and leaves the tag as it was."""
         res = dstack("tags", "add", "txt-file", hello_run, cwd=repo)
 
         assert res.code == 1
-        assert "already exists" in res.err
+        assert f"error: tag 'txt-file' exists (run {hello_run}); pass -y to move it" in res.err
+        assert hello_run == next(
+            t["run"] for t in dstack("tags", "--json", cwd=repo).json() if t["tag"] == "txt-file"
+        )
+
+    def test_a_tag_shows_the_workflow_that_was_run(self, dstack: DSTACK, repo: Path, hello_run: str) -> None:
+        """A tagged run of show-hello (steps hello-txt, then show-hello) shows show-hello, not
+        the step whose name sorts first."""
+        run = run_workflow(dstack, repo, "show-hello")
+        assert dstack("tags", "add", "shown", run, "-y", cwd=repo).code == 0
+
+        rows = dstack("tags", "--json", cwd=repo).json()
+
+        assert ("show-hello", run) == next((t["workflow"], t["run"]) for t in rows if t["tag"] == "shown")
 
     def test_tags_delete_clears_the_tag_column(self, dstack: DSTACK, repo: Path) -> None:
         """`tags delete` removes the tag from `tags` and from the run's TAG column."""
@@ -359,6 +391,50 @@ class TestPushPull:
         assert "--force" in res.err
         assert "mine\n" == (tmp_path / "hello.txt").read_text()
 
+    def test_pull_refuses_a_local_run_of_the_same_name_with_other_content(
+        self,
+        dstack: DSTACK,
+        repo: Path,
+        hello_run: str,
+        s3_env: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        """`pull RUN` where the local store holds another run of that name (names collide between
+        machines) fails naming the run and step, changes nothing, and replaces it with --force."""
+        assert dstack("push", hello_run, cwd=repo, env=s3_env).code == 0
+        other = tmp_path_factory.mktemp("colliding-home")
+        assert dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env).code == 0
+        local = other / "store" / "manifests" / hello_run / "hello-txt.json"
+        mine = {**json.loads(local.read_text()), "created_at": "2020-01-01T00:00:00.000000+00:00"}
+        local.write_text(json.dumps(mine))
+
+        res = dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env)
+        kept = json.loads(local.read_text())
+        forced = dstack("pull", hello_run, "--force", cwd=repo, home_dir=other, env=s3_env)
+
+        assert res.code == 1
+        assert f"{hello_run}/hello-txt" in res.err and "--force" in res.err
+        assert mine == kept
+        assert forced.code == 0, forced.text
+        assert "2020-01-01T00:00:00.000000+00:00" != json.loads(local.read_text())["created_at"]
+
+    def test_pull_refuses_a_local_tag_that_names_another_run(
+        self, dstack: DSTACK, repo: Path, hello_run: str, pulled_home: Path, s3_env: dict[str, str]
+    ) -> None:
+        """`pull :TAG` where the local tag of that name names another run fails naming both
+        runs; --force replaces it."""
+        local = pulled_home / "store" / "tags" / "txt-file.json"
+        local.write_text(json.dumps({**json.loads(local.read_text()), "run": "someone-else-1"}))
+
+        res = dstack("pull", ":txt-file", cwd=repo, home_dir=pulled_home, env=s3_env)
+        forced = dstack("pull", ":txt-file", "--force", cwd=repo, home_dir=pulled_home, env=s3_env)
+
+        assert res.code == 1
+        assert "tag 'txt-file'" in res.err and "someone-else-1" in res.err and hello_run in res.err
+        assert "--force" in res.err
+        assert forced.code == 0, forced.text
+        assert hello_run == json.loads(local.read_text())["run"]
+
     def test_push_without_a_remote_store_says_how_to_set_one(
         self, dstack: DSTACK, repo: Path, txt_file: str
     ) -> None:
@@ -428,10 +504,26 @@ class TestPrune:
         assert "Removed 1 cache folder(s) of stamp" in res.out
         assert [] == list((home / "store" / "cache").rglob("*.json"))
 
+    def test_prune_cache_of_a_workflow_with_nothing_cached(self, dstack: DSTACK, repo: Path) -> None:
+        """`prune cache W` for a workflow of the repo with no cache says so and succeeds."""
+        res = dstack("prune", "cache", "hello-txt", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert "Nothing cached for hello-txt" in res.out
+
+    def test_prune_cache_of_an_unknown_workflow_is_an_error(self, dstack: DSTACK, repo: Path) -> None:
+        """`prune cache W` for no workflow of the repo (and nothing cached) fails with the closest name."""
+        res = dstack("prune", "cache", "stmp", cwd=repo)
+
+        assert res.code == 1
+        assert "no workflow 'stmp' in this repo" in res.err
+        assert "did you mean 'stamp'?" in res.err
+
     def test_prune_artifacts_removes_blobs_of_removed_runs(
         self, dstack: DSTACK, repo: Path, home: Path, stamp_run: str, hello_run: str
     ) -> None:
-        """After `rm RUN`, `prune artifacts -y` deletes its files' blobs and keeps everyone else's."""
+        """After `rm RUN`, `prune artifacts -y` deletes its files' blobs and keeps everyone else's;
+        --dry-run before it counts the same files as kept for being young, and -y says so."""
         manifest = json.loads((home / "store" / "manifests" / stamp_run / "stamp.json").read_text())
         gone = [f["sha256"] for f in manifest["files"]]
         kept = [
@@ -442,19 +534,72 @@ class TestPrune:
         ]
         assert dstack("rm", stamp_run, "-y", cwd=repo).code == 0
 
+        dry = dstack("prune", "artifacts", "--dry-run", cwd=repo)
         res = dstack("prune", "artifacts", "-y", cwd=repo)
 
         blob = home / "store" / "blobs" / "sha256"
         assert res.code == 0, res.text
-        assert re.search(r"Removed [1-9]\d* unreferenced file\(s\)", res.out)
+        young = re.search(r"Would remove 0 unreferenced file\(s\), .*; kept (\d+) unreferenced", dry.out)
+        removed = re.search(
+            r"Removed (\d+) unreferenced file\(s\), .*; (\d+) of them younger than 10 minutes", res.out
+        )
+        assert young and removed, dry.out + res.out
+        assert int(young.group(1)) >= 1
+        assert young.group(1) == removed.group(1) == removed.group(2)
         assert [False, True] == [
             (blob / gone[0][:2] / gone[0][2:]).exists(),
             (blob / kept[0][:2] / kept[0][2:]).exists(),
         ]
 
     def test_prune_dry_run_keeps_young_blobs(self, dstack: DSTACK, repo: Path) -> None:
-        """`prune artifacts --dry-run` removes nothing and counts no blob younger than 10 minutes."""
+        """`prune artifacts --dry-run` removes nothing, counts no blob younger than 10 minutes,
+        and says how many it kept for that."""
         res = dstack("prune", "artifacts", "--dry-run", cwd=repo)
 
         assert res.code == 0, res.text
-        assert "Would remove 0 unreferenced file(s)" in res.out
+        assert re.search(
+            r"Would remove 0 unreferenced file\(s\), .*; kept \d+ unreferenced file\(s\)", res.out
+        )
+        assert "younger than 10 minutes" in res.out
+
+
+class TestCorruptBlobRepair:
+    def test_a_corrupt_blob_is_removed_and_a_rerun_stores_it_again(
+        self, dstack: DSTACK, repo: Path, tmp_path: Path
+    ) -> None:
+        """In a home of its own: `cp` of a damaged file fails and removes the damaged blob; a
+        consumer of the reused producer then fails saying the file is missing, with the same
+        hint; that hint (`dstack run hello-txt --rerun hello-txt`) stores the blob again and
+        the first run's file copies fine."""
+        home = tmp_path / "home"
+
+        def run(*args: str) -> Result:
+            return dstack(*args, cwd=repo, home_dir=home)
+
+        made = run("run", "hello-txt")
+        assert made.code == 0, made.text
+        producer = re.search(r"^(\S+)\s+hello-txt\s", made.out, re.MULTILINE)
+        assert producer, made.out
+        files = json.loads((home / "store" / "manifests" / producer.group(1) / "hello-txt.json").read_text())
+        digest = files["files"][0]["sha256"]
+        blob = home / "store" / "blobs" / "sha256" / digest[:2] / digest[2:]
+        blob.write_bytes(b"J" + blob.read_bytes()[1:])
+        hint = "dstack run hello-txt --rerun hello-txt"
+
+        corrupt = run("cp", producer.group(1), "output/hello.txt", str(tmp_path / "a.txt"))
+        removed = not blob.exists()
+        consumer = run("run", "cat-txt-2")
+        repaired = run("run", "hello-txt", "--rerun", "hello-txt")
+        copied = run("cp", producer.group(1), "output/hello.txt", str(tmp_path / "b.txt"))
+
+        assert corrupt.code == 1
+        assert "corrupt" in corrupt.err and "removed from the store" in corrupt.err and hint in corrupt.err
+        assert removed
+        assert consumer.code != 0
+        said = " ".join(consumer.text.split())  # the run's output wraps long lines
+        assert "artifact file 'output/hello.txt' of run" in said and "missing from the store" in said
+        assert hint in said
+        assert "Traceback" not in said
+        assert repaired.code == 0, repaired.text
+        assert copied.code == 0, copied.text
+        assert "Hello world\n" == (tmp_path / "b.txt").read_text()

@@ -58,6 +58,22 @@ def _put_tree(
     return store.put_step(run, "train", "train", work, ["out"], extra or {"status": "done"})
 
 
+def _flip_byte(store: ArtifactStore, digest: str) -> str:
+    """Damage the blob of ``digest`` in place (its first byte flipped); returns its key."""
+    fs, root = _fs(store)
+    key = f"{root}/blobs/sha256/{digest[:2]}/{digest[2:]}"
+    data = bytearray(fs.cat_file(key))
+    data[0] ^= 0xFF
+    fs.pipe_file(key, bytes(data))
+    return key
+
+
+def _exists(store: ArtifactStore, key: str) -> bool:
+    fs, _root = _fs(store)
+    fs.invalidate_cache()
+    return bool(fs.exists(key))
+
+
 def _crafted(store: ArtifactStore, path: str, content: bytes = b"x", run: str = "evil") -> Manifest:
     """A manifest written by hand (not by put_step) naming ``path`` for a real blob."""
     import hashlib
@@ -138,15 +154,58 @@ class StoreContract:
         """A blob with one byte flipped is refused before it is placed, naming the artifact path and run."""
         m = _put_tree(store, tmp_path)
         entry = next(e for e in m.files if e.path == "out/logs/a.log")
-        fs, root = _fs(store)
-        key = f"{root}/blobs/sha256/{entry.sha256[:2]}/{entry.sha256[2:]}"
-        data = bytearray(fs.cat_file(key))
-        data[0] ^= 0xFF
-        fs.pipe_file(key, bytes(data))
+        _flip_byte(store, entry.sha256)
 
         with pytest.raises(IntegrityError, match=r"out/logs/a\.log.*run-1"):
             store.materialize([m], tmp_path / "target")
         assert not (tmp_path / "target/out/logs/a.log").exists()
+
+    @pytest.mark.parametrize("read", ["materialize", "copy_out", "push"])
+    def test_a_corrupt_blob_is_removed_when_read_and_an_upload_repairs_it(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path, read: str
+    ) -> None:
+        """The read that finds a damaged blob removes it and says how to store it again; the
+        next read says the file is missing; uploading the same content again (a rerun) stores
+        the blob again, and the old manifest reads fine."""
+        m = _put_tree(store, tmp_path)
+        entry = next(e for e in m.files if e.path == "out/logs/a.log")
+        key = _flip_byte(store, entry.sha256)
+        reads = {
+            "materialize": lambda: store.materialize([m], tmp_path / f"t-{uuid.uuid4().hex[:6]}"),
+            "copy_out": lambda: store.copy_out(m, "out/logs", tmp_path / f"t-{uuid.uuid4().hex[:6]}"),
+            "push": lambda: transfer(store, ArtifactStore(tmp_path / f"s-{uuid.uuid4().hex[:6]}"), ["run-1"]),
+        }
+
+        with pytest.raises(IntegrityError, match=r"out/logs/a\.log.*run-1.*removed from the store") as bad:
+            reads[read]()
+        removed = not _exists(store, key)
+        with pytest.raises(
+            ArtifactNotFoundError, match=r"out/logs/a\.log.*run-1.*missing from the store"
+        ) as gone:
+            reads[read]()
+        _put_tree(store, tmp_path, "run-2")
+        reads[read]()
+
+        assert removed
+        assert "dstack run train --rerun train" in (bad.value.hint or "")
+        assert bad.value.hint == gone.value.hint
+        assert _exists(store, key)
+
+    def test_a_damaged_cache_is_forgotten(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A cache folder whose blob is damaged restores as nothing (the step runs cold and saves
+        a fresh one) instead of failing every later run."""
+        work = gen(tmp_path / "w", {".cache": {"pip": {"wheel.whl": "w"}}})
+        m = store.save_cache("repo1", "train", ".cache/pip", work)
+        _flip_byte(store, m.files[0].sha256)
+
+        first = store.restore_cache("repo1", "train", ".cache/pip", tmp_path / "fresh")
+        store.save_cache("repo1", "train", ".cache/pip", work)
+        second = store.restore_cache("repo1", "train", ".cache/pip", tmp_path / "fresh2")
+
+        assert first is None
+        assert not (tmp_path / "fresh/.cache/pip/wheel.whl").exists()
+        assert second is not None
+        assert (tmp_path / "fresh2/.cache/pip/wheel.whl").read_text() == "w"
 
     @pytest.mark.parametrize(
         "path",
@@ -226,6 +285,20 @@ class StoreContract:
         with pytest.raises(ArtifactNotFoundError, match="best"):
             store.get_tag("best")
 
+    def test_a_tag_names_the_workflow_of_the_run_not_of_its_first_step(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """Tagging a run of `train` (after its dep `prep`) records `train`: the given workflow,
+        else the step committed last (the target finishes after its deps)."""
+        work = gen(tmp_path / "w", {"out": {"x": "1"}})
+        store.put_step("run-1", "prep", "prep", work, ["out"])
+        store.put_step("run-1", "train", "train", work, ["out"])
+
+        guessed = store.add_tag("t1", "run-1")
+        given = store.add_tag("t2", "run-1", "train")
+
+        assert ("train", "train") == (guessed.workflow, given.workflow)
+
     def test_tag_from_dirs(
         self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -265,16 +338,32 @@ class StoreContract:
         store.materialize(store.list_manifests("run-2"), tmp_path / "t")
 
         assert dry == removed
-        assert removed[0] == 3
+        assert removed.blobs == 3
         assert len(_blob_keys(store)) == 2
-        assert store.prune(grace_s=0) == (0, 0)
+        assert (0, 0) == (store.prune(grace_s=0).blobs, store.prune(grace_s=0).nbytes)
 
-    def test_prune_keeps_young_blobs(self, store: ArtifactStore, tmp_path: Path) -> None:
-        """Unreferenced blobs younger than the grace period may belong to a running upload and stay."""
+    def test_prune_keeps_young_blobs_and_counts_them(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """Unreferenced blobs younger than the grace period may belong to a running upload: they
+        stay, and the result says how many; a dry run says the same."""
         _crafted(store, "out/x")
 
-        assert store.prune(grace_s=3600) == (0, 0)
+        dry = store.prune(dry_run=True, grace_s=3600)
+        real = store.prune(grace_s=3600)
+
+        assert dry == real
+        assert (0, 1, 1, True) == (real.blobs, real.young, real.young_nbytes, real.young_kept)
         assert len(_blob_keys(store)) == 1
+
+    def test_prune_without_keep_young_removes_young_blobs_and_counts_them(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """keep_young=False removes the young blobs too, and counts them as young."""
+        _crafted(store, "out/x")
+
+        r = store.prune(grace_s=3600, keep_young=False)
+
+        assert (1, 1, False) == (r.blobs, r.young, r.young_kept)
+        assert _blob_keys(store) == []
 
     def test_cache_save_restore_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A cache folder saved for (repo, workflow) is restored into a fresh workdir until pruned."""
@@ -306,6 +395,14 @@ class StoreContract:
             LsRow(artifact="out", file="run.sh", size=18),
         ] == top
         assert [r.file for r in deep] == ["logs/a.log", "logs/b.log"]
+
+    def test_ls_of_a_prefix_nothing_is_under_is_an_error(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A prefix no file is under raises, naming the prefix and the run, with the ls to run."""
+        m = _put_tree(store, tmp_path)
+
+        with pytest.raises(ArtifactNotFoundError, match=r"no artifact file under 'nope' in :best") as info:
+            store.ls([m], prefix="nope", name=":best")
+        assert "`dstack ls :best`" in (info.value.hint or "")
 
     def test_copy_out_folder_and_file(self, store: ArtifactStore, tmp_path: Path) -> None:
         """copy_out copies a folder's contents into the target, and one file into a folder or to a name."""
@@ -363,6 +460,67 @@ class StoreContract:
         assert (back.blobs, back.skipped) == (1, 1)
         assert (tmp_path / "t1/out/run.sh").exists()
         assert (tmp_path / "t2/out/new.txt").read_text() == "n"
+
+    def test_a_forced_transfer_repairs_a_store_that_lost_a_damaged_blob(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A push skips a manifest the destination holds unchanged, blobs and all; after a read
+        there removed a damaged blob, a forced push sends that blob again."""
+        m = _put_tree(local, tmp_path, "run-1")
+        transfer(local, store, runs=["run-1"])
+        _flip_byte(store, m.files[0].sha256)
+        with pytest.raises(IntegrityError):
+            store.materialize([m], tmp_path / "t1")
+
+        plain = transfer(local, store, runs=["run-1"])
+        forced = transfer(local, store, runs=["run-1"], force=True)
+        store.materialize([m], tmp_path / "t2")
+
+        assert (plain.blobs, forced.blobs, forced.manifests) == (0, 1, 0)
+        assert (tmp_path / "t2/out/model.bin").read_bytes() == b"\x00weights" * 100
+
+    def test_transfer_refuses_another_run_of_the_same_name(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A run of the same name with other content in the destination (names collide between
+        machines) is refused, naming the run and step, with --force; nothing is copied; force
+        replaces it, the destination's other steps of that run included."""
+        _put_tree(store, tmp_path, "run-1")
+        work = gen(tmp_path / "mine", {"out": {"mine.txt": "mine"}})
+        local.put_step("run-1", "train", "train", work, ["out"])
+        local.put_step("run-1", "extra", "extra", work, ["out"])
+
+        with pytest.raises(StorageError, match=r"run-1/(extra|train)") as info:
+            transfer(store, local, runs=["run-1"])
+        untouched = sorted(f.path for m in local.list_manifests("run-1") for f in m.files)
+        forced = transfer(store, local, runs=["run-1"], force=True)
+
+        assert "--force" in (info.value.hint or "")
+        assert ["out/mine.txt", "out/mine.txt"] == untouched
+        assert forced.manifests == 1
+        assert [("run-1", "train")] == [(m.run, m.step) for m in local.list_manifests("run-1")]
+        assert local.list_manifests("run-1")[0] == store.get_manifest("run-1", "train")
+
+    def test_transfer_refuses_a_tag_that_names_another_run(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A tag of the same name with other content in the destination is refused unless
+        force; an identical one is copied again without complaint."""
+        _put_tree(store, tmp_path, "run-1")
+        store.add_tag("best", "run-1")
+        _put_tree(local, tmp_path, "run-9")
+        local.add_tag("best", "run-9")
+
+        with pytest.raises(StorageError, match=r"tag 'best'.*run-9.*run-1") as info:
+            transfer(store, local, tag="best")
+        kept = local.get_tag("best").run
+        transfer(store, local, tag="best", force=True)
+        again = transfer(store, local, tag="best")
+
+        assert "--force" in (info.value.hint or "")
+        assert kept == "run-9"
+        assert local.get_tag("best") == store.get_tag("best")
+        assert again.manifests == 0
 
     # faults -----------------------------------------------------------------------------
     def test_killed_upload_leaves_no_manifest_and_rerun_completes(
