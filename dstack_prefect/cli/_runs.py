@@ -292,17 +292,19 @@ def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Set
     ctrl_c = _Interrupts()
     previous = signal.signal(signal.SIGINT, ctrl_c.handler)
     try:
-        return _attached(api, flow_run_id, name, multi, ctrl_c)
+        return _attached(api, flow_run_id, name, multi, ctrl_c, settings)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _attached(api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts) -> int:
+def _attached(
+    api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts, settings: Settings
+) -> int:
     from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
     from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
 
     final = None
-    stream = follow(api, flow_run_id)
+    stream = follow(api, flow_run_id, settings=settings)
     while True:
         try:
             for item in stream:
@@ -333,20 +335,20 @@ def _attached(api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Inter
             if abort:
                 _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
                 _quietly(ctrl_c, request_stop, api, row, abort=True)
-            stream = _follow_rest(api, flow_run_id)
+            stream = _follow_rest(api, flow_run_id, settings)
     if final is None:
         return 1
     console.print(f"{_status_text(final.status)}" + (f": {final.error}" if final.error else ""))
     return 0 if final.status == "done" else 1
 
 
-def _follow_rest(api: Any, flow_run_id: str) -> Any:
+def _follow_rest(api: Any, flow_run_id: str, settings: Settings) -> Any:
     """Follow again after an interrupt, without printing what was already shown."""
     from datetime import datetime  # noqa: PLC0415
 
     from dstack_prefect.engine import follow  # noqa: PLC0415
 
-    return follow(api, flow_run_id, since=datetime.now(UTC))
+    return follow(api, flow_run_id, since=datetime.now(UTC), settings=settings)
 
 
 def _print_line(line: Any, multi: bool) -> None:
@@ -417,7 +419,7 @@ def logs(
         fr = api.flow_run_by_name(run_name)
         multi = len(api.task_runs(fr["id"])) > 1  # also right for runs started through the API
         if attach:
-            for item in follow(api, fr["id"], since=when):
+            for item in follow(api, fr["id"], since=when, settings=get_settings()):
                 if isinstance(item, LogLine):
                     _print_line(item, multi)
             return

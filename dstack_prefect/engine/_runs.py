@@ -5,10 +5,12 @@ No prefect import here (see _api.py): `dstack ps` must be quick.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -213,16 +215,26 @@ class LogReader:
 
 
 def follow(
-    api: PrefectAPI, flow_run_id: str, since: datetime | None = None, interval: float = 0.15
+    api: PrefectAPI,
+    flow_run_id: str,
+    since: datetime | None = None,
+    interval: float = 0.15,
+    settings: Settings | None = None,
 ) -> Iterator[LogLine | RunRow]:
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
-    it finishes (one more read after that, for lines shipped late)."""
+    it finishes (one more read after that, for lines shipped late). With ``settings``, a run of
+    this home whose flow process is gone is marked Crashed on the way, so a follower never
+    waits for a run nobody runs."""
     reader = LogReader(api, flow_run_id, since)
     last_status = None
+    checked = time.monotonic()
     while True:
         fr = api.flow_run(flow_run_id)
         if fr is None:
             return
+        if settings is not None and time.monotonic() - checked > 2:
+            checked = time.monotonic()
+            fr = crash_if_gone(api, settings, fr)
         row = run_row(fr)
         yield from reader.read()
         if row.status != last_status:
@@ -285,22 +297,60 @@ def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
     """Mark Crashed the unfinished runs started on this machine whose flow process is gone
     (reaper included: a reboot, a kill of the whole session); returns their names."""
     reaped = []
-    for fr in api.flow_runs(state_types=["RUNNING", "CANCELLING", "PENDING"]):
-        pid_file = settings.runs_dir / fr["name"] / "supervisor.pid"
-        try:
-            pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            continue
-        if not pid_alive(pid):
-            api.set_flow_run_state(
-                fr["id"],
-                "CRASHED",
-                name="Crashed",
-                message="the process running this run is gone",
-                force=True,
-            )
+    for fr in api.flow_runs(state_types=list(_UNFINISHED)):
+        after = crash_if_gone(api, settings, fr)
+        if after is not fr and (after.get("state") or {}).get("type") == "CRASHED":
             reaped.append(fr["name"])
     return reaped
+
+
+_UNFINISHED = ("RUNNING", "CANCELLING", "PENDING")
+
+#: Every step process (host executor) carries ``DSTACK_FLOW_RUN_ID=<its run's id>`` in its
+#: environment: what finds a crashed run's leftovers when its reaper is gone too.
+STEP_MARKER = "DSTACK_FLOW_RUN_ID"
+
+
+def kill_step_processes(flow_run_id: str) -> list[int]:
+    """SIGKILL the process groups of this machine's step processes of run ``flow_run_id``
+    (those this user may read); returns the group ids."""
+    needle = f"{STEP_MARKER}={flow_run_id}".encode()
+    groups: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            groups.add(os.getpgid(int(entry)))
+        except (OSError, ProcessLookupError):
+            continue
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    return sorted(groups)
+
+
+def crash_if_gone(api: PrefectAPI, settings: Settings, fr: dict[str, Any]) -> dict[str, Any]:
+    """``fr`` as it stands, or, for an unfinished run of this home whose supervisor process is
+    gone (its ``supervisor.pid`` names a dead process), the run after marking it Crashed."""
+    if (fr.get("state") or {}).get("type") not in _UNFINISHED:
+        return fr
+    try:
+        pid = int((settings.runs_dir / fr["name"] / "supervisor.pid").read_text())
+    except (OSError, ValueError):
+        return fr  # not started here, or its pid not written yet
+    if pid_alive(pid):
+        return fr
+    latest = api.flow_run(fr["id"]) or fr  # it may have ended just before its process did
+    if (latest.get("state") or {}).get("type") not in _UNFINISHED:
+        return latest
+    api.set_flow_run_state(
+        fr["id"], "CRASHED", name="Crashed", message="the process running this run is gone", force=True
+    )
+    kill_step_processes(fr["id"])  # its reaper is gone too, or they would be
+    return api.flow_run(fr["id"]) or latest
 
 
 def cleanup_leftovers(api: PrefectAPI, settings: Settings) -> list[str]:

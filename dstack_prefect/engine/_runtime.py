@@ -18,6 +18,7 @@ from typing import Any
 
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
+from dstack_prefect.engine._runs import STEP_MARKER
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
@@ -140,6 +141,7 @@ class Runtime:
             "HOSTNAME": socket.gethostname(),
             "DSTACK_RUN": self.run_name,
             "DSTACK_STEP": step.name,
+            STEP_MARKER: self.flow_run_id,
         }
         for i, port in enumerate(ports):
             env[f"PORT_{i}"] = str(port)

@@ -90,6 +90,13 @@ def wait_finished(api: PrefectAPI, name: str, timeout: float = 60) -> Any:
     return wait_until(finished, timeout)
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def marker_processes(marker: str) -> list[int]:
     """Pids whose command line or environment carries ``marker``."""
     found = []
@@ -315,9 +322,49 @@ class TestDetachedRuns:
         os.kill(pid, signal.SIGKILL)
 
         row = wait_finished(api, name, timeout=60)
+        fr = api.flow_run_by_name(name)
         assert row.status == "failed"
-        assert api.flow_run_by_name(name)["state"]["type"] == "CRASHED"
-        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+        assert fr["state"]["type"] == "CRASHED"
+        wait_until(lambda: marker_processes(f"DSTACK_FLOW_RUN_ID={fr['id']}") == [], 30)
+
+    def test_an_attached_cli_ends_a_run_whose_flow_process_and_reaper_are_gone(
+        self, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """SIGKILL of the supervisor and its reaper together: the attached `dstack run` marks the
+        run Crashed, kills its step processes and exits 1, with no other command run."""
+        with subprocess.Popen(
+            [sys.executable, "-m", "dstack_prefect", "run", "sleeper"],
+            cwd=repo,
+            env=prefect_server.env(dstack_home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            out = proc.stdout
+
+            def run_name() -> str | None:
+                m = re.search(r"^(\S+-\d+) ", out.readline())
+                return m.group(1) if m else None
+
+            name = wait_until(run_name, 60, interval=0)
+            wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
+            fr_id = api.flow_run_by_name(name)["id"]
+            supervisor = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+            reapers = [p for p in marker_processes(fr_id) if p != supervisor and b"_reaper" in _cmdline(p)]
+            assert reapers
+            for victim in [*reapers, supervisor]:
+                os.kill(victim, signal.SIGKILL)
+
+            try:
+                code = proc.wait(timeout=60)
+            finally:
+                proc.kill()  # a CLI that never noticed must not hang the suite
+
+        assert code == 1
+        assert "CRASHED" == api.flow_run_by_name(name)["state"]["type"]
+        wait_until(lambda: marker_processes(f"DSTACK_FLOW_RUN_ID={fr_id}") == [], 10)
 
     def test_rm_removes_a_finished_run_and_refuses_a_running_one(
         self, cli: CLI, repo: Path, api: PrefectAPI

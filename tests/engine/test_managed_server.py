@@ -158,8 +158,10 @@ def test_killing_a_forked_supervisor_crashes_the_run_without_orphans(embedded: E
             fr = api.flow_run_by_name(name)
             return fr if run_row(fr).status == "failed" else None
 
-        assert wait_until(crashed, 60)["state"]["type"] == "CRASHED"
-    wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+        fr = wait_until(crashed, 60)
+    assert fr["state"]["type"] == "CRASHED"
+    # the reaper kills the step's group (TERM, KILL after 5 s) before it marks the run
+    wait_until(lambda: marker_processes(f"DSTACK_FLOW_RUN_ID={fr['id']}") == [], 30)
 
 
 def test_server_stop_stops_the_server_and_the_launcher(tmp_path: Path) -> None:
