@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
 from tests.conftest import CLI, Server, serve, wait_until
 from tests.docker_fixtures import TINY_IMAGE
-from tests.engine.test_local_runs import submitted_name, wait_finished
+from tests.engine.test_local_runs import attached_run, cmdline, submitted_name, wait_finished
 
 pytestmark = [pytest.mark.service("docker"), pytest.mark.service("prefect")]
 
@@ -137,7 +136,7 @@ def kill_orchestrator(api: PrefectAPI, home: Path, name: str) -> None:
     """SIGKILL the supervisor of run ``name`` and its reaper: nothing is left to clean up after it."""
     pid = int((home / "runs" / name / "supervisor.pid").read_text())
     fr_id = api.flow_run_by_name(name)["id"]
-    reapers = [p for p in _pids() if fr_id.encode() in _cmdline(p) and b"_reaper.py" in _cmdline(p)]
+    reapers = [p for p in _pids() if fr_id.encode() in cmdline(p) and b"_reaper.py" in cmdline(p)]
     assert reapers
     for victim in [*reapers, pid]:
         os.kill(victim, signal.SIGKILL)
@@ -183,15 +182,7 @@ def test_a_served_port_answers_from_the_host_while_attached(
     cli: CLI, repo: Path, env: dict[str, str], api: PrefectAPI
 ) -> None:
     """`ports: 1` gives $PORT_0; the CLI prints its URL and the server in the container answers it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dstack_prefect", "run", "serve", "--docker"],
-        cwd=repo,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = attached_run(repo, env, "serve", "--docker")
     try:
         seen: list[str] = []
 
@@ -334,13 +325,6 @@ class TestHomes:
 
 def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(

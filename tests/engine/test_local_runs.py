@@ -90,7 +90,20 @@ def wait_finished(api: PrefectAPI, name: str, timeout: float = 60) -> Any:
     return wait_until(finished, timeout)
 
 
-def _cmdline(pid: int) -> bytes:
+def attached_run(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`dstack run ARGS...`, attached, its stdout and stderr readable line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dstack_prefect", "run", *args],
+        cwd=repo,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -202,15 +215,7 @@ workflows:
 """
             }
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dstack_prefect", "run", "serve"],
-            cwd=repo,
-            env=prefect_server.env(dstack_home),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = attached_run(repo, prefect_server.env(dstack_home), "serve")
         try:
 
             def printed_url() -> str | None:
@@ -332,15 +337,7 @@ class TestDetachedRuns:
     ) -> None:
         """SIGKILL of the supervisor and its reaper together: the attached `dstack run` marks the
         run Crashed, kills its step processes and exits 1, with no other command run."""
-        with subprocess.Popen(
-            [sys.executable, "-m", "dstack_prefect", "run", "sleeper"],
-            cwd=repo,
-            env=prefect_server.env(dstack_home),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        ) as proc:
+        with attached_run(repo, prefect_server.env(dstack_home), "sleeper") as proc:
             assert proc.stdout is not None
             out = proc.stdout
 
@@ -352,7 +349,7 @@ class TestDetachedRuns:
             wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
             fr_id = api.flow_run_by_name(name)["id"]
             supervisor = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
-            reapers = [p for p in marker_processes(fr_id) if p != supervisor and b"_reaper" in _cmdline(p)]
+            reapers = [p for p in marker_processes(fr_id) if p != supervisor and b"_reaper" in cmdline(p)]
             assert reapers
             for victim in [*reapers, supervisor]:
                 os.kill(victim, signal.SIGKILL)
