@@ -33,6 +33,22 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def confirm(question: str, *, with_yes: str) -> None:
+    """Ask ``question`` on the terminal; "no" exits 1. Without a terminal to ask on, an error
+    whose hint is ``with_yes``: the same command with -y."""
+    from rich.prompt import Confirm  # noqa: PLC0415
+
+    if not sys.stdin.isatty():
+        msg = f"not confirmed, no terminal to ask on: {question}"
+        raise DstackError(msg, hint=f"pass -y to confirm: {with_yes}")
+    try:
+        ok = Confirm.ask(question, console=err_console, default=False)
+    except EOFError:
+        ok = False
+    if not ok:
+        raise typer.Exit(1)
+
+
 def fail(error: DstackError, *, as_json: bool = False) -> typer.Exit:
     """Print ``error`` for a person (or as JSON) and return the Exit to raise."""
     if as_json:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,10 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.filesize import decimal
-from rich.prompt import Confirm
 from rich.table import Table
 
-from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
 from dstack_prefect.errors import DstackError, RunNotFoundError
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
@@ -57,15 +55,6 @@ def _remote_store(settings: Settings) -> ArtifactStore:
         msg = "no remote store is configured"
         raise DstackError(msg, hint="set one with `dstack config --remote-store s3://bucket/prefix`")
     return ArtifactStore(settings.remote_store)
-
-
-def _confirm(question: str) -> bool:
-    """Ask on stderr; no answer (stdin closed) counts as no."""
-    try:
-        return Confirm.ask(question, console=err_console, default=False)
-    except EOFError:
-        err_console.print()
-        return False
 
 
 def _api() -> Any:
@@ -195,12 +184,8 @@ def tags_add(
             msg = f"the run {run_name!r} refers to another tag: {other!r}"
             raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
     if tag in existing and not yes:
-        if not sys.stdin.isatty():  # nobody can answer the question: say what to do instead
-            msg = f"tag '{tag}' exists (run {existing[tag].run}); pass -y to move it"
-            again = f"dstack tags add {tag} {run_name or '-a ' + ' -a '.join(str(p) for p in paths or [])} -y"
-            raise DstackError(msg, hint=again)
-        if not _confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?"):
-            raise typer.Exit(1)
+        again = f"dstack tags add {tag} {run_name or '-a ' + ' -a '.join(str(p) for p in paths or [])} -y"
+        confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?", with_yes=again)
     if paths:
         with rich_progress(err_console) as progress:
             t = store.add_tag_from_dirs(tag, paths, overwrite=True, progress=progress)
@@ -229,8 +214,8 @@ def tags_delete(tag: Annotated[str, typer.Argument(help="The tag name")], yes: Y
 
     store = _local_store()
     found = store.get_tag(tag)
-    if not yes and not _confirm(f"Delete the tag '{tag}'?"):
-        raise typer.Exit(1)
+    if not yes:
+        confirm(f"Delete the tag '{tag}'?", with_yes=f"dstack tags delete {tag} -y")
     store.delete_tag(tag)
     if not any(m.extra.get("synthetic") for m in found.manifests):
         with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run has no TAG column
@@ -365,8 +350,9 @@ def prune_artifacts(
             f"{r.grace_s / 60:g} minutes (an upload may still be writing them; -y removes them too)"
         )
         return
-    if not yes and not _confirm("Remove every unreferenced file? A run uploading right now may lose files"):
-        raise typer.Exit(1)
+    if not yes:
+        question = "Remove every unreferenced file? A run uploading right now may lose files"
+        confirm(question, with_yes="dstack prune artifacts -y")
     r = store.prune(keep_young=False)
     console.print(
         f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)}; {r.young} of them younger "

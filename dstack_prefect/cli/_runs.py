@@ -15,10 +15,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.live import Live
-from rich.prompt import Confirm
 from rich.table import Table
 
-from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
 from dstack_prefect.cli._runopts import RunOptions, split_run_options
 from dstack_prefect.errors import DstackError, NoWorkflowsError
 from dstack_prefect.settings import Settings, get_settings
@@ -394,6 +393,15 @@ def ps(
             else:
                 console.print(_runs_table(rows, verbose))
             return
+        if not console.is_terminal:  # a pipe or a file: a new table whenever the runs change
+            shown = None
+            while True:
+                rows = list_runs(api, all_runs=all_runs, name=run_name)
+                now = [(r.name, r.status, r.tag, r.error) for r in rows]
+                if now != shown:
+                    console.print(_runs_table(rows, verbose))
+                    shown = now
+                time.sleep(2)
         with Live(console=console, refresh_per_second=2) as live:
             while True:
                 live.update(_runs_table(list_runs(api, all_runs=all_runs, name=run_name), verbose))
@@ -456,8 +464,9 @@ def stop(
             console.print("No unfinished runs" if all_runs else f"The run '{run_name}' is already finished")
             return
         what = f"the run '{rows[0].name}'" if run_name else f"{len(rows)} run(s)"
-        if not yes and not Confirm.ask(f"{verb} {what}?", console=err_console, default=False):
-            raise typer.Exit(1)
+        if not yes:
+            again = f"dstack stop {run_name or '-a'}{' -x' if abort else ''} -y"
+            confirm(f"{verb} {what}?", with_yes=again)
         for r in rows:
             request_stop(api, r, abort=abort)
         for r in rows:
@@ -494,9 +503,12 @@ def rm(
         if not rows:
             console.print("No finished runs")
             return
+        for r in rows:
+            if not is_finished(r.status):  # before asking: a yes would not help
+                remove_run(api, r, settings)
         what = f"the run '{run_name}'" if run_name else "all finished runs"
-        if not yes and not Confirm.ask(f"Delete {what}?", console=err_console, default=False):
-            raise typer.Exit(1)
+        if not yes:
+            confirm(f"Delete {what}?", with_yes=f"dstack rm {run_name or '-a'} -y")
         for r in rows:
             remove_run(api, r, settings)
             console.print(f"Removed {r.name}")

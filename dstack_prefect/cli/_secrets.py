@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dstack_prefect.cli._app import app, console, err_console, handles_errors
-from dstack_prefect.cli._artifacts import AsJson, Yes, _api, _confirm
+from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
+from dstack_prefect.cli._artifacts import AsJson, Yes, _api
 from dstack_prefect.errors import DstackError
 
 secrets_app = typer.Typer()
@@ -84,8 +84,8 @@ def secrets_add(name: Name, value: Value = None, yes: Yes = False) -> None:
     block_name(name)  # a bad name fails before any prompt
     with _api() as api:
         store = Secrets(api)
-        if store.exists(name) and not yes and not _confirm(f"The secret '{name}' exists. Replace it?"):
-            raise typer.Exit(1)
+        if store.exists(name) and not yes:
+            confirm(f"The secret '{name}' exists. Replace it?", with_yes=f"dstack secrets add {name} -y")
         created = store.put(name, _value(name, value))
     console.print(f"Secret [bold]{name}[/] {'added' if created else 'replaced'}")
 
@@ -122,7 +122,7 @@ def secrets_delete(name: Name, yes: Yes = False) -> None:
         if not store.exists(name):
             msg = f"there is no secret named '{name}'"
             raise DstackError(msg, hint="list them: dstack secrets")
-        if not yes and not _confirm(f"Delete the secret '{name}'?"):
-            raise typer.Exit(1)
+        if not yes:
+            confirm(f"Delete the secret '{name}'?", with_yes=f"dstack secrets delete {name} -y")
         store.delete(name)
     err_console.print(f"Secret [bold]{name}[/] deleted")

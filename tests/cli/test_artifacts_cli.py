@@ -273,7 +273,8 @@ class TestTags:
         res = dstack("tags", "add", "txt-file", hello_run, cwd=repo)
 
         assert res.code == 1
-        assert f"error: tag 'txt-file' exists (run {hello_run}); pass -y to move it" in res.err
+        assert "error: not confirmed, no terminal to ask on: The tag 'txt-file' already exists" in res.err
+        assert f"hint: pass -y to confirm: dstack tags add txt-file {hello_run} -y" in res.err
         assert hello_run == next(
             t["run"] for t in dstack("tags", "--json", cwd=repo).json() if t["tag"] == "txt-file"
         )

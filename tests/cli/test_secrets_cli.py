@@ -74,6 +74,7 @@ def test_add_over_an_existing_secret_asks_and_update_needs_one(
     bad = cli("secrets", "add", "1-bad", "x", cwd=tmp_path)
 
     assert refused.code == 1
+    assert f"hint: pass -y to confirm: dstack secrets add {name} -y" in refused.err
     assert replaced.code == 0, replaced.text
     assert "replaced" in replaced.out
     assert missing.code == 1 and "add it: dstack secrets add" in missing.err

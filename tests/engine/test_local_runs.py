@@ -398,6 +398,31 @@ class TestPs:
         assert re.search(rf"^{name}\s+a\s+(now|\d+ sec ago|\d+ mins? ago)\s+Done", line), line
         assert any(r["name"] == name and r["workflow"] == "a" and r["status"] == "done" for r in rows)
 
+    def test_watch_into_a_pipe_prints_a_table_when_the_runs_change(
+        self, cli: CLI, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """`ps -w` with no terminal prints the table at once, then a new one when a run changes."""
+        with subprocess.Popen(
+            [sys.executable, "-m", "dstack_prefect", "ps", "-w", "-a"],
+            cwd=repo,
+            env=prefect_server.env(dstack_home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as proc:
+            try:
+                out = proc.stdout
+                assert out is not None
+                first = out.readline()
+                name = submitted_name(cli("run", "a", "-d", cwd=repo).out)
+                later = wait_until(lambda: name in (line := out.readline()) and line, 60, interval=0)
+            finally:
+                proc.kill()
+
+        assert first.split() == ["RUN", "WORKFLOW", "SUBMITTED", "STATUS", "TAG"]
+        assert later.startswith(name)
+
 
 class TestBadInput:
     @pytest.mark.parametrize(
