@@ -123,10 +123,8 @@ def rest_costs(url: str) -> dict[str, float]:
             ),
             "list_runs(all_runs=True) (paging + run_row)": best(lambda: list_runs(api, all_runs=True)),
         }
-        with PrefectAPI(url) as api2:
-            body = {"flow_runs": flt, "limit": 200}
-            raw = api2._http.post("/flow_runs/filter", json=body)
-            costs["size of one 200-row page, KiB"] = len(raw.content) / 1024
+        page = api._call("POST", "/flow_runs/filter", {"flow_runs": flt, "limit": 200})
+        costs["size of one 200-row page, KiB"] = len(json.dumps(page)) / 1024
     return costs
 
 

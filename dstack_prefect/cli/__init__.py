@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers commands in help order
 from dstack_prefect.cli._app import app
 
 
 def main() -> None:
-    app()
+    """Run the command, then leave at once: the interpreter's teardown of the modules a command
+    imported (~0.08 s) is skipped, as nothing the CLI holds needs it (files are closed by then,
+    no prefect, no atexit work); stdout and stderr are flushed first."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(code)
 
 
 __all__ = ["app", "main"]

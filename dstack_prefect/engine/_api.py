@@ -1,18 +1,21 @@
 """A small synchronous client of the Prefect REST API for the CLI's read and control paths.
 
-`dstack ps`, `logs`, `stop` and `rm` need a handful of endpoints; talking to them with httpx
-keeps those commands free of the ~1.5 s `import prefect`. Runs themselves go through prefect.
+`dstack ps`, `logs`, `stop` and `rm` need a handful of endpoints; talking to them with the
+standard library's http.client (keep-alive, one connection per thread) keeps those commands free
+of the ~1.5 s `import prefect`, and of httpx's ~0.1 s import. Runs themselves go through prefect.
 """
 
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
-
-import httpx
 
 from dstack_prefect.errors import RunNotFoundError, ServerError
 
@@ -23,11 +26,64 @@ RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """As Prefect's own client does, retry what a busy server answers while it catches up."""
 
 
+class _Http:
+    """HTTP/1.1 with keep-alive to one server: one connection per thread, JSON bodies."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = f"'{url}' is not an http(s) URL"
+            raise ValueError(msg)
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        self._base = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = kind(self._host, self._port, timeout=self._timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def request(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        """(status, body). A kept-alive connection the server has closed meanwhile is opened
+        again once; any other failure is an OSError or http.client.HTTPException."""
+        data = None if body is None else jsonlib.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        for again in (True, False):
+            conn = self._connection()
+            reused = conn.sock is not None
+            try:
+                conn.request(method, self._base + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if not (again and reused):
+                    raise
+        raise AssertionError  # unreachable: the second pass returns or raises
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
 class PrefectAPI:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        # No TLS context for a plain-http server: loading the CA bundle costs ~0.1 s per command.
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, verify=self.url.startswith("https:"))
+        try:
+            self._http = _Http(self.url, timeout)
+        except ValueError as exc:
+            raise ServerError(str(exc), hint="set PREFECT_API_URL to the server's API URL") from None
 
     def close(self) -> None:
         self._http.close()
@@ -45,19 +101,24 @@ class PrefectAPI:
     def _call(self, method: str, path: str, json: Any = None) -> Any:
         for delay in (*RETRY_DELAYS, None):
             try:
-                resp = self._http.request(method, path, json=json)
-            except httpx.HTTPError as exc:
+                status, content = self._http.request(method, path, json)
+            except (OSError, http.client.HTTPException) as exc:
                 msg = f"the Prefect server at {self.url} is not reachable ({type(exc).__name__})"
                 raise ServerError(msg, hint="check `dstack server status`, or PREFECT_API_URL") from exc
-            if resp.status_code not in RETRY_STATUSES or delay is None:
+            if status not in RETRY_STATUSES or delay is None:
                 break
             time.sleep(delay)  # a busy SQLite server answers 503 ("database is locked"): back off
-        if resp.status_code == 404:
+        if status == 404:
             return None
-        if resp.status_code >= 400:
-            msg = f"the Prefect server answered {resp.status_code} to {method} {path}: {resp.text[:200]}"
+        if status >= 400:
+            text = content[:200].decode(errors="replace")
+            msg = f"the Prefect server answered {status} to {method} {path}: {text}"
             raise ServerError(msg)
-        return resp.json() if resp.content else None
+        try:
+            return jsonlib.loads(content) if content else None
+        except ValueError as exc:
+            msg = f"the server at {self.url} did not answer like a Prefect server ({method} {path})"
+            raise ServerError(msg, hint="check PREFECT_API_URL: it ends in /api") from exc
 
     # flow runs ---------------------------------------------------------------------------
 
@@ -176,7 +237,6 @@ class PrefectAPI:
             "flow_run_id": flow_run_id,
             "task_key": "dstack-step",
             "dynamic_key": name,
-            "tags": ["dstack"],
             "state": state,
         }
         result: dict[str, Any] = self._call("POST", "/task_runs/", body)

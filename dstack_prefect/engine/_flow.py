@@ -431,7 +431,8 @@ def _schedule(rt: Runtime, notes: Any, pending_results: Callable[[], Any]) -> St
         t = run_step.with_options(
             name=step.name,
             task_run_name=step.name,
-            tags=["dstack"],
+            # no tags: a tagged task run asks the server for tag concurrency slots before it
+            # starts (a lease round trip per step); the flow run carries the dstack tags
             persist_result=results is not None,
             result_storage=results,
             result_serializer="json",
