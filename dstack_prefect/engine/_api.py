@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
+import os
 import threading
 import time
 import urllib.parse
@@ -29,7 +30,7 @@ RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 class _Http:
     """HTTP/1.1 with keep-alive to one server: one connection per thread, JSON bodies."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, api_key: str | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             msg = f"'{url}' is not an http(s) URL"
@@ -38,6 +39,9 @@ class _Http:
         self._host, self._port = parts.hostname, parts.port
         self._base = parts.path.rstrip("/")
         self._timeout = timeout
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:  # Prefect Cloud, or a server behind an API key
+            self._headers["Authorization"] = f"Bearer {api_key}"
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -56,12 +60,11 @@ class _Http:
         """(status, body). A kept-alive connection the server has closed meanwhile is opened
         again once; any other failure is an OSError or http.client.HTTPException."""
         data = None if body is None else jsonlib.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         for again in (True, False):
             conn = self._connection()
             reused = conn.sock is not None
             try:
-                conn.request(method, self._base + path, body=data, headers=headers)
+                conn.request(method, self._base + path, body=data, headers=self._headers)
                 resp = conn.getresponse()
                 return resp.status, resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -81,7 +84,7 @@ class PrefectAPI:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         try:
-            self._http = _Http(self.url, timeout)
+            self._http = _Http(self.url, timeout, os.environ.get("PREFECT_API_KEY"))
         except ValueError as exc:
             raise ServerError(str(exc), hint="set PREFECT_API_URL to the server's API URL") from None
 

@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from dstack_prefect.engine._relay import PortRelay, open_relays
 from dstack_prefect.errors import DstackError
 from dstack_prefect.server import free_port
+from tests.conftest import QuietHandler, http_server
 
 
-class Hello(BaseHTTPRequestHandler):
+class Hello(QuietHandler):
     def do_GET(self) -> None:
         port = self.server.server_address[1]  # type: ignore[index]  # an HTTPServer: (host, port)
-        body = f"hello from {port} {'x' * 200_000}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(f"hello from {port} {'x' * 200_000}".encode())
 
 
 @pytest.fixture
 def app() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(Hello) as port:
+        yield port
 
 
 def get(port: int) -> bytes:
