@@ -437,8 +437,8 @@ class ArtifactStore:
             now = time.time()
             details = self._b.blob_details()
             unused = [d for d in details if d not in refs]
-            young = [d for d in unused if now - details[d][1] < grace_s]
-            doomed = [d for d in unused if not keep_young or d not in set(young)]
+            young = {d for d in unused if now - details[d][1] < grace_s}
+            doomed = [d for d in unused if not keep_young or d not in young]
             if not dry_run:
                 tmp = self._b.stale_tmp_files(grace_s if keep_young else 0)
                 self._b.rm([self._b.blob_key(d) for d in doomed] + tmp)

@@ -90,6 +90,12 @@ def wait_finished(api: PrefectAPI, name: str, timeout: float = 60) -> Any:
     return wait_until(finished, timeout)
 
 
+def one_step_repo(make_repo: Any, name: str, command: str, resource: str) -> Path:
+    """A repo with one bash workflow ``name`` running ``command`` with one ``resources`` entry."""
+    yaml = f"workflows:\n  - name: {name}\n    provider: bash\n    commands: [{command}]\n"
+    return Path(make_repo({".dstack/workflows.yaml": yaml + f"    resources:\n      {resource}\n"}))
+
+
 def attached_run(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """`dstack run ARGS...`, attached, its stdout and stderr readable line by line."""
     return subprocess.Popen(
@@ -480,14 +486,7 @@ class TestBadInput:
 
     def test_a_step_asking_too_much_fails_before_anything_runs(self, cli: CLI, make_repo: Any) -> None:
         """A step wanting more CPUs than the machine has is refused, saying what was asked and what exists."""
-        repo = make_repo(
-            {
-                ".dstack/workflows.yaml": (
-                    "workflows:\n  - name: big\n    provider: bash\n    commands: [echo hi]\n"
-                    "    resources:\n      cpu: 512\n"
-                )
-            }
-        )
+        repo = one_step_repo(make_repo, "big", "echo hi", "cpu: 512")
 
         res = cli("run", "big", cwd=repo)
 
@@ -496,14 +495,7 @@ class TestBadInput:
 
     def test_shm_size_on_the_host_is_a_warning_not_a_silence(self, cli: CLI, make_repo: Any) -> None:
         """`shm_size` means something only in a container: a host run says it is ignored, then runs."""
-        repo = make_repo(
-            {
-                ".dstack/workflows.yaml": (
-                    "workflows:\n  - name: shm\n    provider: bash\n    commands: [echo ran]\n"
-                    "    resources:\n      shm_size: 1GB\n"
-                )
-            }
-        )
+        repo = one_step_repo(make_repo, "shm", "echo ran", "shm_size: 1GB")
 
         res = cli("run", "shm", cwd=repo)
 
