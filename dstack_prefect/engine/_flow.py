@@ -154,7 +154,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         rt.results[step.name] = source  # dependents read the original: errors name the run that made it
         _manifest_artifact(rt, step, reused)
         return Completed(name="Cached", data=reused.model_dump(mode="json"))
-    notes.info(f"running {step.name}: {decision.reason}")
+    notes.info(f"running {step.name} ({decision.reason})")
     workdir = rt.workdir(step)
     workdir.mkdir(parents=True, exist_ok=True)
     copy_snapshot_dir(rt.code_dir, workdir)
