@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
@@ -303,13 +305,17 @@ def _attached(
     from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
 
     final = None
+    held: list[str] = []
     stream = follow(api, flow_run_id, settings=settings)
     while True:
         try:
             for item in stream:
                 with ctrl_c.shield():
                     if isinstance(item, LogLine):
-                        _print_line(item, multi)
+                        if item.note and not item.step and item.level >= logging.ERROR:
+                            held.append(item.message)  # the run's error: the last line says it
+                        else:
+                            _print_line(item, multi)
                     else:
                         final = item
             break
@@ -335,9 +341,13 @@ def _attached(
                 _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
                 _quietly(ctrl_c, request_stop, api, row, abort=True)
             stream = _follow_rest(api, flow_run_id, settings)
+    for message in held:
+        if final is None or message != final.error:
+            err_console.print(f"dstack: {message}", style="dim", highlight=False, markup=False)
     if final is None:
         return 1
-    console.print(f"{_status_text(final.status)}" + (f": {final.error}" if final.error else ""))
+    error = f": {escape(final.error)}" if final.error else ""
+    console.print(f"{_status_text(final.status)}{error}", highlight=False)
     return 0 if final.status == "done" else 1
 
 

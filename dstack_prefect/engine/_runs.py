@@ -170,6 +170,8 @@ class LogLine:
     timestamp: datetime
     note: bool
     """True for dstack's own notes (ports, errors), False for step output."""
+    level: int = 20
+    """The Python logging level it was logged at (40 is ERROR)."""
 
 
 class LogReader:
@@ -200,6 +202,7 @@ class LogReader:
                         message=rec["message"],
                         timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
                         note=note,
+                        level=int(rec.get("level") or 20),
                     )
                 )
             if len(page) < 200:

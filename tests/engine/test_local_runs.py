@@ -159,6 +159,7 @@ class TestAttachedRun:
         assert "about to fail" in res.out
         assert "must never print" not in res.out
         assert "step 'broken' failed: exit code 3" in res.out
+        assert res.text.count("exit code 3") == 1, res.text  # said once, on the last line
         rows = cli("ps", "-a", "-v", "--json", cwd=repo).json()
         assert rows[0]["status"] == "failed"
         assert "exit code 3" in rows[0]["error"]
