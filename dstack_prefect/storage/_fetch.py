@@ -55,6 +55,33 @@ def _check_conflicts(plan: Sequence[Planned]) -> None:
                 )
 
 
+def _check_targets(plan: Sequence[Planned], root: Path) -> None:
+    """Refuse a plan that needs a folder where ``root`` holds a file, or a file where it holds a
+    folder: named here, before anything moves, rather than as an OS errno halfway through."""
+    hint = "a file and a folder cannot share a path: copy to another path, or rename one of them"
+    if root.exists() and not root.is_dir():
+        msg = f"{str(root)!r} is a file, not a folder: artifact files cannot be written into it"
+        raise StorageError(msg, hint=hint)
+    folders: set[Path] = set()
+    for dest, entry, m in plan:
+        if dest.is_dir():
+            msg = (
+                f"{dest.relative_to(root).as_posix()!r} is a folder in {str(root)!r}, "
+                f"but {m.label} has a file {entry.path!r} there"
+            )
+            raise StorageError(msg, hint=hint)
+        for parent in dest.parents:
+            if parent == root or parent in folders or root not in parent.parents:
+                break
+            if parent.exists() and not parent.is_dir():
+                msg = (
+                    f"{parent.relative_to(root).as_posix()!r} is a file in {str(root)!r}, "
+                    f"but {m.label} has {entry.path!r} under it"
+                )
+                raise StorageError(msg, hint=hint)
+            folders.add(parent)
+
+
 def redo_hint(m: Manifest) -> str:
     """How to store ``m``'s files again: rerun the workflow that made them (the manifest names
     it), or copy them from a store that has a good copy."""
@@ -164,6 +191,7 @@ def materialize(
             raise UnsafePathError(msg, hint="pass a folder inside the target, e.g. absolute_root='_root'")
     plan = [(destination(root, e.path, abs_root, label=m.label), e, m) for m in manifests for e in m.files]
     _check_conflicts(plan)
+    _check_targets(plan, root)
     for m in manifests:  # declared folders exist even when the step left them empty
         for art in m.artifacts:
             if not any(m.artifact_of(e.path) == art for e in m.files) and (
@@ -205,6 +233,7 @@ def copy_out(
             if e.path != src
         ]
     _check_conflicts(plan)
+    _check_targets(plan, root)
     if not overwrite:
         clash = [d for d, e, _ in plan if d.exists() and (not d.is_file() or sha256_file(d)[0] != e.sha256)]
         if clash:

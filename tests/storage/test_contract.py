@@ -432,6 +432,39 @@ class StoreContract:
         assert untouched == "mine\n"
         assert (tmp_path / "t/a.log").read_text() == "alpha\n"
 
+    def test_copy_out_onto_a_file_in_the_way_says_so(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A folder copied to a path that is a file, or a file whose folder is a file there, is
+        refused naming that file (not an OS errno), with --force or without, and it stays."""
+        m = _put_tree(store, tmp_path)
+        gen(tmp_path / "t", {"taken": "mine\n"})
+
+        with pytest.raises(StorageError, match=r"taken' is a file") as folder:
+            store.copy_out(m, "out/logs", tmp_path / "t" / "taken", overwrite=True)
+        with pytest.raises(StorageError, match=r"taken' is a file") as inside:
+            store.copy_out(m, "out/run.sh", tmp_path / "t" / "taken" / "run.sh")
+
+        assert "Errno" not in folder.value.message + inside.value.message
+        assert folder.value.hint and inside.value.hint
+        assert (tmp_path / "t/taken").read_text() == "mine\n"
+        assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["taken"]
+
+    def test_a_dep_file_where_the_working_folder_has_a_file_or_folder(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """Placing out/logs/a.log where the target holds a file 'out/logs', or placing a file
+        where it holds a folder, names the path and the run instead of an OS errno."""
+        m = _put_tree(store, tmp_path)
+        gen(tmp_path / "t1", {"out": {"logs": "a file\n"}})
+        gen(tmp_path / "t2", {"out": {"run.sh": {"x": "a folder\n"}}})
+
+        with pytest.raises(StorageError, match=r"'out/logs' is a file") as file_there:
+            store.materialize([m], tmp_path / "t1")
+        with pytest.raises(StorageError, match=r"'out/run.sh' is a folder") as folder_there:
+            store.materialize([m], tmp_path / "t2")
+
+        assert "run-1/train" in file_there.value.message and "run-1/train" in folder_there.value.message
+        assert "Errno" not in file_there.value.message + folder_there.value.message
+
     def test_copy_out_unknown_source(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Copying a path no artifact has names the artifacts there are."""
         m = _put_tree(store, tmp_path)
