@@ -216,6 +216,7 @@ def _in_file_order(shown: list[str]) -> Callable[[SpecError | SpecWarning], tupl
 
 
 def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> list[SpecError]:
+    text = text.removeprefix("\ufeff")  # a byte order mark: not part of line 1 for columns and snippets
     lines = text.splitlines()
     try:
         parsed = parse(text)

@@ -4,7 +4,12 @@ PyYAML's composer keeps a ``start_mark`` on each node (libyaml's when available,
 `yaml.safe_load` throws them away. `parse` builds the same data `safe_load` would, plus two maps
 from a key path such as ``("workflows", 2, "resources", "gpu")`` to a 1-based ``(line, col)``:
 one for values and one for mapping keys. It also checks every string for `${{ ... }}` problems
-while the node (and so the exact column) is at hand.
+while the node (and so the exact line and column, in any scalar style) is at hand.
+
+What would crash or hang a naive builder is a located syntax problem instead: an alias inside its
+own anchor's value, nesting deeper than `MAX_DEPTH` (libyaml's composer itself crashes on tens of
+thousands of levels, so very bracket-heavy text is measured first), and aliases that expand to
+more than `MAX_ALIAS_EXPANSIONS` nodes ("billion laughs").
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from dstack_prefect.spec import _interp
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+
+MAX_DEPTH = 100
+"""Collections nested deeper than this are refused (the file's root mapping is level 1)."""
+MAX_ALIAS_EXPANSIONS = 100_000
+"""Nodes built again through aliases (and merge keys) before the file is refused."""
+_NESTING_MARKS = 10_000  # more '[', '{' and '- ' than this and the depth is measured before composing
 
 Path = tuple[str | int, ...]
 Pos = tuple[int, int]
@@ -64,6 +75,41 @@ class YAMLSyntaxProblem(Exception):
         self.pos = pos
 
 
+def _reader_problem(exc: yaml.reader.ReaderError, text: str) -> YAMLSyntaxProblem:
+    """A located problem for a character YAML refuses (libyaml counts ``position`` in UTF-8 bytes,
+    PyYAML's own reader in characters)."""
+    char = exc.character
+    code = ord(char) if isinstance(char, str) else int(char)
+    if _Loader is yaml.SafeLoader:  # pragma: no cover - PyYAML built without libyaml
+        before = text[: exc.position]
+    else:
+        before = text.encode("utf-8")[: exc.position].decode("utf-8", errors="ignore")
+    line = before.count("\n") + 1
+    col = len(before) - (before.rfind("\n") + 1) + 1
+    msg = f"invalid YAML: control character #x{code:04x} is not allowed, expected printable text"
+    return YAMLSyntaxProblem(msg, (line, col))
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before libyaml's recursive composer sees it."""
+    marks = text.count("[") + text.count("{") + text.count("- ")
+    if marks <= _NESTING_MARKS:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep(event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _too_deep(mark: yaml.Mark) -> YAMLSyntaxProblem:
+    msg = f"invalid YAML: nested more than {MAX_DEPTH} levels deep, expected a flatter file"
+    return YAMLSyntaxProblem(msg, (mark.line + 1, mark.column + 1))
+
+
 def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     mark = exc.problem_mark
     if mark is not None and text[mark.index : mark.index + 1] == "\t":
@@ -80,17 +126,20 @@ def parse(text: str) -> Parsed:
         YAMLSyntaxProblem: the text is not YAML (or holds several documents).
     """
     try:
+        _check_depth(text)
         node = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as exc:  # a control character
+        raise _reader_problem(exc, text) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YAMLSyntaxProblem(_syntax_message(exc, text), pos) from None
-    except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+    except yaml.YAMLError as exc:  # pragma: no cover - libyaml raises the kinds above
         msg = f"invalid YAML: {exc}"
         raise YAMLSyntaxProblem(msg, (1, 1)) from None
     parsed = Parsed(data=None)
     if node is not None:
-        parsed.data = _Builder(parsed).build(node, ())
+        parsed.data = _Builder(parsed, text).build(node, ())
     return parsed
 
 
@@ -99,19 +148,43 @@ def _pos(node: Node) -> Pos:
 
 
 class _Builder:
-    def __init__(self, parsed: Parsed) -> None:
+    def __init__(self, parsed: Parsed, text: str) -> None:
         self.parsed = parsed
+        self.text = text
         self.constructor = SafeConstructor()
+        self.open: set[int] = set()  # the collections being built, by id: an alias of one is a loop
+        self.built: set[int] = set()
+        self.expansions = 0
 
     def build(self, node: Node, path: Path) -> Any:
+        if id(node) in self.built:
+            self.expansions += 1
+            if self.expansions > MAX_ALIAS_EXPANSIONS:
+                msg = (
+                    f"invalid YAML: aliases expand to more than {MAX_ALIAS_EXPANSIONS} values, expected fewer"
+                )
+                raise YAMLSyntaxProblem(msg, self.parsed.locate(path, key=True))
+        if id(node) in self.open:
+            msg = (
+                "invalid YAML: an alias inside its own anchor's value,"
+                " expected an alias of a value defined before it"
+            )
+            raise YAMLSyntaxProblem(msg, self.parsed.locate(path, key=True))
+        self.built.add(id(node))
         self.parsed.values[path] = _pos(node)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
-        return None  # pragma: no cover - the composer makes no other node kind
+        if len(path) >= MAX_DEPTH:
+            raise _too_deep(node.start_mark)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            return None  # pragma: no cover - the composer makes no other node kind
+        finally:
+            self.open.discard(id(node))
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if node.tag == _STR:
@@ -127,15 +200,24 @@ class _Builder:
             return None
 
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
-        line, col = _pos(node)
-        quotes = {None: 0, "": 0, "'": 2, '"': 2}.get(node.style)
-        as_written = (
-            quotes is not None and node.end_mark.index - node.start_mark.index == len(node.value) + quotes
-        )
-        shift = quotes // 2 if as_written and quotes is not None else None
         for problem in _interp.check(node.value):
-            where = (line, col + problem.offset + shift) if shift is not None else (line, col)
+            where = self._source_pos(node, problem.offset)
             self.parsed.problems.append(Problem(path, where, problem.message))
+
+    def _source_pos(self, node: ScalarNode, offset: int) -> Pos:
+        """Where the `${{` at ``offset`` of the node's value is written: the same-numbered `${{`
+        of the node's source text, whatever the style (quoted, escaped, block, multi-line)."""
+        nth = node.value.count("${{", 0, offset)
+        start, end = node.start_mark.index, node.end_mark.index
+        at = start - 1
+        for _ in range(nth + 1):
+            at = self.text.find("${{", at + 1, end)
+            if at < 0:
+                return _pos(node)
+        newline = self.text.rfind("\n", start, at)
+        if newline < 0:
+            return (node.start_mark.line + 1, node.start_mark.column + 1 + at - start)
+        return (node.start_mark.line + 1 + self.text.count("\n", start, at), at - newline)
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}

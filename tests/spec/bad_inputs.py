@@ -679,3 +679,70 @@ CASES += [
         schema=False,
     ),
 ]
+
+CASES += [
+    Case(
+        "interpolation-in-block-scalar",
+        ONE(
+            BASH.replace(
+                "commands: [x]", "commands:\n      - |\n        echo ok\n        echo ${{ run.bad }}"
+            )
+        ),
+        [
+            ".dstack/workflows.yaml:7:14: workflows[0].commands[0]: unknown name 'run.bad' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
+        schema=False,
+    ),
+    Case(
+        "interpolation-in-multi-line-plain",
+        ONE(BASH.replace("commands: [x]", "commands:\n      - echo a\n        b ${{ run.bad }}")),
+        [
+            ".dstack/workflows.yaml:6:11: workflows[0].commands[0]: unknown name 'run.bad' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
+        schema=False,
+    ),
+    Case(
+        "interpolation-after-an-escape",
+        ONE(BASH.replace("commands: [x]", 'commands:\n      - "echo \\u00e9 ${{ run.bad }}"')),
+        [
+            ".dstack/workflows.yaml:5:22: workflows[0].commands[0]: unknown name 'run.bad' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
+        schema=False,
+    ),
+    Case(
+        "interpolation-second-of-two",
+        ONE(
+            BASH.replace(
+                "commands: [x]", "commands:\n      - >-\n        a ${{ run.args }}\n        b ${{ run.nme }}"
+            )
+        ),
+        [
+            ".dstack/workflows.yaml:7:11: workflows[0].commands[0]: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME"
+        ],
+        schema=False,
+    ),
+    Case(
+        "recursive-alias",
+        ONE("workflows: &w\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: *w\n"),
+        [
+            ".dstack/workflows.yaml:5:5: invalid YAML: an alias inside its own anchor's value, expected an alias of a value defined before it"
+        ],
+        schema=False,
+    ),
+    Case(
+        "nesting-too-deep",
+        ONE(BASH + "    help: " + "[" * 150 + "]" * 150 + "\n"),
+        [
+            ".dstack/workflows.yaml:5:108: invalid YAML: nested more than 100 levels deep, expected a flatter file"
+        ],
+        schema=False,
+    ),
+    Case(
+        "control-character",
+        ONE(BASH + '    help: "caf\u00e9 \x00"\n'),
+        [
+            ".dstack/workflows.yaml:5:17: invalid YAML: control character #x0000 is not allowed, expected printable text"
+        ],
+        schema=False,
+    ),
+]

@@ -8,7 +8,7 @@ import pytest
 
 from dstack_prefect.errors import SpecErrors
 from dstack_prefect.spec import check_workflows, load_text, load_workflows
-from tests.spec.bad_inputs import CASES, Case
+from tests.spec.bad_inputs import CASES, Case, W
 from tests.spec.conftest import RepoFactory
 
 
@@ -162,3 +162,61 @@ class TestWarnings:
             (".dstack/workflows/a.yaml", 6),
             (".dstack/workflows/b.yaml", 5),
         ]
+
+
+class TestHostileYAML:
+    """Text that would crash or hang a naive loader is one located problem, found quickly."""
+
+    def test_deep_nesting_libyaml_cannot_compose(self) -> None:
+        """Fifty thousand nested brackets (libyaml's composer crashes the process on them) are refused."""
+        text = "workflows: " + "[" * 50_000 + "]" * 50_000 + "\n"
+
+        with pytest.raises(SpecErrors) as info:
+            load_text(text)
+
+        assert [e.message for e in info.value.errors] == [
+            "workflows.yaml:1:111: invalid YAML: nested more than 100 levels deep, expected a flatter file"
+        ]
+
+    def test_deep_nesting_of_dashes(self) -> None:
+        """Sequences nested on one line with `- - - ...` count as levels too."""
+        text = "workflows:\n  " + "- " * 20_000 + "x\n"
+
+        with pytest.raises(SpecErrors) as info:
+            load_text(text)
+
+        assert [e.message for e in info.value.errors] == [
+            "workflows.yaml:2:201: invalid YAML: nested more than 100 levels deep, expected a flatter file"
+        ]
+
+    def test_alias_bomb(self) -> None:
+        """Aliases that expand to a billion values are refused after a bounded amount of work."""
+        lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+        lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+        text = "\n".join(lines) + "\nworkflows: *a8\n"
+
+        with pytest.raises(SpecErrors) as info:
+            load_text(text)
+
+        (error,) = info.value.errors
+        assert error.detail == "invalid YAML: aliases expand to more than 100000 values, expected fewer"
+
+    def test_aliases_and_merge_keys_still_load(self) -> None:
+        """Ordinary anchors, aliases and `<<:` merges are not mistaken for either."""
+        text = (
+            "workflows:\n  - name: a\n    <<: &base {provider: bash, commands: [x]}\n"
+            "  - <<: *base\n    name: b\n    deps: [a]\n"
+        )
+
+        assert sorted(load_text(text).by_name) == ["a", "b"]
+
+    def test_byte_order_mark(self, make_repo: RepoFactory) -> None:
+        """A file saved with a byte order mark loads, and its first line's caret is where it belongs."""
+        root = make_repo({W: "\ufeffworkflows: [{name: a, provider: bash, commands: ['${{ x }}']}]\n"})
+
+        _, errors = check_workflows(root)
+
+        assert [e.message for e in errors] == [
+            ".dstack/workflows.yaml:1:51: workflows[0].commands[0]: unknown name 'x' in '${{', expected run.args, run.name or secrets.NAME"
+        ]
+        assert errors[0].snippet.splitlines()[1] == " " * 54 + "^"
