@@ -176,10 +176,14 @@ class Backend:
         self.fs.put_file(str(local), tmp)
         self.fs.mv(tmp, key)
 
-    def download_blobs(self, items: Sequence[tuple[str, Path]], progress: Progress | None = None) -> None:
-        """Download each digest's blob to a local path, concurrently (no verification here)."""
+    def download_blobs(
+        self, items: Sequence[tuple[str, Path]], progress: Progress | None = None, nbytes: int = 0
+    ) -> None:
+        """Download each digest's blob to a local path, concurrently (no verification here).
+
+        ``nbytes``: their total size, as the manifests say, for the progress bar's total."""
         prog = progress or NullProgress()
-        prog.begin("download", len(items), 0)
+        prog.begin("download", len(items), nbytes)
         if not items:
             return
         for _, path in items:

@@ -154,7 +154,7 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
     staging = root / f".dstack-staging-{uuid.uuid4().hex[:12]}"
     try:
         staged = {d: staging / d for d in by_digest}
-        b.download_blobs(list(staged.items()), progress)
+        b.download_blobs(list(staged.items()), progress, sum(owners[d][0].size for d in staged))
         digests = list(staged)
         hashed = hash_many([staged[d] for d in digests], progress, "verify")
         bad = {d: actual for d, (actual, _) in zip(digests, hashed, strict=True) if actual != d}
@@ -295,7 +295,7 @@ def copy_blobs(
             staged = {d: Path(src.blob_key(d)) for d in missing}
         else:
             staged = {d: Path(tmp) / d for d in missing}
-            src.download_blobs(list(staged.items()), progress)
+            src.download_blobs(list(staged.items()), progress, sum(wanted[d][0].size for d in missing))
         hashed = hash_many([staged[d] for d in missing], progress, "verify")
         bad = {d: actual for d, (actual, _) in zip(missing, hashed, strict=True) if actual != d}
         if bad:

@@ -465,6 +465,32 @@ class StoreContract:
         assert "run-1/train" in file_there.value.message and "run-1/train" in folder_there.value.message
         assert "Errno" not in file_there.value.message + folder_there.value.message
 
+    def test_downloads_announce_their_size(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A download phase (materialize, cp, pull) starts with its byte total, so the bar can show
+        how far it is and how long is left."""
+        _put_tree(store, tmp_path, "run-1")
+        m = store.get_manifest("run-1", "train")
+        sizes = {f.sha256: f.size for f in m.files}
+        seen: list[tuple[str, int, int]] = []
+
+        class Recorder:
+            def begin(self, phase: str, files: int, nbytes: int) -> None:
+                seen.append((phase, files, nbytes))
+
+            def advance(self, files: int, nbytes: int) -> None:
+                pass
+
+        store.materialize([m], tmp_path / "t", progress=Recorder())
+        store.copy_out(m, "out/logs", tmp_path / "logs", progress=Recorder())
+        transfer(store, local, runs=["run-1"], progress=Recorder())
+
+        downloads = [(files, nbytes) for phase, files, nbytes in seen if phase == "download"]
+        assert downloads[:2] == [(len(sizes), sum(sizes.values())), (2, 11)]
+        if not store._b.is_local:  # a pull from a local folder reads the blobs in place
+            assert downloads[2] == (len(sizes), sum(sizes.values()))
+
     def test_copy_out_unknown_source(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Copying a path no artifact has names the artifacts there are."""
         m = _put_tree(store, tmp_path)
