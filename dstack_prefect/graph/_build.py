@@ -92,32 +92,37 @@ def _is_local(workflows: Workflows, dep: Dep) -> bool:
 
 
 def _topological(workflows: Workflows, target: str, overridden: Workflow) -> list[str]:
-    """Post-order DFS from ``target``: upstreams first, deps in the order written."""
+    """Post-order DFS from ``target``: upstreams first, deps in the order written. Iterative, so
+    a long chain of deps needs no deep recursion."""
 
-    def deps_of(name: str) -> list[Dep]:
-        return (overridden if name == target else workflows.by_name[name]).deps
-
-    order: list[str] = []
-    on_path: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in on_path:
-            cycle = " -> ".join([*on_path[on_path.index(name) :], name])
-            msg = f"deps form a cycle: {cycle}"
-            raise CycleError(msg, hint="remove one of the deps (check --dep options)")
-        on_path.append(name)
-        for j, dep in enumerate(deps_of(name)):
+    def upstreams(name: str) -> list[str]:
+        out = []
+        for j, dep in enumerate((overridden if name == target else workflows.by_name[name]).deps):
             if dep.kind != "workflow" or (dep.repo is not None and dep.name not in workflows.by_name):
                 continue
             if dep.name not in workflows.by_name:
                 _unknown_dep(workflows, name, j, dep)
-            visit(dep.name)
-        on_path.pop()
-        order.append(name)
+            out.append(dep.name)
+        return out
 
-    visit(target)
+    order: list[str] = []
+    done: set[str] = set()
+    on_path: list[str] = [target]
+    stack = [iter(upstreams(target))]
+    while stack:
+        name = next(stack[-1], None)
+        if name is None:
+            stack.pop()
+            finished = on_path.pop()
+            done.add(finished)
+            order.append(finished)
+        elif name in on_path:
+            cycle = " -> ".join([*on_path[on_path.index(name) :], name])
+            msg = f"deps form a cycle: {cycle}"
+            raise CycleError(msg, hint="remove one of the deps (check --dep options)")
+        elif name not in done:
+            on_path.append(name)
+            stack.append(iter(upstreams(name)))
     return order
 
 

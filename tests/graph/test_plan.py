@@ -377,3 +377,35 @@ class TestErrors:
             build_plan(pipeline, "download", ["--dep", "left"])
 
         assert info.value.message == "deps form a cycle: download -> left -> download"
+
+
+def _chain(n: int) -> Workflows:
+    """Workflows w0 ... w{n-1}, each needing the one before."""
+    text = "workflows:\n" + "".join(
+        f"  - name: w{i}\n    provider: bash\n    commands: [x]\n" + (f"    deps: [w{i - 1}]\n" if i else "")
+        for i in range(n)
+    )
+    return load_text(text)
+
+
+def test_a_long_chain_of_deps_plans_in_order() -> None:
+    """A chain of 3000 workflows (each needing the one before) plans every step in order, with no
+    recursion limit hit."""
+    n = 3000
+    workflows = _chain(n)
+
+    plan = build_plan(workflows, f"w{n - 1}", [])
+
+    assert [s.name for s in plan.steps] == [f"w{i}" for i in range(n)]
+
+
+def test_a_long_cycle_through_a_dep_override() -> None:
+    """A --dep closing a loop over a long chain is a CycleError, not a recursion error."""
+    n = 3000
+    workflows = _chain(n)
+
+    with pytest.raises(CycleError) as info:
+        build_plan(workflows, "w0", ["--dep", f"w{n - 1}"])
+
+    assert info.value.message.startswith(f"deps form a cycle: w0 -> w{n - 1} -> w{n - 2} -> ")
+    assert info.value.message.endswith(" -> w1 -> w0")
