@@ -7,7 +7,9 @@ import os
 import sys
 
 from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers commands in help order
-from dstack_prefect.cli._app import app
+from dstack_prefect.cli._app import app, reflow_help
+
+reflow_help(app)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ reaches a user for a user mistake.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -79,3 +80,23 @@ def handles_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Join the lines of each paragraph of every command's docstring: typer keeps the single
+    line breaks after the first paragraph, and rich then wraps the long lines again in a narrow
+    terminal, leaving stubs like "--cpu N," alone on a line. Paragraphs whose lines are indented
+    or bulleted keep their breaks."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None:
+            info.help = "\n\n".join(map(_joined, (inspect.getdoc(info.callback) or "").split("\n\n")))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
+
+
+def _joined(paragraph: str) -> str:
+    lines = paragraph.split("\n")
+    if any(line.startswith((" ", "- ", "* ", "\b")) for line in lines):
+        return paragraph
+    return " ".join(lines)

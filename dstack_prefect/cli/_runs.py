@@ -95,6 +95,18 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
     return load_workflows(root), root
 
 
+def _workflow_names_hint() -> str:
+    from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
+
+    try:
+        names = sorted(load_workflows(find_repo_root(Path.cwd())).by_name)
+    except DstackError:
+        names = []
+    if not names:
+        return "dstack run WORKFLOW, or a provider: dstack run bash -c 'echo hi'"
+    return "workflows here: " + ", ".join(names)
+
+
 def _build(
     workflows: Any, target: str, argv: list[str], run_name: str = "<run-name>"
 ) -> tuple[Any, RunOptions]:
@@ -110,7 +122,12 @@ def _build(
 @handles_errors
 def run(
     ctx: typer.Context,
-    workflow: Annotated[str, typer.Argument(help="A workflow name, or a provider (bash, docker, ...)")],
+    workflow: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="WORKFLOW", help="A workflow name, or a provider (bash, docker, ...)", show_default=False
+        ),
+    ] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Print the run name and return")] = False,
     docker: Annotated[bool, typer.Option("--docker", help="Run every step in a container")] = False,
 ) -> None:
@@ -129,6 +146,10 @@ def run(
     from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
+    if workflow is None:  # old dstack: the help, exit 1
+        console.print(ctx.get_help(), highlight=False, markup=False)
+        msg = "name a workflow to run"
+        raise DstackError(msg, hint=_workflow_names_hint())
     settings = get_settings()
     workflows, root = _load_workflows(workflow)  # YAML mistakes show before the server starts
     draft, draft_opts = _build(workflows, workflow, list(ctx.args))

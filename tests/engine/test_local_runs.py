@@ -456,8 +456,20 @@ class TestBadInput:
                 "no run named 'no-such-run-1'",
             ),
             ({".dstack/workflows.yaml": DIAMOND}, ("logs", "no-such-run-1"), "no run named 'no-such-run-1'"),
+            (
+                {".dstack/workflows.yaml": DIAMOND},
+                ("run",),
+                "workflows here: a, after-broken, b, broken, c, d, sleeper",
+            ),
         ],
-        ids=["unknown-workflow", "invalid-yaml", "no-dstack-folder", "stop-unknown-run", "logs-unknown-run"],
+        ids=[
+            "unknown-workflow",
+            "invalid-yaml",
+            "no-dstack-folder",
+            "stop-unknown-run",
+            "logs-unknown-run",
+            "run-without-a-workflow",
+        ],
     )
     def test_user_mistakes_get_a_reason_and_a_next_step(
         self, cli: CLI, make_repo: Any, files: dict[str, str], args: tuple[str, ...], expected: str
