@@ -92,7 +92,8 @@ def ls(
     table.add_column("SIZE", justify="right", no_wrap=True)
     shown = None
     for r in rows:
-        table.add_row(r.artifact + "/" if r.artifact != shown else "", r.file, decimal(r.size))
+        art = r.artifact + ("/" if r.folder else "")
+        table.add_row(art if r.artifact != shown else "", r.file or "(empty)", decimal(r.size))
         shown = r.artifact
     console.print(table)
 

@@ -249,19 +249,25 @@ def ls_rows(
 ) -> list[LsRow]:
     pre = posixpath.normpath(prefix) if prefix else ""
     sums: dict[tuple[str, str], int] = defaultdict(int)
+    single: set[str] = set()  # artifacts that are one file
     for m in manifests:
         for e in m.files:
             art = m.artifact_of(e.path)
             rel = posixpath.basename(e.path) if e.path == art else e.path[len(art) + 1 :]
+            if e.path == art:
+                single.add(art)
             if pre and not posixpath.join(art, rel).startswith(pre) and not art.startswith(pre):
                 continue
             shown = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
             sums[(art, shown)] += e.size
+        for art in m.artifacts:  # declared, and left empty by the step: a row says so
+            if (not pre or art.startswith(pre)) and not any(m.artifact_of(e.path) == art for e in m.files):
+                sums[(art, "")] += 0
     if pre and not sums:
         where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"
         msg = f"no artifact file under {prefix!r} in {where}"
         raise ArtifactNotFoundError(msg, hint=f"see the paths there are with `dstack ls {where}`")
-    return [LsRow(artifact=a, file=f, size=s) for (a, f), s in sorted(sums.items())]
+    return [LsRow(artifact=a, file=f, size=s, folder=a not in single) for (a, f), s in sorted(sums.items())]
 
 
 @dataclass(frozen=True)

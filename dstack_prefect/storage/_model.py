@@ -70,13 +70,15 @@ class Tag(BaseModel):
 
 
 class LsRow(BaseModel):
-    """One row of ``dstack ls``: artifact, file (or ``sub/`` folder) and size in bytes."""
+    """One row of ``dstack ls``: artifact, file (or ``sub/`` folder; ``""`` for an artifact the
+    step left empty) and size in bytes; ``folder`` is False for an artifact that is one file."""
 
     model_config = ConfigDict(frozen=True)
 
     artifact: str
     file: str
     size: int
+    folder: bool = True
 
 
 def utc_now() -> str:

@@ -322,6 +322,22 @@ class TestTags:
             (r["artifact"], r["file"], r["size"]) for r in rows
         ]
 
+    def test_ls_shows_a_file_artifact_without_a_slash_and_an_empty_one(
+        self, dstack: DSTACK, repo: Path, home: Path, tmp_path: Path
+    ) -> None:
+        """A file artifact is listed as itself, not as a folder 'single.txt/'; a declared
+        artifact left empty is listed as (empty), not left out."""
+        from dstack_prefect.storage import ArtifactStore
+
+        write_tree(tmp_path, {"single.txt": "one\n"})
+        m = ArtifactStore(home / "store").put_step("files-run-1", "s", "s", tmp_path, ["single.txt", "none"])
+
+        res = dstack("ls", m.run, cwd=repo)
+
+        assert res.code == 0, res.text
+        assert re.search(r"^none/\s+\(empty\)", res.out, re.MULTILINE)
+        assert re.search(r"^single\.txt\s+single\.txt\s+4 bytes", res.out, re.MULTILINE)
+
     def test_ls_prefix_filters_paths(self, dstack: DSTACK, repo: Path) -> None:
         """`ls :T -r data/sub` lists only the files under that prefix."""
         assert dstack("tags", "add", "prefixed", "-a", "data", "-y", cwd=repo).code == 0

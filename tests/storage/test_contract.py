@@ -396,6 +396,21 @@ class StoreContract:
         ] == top
         assert [r.file for r in deep] == ["logs/a.log", "logs/b.log"]
 
+    def test_ls_shows_file_artifacts_and_empty_ones(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A file declared as an artifact is a row that is not a folder; a declared artifact the
+        step left empty is a row with no file (and listing it is no error)."""
+        work = gen(tmp_path / "w", {"single.txt": "one\n", "empty": {}})
+        m = store.put_step("run-1", "s", "s", work, ["single.txt", "empty", "never-made"], {})
+
+        rows = store.ls([m])
+
+        assert [
+            LsRow(artifact="empty", file="", size=0),
+            LsRow(artifact="never-made", file="", size=0),
+            LsRow(artifact="single.txt", file="single.txt", size=4, folder=False),
+        ] == rows
+        assert [LsRow(artifact="never-made", file="", size=0)] == store.ls([m], prefix="never-made")
+
     def test_ls_of_a_prefix_nothing_is_under_is_an_error(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A prefix no file is under raises, naming the prefix and the run, with the ls to run."""
         m = _put_tree(store, tmp_path)
