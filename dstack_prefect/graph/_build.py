@@ -42,7 +42,12 @@ from dstack_prefect.spec import (
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
 from dstack_prefect.spec._locate import describe
-from dstack_prefect.spec._models import check_working_dir, did_you_mean, repeated_deps
+from dstack_prefect.spec._models import (
+    check_working_dir,
+    did_you_mean,
+    repeated_deps,
+    repeated_local_ports,
+)
 
 
 def build_plan(
@@ -165,8 +170,7 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
     if options.ssh:
         update["ssh"] = True
     if options.ports:
-        extra = [_checked("-p/--port", Port.model_validate, p) for p in options.ports]
-        update["ports"] = _merge_ports(workflow.ports, extra)
+        update["ports"] = _ports_update(workflow, options.ports)
     resources = _resources_update(workflow, options)
     if resources:
         update["resources"] = workflow.resources.model_copy(update=resources)
@@ -199,10 +203,28 @@ def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]
     return out
 
 
+def _ports_update(workflow: Workflow, given: list[str]) -> list[Port]:
+    """The workflow's ports with the `-p` ones merged in; no local port used twice."""
+    ports = _merge_ports(workflow.ports, [_checked("-p/--port", Port.model_validate, p) for p in given])
+    for j, i in repeated_local_ports(ports):
+        local = ports[j].local_port or ports[j].port
+        msg = (
+            f"-p/--port: '{_port_text(ports[i])}' and '{_port_text(ports[j])}' both use local port {local};"
+            " give each port its own local port"
+        )
+        raise PlanError(msg)
+    return ports
+
+
 def _merge_ports(ports: list[Port], extra: list[Port]) -> list[Port]:
     """`-p` entries replace the YAML's entry for the same app port; the rest are added."""
     given = {p.port for p in extra}
     return [p for p in ports if p.port is None or p.port not in given] + extra
+
+
+def _port_text(port: Port) -> str:
+    """A port as written: ``8000`` or ``8000:3000``."""
+    return f"{port.port}" + (f":{port.local_port}" if port.local_port is not None else "")
 
 
 def _env_items(items: list[str]) -> dict[str, str]:

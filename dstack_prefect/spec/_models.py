@@ -18,6 +18,7 @@ import difflib
 import posixpath
 import re
 import shlex
+from collections.abc import Hashable, Iterable
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -135,7 +136,10 @@ Size = Annotated[
     int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=1)] | None)
 ]
 _PortNumber = Annotated[int, Field(ge=1, le=65535)]
-_PortText = Annotated[str, Field(pattern=r"^\d+(:\d+)?$")]
+_PORT_RE = re.compile(r"^\s*([0-9]+)\s*(?::\s*([0-9]+)\s*)?$")
+# 1-65535 (leading zeros allowed), as a regex for the JSON Schema
+_PORT_DIGITS = r"0*(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_PortText = Annotated[str, Field(pattern=rf"^\s*{_PORT_DIGITS}\s*(:\s*{_PORT_DIGITS}\s*)?$")]
 _ArtifactText = Annotated[str, Field(pattern=_ARTIFACT_PATTERN)]
 _CacheText = Annotated[str, Field(pattern=_CACHE_PATTERN)]
 
@@ -367,18 +371,24 @@ class Dep(_Model):
         return f":{self.tag}" if self.tag is not None else str(self.workflow)
 
 
-def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
-    """``(index, index of the first)`` for each dep that names the same workflow or tag as an
-    earlier one (`prep` and `workflow: prep`)."""
-    first: dict[tuple[str, str | None, str], int] = {}
+def _repeats(keys: Iterable[Hashable | None]) -> list[tuple[int, int]]:
+    """``(index, index of the first)`` for each key (not None) equal to an earlier one."""
+    first: dict[Hashable, int] = {}
     repeats = []
-    for j, dep in enumerate(deps):
-        key = (dep.kind, dep.repo, dep.name)
+    for j, key in enumerate(keys):
+        if key is None:
+            continue
         if key in first:
             repeats.append((j, first[key]))
         else:
             first[key] = j
     return repeats
+
+
+def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
+    """``(index, index of the first)`` for each dep that names the same workflow or tag as an
+    earlier one (`prep` and `workflow: prep`)."""
+    return _repeats((dep.kind, dep.repo, dep.name) for dep in deps)
 
 
 class Port(_Model):
@@ -396,14 +406,21 @@ class Port(_Model):
     def _from_scalar(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return {"port": value}
-        if isinstance(value, str):
-            app, _, local = value.partition(":")
-            if app.strip().isdigit() and (not _ or local.strip().isdigit()):
-                return {"port": int(app), "local_port": int(local) if _ else None}
+        match = _PORT_RE.match(value) if isinstance(value, str) else None
+        if match:
+            app, local = match.groups()
+            return {"port": int(app), "local_port": int(local) if local else None}
         if isinstance(value, dict):
             return value
         msg = f"got {show(value)}, expected a port number or 'APP_PORT:LOCAL_PORT'"
         raise fail(msg)
+
+
+def repeated_local_ports(ports: list[Port]) -> list[tuple[int, int]]:
+    """``(index, index of the first)`` for each port reached at the same local port as an earlier
+    one: its ``local_port``, else its app port (steps run on the host network). Two such would
+    need one local port twice, and the second fails when the step starts."""
+    return _repeats(port.local_port or port.port for port in ports)
 
 
 def _ports(value: Any) -> Any:
@@ -589,7 +606,8 @@ class Workflow(_Model):
     ports: Annotated[
         list[Port],
         BeforeValidator(
-            _ports, json_schema_input_type=Annotated[int, Field(ge=1)] | list[_PortNumber | _PortText] | None
+            _ports,
+            json_schema_input_type=Annotated[int, Field(ge=1)] | list[_PortNumber | _PortText | Port] | None,
         ),
     ] = Field(
         default_factory=list,
@@ -631,6 +649,18 @@ class Workflow(_Model):
         if self.provider == "docker" and not self.image:
             msg = "missing 'image', which provider 'docker' requires"
             raise fail(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _local_ports_once(self) -> Workflow:
+        repeats = repeated_local_ports(self.ports)
+        if repeats:
+            message = "duplicate local port {}, first at ports[{}]; give each port its own local port"
+            issues = [
+                Issue(("ports", j), message.format(self.ports[j].local_port or self.ports[j].port, i))
+                for j, i in repeats
+            ]
+            raise fail_each(issues)
         return self
 
     @model_validator(mode="after")

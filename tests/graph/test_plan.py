@@ -210,6 +210,14 @@ class TestOverrides:
                 ["--memory", "0GB"],
                 "--memory: got '0GB', a size of zero, expected a size such as '16GB', '512MiB' or '2Gi'",
             ),
+            (
+                ["-p", "8000:9000", "-p", "8001:9000"],
+                "-p/--port: '8000:9000' and '8001:9000' both use local port 9000; give each port its own local port",
+            ),
+            (
+                ["-p", "8000:7860"],
+                "-p/--port: '7860' and '8000:7860' both use local port 7860; give each port its own local port",
+            ),
         ],
         ids=[
             "cpu",
@@ -223,6 +231,8 @@ class TestOverrides:
             "gpu-zero",
             "cpu-zero",
             "memory-zero",
+            "port-local-twice",
+            "port-local-taken-by-yaml",
         ],
     )
     def test_bad_option(self, pipeline: Workflows, argv: list[str], message: str) -> None:

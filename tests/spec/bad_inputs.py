@@ -746,3 +746,43 @@ CASES += [
         schema=False,
     ),
 ]
+
+CASES += [
+    Case(
+        "ports-same-local-port-twice",
+        ONE(BASH + '    ports: [8000, "8001:3000", "8002:3000", "9000:8000"]\n'),
+        [
+            ".dstack/workflows.yaml:5:32: workflows[0].ports[2]: duplicate local port 3000, first at ports[1]; give each port its own local port",
+            ".dstack/workflows.yaml:5:45: workflows[0].ports[3]: duplicate local port 8000, first at ports[0]; give each port its own local port",
+        ],
+        schema=False,
+    ),
+    Case(
+        "ports-same-port-twice",
+        ONE(BASH + "    ports:\n      - 8000\n      - 8000\n"),
+        [
+            ".dstack/workflows.yaml:7:9: workflows[0].ports[1]: duplicate local port 8000, first at ports[0]; give each port its own local port"
+        ],
+        schema=False,
+    ),
+    Case(
+        "port-string-zero",
+        ONE(BASH + '    ports: ["0:80"]\n'),
+        [".dstack/workflows.yaml:5:13: workflows[0].ports[0].port: got 0, expected a number >= 1"],
+        schema=True,
+    ),
+    Case(
+        "port-string-out-of-range",
+        ONE(BASH + '    ports: ["8000:99999"]\n'),
+        [".dstack/workflows.yaml:5:13: workflows[0].ports[0].local_port: got 99999, expected a number <= 65535"],
+        schema=True,
+    ),
+    Case(
+        "port-not-ascii-digits",
+        ONE(BASH + '    ports: ["8000:\u00b2"]\n'),
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].ports[0]: got '8000:\u00b2', expected a port number or 'APP_PORT:LOCAL_PORT'"
+        ],
+        schema=True,
+    ),
+]

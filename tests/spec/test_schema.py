@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dstack_prefect.cli import app
+from dstack_prefect.spec import load_text
 from tests.spec.bad_inputs import CASES, Case
 from tests.spec.conftest import COMPAT_FILES
 
@@ -50,3 +51,22 @@ def test_rejects_schema_level_bad_input(case: Case, validator: jsonschema.protoc
     (text,) = case.files.values()
 
     assert not validator.is_valid(yaml.safe_load(text))
+
+
+GOOD_BODIES = {
+    "port-mapping-form": "    ports: [{port: 8000, local_port: 3000}]\n",
+    "port-with-spaces": '    ports: [" 8000 : 3000 "]\n',
+    "port-leading-zero": '    ports: ["08000"]\n',
+    "port-highest": '    ports: ["65535:1"]\n',
+}
+
+
+@pytest.mark.parametrize("body", GOOD_BODIES.values(), ids=list(GOOD_BODIES))
+def test_accepts_what_the_loader_accepts(body: str, validator: jsonschema.protocols.Validator) -> None:
+    """An unusual form the loader takes is not flagged by an editor using the schema."""
+    text = "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n" + body
+    load_text(text)
+
+    errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
+
+    assert errors == []
