@@ -456,7 +456,7 @@ def logs(
     when = parse_since(since)
     with _api() as api:
         fr = api.flow_run_by_name(run_name)
-        multi = len(api.task_runs(fr["id"])) > 1  # also right for runs started through the API
+        multi = _several_steps(api, fr)
         if attach:
             for item in follow(api, fr["id"], since=when, settings=get_settings()):
                 if isinstance(item, LogLine):
@@ -464,6 +464,16 @@ def logs(
             return
         for line in LogReader(api, fr["id"], since=when).read():
             _print_line(line, multi)
+
+
+def _several_steps(api: Any, fr: dict[str, Any]) -> bool:
+    """Whether the run has more than one step (its lines then carry the step): the plan in its
+    parameters says so before any step has started; a run triggered through the API with
+    ``{"workflow": NAME}`` builds its plan in the flow, so there the task runs tell."""
+    steps = ((fr.get("parameters") or {}).get("plan") or {}).get("steps")
+    if isinstance(steps, list):
+        return len(steps) > 1
+    return len(api.task_runs(fr["id"])) > 1
 
 
 @app.command()

@@ -146,7 +146,8 @@ _SINCE = re.compile(r"^(\d+)([smhdw])$")
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """`1d`, `30m`, `2w` or an ISO time, as `dstack logs -s` takes it."""
+    """`1d`, `30m`, `2w` or an ISO time, as `dstack logs -s` takes it; an ISO time without a
+    zone is this machine's local time, as old dstack read it."""
     now = now or datetime.now(UTC)
     m = _SINCE.match(value.strip())
     if m:
@@ -160,7 +161,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         raise DstackError(
             msg, hint="use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 @dataclass

@@ -431,6 +431,37 @@ class TestPs:
         assert later.startswith(name)
 
 
+class TestLogs:
+    def test_logs_prints_the_runs_lines_in_order_with_their_step(self, cli: CLI, repo: Path) -> None:
+        """`dstack logs RUN` after the run: every step's lines, prefixed, deps' lines first."""
+        name = submitted_name(cli("run", "d", "-d", cwd=repo).out)
+        cli("logs", name, "-a", cwd=repo)  # follows until the run ends
+
+        out = cli("logs", name, cwd=repo).out.splitlines()
+
+        steps = [line.split(" | ")[0] for line in out]
+        assert out[0] == "a | a-out" and out[-1] == "d | d-out", out
+        assert sorted(steps[1:-1]) == ["b", "b", "c", "c"]
+
+    def test_since_leaves_out_older_lines(self, cli: CLI, repo: Path, api: PrefectAPI) -> None:
+        """`-s` with a time after the run ended prints nothing; `-s 1h` prints its lines."""
+        name = submitted_name(cli("run", "a", "-d", cwd=repo).out)
+        wait_finished(api, name)
+        after = api.flow_run_by_name(name)["end_time"]
+
+        assert cli("logs", name, "-s", after, cwd=repo).out == ""
+        assert cli("logs", name, "-s", "1h", cwd=repo).out == "a-out\n"
+
+    def test_attach_follows_a_running_run_until_it_ends(self, cli: CLI, repo: Path) -> None:
+        """`dstack logs RUN -a` on a detached run returns when the run ends, with its last line."""
+        name = submitted_name(cli("run", "b", "-d", cwd=repo).out)
+
+        res = cli("logs", name, "-a", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert re.search(r"^b \| end \d", res.out, re.M), res.text
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("files", "args", "expected"),
