@@ -269,8 +269,12 @@ def pull(ref: Ref, force: Force = False) -> None:
 
     Example: dstack pull :txt-file
     """
+    from dstack_prefect.engine._cache import index_pulled  # noqa: PLC0415
+
     settings = get_settings()
-    _transfer(ref, _remote_store(settings), _local_store(settings), "Pulled", force)
+    local = _local_store(settings)
+    _transfer(ref, _remote_store(settings), local, "Pulled", force)
+    index_pulled(local, local.resolve(ref))  # reuse finds the pulled steps, as it finds local ones
 
 
 # config --------------------------------------------------------------------------------------

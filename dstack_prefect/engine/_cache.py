@@ -205,6 +205,34 @@ def record_done(store: ArtifactStore, manifest: Manifest) -> None:
         store.set_pointer(scope, f"key-{key}", manifest)
 
 
+def index_pulled(store: ArtifactStore, manifests: list[Manifest]) -> None:
+    """Index done step manifests copied in from another store (`dstack pull`), so a later
+    decision finds them: under their cache key where no manifest there has it already, and as
+    their workflow's latest where they are newer than the one there."""
+    for m in manifests:
+        repo_id = m.extra.get("repo_id")
+        if m.extra.get("status") != "done" or not isinstance(repo_id, str):
+            continue
+        scope = _scope(repo_id, m.workflow or m.step)
+        key = m.extra.get("cache_key")
+        if isinstance(key, str) and _pointed(store, scope, f"key-{key}") is None:
+            store.set_pointer(scope, f"key-{key}", m)
+        latest = _pointed(store, scope, LATEST)
+        if latest is None or latest.created_at < m.created_at:
+            store.set_pointer(scope, LATEST, m)
+
+
+def _pointed(store: ArtifactStore, scope: tuple[str, str, str], name: str) -> Manifest | None:
+    """The manifest ``scope``/``name`` points at; None without a pointer or when it is gone."""
+    target = store.read_pointer(scope, name)
+    if target is None:
+        return None
+    try:
+        return store.get_manifest(*target)
+    except ArtifactNotFoundError:
+        return None
+
+
 class History:
     """The done manifests a decision needs, through the store's index: a workflow's latest and
     the one with the step's cache key; two or three reads however long the history is.

@@ -387,6 +387,19 @@ class TestPushPull:
         assert res.code == 0, res.text
         assert re.search(r"output/\s+hello\.txt\s+12 bytes", res.out)
 
+    def test_a_pulled_run_is_indexed_for_reuse(self, repo: Path, hello_run: str, pulled_home: Path) -> None:
+        """`pull` indexes the done steps it brings, so reuse finds them by key in a home that
+        has runs of its own (the index named only local runs)."""
+        from dstack_prefect.engine._artifacts import repo_identity
+        from dstack_prefect.storage import ArtifactStore
+
+        store = ArtifactStore(pulled_home / "store")
+        key = store.get_manifest(hello_run, "hello-txt").extra["cache_key"]
+        scope = ("reuse", repo_identity(repo), "hello-txt")
+
+        assert (hello_run, "hello-txt") == store.read_pointer(scope, f"key-{key}")
+        assert (hello_run, "hello-txt") == store.read_pointer(scope, "latest")
+
     def test_pushing_again_sends_nothing(
         self, dstack: DSTACK, repo: Path, pulled_home: Path, s3_env: dict[str, str]
     ) -> None:

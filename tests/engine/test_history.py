@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dstack_prefect.engine._cache import History, record_done
-from dstack_prefect.storage import ArtifactStore, Manifest
+from dstack_prefect.engine._cache import History, index_pulled, record_done
+from dstack_prefect.storage import ArtifactStore, Manifest, transfer
 
 
 def commit(store: ArtifactStore, tmp_path: Path, run: str, key: str, workflow: str = "train") -> Manifest:
@@ -61,3 +61,24 @@ def test_a_store_written_before_the_index_is_read_in_full(tmp_path: Path) -> Non
 
     assert [m.run for m in found] == ["old-1"]
     assert History(store, "repo-1").candidates("evaluate", "k") == []
+
+
+def test_a_pulled_run_is_found_by_its_key_and_is_the_latest_when_newer(tmp_path: Path) -> None:
+    """A teammate's run pulled into a store that has its own history is reused by key (it
+    was invisible: the pointers named only local runs), and becomes the latest only when newer."""
+    local = ArtifactStore(tmp_path / "local")
+    remote = ArtifactStore(tmp_path / "remote")
+    commit(remote, tmp_path, "theirs-old-1", "key-old")
+    commit(local, tmp_path, "mine-1", "key-a")
+    commit(remote, tmp_path, "theirs-1", "key-b")
+    transfer(remote, local, runs=["theirs-old-1", "theirs-1"])
+
+    index_pulled(local, local.resolve("theirs-old-1") + local.resolve("theirs-1"))
+
+    assert [m.run for m in History(local, "repo-1").candidates("train", "key-b")] == ["theirs-1"]
+    assert [m.run for m in History(local, "repo-1").candidates("train", "key-old")] == [
+        "theirs-1",
+        "theirs-old-1",
+    ]
+    index_pulled(local, local.resolve("theirs-old-1"))  # pulled again: older than the latest
+    assert History(local, "repo-1").candidates("train", None)[0].run == "theirs-1"
