@@ -32,11 +32,13 @@ ProviderName = Literal["bash", "docker", "code", "lab", "notebook"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_RE = re.compile(r"^\d+\.\d+$")
+_GPU_NAME_RE = re.compile(r"^[^/\s]+$")
+_NAMED_GPU_PATTERN = r"^[^/\s]+/gpu$"  # `A100/gpu: 2`
 # JSON Schema patterns (ECMA-262 and Python re alike) for what the validators below check.
 _ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(=[\s\S]*)?$"
 _DEP_TEXT_PATTERN = r"^(?!:?$)"  # not empty, not a bare ':'
-_NO_CLIMB = r"(?!(\./+)*\.\.(/|$))"  # does not start by climbing out with '..'
-_RELATIVE_DIR_PATTERN = rf"^(?!/){_NO_CLIMB}"
+_NO_CLIMB = r"(?!\s*(\./+)*\.\.(/|\s*$))"  # does not start by climbing out with '..'
+_RELATIVE_DIR_PATTERN = rf"^(?!\s*/){_NO_CLIMB}"
 _ARTIFACT_PATTERN = rf"^(?!\s*\.?/*\s*$){_NO_CLIMB}"  # not empty, `.` or `/`
 _CACHE_PATTERN = rf"^(?!\s*$){_NO_CLIMB}"
 
@@ -118,15 +120,16 @@ def _size(value: Any) -> Any:
         raise fail(msg) from None
 
 
-def _not_bool(value: Any) -> Any:
-    """YAML `true` is not a number (pydantic would take it as 1)."""
-    if isinstance(value, bool):
+def _integer(value: Any) -> Any:
+    """YAML `true` and `"2"` are not numbers (pydantic would take them as 1 and 2; JSON Schema
+    would not)."""
+    if isinstance(value, bool | str):
         msg = f"got {show(value)}, expected an integer"
         raise fail(msg)
     return value
 
 
-NOT_BOOL = BeforeValidator(_not_bool)
+INTEGER = BeforeValidator(_integer)
 StrictFlag = Annotated[bool, Field(strict=True)]  # `"yes"` and `1` are not booleans
 
 _SizeText = Annotated[
@@ -204,7 +207,7 @@ class _Model(BaseModel):
 class Gpu(_Model):
     """``resources.gpu`` as a mapping; an integer is the count."""
 
-    count: Annotated[int, NOT_BOOL] = Field(
+    count: Annotated[int, INTEGER] = Field(
         1,
         ge=1,
         description="Number of GPUs, at least 1 (for none, leave out `gpu`); `name` or `memory` alone: 1",
@@ -215,8 +218,8 @@ class Gpu(_Model):
     @model_validator(mode="before")
     @classmethod
     def _from_count(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return {"count": value}
+        if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+            return {"count": int(value)}
         if not isinstance(value, dict):
             msg = f"got {show(value)}, expected a GPU count or a mapping of count, name, memory"
             raise fail(msg)
@@ -229,11 +232,14 @@ class Resources(_Model):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "patternProperties": {"^[^/]+/gpu$": {"type": "integer", "minimum": 1}},
+            "patternProperties": {_NAMED_GPU_PATTERN: {"type": "integer", "minimum": 1}},
+            # `gpu` and `<NAME>/gpu` together are two GPU requests
+            "if": {"required": ["gpu"]},
+            "then": {"patternProperties": {_NAMED_GPU_PATTERN: False}},
         },
     )
 
-    cpu: Annotated[int | None, NOT_BOOL] = Field(None, ge=1, description="Minimum number of CPUs")
+    cpu: Annotated[int | None, INTEGER] = Field(None, ge=1, description="Minimum number of CPUs")
     memory: Size = Field(
         None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB"
     )
@@ -257,6 +263,10 @@ class Resources(_Model):
         named = [k for k in value if isinstance(k, str) and k.endswith("/gpu")]
         if not named:
             return value
+        for key in named:
+            if not _GPU_NAME_RE.match(key[: -len("/gpu")]):
+                msg = f"got key {key!r}, expected '<NAME>/gpu' with a GPU name, e.g. 'A100/gpu'"
+                raise fail(msg)
         if len(named) > 1 or "gpu" in value:
             msg = "more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'"
             raise fail(msg)
@@ -394,10 +404,10 @@ def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
 class Port(_Model):
     """One port the step serves: `8000`, or `"8000:80"` to see app port 8000 on local port 80."""
 
-    port: Annotated[int | None, NOT_BOOL] = Field(
+    port: Annotated[int | None, INTEGER] = Field(
         None, ge=1, le=65535, description="Port the app listens on; null means any free port"
     )
-    local_port: Annotated[int | None, NOT_BOOL] = Field(
+    local_port: Annotated[int | None, INTEGER] = Field(
         None, ge=1, le=65535, description="Port on this machine it is reached at"
     )
 

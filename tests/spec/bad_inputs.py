@@ -774,7 +774,9 @@ CASES += [
     Case(
         "port-string-out-of-range",
         ONE(BASH + '    ports: ["8000:99999"]\n'),
-        [".dstack/workflows.yaml:5:13: workflows[0].ports[0].local_port: got 99999, expected a number <= 65535"],
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].ports[0].local_port: got 99999, expected a number <= 65535"
+        ],
         schema=True,
     ),
     Case(
@@ -782,6 +784,76 @@ CASES += [
         ONE(BASH + '    ports: ["8000:\u00b2"]\n'),
         [
             ".dstack/workflows.yaml:5:13: workflows[0].ports[0]: got '8000:\u00b2', expected a port number or 'APP_PORT:LOCAL_PORT'"
+        ],
+        schema=True,
+    ),
+]
+
+CASES += [
+    Case(
+        "cpu-numeric-string",
+        ONE(BASH + '    resources:\n      cpu: "2"\n'),
+        [".dstack/workflows.yaml:6:12: workflows[0].resources.cpu: got '2', expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "gpu-count-numeric-string",
+        ONE(BASH + '    resources:\n      gpu:\n        count: "2"\n'),
+        [".dstack/workflows.yaml:7:16: workflows[0].resources.gpu.count: got '2', expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "named-gpu-numeric-string",
+        ONE(BASH + '    resources:\n      A100/gpu: "2"\n'),
+        [".dstack/workflows.yaml:6:7: workflows[0].resources.gpu.count: got '2', expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "named-gpu-without-name",
+        ONE(BASH + "    resources:\n      /gpu: 2\n"),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].resources: got key '/gpu', expected '<NAME>/gpu' with a GPU name, e.g. 'A100/gpu'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "port-mapping-numeric-string",
+        ONE(BASH + '    ports:\n      - port: "80"\n'),
+        [".dstack/workflows.yaml:6:15: workflows[0].ports[0].port: got '80', expected an integer"],
+        schema=True,
+    ),
+    Case(
+        "working-dir-absolute-after-spaces",
+        ONE(BASH + '    working_dir: " /src"\n'),
+        [
+            ".dstack/workflows.yaml:5:18: workflows[0].working_dir: got ' /src', an absolute path, expected a folder relative to the repo root, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "artifact-climbs-out-after-spaces",
+        ONE(BASH + '    artifacts: [" ../x"]\n'),
+        [
+            ".dstack/workflows.yaml:5:17: workflows[0].artifacts[0].path: got ' ../x', which climbs out of the working folder with '..', expected a path inside it, or an absolute one"
+        ],
+        schema=True,
+    ),
+    Case(
+        "cache-climbs-out-with-trailing-space",
+        ONE(BASH + '    cache: [".. "]\n'),
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].cache[0].path: got '.. ', which climbs out of the working folder with '..', expected a path inside it, under '~', or an absolute one"
+        ],
+        schema=True,
+    ),
+]
+
+CASES += [
+    Case(
+        "gpu-and-named-gpu",
+        ONE(BASH + "    resources:\n      gpu: 1\n      A100/gpu: 2\n"),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].resources: more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'"
         ],
         schema=True,
     ),

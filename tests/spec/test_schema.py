@@ -58,6 +58,8 @@ GOOD_BODIES = {
     "port-with-spaces": '    ports: [" 8000 : 3000 "]\n',
     "port-leading-zero": '    ports: ["08000"]\n',
     "port-highest": '    ports: ["65535:1"]\n',
+    "gpu-count-as-float": "    resources:\n      gpu: 2.0\n",
+    "cpu-as-float": "    resources:\n      cpu: 2.0\n",
 }
 
 
