@@ -25,7 +25,7 @@ from dstack_prefect.errors import NoWorkflowsError, SpecError, SpecErrors
 from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Workflow, WorkflowFile, did_you_mean, show
+from dstack_prefect.spec._models import Workflow, WorkflowFile, did_you_mean, show, unknown_key
 from dstack_prefect.spec._yaml import Parsed, YAMLSyntaxProblem, parse
 from dstack_prefect.spec._yaml import Path as KeyPath
 
@@ -251,7 +251,7 @@ def _root_problems(parsed: Parsed, shown: str, data: dict[str, Any]) -> list[Loc
     for key in data:
         if key not in _ROOT_KEYS:
             line, col = parsed.locate((key,), key=True)
-            found.append(Located(shown, line, col, "", f"unknown key '{key}'{did_you_mean(key, _ROOT_KEYS)}"))
+            found.append(Located(shown, line, col, "", unknown_key(str(key), _ROOT_KEYS)))
     if "workflows" not in data:
         if not found:
             found.append(Located(shown, 1, 1, "", "missing key 'workflows', expected a list of workflows"))

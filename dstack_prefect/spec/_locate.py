@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
-from dstack_prefect.spec._models import Issue, WorkflowFile, did_you_mean, show
+from dstack_prefect.spec._models import Issue, WorkflowFile, current_keys, did_you_mean, show, unknown_key
 from dstack_prefect.spec._yaml import Parsed, Path
 
 _EXPECTED = {
@@ -93,8 +93,10 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
         return str(ctx["message"]), False
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
-        known = list(model.model_fields) if model else []
-        return f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}", True
+        key, known = str(loc[-1]), list(model.model_fields) if model else []
+        if known and not did_you_mean(key, known):  # no close key, legacy ones included
+            known = current_keys(model) if model else []
+        return unknown_key(key, known), True
     if kind == "missing":
         return f"missing key '{loc[-1]}'", False
     if kind in _EXPECTED:

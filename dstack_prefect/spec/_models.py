@@ -85,6 +85,23 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def unknown_key(key: str, known: list[str]) -> str:
+    """``unknown key 'k'`` with the closest known key, or else the known keys."""
+    hint = did_you_mean(key, known)
+    if hint or not known:
+        return f"unknown key '{key}'{hint}"
+    if len(known) == 1:
+        return f"unknown key '{key}', expected '{known[0]}'"
+    return f"unknown key '{key}', expected one of {', '.join(known)}"
+
+
+def current_keys(model: type[BaseModel]) -> list[str]:
+    """The keys of ``model`` that are not legacy, in the order the model lists them."""
+    return [
+        name for name, info in model.model_fields.items() if not (info.description or "").startswith("Legacy")
+    ]
+
+
 def _accepts(input_type: Any) -> BeforeValidator:
     """Document a wider YAML input type in the JSON Schema; the model normalises it."""
     return BeforeValidator(lambda v: v, json_schema_input_type=input_type)

@@ -129,7 +129,9 @@ CASES = [
     Case(
         "unknown-key-no-match",
         ONE("workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    zzz: 1\n"),
-        [".dstack/workflows.yaml:5:5: workflows[0]: unknown key 'zzz'"],
+        [
+            ".dstack/workflows.yaml:5:5: workflows[0]: unknown key 'zzz', expected one of name, provider, help, commands, setup, python, env, artifacts, deps, cache, ports, resources, working_dir, image, entrypoint, registry_auth, home_dir, ssh, version, inputs"
+        ],
         schema=True,
     ),
     Case(
@@ -353,7 +355,7 @@ CASES = [
         ),
         [
             ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: missing key 'path'",
-            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: unknown key 'mount'",
+            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: unknown key 'mount', expected 'path'",
         ],
         schema=True,
     ),
@@ -674,7 +676,7 @@ CASES += [
         },
         [
             ".dstack/workflows/a.yaml:5:18: workflows[0].deps[1]: unknown workflow 'nope' in deps",
-            ".dstack/workflows/b.yaml:5:5: workflows[0]: unknown key 'zz'",
+            ".dstack/workflows/b.yaml:5:5: workflows[0]: unknown key 'zz', expected one of name, provider, help, commands, setup, python, env, artifacts, deps, cache, ports, resources, working_dir, image, entrypoint, registry_auth, home_dir, ssh, version, inputs",
         ],
         schema=False,
     ),
@@ -854,6 +856,23 @@ CASES += [
         ONE(BASH + "    resources:\n      gpu: 1\n      A100/gpu: 2\n"),
         [
             ".dstack/workflows.yaml:6:7: workflows[0].resources: more than one GPU request, expected one of 'gpu' or '<NAME>/gpu'"
+        ],
+        schema=True,
+    ),
+]
+
+CASES += [
+    Case(
+        "unknown-root-key-no-match",
+        ONE("on: push\n" + BASH),
+        [".dstack/workflows.yaml:1:1: unknown key 'on', expected 'workflows'"],
+        schema=True,
+    ),
+    Case(
+        "unknown-gpu-key-no-match",
+        ONE(BASH + "    resources:\n      gpu:\n        vendor: nvidia\n"),
+        [
+            ".dstack/workflows.yaml:7:9: workflows[0].resources.gpu: unknown key 'vendor', expected one of count, name, memory"
         ],
         schema=True,
     ),
