@@ -29,6 +29,7 @@ from dstack_prefect.graph._plan import (
     Step,
     StepDep,
 )
+from dstack_prefect.graph._secrets import strings
 from dstack_prefect.spec import (
     PROVIDERS,
     Artifact,
@@ -41,10 +42,12 @@ from dstack_prefect.spec import (
     parse_size,
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
+from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._locate import describe
 from dstack_prefect.spec._models import (
     check_working_dir,
     did_you_mean,
+    env_mapping,
     repeated_deps,
     repeated_local_ports,
 )
@@ -151,7 +154,7 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
     """
     update: dict[str, Any] = {}
     if options.env:
-        update["env"] = {**workflow.env, **_checked("-e/--env", _env_items, options.env)}
+        update["env"] = {**workflow.env, **_checked("-e/--env", env_mapping, options.env)}
     if options.artifacts is not None:
         update["artifacts"] = [
             _checked("-a/--artifact", Artifact.model_validate, p) for p in options.artifacts
@@ -166,6 +169,7 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
     if options.working_dir is not None:
         update["working_dir"] = _checked("-w/--working-dir", check_working_dir, options.working_dir)
     if options.requirements is not None:
+        _check_interpolation("-r/--requirements", options.requirements)
         update["requirements"] = options.requirements
     if options.ssh:
         update["ssh"] = True
@@ -196,6 +200,7 @@ def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]
         if options.gpu is not None:
             gpu_update["count"] = _checked("--gpu", _field(Gpu, "count"), options.gpu)
         if options.gpu_name is not None:
+            _check_interpolation("--gpu-name", options.gpu_name)
             gpu_update["name"] = options.gpu_name
         if options.gpu_memory is not None:
             gpu_update["memory"] = _checked("--gpu-memory", parse_size, options.gpu_memory)
@@ -227,23 +232,22 @@ def _port_text(port: Port) -> str:
     return f"{port.port}" + (f":{port.local_port}" if port.local_port is not None else "")
 
 
-def _env_items(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key.isidentifier():
-            msg = f"got {item!r}, expected NAME=VALUE"
-            raise ValueError(msg)
-        out[key] = value
-    return out
-
-
 def _field(model: type[BaseModel], name: str) -> Callable[[Any], Any]:
     """Check one field's value as ``model`` does (``--gpu 0`` as ``gpu: {count: 0}``)."""
     return lambda value: getattr(model.model_validate({name: value}), name)
 
 
+def _check_interpolation(option: str, value: Any) -> None:
+    """A bad `${{ ... }}` in an option's value is an error naming the option."""
+    for text in strings(value):
+        problems = check_interpolation(text)
+        if problems:
+            msg = f"{option}: {problems[0].message}"
+            raise PlanError(msg)
+
+
 def _checked(option: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    _check_interpolation(option, value)
     try:
         return convert(value)
     except ValidationError as exc:
@@ -299,6 +303,9 @@ def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None 
 
 def _provider_step(provider: str, options: RunOptions) -> Step:
     """`dstack run bash -c CMD`, `dstack run docker IMAGE`, `dstack run lab`: a step with no YAML."""
+    _check_interpolation("-c/--command", options.commands)
+    _check_interpolation("IMAGE", options.image)
+    _check_interpolation("--entrypoint", options.entrypoint)
     raw: dict[str, Any] = {"name": provider, "provider": provider, "commands": options.commands}
     if provider == "docker":
         if not options.image:

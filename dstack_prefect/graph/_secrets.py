@@ -14,21 +14,22 @@ from dstack_prefect.graph._plan import Step
 from dstack_prefect.spec._interp import secret_names, substitute_secrets
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
+    """Every string in ``value``, a string or a list or dict of them (nested)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings(item)
 
 
 def secret_refs(step: Step) -> set[str]:
     """The NAMEs of every `${{ secrets.NAME }}` anywhere in ``step``."""
     names: set[str] = set()
-    for text in _strings(step.model_dump()):
+    for text in strings(step.model_dump()):
         names |= secret_names(text)
     return names
 

@@ -487,7 +487,7 @@ def _provider(value: Any) -> Any:
     return value
 
 
-def _env(value: Any) -> Any:
+def env_mapping(value: Any) -> Any:
     """A list of ``NAME=VALUE`` / ``NAME``, or a mapping, to a dict; every bad entry is an Issue."""
     if value is None:
         return {}
@@ -615,7 +615,7 @@ class Workflow(_Model):
     ] = Field(None, description="Python version, e.g. '3.10' (the YAML float 3.1 means 3.10)")
     env: Annotated[
         dict[str, str],
-        BeforeValidator(_env, json_schema_input_type=list[_EnvItem] | _EnvMapping | None),
+        BeforeValidator(env_mapping, json_schema_input_type=list[_EnvItem] | _EnvMapping | None),
     ] = Field(
         default_factory=dict,
         description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping",

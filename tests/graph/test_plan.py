@@ -211,6 +211,23 @@ class TestOverrides:
                 "--memory: got '0GB', a size of zero, expected a size such as '16GB', '512MiB' or '2Gi'",
             ),
             (
+                ["-e", "caf\u00e9=1"],
+                "-e/--env: got variable name 'caf\u00e9', expected letters, digits and '_'",
+            ),
+            (
+                ["-e", "X=${{ run.nme }}"],
+                "-e/--env: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME",
+            ),
+            (
+                ["-a", "out-${{ run.id }}"],
+                "-a/--artifact: unknown name 'run.id' in '${{', expected run.args, run.name or secrets.NAME",
+            ),
+            (["-w", "${{ x"], "-w/--working-dir: unclosed '${{', expected '}}' to close it"),
+            (
+                ["--gpu-name", "${{ gpu }}"],
+                "--gpu-name: unknown name 'gpu' in '${{', expected run.args, run.name or secrets.NAME",
+            ),
+            (
                 ["-p", "8000:9000", "-p", "8001:9000"],
                 "-p/--port: '8000:9000' and '8001:9000' both use local port 9000; give each port its own local port",
             ),
@@ -231,6 +248,11 @@ class TestOverrides:
             "gpu-zero",
             "cpu-zero",
             "memory-zero",
+            "env-name-not-ascii",
+            "env-interpolation",
+            "artifact-interpolation",
+            "working-dir-interpolation",
+            "gpu-name-interpolation",
             "port-local-twice",
             "port-local-taken-by-yaml",
         ],
@@ -311,8 +333,18 @@ class TestProviderMode:
         [
             ("bash", [], "`dstack run bash` needs a command"),
             ("docker", [], "`dstack run docker` needs an IMAGE"),
+            (
+                "bash",
+                ["-c", "echo ${{ run.nme }}"],
+                "-c/--command: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME",
+            ),
+            (
+                "docker",
+                ["ubuntu:${{ tag }}"],
+                "IMAGE: unknown name 'tag' in '${{', expected run.args, run.name or secrets.NAME",
+            ),
         ],
-        ids=["bash", "docker"],
+        ids=["bash", "docker", "command-interpolation", "image-interpolation"],
     )
     def test_missing_parts(self, target: str, argv: list[str], message: str) -> None:
         """bash without -c and docker without an image are plan errors."""
