@@ -20,7 +20,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
-from dstack_prefect.errors import DstackError, RunNotFoundError
+from dstack_prefect.errors import ArtifactNotFoundError, DstackError, RunNotFoundError
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -272,8 +272,13 @@ def pull(ref: Ref, force: Force = False) -> None:
     from dstack_prefect.engine._cache import index_pulled  # noqa: PLC0415
 
     settings = get_settings()
-    local = _local_store(settings)
-    _transfer(ref, _remote_store(settings), local, "Pulled", force)
+    local, remote = _local_store(settings), _remote_store(settings)
+    try:
+        remote.resolve(ref)
+    except ArtifactNotFoundError as exc:  # its hint names commands that read this machine
+        hint = f"push it there first, from the machine that has it: dstack push {ref}"
+        raise ArtifactNotFoundError(exc.message, hint=hint) from None
+    _transfer(ref, remote, local, "Pulled", force)
     index_pulled(local, local.resolve(ref))  # reuse finds the pulled steps, as it finds local ones
 
 

@@ -20,6 +20,7 @@ from fsspec.asyn import AsyncFileSystem
 from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 
+from ._errors import missing_bucket
 from ._files import run_parallel
 from ._progress import NullProgress, Progress
 
@@ -94,7 +95,9 @@ class Backend:
         self.fs.invalidate_cache()
         try:
             return self.fs.find(prefix, detail=detail)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if missing_bucket(exc) is not None:  # a wrong store URL, not an empty folder
+                raise
             return {} if detail else []
 
     @staticmethod

@@ -51,6 +51,23 @@ def _table() -> list[tuple[type[BaseException], type[StorageError], str | None]]
 _TABLE = _table()
 
 
+def missing_bucket(exc: BaseException) -> str | None:
+    """The bucket's name (or ``"?"``) when ``exc`` says the store's bucket does not exist, else
+    None. s3fs turns S3's NoSuchBucket into a FileNotFoundError, which alone reads as "no such
+    file": a missing bucket is a wrong store URL, not a missing artifact."""
+    for err in (exc, exc.__cause__):
+        response = getattr(err, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return str(response["Error"].get("BucketName") or "?")
+    return None
+
+
+_BUCKET_HINT = (
+    "create the bucket, or point the store at one that exists "
+    "(`dstack config --remote-store s3://bucket/prefix`, or --store for the local one)"
+)
+
+
 def error_class_for(exc_type: type[BaseException]) -> type[StorageError] | None:
     """The StorageError subclass ``exc_type`` is translated to, or None if it passes through."""
     for lib_type, ours, _hint in _TABLE:
@@ -80,6 +97,10 @@ def translate_errors(doing: str) -> Iterator[None]:
     except DstackError:
         raise
     except Exception as exc:
+        bucket = missing_bucket(exc)
+        if bucket is not None:
+            msg = f"artifact store: {doing} failed: the bucket {bucket!r} does not exist"
+            raise StorageError(msg, hint=_BUCKET_HINT) from exc
         ours = error_class_for(type(exc))
         if ours is None:
             raise

@@ -465,6 +465,20 @@ class TestPushPull:
         assert forced.code == 0, forced.text
         assert hello_run == json.loads(local.read_text())["run"]
 
+    def test_pull_of_what_the_remote_store_lacks_says_to_push_it(
+        self, dstack: DSTACK, repo: Path, s3_env: dict[str, str]
+    ) -> None:
+        """`pull RUN|:TAG` the remote store lacks names the remote store and says to push it
+        from where it was made (not `dstack ps -a` / `dstack tags`, which read this machine)."""
+        run = dstack("pull", "no-such-run-1", cwd=repo, env=s3_env)
+        tag = dstack("pull", ":no-such-tag", cwd=repo, env=s3_env)
+
+        for res, ref in ((run, "no-such-run-1"), (tag, ":no-such-tag")):
+            assert res.code == 1
+            assert s3_env["DSTACK_REMOTE_STORE"] in res.err
+            assert f"dstack push {ref}" in res.err
+            assert "dstack ps -a" not in res.err and "dstack tags`" not in res.err
+
     def test_push_without_a_remote_store_says_how_to_set_one(
         self, dstack: DSTACK, repo: Path, txt_file: str
     ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import pytest
@@ -69,3 +71,22 @@ def test_unreachable_endpoint_is_a_storage_error() -> None:
     with pytest.raises(StorageError) as info:
         store.list_runs()
     assert info.value.__cause__ is not None
+
+
+@pytest.mark.service("moto")
+def test_a_missing_bucket_says_so_reading_and_writing(moto_server: dict[str, Any], tmp_path: Path) -> None:
+    """A store URL naming a bucket that does not exist fails with a hint to create it or fix the
+    URL, when writing and when reading (reading said 'run has no stored artifacts' before)."""
+    store = ArtifactStore("s3://no-such-bucket-here/prefix", moto_server)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f").write_text("x")
+
+    with pytest.raises(StorageError) as wrote:
+        store.put_step("run-1", "s", "s", tmp_path, ["out"])
+    with pytest.raises(StorageError) as read:
+        store.resolve("run-1")
+
+    for info in (wrote, read):
+        assert not isinstance(info.value, ArtifactNotFoundError)
+        assert "no-such-bucket-here" in info.value.message
+        assert "create the bucket" in (info.value.hint or "")
