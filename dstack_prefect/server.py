@@ -44,6 +44,8 @@ class ServerInfo:
     pid: int | None
     managed: bool
     """True for the local server dstack started; False for PREFECT_API_URL."""
+    stamp: str | None = None
+    """``process_stamp(pid)`` when it started: a reboot's reused pid is not taken for it."""
 
     @property
     def ui_url(self) -> str:
@@ -104,6 +106,39 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def process_stamp(pid: int) -> str | None:
+    """What names process ``pid`` for good: this boot's id and the process's start time. A pid
+    alone can name another process after a reboot (or once pids wrap), which a stop would then
+    kill; None where /proc cannot tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = fh.read().rsplit(")", 1)[-1].split()[19]  # field 22, starttime
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{ticks}"
+
+
+def is_process(pid: int, stamp: str | None) -> bool:
+    """``pid`` is alive and, when ``stamp`` is given, still the process it was taken from."""
+    return pid_alive(pid) and (stamp is None or process_stamp(pid) in (stamp, None))
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write "PID STAMP" to ``path`` (see ``process_stamp``); ``read_pid_file`` reads it."""
+    path.write_text(f"{pid} {process_stamp(pid) or ''}".strip())
+
+
+def read_pid_file(path: Path) -> tuple[int, str | None] | None:
+    """The pid and stamp ``write_pid_file`` wrote (a bare pid from before stamps: no stamp);
+    None when the file is missing or not one."""
+    try:
+        pid, *rest = path.read_text().split()
+        return int(pid), (rest[0] if rest else None)
+    except (OSError, ValueError):
+        return None
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
@@ -116,7 +151,7 @@ def _read_state(settings: Settings) -> ServerInfo | None:
         data = json.loads(_state_file(settings).read_text())
     except (OSError, ValueError):
         return None
-    return ServerInfo(url=data["url"], pid=data.get("pid"), managed=True)
+    return ServerInfo(url=data["url"], pid=data.get("pid"), managed=True, stamp=data.get("stamp"))
 
 
 def client_env(url: str, settings: Settings) -> dict[str, str]:
@@ -141,7 +176,7 @@ def status(settings: Settings | None = None) -> ServerInfo | None:
     if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
         return ServerInfo(url=external, pid=None, managed=False) if healthy(external) else None
     info = _read_state(settings)
-    if info and (info.pid is None or pid_alive(info.pid)) and healthy(info.url):
+    if info and (info.pid is None or is_process(info.pid, info.stamp)) and healthy(info.url):
         return info
     return None
 
@@ -213,8 +248,10 @@ def _start(settings: Settings) -> ServerInfo:
             msg = f"the local Prefect server exited with code {proc.returncode}: {' / '.join(tail)}"
             raise ServerError(msg, hint=f"see {log_path}")
         if healthy(url, timeout=1.0):
-            _state_file(settings).write_text(json.dumps({"url": url, "pid": proc.pid, "port": port}))
-            return ServerInfo(url=url, pid=proc.pid, managed=True)
+            stamp = process_stamp(proc.pid)
+            state = {"url": url, "pid": proc.pid, "port": port, "stamp": stamp}
+            _state_file(settings).write_text(json.dumps(state))
+            return ServerInfo(url=url, pid=proc.pid, managed=True, stamp=stamp)
         time.sleep(0.2)
     _kill_group(proc.pid)
     msg = f"the local Prefect server did not become healthy within {settings.server_start_timeout:.0f} s"
@@ -241,8 +278,8 @@ def stop(settings: Settings | None = None) -> bool:
     settings = settings or get_settings()
     stop_launcher(settings)
     info = _read_state(settings)
-    if info is None or info.pid is None or not pid_alive(info.pid):
-        _state_file(settings).unlink(missing_ok=True)
+    if info is None or info.pid is None or not is_process(info.pid, info.stamp):
+        _state_file(settings).unlink(missing_ok=True)  # after a reboot: never kill who has its pid now
         return False
     _kill_group(info.pid)
     _state_file(settings).unlink(missing_ok=True)

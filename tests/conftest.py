@@ -155,6 +155,15 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
     return build
 
 
+def supervisor_pid(run_dir: Path) -> int:
+    """The pid of a run's supervisor, from the ``supervisor.pid`` in its run folder."""
+    from dstack_prefect.server import read_pid_file
+
+    written = read_pid_file(run_dir / "supervisor.pid")
+    assert written is not None, f"no supervisor.pid in {run_dir}"
+    return written[0]
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._launcher import hand_off, start_launcher
 from dstack_prefect.errors import DstackError
 from dstack_prefect.graph import Plan
-from dstack_prefect.server import spawn_detached
+from dstack_prefect.server import spawn_detached, write_pid_file
 from dstack_prefect.settings import Settings
 
 FLOW_NAME = "dstack-run"  # the run flow's name (engine/_flow.py), without importing prefect
@@ -75,7 +75,7 @@ def launch(
         return Launched(flow_run_id=flow_run_id, name=plan.run_name, log_path=log_path, warm=True)
     argv = [sys.executable, "-P", "-m", "dstack_prefect.engine", flow_run_id]  # -P: the installed code
     proc = spawn_detached(argv, log_path)
-    (log_path.parent / "supervisor.pid").write_text(str(proc.pid))
+    write_pid_file(log_path.parent / "supervisor.pid", proc.pid)
     if managed and why_not in ("absent", "stale"):
         start_launcher(settings, replace=why_not == "stale")  # for the next run, not this one
     return Launched(flow_run_id=flow_run_id, name=plan.run_name, log_path=log_path, warm=False)

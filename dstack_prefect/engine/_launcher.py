@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.server import pid_alive, spawn_detached
+from dstack_prefect.server import is_process, pid_alive, process_stamp, spawn_detached, write_pid_file
 from dstack_prefect.settings import Settings
 
 SOCKET_NAME = "launcher.sock"
@@ -78,10 +78,11 @@ def launcher_key(home: Path, env: Mapping[str, str]) -> str:
 def launcher_pid(settings: Settings) -> int | None:
     """The pid of this home's launcher, when one is alive."""
     try:
-        pid = int(json.loads((settings.home / STATE_NAME).read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        state = json.loads((settings.home / STATE_NAME).read_text())
+        pid, stamp = int(state["pid"]), state.get("stamp")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return pid if pid_alive(pid) else None
+    return pid if is_process(pid, stamp) else None
 
 
 # the caller's side (the CLI) ---------------------------------------------------------------
@@ -264,7 +265,9 @@ def serve(home: Path, server_pid: int) -> None:
         os.umask(old_umask)
     inode = path.stat().st_ino
     state = home / STATE_NAME
-    state.write_text(json.dumps({"pid": os.getpid(), "socket": str(path)}))
+    state.write_text(
+        json.dumps({"pid": os.getpid(), "socket": str(path), "stamp": process_stamp(os.getpid())})
+    )
     server.listen(16)  # after the state file: whoever could connect also finds the pid
 
     def on_term(signum: int, frame: Any) -> None:
@@ -357,7 +360,7 @@ def _supervisor(conn: socket.socket, request: dict[str, Any]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        (log_path.parent / "supervisor.pid").write_text(str(os.getpid()))
+        write_pid_file(log_path.parent / "supervisor.pid", os.getpid())
         conn.sendall(json.dumps({"pid": os.getpid()}).encode())
         conn.close()
         print(f"supervisor {os.getpid()} forked by the warm launcher {os.getppid()}", flush=True)

@@ -27,7 +27,7 @@ from dstack_prefect.engine._status import (
     is_finished,
 )
 from dstack_prefect.errors import DstackError, RunStateError
-from dstack_prefect.server import pid_alive
+from dstack_prefect.server import is_process, read_pid_file
 from dstack_prefect.settings import Settings
 
 STEP_OUTPUT_LOGGER = "prefect.task_runs.dstack.out"
@@ -341,11 +341,10 @@ def crash_if_gone(api: PrefectAPI, settings: Settings, fr: dict[str, Any]) -> di
     gone (its ``supervisor.pid`` names a dead process), the run after marking it Crashed."""
     if (fr.get("state") or {}).get("type") not in _UNFINISHED:
         return fr
-    try:
-        pid = int((settings.runs_dir / fr["name"] / "supervisor.pid").read_text())
-    except (OSError, ValueError):
+    written = read_pid_file(settings.runs_dir / fr["name"] / "supervisor.pid")
+    if written is None:
         return fr  # not started here, or its pid not written yet
-    if pid_alive(pid):
+    if is_process(*written):
         return fr
     latest = api.flow_run(fr["id"]) or fr  # it may have ended just before its process did
     if (latest.get("state") or {}).get("type") not in _UNFINISHED:

@@ -20,7 +20,7 @@ from dstack_prefect.engine import PrefectAPI
 from dstack_prefect.engine._runs import cleanup_leftovers
 from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
-from tests.conftest import CLI, Server, serve, wait_until
+from tests.conftest import CLI, Server, serve, supervisor_pid, wait_until
 from tests.docker_fixtures import TINY_IMAGE
 from tests.engine.test_local_runs import attached_run, cmdline, submitted_name, wait_finished
 
@@ -134,7 +134,7 @@ def container_states(flow_run_id: str) -> list[str]:
 
 def kill_orchestrator(api: PrefectAPI, home: Path, name: str) -> None:
     """SIGKILL the supervisor of run ``name`` and its reaper: nothing is left to clean up after it."""
-    pid = int((home / "runs" / name / "supervisor.pid").read_text())
+    pid = supervisor_pid(home / "runs" / name)
     fr_id = api.flow_run_by_name(name)["id"]
     reapers = [p for p in _pids() if fr_id.encode() in cmdline(p) and b"_reaper.py" in cmdline(p)]
     assert reapers
@@ -303,7 +303,7 @@ class TestHomes:
         finished run of this server, and kept when this server does not know the id."""
         name = submitted_name(cli("run", "where", "--docker", "-d", cwd=repo, env=env).out)
         finished_id = wait_finished(api, name).flow_run_id
-        supervisor = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+        supervisor = supervisor_pid(dstack_home / "runs" / name)
         wait_until(lambda: not pid_alive(supervisor), 60)  # its own cleanup thread is over too
         old = {
             run_id: docker_engine.containers.create(

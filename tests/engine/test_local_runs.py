@@ -16,7 +16,7 @@ import pytest
 
 from dstack_prefect.engine import PrefectAPI, run_row
 from dstack_prefect.server import free_port
-from tests.conftest import CLI, Server, wait_until
+from tests.conftest import CLI, Server, supervisor_pid, wait_until
 
 pytestmark = pytest.mark.service("prefect")
 
@@ -329,7 +329,7 @@ class TestDetachedRuns:
         """SIGKILL of the process running the flow ends the run failed within 60 s and kills its steps."""
         name = submitted_name(cli("run", "sleeper", "-d", cwd=repo).out)
         wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
-        pid = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+        pid = supervisor_pid(dstack_home / "runs" / name)
 
         os.kill(pid, signal.SIGKILL)
 
@@ -355,7 +355,7 @@ class TestDetachedRuns:
             name = wait_until(run_name, 60, interval=0)
             wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
             fr_id = api.flow_run_by_name(name)["id"]
-            supervisor = int((dstack_home / "runs" / name / "supervisor.pid").read_text())
+            supervisor = supervisor_pid(dstack_home / "runs" / name)
             reapers = [p for p in marker_processes(fr_id) if p != supervisor and b"_reaper" in cmdline(p)]
             assert reapers
             for victim in [*reapers, supervisor]:

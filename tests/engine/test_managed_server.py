@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.engine import PrefectAPI, run_row
-from tests.conftest import Result, wait_until
+from tests.conftest import Result, supervisor_pid, wait_until
 from tests.engine.test_local_runs import marker_processes
 
 pytestmark = pytest.mark.service("prefect")
@@ -148,7 +148,7 @@ def test_killing_a_forked_supervisor_crashes_the_run_without_orphans(embedded: E
     name = run_name(res)
     wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
     assert "forked by the warm launcher" in embedded.supervisor_log(name)
-    pid = int((embedded.home / "runs" / name / "supervisor.pid").read_text())
+    pid = supervisor_pid(embedded.home / "runs" / name)
 
     os.kill(pid, signal.SIGKILL)
 
