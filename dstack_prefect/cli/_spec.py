@@ -186,6 +186,26 @@ def _deps(step: Step) -> str:
     return ", ".join(shown) or "-"
 
 
+def _settings(step: Step) -> list[str]:
+    """Lines for what the step sets beyond its commands (where `-w`, `-e`, `-a`, `-p` show)."""
+    pairs = [
+        ("working_dir", step.working_dir if step.working_dir != "." else ""),
+        ("python", step.python or ""),
+        ("env", ", ".join(f"{k}={v}" for k, v in step.env.items())),
+        ("artifacts", ", ".join(a.path + (" (mount)" if a.mount else "") for a in step.artifacts)),
+        ("cache", ", ".join(step.cache)),
+        ("ports", ", ".join(_port(p.port, p.local_port) for p in step.ports)),
+    ]
+    groups = [pairs[0:2], pairs[2:3], pairs[3:5], pairs[5:6]]
+    lines = ["   ".join(f"{key}: {value}" for key, value in group if value) for group in groups]
+    return [line for line in lines if line]
+
+
+def _port(port: int | None, local: int | None) -> str:
+    shown = "any free port" if port is None else str(port)
+    return shown + (f":{local}" if local is not None else "")
+
+
 def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Text:
     """The plan, one block per step in run order: name, provider, decision, then its commands,
     resources and deps. Commands are never wrapped mid-word, whatever the terminal's width.
@@ -212,5 +232,7 @@ def render_plan(plan: Plan, decisions: dict[str, str] | None = None) -> Text:
             out.append(f"     (setup) $ {cmd}\n")
         for cmd in step.commands:
             out.append(f"     $ {cmd}\n")
+        for line in _settings(step):
+            out.append(f"     {line}\n", style="dim")
         out.append(f"     resources: {describe_resources(step)}   deps: {_deps(step)}\n", style="dim")
     return out
