@@ -133,7 +133,12 @@ def parse(text: str) -> Parsed:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YAMLSyntaxProblem(_syntax_message(exc, text), pos) from None
+        message = _syntax_message(exc, text)
+        if mark is not None and mark.index > 0 and text.startswith("${{", mark.index - 1):
+            # `[echo ${{ run.args }}]`: the `{{` opens flow mappings; point at the `$`
+            pos = (pos[0], pos[1] - 1)
+            message += "; in [...] or {...} quote a string with '${{', e.g. [\"echo ${{ run.args }}\"]"
+        raise YAMLSyntaxProblem(message, pos) from None
     except yaml.YAMLError as exc:  # pragma: no cover - libyaml raises the kinds above
         msg = f"invalid YAML: {exc}"
         raise YAMLSyntaxProblem(msg, (1, 1)) from None

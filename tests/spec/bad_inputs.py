@@ -877,3 +877,14 @@ CASES += [
         schema=True,
     ),
 ]
+
+CASES += [
+    Case(
+        "interpolation-unquoted-in-flow-list",
+        ONE(BASH.replace("commands: [x]", "commands: [echo ${{ run.args }}]")),
+        [
+            ".dstack/workflows.yaml:4:21: invalid YAML: did not find expected ',' or ']'; in [...] or {...} quote a string with '${{', e.g. [\"echo ${{ run.args }}\"]"
+        ],
+        schema=False,
+    ),
+]
