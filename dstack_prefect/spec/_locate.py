@@ -17,7 +17,15 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
-from dstack_prefect.spec._models import Issue, WorkflowFile, current_keys, did_you_mean, show, unknown_key
+from dstack_prefect.spec._models import (
+    PROVIDERS,
+    Issue,
+    WorkflowFile,
+    current_keys,
+    did_you_mean,
+    show,
+    unknown_key,
+)
 from dstack_prefect.spec._yaml import Parsed, Path
 
 _EXPECTED = {
@@ -31,6 +39,12 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
+}
+
+_MISSING = {  # what a required key holds, for "missing key" messages
+    "name": "a name such as 'train'",
+    "provider": f"one of {', '.join(PROVIDERS)}",
+    "path": "a path such as 'output'",
 }
 
 
@@ -98,7 +112,8 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
             known = current_keys(model) if model else []
         return unknown_key(key, known), True
     if kind == "missing":
-        return f"missing key '{loc[-1]}'", False
+        expected = _MISSING.get(str(loc[-1]))
+        return f"missing key '{loc[-1]}'" + (f", expected {expected}" if expected else ""), False
     if kind in _EXPECTED:
         return f"got {show(value)}, expected {_EXPECTED[kind]}", False
     if kind == "greater_than_equal":

@@ -97,13 +97,15 @@ CASES = [
     Case(
         "missing-name",
         ONE("workflows:\n  - provider: bash\n    commands: [x]\n"),
-        [".dstack/workflows.yaml:2:5: workflows[0]: missing key 'name'"],
+        [".dstack/workflows.yaml:2:5: workflows[0]: missing key 'name', expected a name such as 'train'"],
         schema=True,
     ),
     Case(
         "missing-provider",
         ONE("workflows:\n  - name: a\n    commands: [x]\n"),
-        [".dstack/workflows.yaml:2:5: workflows[0]: missing key 'provider'"],
+        [
+            ".dstack/workflows.yaml:2:5: workflows[0]: missing key 'provider', expected one of bash, docker, code, lab, notebook"
+        ],
         schema=True,
     ),
     Case(
@@ -354,7 +356,7 @@ CASES = [
             "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    cache:\n      - mount: true\n"
         ),
         [
-            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: missing key 'path'",
+            ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: missing key 'path', expected a path such as 'output'",
             ".dstack/workflows.yaml:6:9: workflows[0].cache[0]: unknown key 'mount', expected 'path'",
         ],
         schema=True,

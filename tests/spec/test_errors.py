@@ -220,3 +220,13 @@ class TestHostileYAML:
             ".dstack/workflows.yaml:1:51: workflows[0].commands[0]: unknown name 'x' in '${{', expected run.args, run.name or secrets.NAME"
         ]
         assert errors[0].snippet.splitlines()[1] == " " * 54 + "^"
+
+
+def test_every_required_key_says_what_it_expects() -> None:
+    """A "missing key" message names what goes there, for every required key of every model."""
+    from dstack_prefect.spec._locate import _MISSING  # noqa: PLC0415
+    from dstack_prefect.spec._models import MODELS  # noqa: PLC0415
+
+    required = {name for model in MODELS for name, info in model.model_fields.items() if info.is_required()}
+
+    assert required - {"workflows"} <= set(_MISSING)
