@@ -8,6 +8,8 @@ import pytest
 
 from dstack_prefect.errors import SpecErrors
 from dstack_prefect.spec import check_workflows, load_text, load_workflows
+from dstack_prefect.spec._locate import _MISSING
+from dstack_prefect.spec._models import MODELS
 from tests.spec.bad_inputs import CASES, Case, W
 from tests.spec.conftest import RepoFactory
 
@@ -224,9 +226,6 @@ class TestHostileYAML:
 
 def test_every_required_key_says_what_it_expects() -> None:
     """A "missing key" message names what goes there, for every required key of every model."""
-    from dstack_prefect.spec._locate import _MISSING  # noqa: PLC0415
-    from dstack_prefect.spec._models import MODELS  # noqa: PLC0415
-
     required = {name for model in MODELS for name, info in model.model_fields.items() if info.is_required()}
 
     assert required - {"workflows"} <= set(_MISSING)
