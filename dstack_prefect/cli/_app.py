@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from dstack_prefect.errors import DstackError
+from dstack_prefect.errors import DstackError, SpecError, SpecErrors
 
 app = typer.Typer(
     name="dstack",
@@ -56,6 +56,8 @@ def fail(error: DstackError, *, as_json: bool = False) -> typer.Exit:
         payload: dict[str, Any] = {"error": error.message, "type": type(error).__name__}
         if error.hint:
             payload["hint"] = error.hint
+        if isinstance(error, SpecErrors | SpecError):  # each located, as `validate --json` lists them
+            payload["errors"] = [e.as_dict() for e in getattr(error, "errors", [error])]
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         err_console.print("[bold red]error:[/] ", end="", highlight=False)

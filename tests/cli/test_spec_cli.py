@@ -219,6 +219,20 @@ class TestPlan:
 
         assert (code, err.count("unknown workflow 'perp' in deps; did you mean 'prep'?")) == (1, 1)
 
+    def test_json_lists_each_located_problem_of_broken_files(self, repo: Path) -> None:
+        """`plan --json` over broken files exits 1 with the errors as `validate --json` lists them."""
+        (repo / ".dstack" / "workflows.yaml").write_text(BAD)
+
+        code, out, _ = run("plan", "a", "--json")
+
+        payload = json.loads(out)
+        assert code == 1
+        assert payload["type"] == "SpecErrors"
+        assert [(e["line"], e["col"], e["key"]) for e in payload["errors"]] == [
+            (3, 15, "workflows[0].provider"),
+            (4, 5, "workflows[0]"),
+        ]
+
     def test_unknown_target(self, repo: Path) -> None:
         """An unknown target exits 1 with old dstack's message and a suggestion."""
 
