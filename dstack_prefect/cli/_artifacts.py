@@ -69,7 +69,7 @@ def _api() -> Any:
 def ls(
     ref: Ref,
     prefix: Annotated[
-        str | None, typer.Argument(metavar="[PREFIX]", help="Only paths starting with it")
+        str | None, typer.Argument(metavar="PREFIX", help="Only paths starting with it")
     ] = None,
     recursive: Annotated[
         bool, typer.Option("-r", "--recursive", help="List every file, not one level")
@@ -102,8 +102,12 @@ def ls(
 @handles_errors
 def cp(
     ref: Ref,
-    source: Annotated[str, typer.Argument(help="An artifact file or folder, e.g. output/model.pt")],
-    target: Annotated[str, typer.Argument(help="A local file or folder; a trailing / makes it a folder")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="An artifact file or folder, e.g. output/model.pt")
+    ],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="A local file or folder; a trailing / makes it a folder")
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite files that exist with other content")
     ] = False,
@@ -157,8 +161,8 @@ def tags(ctx: typer.Context, as_json: AsJson = False) -> None:
 @tags_app.command("add")
 @handles_errors
 def tags_add(
-    tag: Annotated[str, typer.Argument(help="The tag name")],
-    run_name: Annotated[str | None, typer.Argument(metavar="[RUN]", help="The run to tag")] = None,
+    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag name")],
+    run_name: Annotated[str | None, typer.Argument(metavar="RUN", help="The run to tag")] = None,
     paths: Annotated[
         list[Path] | None, typer.Option("-a", "--artifact", metavar="PATH", help="Upload this local folder")
     ] = None,
@@ -206,7 +210,9 @@ def tags_add(
 
 @tags_app.command("delete")
 @handles_errors
-def tags_delete(tag: Annotated[str, typer.Argument(help="The tag name")], yes: Yes = False) -> None:
+def tags_delete(
+    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag name")], yes: Yes = False
+) -> None:
     """Delete a tag; the run and its artifacts stay.
 
     Example: dstack tags delete txt-file -y
@@ -372,7 +378,9 @@ def prune_artifacts(
 
 @prune_app.command("cache")
 @handles_errors
-def prune_cache(workflow: Annotated[str, typer.Argument(help="The workflow whose cache folders go")]) -> None:
+def prune_cache(
+    workflow: Annotated[str, typer.Argument(metavar="WORKFLOW", help="The workflow whose cache folders go")],
+) -> None:
     """Forget a workflow's cache folders in the current repo; `prune artifacts` frees the space.
 
     Example: dstack prune cache train

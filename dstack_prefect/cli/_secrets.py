@@ -17,10 +17,16 @@ from dstack_prefect.errors import DstackError
 secrets_app = typer.Typer()
 app.add_typer(secrets_app, name="secrets")
 
-Name = Annotated[str, typer.Argument(help="The secret's name, as its environment variable (HF_TOKEN)")]
+Name = Annotated[
+    str, typer.Argument(metavar="NAME", help="The secret's name, as its environment variable (HF_TOKEN)")
+]
 Value = Annotated[
     str | None,
-    typer.Argument(help="The value; omitted: asked without echo (or read from a pipe)", show_default=False),
+    typer.Argument(
+        metavar="VALUE",
+        help="The value; omitted: asked without echo (or read from a pipe)",
+        show_default=False,
+    ),
 ]
 
 

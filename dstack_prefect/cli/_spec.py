@@ -94,7 +94,10 @@ def schema(
 def plan(
     ctx: typer.Context,
     workflow: Annotated[
-        str, typer.Argument(help="A workflow name, or a provider (bash, docker, code, lab, notebook)")
+        str,
+        typer.Argument(
+            metavar="WORKFLOW", help="A workflow name, or a provider (bash, docker, code, lab, notebook)"
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
     docker: Annotated[
