@@ -10,6 +10,7 @@ saved. Paths are relative to the step's working_dir, as in old dstack.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,42 @@ def make_artifact_folders(step: Step, workdir: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
 
 
+def collected_paths(step: Step, *, container: bool) -> tuple[list[str], list[str]]:
+    """The step's artifact paths as they are read after it, and those that cannot be.
+
+    `~` is the home of whoever ran the step: for a local step this machine's (as for `cache`).
+    A containerised step's `~` and absolute paths are inside the container, gone when it is
+    removed; only paths under its working directory (bind-mounted) reach the host. Those are
+    left out, and said so, rather than read from the host's folders of the same name.
+    """
+    paths: list[str] = []
+    lost: list[str] = []
+    for art in step.artifacts:
+        path = art.path.strip()
+        home = path == "~" or path.startswith("~/")
+        if container and (home or path.startswith("/")):
+            lost.append(path)
+            continue
+        paths.append(os.path.expanduser(path) if home else path)
+    return paths, lost
+
+
 def save(
-    store: ArtifactStore, run: str, step: Step, workdir: Path, status: str, extra: dict[str, Any]
+    store: ArtifactStore,
+    run: str,
+    step: Step,
+    workdir: Path,
+    status: str,
+    extra: dict[str, Any],
+    *,
+    container: bool = False,
 ) -> Manifest:
     return store.put_step(
         run,
         step.name,
         step.name,
         step_dir(workdir, step),
-        [a.path for a in step.artifacts],
+        collected_paths(step, container=container)[0],
         {"status": status, **extra},
     )
 
@@ -100,6 +128,11 @@ def _local_cache_path(path: str) -> bool:
     are the machine's own folders when the step runs locally, and persist by themselves (in a
     container they are host folders mounted there: `container_cache_mounts`)."""
     return not (path.startswith("~") or path.startswith("/"))
+
+
+def restores_caches(step: Step) -> bool:
+    """Whether the step has cache folders that the store keeps (restored before, saved after)."""
+    return any(_local_cache_path(path) for path in step.cache)
 
 
 def restore_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path) -> None:

@@ -158,9 +158,20 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     workdir = rt.workdir(step)
     workdir.mkdir(parents=True, exist_ok=True)
     copy_snapshot_dir(rt.code_dir, workdir)
+    downloads = any(m.files for m in deps) or artifacts.restores_caches(step)
+    if downloads:
+        rt.phase(step.name, "Downloading")
     artifacts.place_deps(rt.store, step, workdir, deps)
     artifacts.restore_caches(rt.store, rt.repo_id, step, workdir)
     artifacts.make_artifact_folders(step, workdir)
+    if downloads:
+        rt.phase(step.name, "Running")
+    container = rt.executor_for(step).name != "local"
+    for path in artifacts.collected_paths(step, container=container)[1]:
+        notes.warning(
+            f"artifact {path} is inside the container and is not saved: "
+            "declare a path under the working directory (e.g. output/)"
+        )
     result = _execute(rt, step, workdir, flow_run_id, notes)
     if rt.mode() == "abort":
         return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
@@ -171,9 +182,18 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         raise StepFailedError(msg, exit_code=result.exit_code)
     status = "stopped" if stopped else "done"
     extra = {"repo_id": rt.repo_id, "flow_run_id": flow_run_id, **fp.extra()}
-    manifest = artifacts.save(rt.store, rt.run_name, step, workdir, status, extra)
-    record_done(rt.store, manifest)  # only a done one: a stopped step is never reused
-    artifacts.save_caches(rt.store, rt.repo_id, step, workdir)
+    uploads = bool(step.artifacts) or artifacts.restores_caches(step)
+    if uploads:
+        rt.phase(step.name, "Uploading")
+    try:
+        manifest = artifacts.save(rt.store, rt.run_name, step, workdir, status, extra, container=container)
+        for entry in manifest.skipped:
+            notes.warning(f"artifact file {entry['path']} is not saved: {entry['reason']}")
+        record_done(rt.store, manifest)  # only a done one: a stopped step is never reused
+        artifacts.save_caches(rt.store, rt.repo_id, step, workdir)
+    finally:
+        if uploads:
+            rt.phase(step.name, "Running")
     _manifest_artifact(rt, step, manifest)
     if stopped:
         return Cancelled(name=STOPPED, message=f"step '{step.name}' stopped; artifacts saved")
@@ -330,6 +350,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         machine=detect_machine(),
         reaper=reaper,
         options=options,
+        api_url=api_url,
     )
     _RUNTIMES[flow_run_id] = rt
     watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)

@@ -8,6 +8,7 @@ for it (CPUs, memory, GPUs), so independent steps overlap while no step waits ho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
 from dstack_prefect.engine._runs import STEP_MARKER
 from dstack_prefect.engine._snapshot import hash_files
+from dstack_prefect.errors import ServerError
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
 from dstack_prefect.graph import Plan, Step
@@ -88,8 +91,10 @@ class Runtime:
         machine: Machine,
         reaper: Any = None,
         options: dict[str, Any] | None = None,
+        api_url: str = "",
     ) -> None:
         self.plan = plan
+        self.api_url = api_url
         self.flow_run_id = flow_run_id
         self.run_name = run_name
         self.repo_root = repo_root
@@ -110,6 +115,29 @@ class Runtime:
         self.repo_id: str = self.options.get("repo_id") or repo_identity(repo_root)
         self.code_hashes: dict[str, str] = {}
         self.history: History | None = None
+        self.moving: dict[str, str] = {}
+        """Steps moving files now: step -> "Downloading" or "Uploading" (see ``phase``)."""
+        self.run_phase = "Running"
+
+    def phase(self, step: str, name: str) -> None:
+        """Say that ``step`` is Downloading (placing its deps' files, restoring caches), Running,
+        or Uploading (storing artifacts and caches): dstack's statuses, shown as the run's state
+        name (RUNNING throughout) in the Prefect UI and `dstack ps`: Uploading while any step
+        uploads, else Downloading while any downloads, else Running. A run being stopped keeps
+        its Stopping (Prefect refuses CANCELLING -> RUNNING). Task runs keep Prefect's names:
+        their states are recorded from the task engine's events, which a REST rename races."""
+        with self.lock:
+            if name == "Running":
+                self.moving.pop(step, None)
+            else:
+                self.moving[step] = name
+            phases = set(self.moving.values())
+            run_phase = next((p for p in ("Uploading", "Downloading") if p in phases), "Running")
+            if run_phase == self.run_phase or self.stop_mode:
+                return
+            self.run_phase = run_phase
+        with contextlib.suppress(ServerError, OSError), PrefectAPI(self.api_url) as api:
+            api.rename_running("flow_runs", self.flow_run_id, run_phase)
 
     def prepare_reuse(self) -> None:
         """Hash the code snapshot; open the repo's reuse history (read per step, by key)."""

@@ -431,6 +431,38 @@ class TestPs:
         assert later.startswith(name)
 
 
+MOVING = """
+workflows:
+  - name: make
+    provider: bash
+    commands: [mkdir -p out, echo 1 > out/one.txt]
+    artifacts: [out]
+  - name: use
+    provider: bash
+    deps: [make]
+    commands: [cat out/one.txt]
+"""
+
+
+class TestStatuses:
+    def test_downloading_and_uploading_show_as_the_runs_state_names(
+        self, cli: CLI, make_repo: Any, api: PrefectAPI
+    ) -> None:
+        """While a step stores its artifacts the run is Uploading, while one places a dep's
+        files it is Downloading (RUNNING throughout: the Prefect UI's timeline and `dstack ps`
+        show the names), then Done."""
+        repo = make_repo({".dstack/workflows.yaml": MOVING})
+
+        res = cli("run", "use", cwd=repo)
+
+        assert res.code == 0, res.text
+        fr = api.flow_run_by_name(re.search(r"^(\S+-\d+)\s+use", res.out, re.M).group(1))  # type: ignore[union-attr]
+        names = api.state_names("flow_run", fr["id"])
+        assert names == ["Pending", "Running", "Uploading", "Running", "Downloading", "Running", "Done"], (
+            names
+        )
+
+
 class TestLogs:
     def test_logs_prints_the_runs_lines_in_order_with_their_step(self, cli: CLI, repo: Path) -> None:
         """`dstack logs RUN` after the run: every step's lines, prefixed, deps' lines first."""

@@ -313,3 +313,70 @@ def test_a_fully_reused_run_is_recorded_without_running(
     assert f"reusing train from run {first} (same inputs)" in logs
     listed = cli("ls", name, "-r", cwd=repo)
     assert "sum.txt" in listed.out and "rows.txt" in listed.out
+
+
+def test_a_home_artifact_of_a_local_step_is_saved(
+    cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path, tmp_path: Path
+) -> None:
+    """`artifacts: [~/t.txt]` on the host is the user's home, as `cache: [~/...]` is (it was
+    read as a folder named '~' in the working directory: an empty artifact)."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    env = {**prefect_server.env(dstack_home), "HOME": str(home)}
+    yaml = (
+        "workflows:\n  - name: h\n    provider: bash\n"
+        "    commands: [echo t > ~/t.txt]\n    artifacts: [~/t.txt]\n"
+    )
+    repo = make_repo({".dstack/workflows.yaml": yaml})
+
+    res = cli("run", "h", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    name = re.search(r"^(\S+-\d+)\s+h\b", res.out, re.M).group(1)  # type: ignore[union-attr]
+    rows = cli("ls", name, "-r", "--json", cwd=repo, env=env).json()
+    assert [(r["artifact"], r["size"]) for r in rows] == [(str(home / "t.txt"), 2)]
+
+
+@pytest.mark.parametrize(
+    ("container", "kept", "lost"),
+    [
+        (False, ["out", "/opt/env", "{home}/t.txt"], []),
+        (True, ["out"], ["/opt/env", "~/t.txt"]),
+    ],
+    ids=["local", "container"],
+)
+def test_paths_inside_a_container_are_not_read_from_the_host(
+    container: bool, kept: list[str], lost: list[str]
+) -> None:
+    """A containerised step's absolute and `~` artifacts live in the container: they are left
+    out (the step warns), never read from the host's folders of the same name."""
+    from dstack_prefect.engine._artifacts import collected_paths
+    from dstack_prefect.graph import build_plan
+    from dstack_prefect.spec import load_text
+
+    yaml = (
+        "workflows:\n  - name: s\n    provider: bash\n"
+        "    commands: [x]\n    artifacts: [out, /opt/env, ~/t.txt]\n"
+    )
+    step = build_plan(load_text(yaml), "s", [], "r-1").step("s")
+
+    paths, missing = collected_paths(step, container=container)
+
+    assert paths == [p.format(home=Path.home()) for p in kept]
+    assert missing == lost
+
+
+def test_an_artifact_entry_left_out_is_said_in_the_log(cli: CLI, make_repo: Any) -> None:
+    """A symlink to a folder inside an artifact is not stored (the manifest's `skipped`): the
+    run's log says so, naming the entry, instead of leaving the user to find it missing."""
+    yaml = (
+        "workflows:\n  - name: s\n    provider: bash\n"
+        "    commands: [mkdir -p out/real, ln -s real out/link, echo x > out/real/f.txt]\n"
+        "    artifacts: [out]\n"
+    )
+    repo = make_repo({".dstack/workflows.yaml": yaml})
+
+    res = cli("run", "s", cwd=repo)
+
+    assert res.code == 0, res.text
+    assert "artifact file out/link is not saved: symlink to a folder" in res.err
