@@ -378,6 +378,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         return Failed(message=exc.message)
     finally:
         watcher.halt()
+        rt.close()
         APILogWorker.drain_all(timeout=10)  # every step line is on the server before the end state
         reaper.done()
         _RUNTIMES.pop(flow_run_id, None)

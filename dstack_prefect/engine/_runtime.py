@@ -8,6 +8,7 @@ for it (CPUs, memory, GPUs), so independent steps overlap while no step waits ho
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
@@ -118,14 +119,19 @@ class Runtime:
         self.moving: dict[str, str] = {}
         """Steps moving files now: step -> "Downloading" or "Uploading" (see ``phase``)."""
         self.run_phase = "Running"
+        self._renames: collections.deque[str] = collections.deque()
+        self._phase_changed = threading.Condition(self.lock)
+        self._renamer: threading.Thread | None = None
+        self._closing = False
 
     def phase(self, step: str, name: str) -> None:
         """Say that ``step`` is Downloading (placing its deps' files, restoring caches), Running,
         or Uploading (storing artifacts and caches): dstack's statuses, shown as the run's state
         name (RUNNING throughout) in the Prefect UI and `dstack ps`: Uploading while any step
-        uploads, else Downloading while any downloads, else Running. A run being stopped keeps
-        its Stopping (Prefect refuses CANCELLING -> RUNNING). Task runs keep Prefect's names:
-        their states are recorded from the task engine's events, which a REST rename races."""
+        uploads, else Downloading while any downloads, else Running. A thread sends each change in
+        order, off the steps' path (a state change costs the server a write); a run being stopped
+        keeps its Stopping (Prefect refuses CANCELLING -> RUNNING). Task runs keep Prefect's
+        names: their states are recorded from the task engine's events, which a REST rename races."""
         with self.lock:
             if name == "Running":
                 self.moving.pop(step, None)
@@ -133,11 +139,35 @@ class Runtime:
                 self.moving[step] = name
             phases = set(self.moving.values())
             run_phase = next((p for p in ("Uploading", "Downloading") if p in phases), "Running")
-            if run_phase == self.run_phase or self.stop_mode:
+            if run_phase == self.run_phase:
                 return
             self.run_phase = run_phase
-        with contextlib.suppress(ServerError, OSError), PrefectAPI(self.api_url) as api:
-            api.rename_running("flow_runs", self.flow_run_id, run_phase)
+            self._renames.append(run_phase)  # each change, in order: a short Uploading still shows
+            if self._renamer is None:
+                self._renamer = threading.Thread(target=self._rename_loop, name="dstack-phase", daemon=True)
+                self._renamer.start()
+            self._phase_changed.notify()
+
+    def _rename_loop(self) -> None:
+        with PrefectAPI(self.api_url) as api:
+            while True:
+                with self.lock:
+                    while not self._renames and not self._closing:
+                        self._phase_changed.wait()
+                    if not self._renames or self.stop_mode:
+                        return
+                    want = self._renames.popleft()
+                with contextlib.suppress(ServerError, OSError):
+                    api.rename_running("flow_runs", self.flow_run_id, want)
+
+    def close(self) -> None:
+        """Send the renames still queued, then stop (before the run's final state is set)."""
+        with self.lock:
+            self._closing = True
+            self._phase_changed.notify_all()
+            renamer = self._renamer
+        if renamer is not None:
+            renamer.join(timeout=10)
 
     def prepare_reuse(self) -> None:
         """Hash the code snapshot; open the repo's reuse history (read per step, by key)."""
