@@ -280,12 +280,12 @@ def pull(ref: Ref, force: Force = False) -> None:
     settings = get_settings()
     local, remote = _local_store(settings), _remote_store(settings)
     try:
-        remote.resolve(ref)
+        manifests = remote.resolve(ref)
     except ArtifactNotFoundError as exc:  # its hint names commands that read this machine
         hint = f"push it there first, from the machine that has it: dstack push {ref}"
         raise ArtifactNotFoundError(exc.message, hint=hint) from None
     _transfer(ref, remote, local, "Pulled", force)
-    index_pulled(local, local.resolve(ref))  # reuse finds the pulled steps, as it finds local ones
+    index_pulled(local, manifests)  # reuse finds the pulled steps, as it finds local ones
 
 
 # config --------------------------------------------------------------------------------------

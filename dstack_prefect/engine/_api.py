@@ -207,19 +207,18 @@ class PrefectAPI:
         )
         return result
 
-    def rename_running(self, kind: str, run_id: str, name: str) -> bool:
-        """Give a running flow or task run (``kind`` "flow_runs" or "task_runs") the state name
-        ``name``, keeping it RUNNING; False when Prefect refuses, e.g. for a run being stopped
-        (CANCELLING goes only to CANCELLED). Each RUNNING state counts in the run's run_count,
-        as Prefect counts every entry into RUNNING."""
+    def rename_running(self, flow_run_id: str, name: str) -> bool:
+        """Give a running flow run the state name ``name``, keeping it RUNNING; False when
+        Prefect refuses, e.g. for a run being stopped (CANCELLING goes only to CANCELLED). Each
+        RUNNING state counts in the run's run_count, as Prefect counts every entry into RUNNING."""
         body = {"state": {"type": "RUNNING", "name": name}, "force": False}
-        result = self._call("POST", f"/{kind}/{run_id}/set_state", body) or {}
+        result = self._call("POST", f"/flow_runs/{flow_run_id}/set_state", body) or {}
         return result.get("status") == "ACCEPT"
 
-    def state_names(self, kind: str, run_id: str) -> list[str]:
-        """The names of every state a flow or task run (``kind`` "flow_run" or "task_run") has
-        been in, oldest first: its history as the Prefect UI's timeline shows it."""
-        states: list[dict[str, Any]] = self._call("GET", f"/{kind}_states/?{kind}_id={run_id}") or []
+    def state_names(self, flow_run_id: str) -> list[str]:
+        """The names of every state a flow run has been in, oldest first: its history as the
+        Prefect UI's timeline shows it."""
+        states: list[dict[str, Any]] = self._call("GET", f"/flow_run_states/?flow_run_id={flow_run_id}") or []
         return [st["name"] for st in sorted(states, key=lambda st: st["timestamp"])]
 
     def set_tags(self, flow_run_id: str, tags: list[str]) -> None:

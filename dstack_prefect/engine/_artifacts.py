@@ -104,23 +104,10 @@ def collected_paths(step: Step, *, container: bool) -> tuple[list[str], list[str
 
 
 def save(
-    store: ArtifactStore,
-    run: str,
-    step: Step,
-    workdir: Path,
-    status: str,
-    extra: dict[str, Any],
-    *,
-    container: bool = False,
+    store: ArtifactStore, run: str, step: Step, workdir: Path, paths: list[str], extra: dict[str, Any]
 ) -> Manifest:
-    return store.put_step(
-        run,
-        step.name,
-        step.name,
-        step_dir(workdir, step),
-        collected_paths(step, container=container)[0],
-        {"status": status, **extra},
-    )
+    """Store the step's artifact ``paths`` (``collected_paths``) and commit its manifest."""
+    return store.put_step(run, step.name, step.name, step_dir(workdir, step), paths, extra)
 
 
 def _local_cache_path(path: str) -> bool:
@@ -130,7 +117,7 @@ def _local_cache_path(path: str) -> bool:
     return not (path.startswith("~") or path.startswith("/"))
 
 
-def restores_caches(step: Step) -> bool:
+def keeps_caches(step: Step) -> bool:
     """Whether the step has cache folders that the store keeps (restored before, saved after)."""
     return any(_local_cache_path(path) for path in step.cache)
 

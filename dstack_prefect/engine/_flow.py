@@ -158,7 +158,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     workdir = rt.workdir(step)
     workdir.mkdir(parents=True, exist_ok=True)
     copy_snapshot_dir(rt.code_dir, workdir)
-    downloads = any(m.files for m in deps) or artifacts.restores_caches(step)
+    downloads = any(m.files for m in deps) or artifacts.keeps_caches(step)
     if downloads:
         rt.phase(step.name, "Downloading")
     artifacts.place_deps(rt.store, step, workdir, deps)
@@ -167,7 +167,8 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     if downloads:
         rt.phase(step.name, "Running")
     container = rt.executor_for(step).name != "local"
-    for path in artifacts.collected_paths(step, container=container)[1]:
+    paths, lost = artifacts.collected_paths(step, container=container)
+    for path in lost:
         notes.warning(
             f"artifact {path} is inside the container and is not saved: "
             "declare a path under the working directory (e.g. output/)"
@@ -181,12 +182,12 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
         msg = f"step '{step.name}' failed: {why}"
         raise StepFailedError(msg, exit_code=result.exit_code)
     status = "stopped" if stopped else "done"
-    extra = {"repo_id": rt.repo_id, "flow_run_id": flow_run_id, **fp.extra()}
-    uploads = bool(step.artifacts) or artifacts.restores_caches(step)
+    extra = {"status": status, "repo_id": rt.repo_id, "flow_run_id": flow_run_id, **fp.extra()}
+    uploads = bool(step.artifacts) or artifacts.keeps_caches(step)
     if uploads:
         rt.phase(step.name, "Uploading")
     try:
-        manifest = artifacts.save(rt.store, rt.run_name, step, workdir, status, extra, container=container)
+        manifest = artifacts.save(rt.store, rt.run_name, step, workdir, paths, extra)
         for entry in manifest.skipped:
             notes.warning(f"artifact file {entry['path']} is not saved: {entry['reason']}")
         record_done(rt.store, manifest)  # only a done one: a stopped step is never reused

@@ -158,7 +158,7 @@ class Runtime:
                         return
                     want = self._renames.popleft()
                 with contextlib.suppress(ServerError, OSError):
-                    api.rename_running("flow_runs", self.flow_run_id, want)
+                    api.rename_running(self.flow_run_id, want)
 
     def close(self) -> None:
         """Send the renames still queued, then stop (before the run's final state is set)."""

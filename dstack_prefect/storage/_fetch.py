@@ -251,8 +251,10 @@ def ls_rows(
     sums: dict[tuple[str, str], int] = defaultdict(int)
     single: set[str] = set()  # artifacts that are one file
     for m in manifests:
+        filled: set[str] = set()
         for e in m.files:
             art = m.artifact_of(e.path)
+            filled.add(art)
             rel = posixpath.basename(e.path) if e.path == art else e.path[len(art) + 1 :]
             if e.path == art:
                 single.add(art)
@@ -261,7 +263,7 @@ def ls_rows(
             shown = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
             sums[(art, shown)] += e.size
         for art in m.artifacts:  # declared, and left empty by the step: a row says so
-            if (not pre or art.startswith(pre)) and not any(m.artifact_of(e.path) == art for e in m.files):
+            if (not pre or art.startswith(pre)) and art not in filled:
                 sums[(art, "")] += 0
     if pre and not sums:
         where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"

@@ -457,7 +457,7 @@ class TestStatuses:
 
         assert res.code == 0, res.text
         fr = api.flow_run_by_name(re.search(r"^(\S+-\d+)\s+use", res.out, re.M).group(1))  # type: ignore[union-attr]
-        names = api.state_names("flow_run", fr["id"])
+        names = api.state_names(fr["id"])
         assert names[:2] == ["Pending", "Running"] and names[-1] == "Done", names
         assert set(names[2:-1]) <= {"Running", "Uploading", "Downloading"}, names
         assert names.index("Uploading") < names.index("Downloading"), names
