@@ -29,7 +29,7 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import IMAGE_HINT, NVIDIA_HINT, docker_errors
 from dstack_prefect.executors._docker_image import runtime_tag
+from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
 from dstack_prefect.graph import Step
 
@@ -426,45 +427,6 @@ def has_nvidia_runtime(info: dict[str, Any]) -> bool:
             return True
     local = str(info.get("Name", "")) == os.uname().nodename
     return local and shutil.which("nvidia-container-runtime-hook") is not None
-
-
-class LineBuffer:
-    """Re-splits raw log chunks into lines for ``on_line``; ``close`` delivers a last partial line."""
-
-    def __init__(self, on_line: Callable[[str], None]) -> None:
-        self.on_line = on_line
-        self.received = 0
-        self._pending = b""
-
-    def feed(self, chunk: bytes) -> None:
-        self.received += len(chunk)
-        self._pending += chunk
-        *lines, self._pending = self._pending.split(b"\n")
-        for raw in lines:
-            self.on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
-
-    def catch_up(self, chunks: Iterable[bytes]) -> None:
-        """Feed the part of the complete log ``chunks`` beyond what was already received."""
-        seen = 0
-        for chunk in chunks:
-            skip = min(len(chunk), max(0, self.received - seen))
-            seen += len(chunk)
-            if skip < len(chunk):
-                self.feed(chunk[skip:])
-                seen = self.received
-
-    def close(self) -> None:
-        if self._pending:
-            self.on_line(self._pending.decode("utf-8", errors="replace").rstrip("\r"))
-            self._pending = b""
-
-
-def stream_lines(chunks: Iterable[bytes], on_line: Callable[[str], None]) -> None:
-    """Deliver raw log ``chunks`` to ``on_line`` line by line, the last partial line included."""
-    lines = LineBuffer(on_line)
-    for chunk in chunks:
-        lines.feed(chunk)
-    lines.close()
 
 
 def stop_container(container: Any, grace: float) -> None:

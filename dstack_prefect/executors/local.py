@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from dstack_prefect.errors import ResourcesUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
+from dstack_prefect.executors._lines import LineBuffer
 from dstack_prefect.graph import Step
 
 
@@ -154,8 +155,10 @@ class LocalExecutor(Executor):
         running: _Running = handle.native  # type: ignore[assignment]
         proc = running.proc
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            running.job.on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        lines = LineBuffer(running.job.on_line)
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            lines.feed(chunk)
+        lines.close()
         code = proc.wait()
         # Whatever the script left running in its group (`server &`) ends with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -493,6 +493,17 @@ class TestLogs:
         assert res.code == 0, res.text
         assert re.search(r"^b \| end \d", res.out, re.M), res.text
 
+    def test_a_progress_bar_shows_as_its_final_state(self, cli: CLI, make_repo: Any) -> None:
+        """Carriage-return frames (tqdm, pip) are one log line, the bar as a terminal ends it."""
+        command = "printf '\\r 50%%|#####     |\\r100%%|##########|\\n'; echo done"
+        yaml = f"workflows:\n  - name: bar\n    provider: bash\n    commands:\n      - {command}\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        name = submitted_name(cli("run", "bar", "-d", cwd=repo).out)
+
+        out = cli("logs", name, "-a", cwd=repo).out
+
+        assert out.splitlines()[-2:] == ["100%|##########|", "done"], out
+
 
 class TestBadInput:
     @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.executors import StepJob
-from dstack_prefect.executors.docker import LineBuffer, container_kwargs, home_id, step_command
+from dstack_prefect.executors.docker import container_kwargs, home_id, step_command
 from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
@@ -182,25 +182,3 @@ class TestCommand:
         entrypoint, command = step_command(Step(name="b", setup=["s"], commands=["c"]))
 
         assert (["bash", "-c", "set -e\ns\nc\n"], []) == (entrypoint[:3], command)  # type: ignore[index]
-
-
-class TestLineBuffer:
-    def test_chunks_split_into_lines(self) -> None:
-        """Chunks re-split on newlines; a multi-byte character split across chunks survives."""
-        lines: list[str] = []
-        buf = LineBuffer(lines.append)
-        for chunk in (b"a\nb", b"c\r\n\xc3", b"\xa9\nlast"):
-            buf.feed(chunk)
-        buf.close()
-
-        assert ["a", "bc", "\u00e9", "last"] == lines
-
-    def test_catch_up_delivers_only_what_was_missed(self) -> None:
-        """catch_up skips the bytes already streamed and delivers the rest."""
-        lines: list[str] = []
-        buf = LineBuffer(lines.append)
-        buf.feed(b"one\ntw")
-        buf.catch_up([b"one\n", b"two\n", b"tail"])
-        buf.close()
-
-        assert ["one", "two", "tail"] == lines
