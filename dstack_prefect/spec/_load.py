@@ -14,6 +14,7 @@ load with a located warning. A workflow dep that no file defines is an error: `c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,13 +131,18 @@ def find_repo_root(start: Path) -> Path:
 
 
 def workflow_files(root: Path) -> list[Path]:
-    """The workflow files of the repo at ``root``, sorted."""
+    """The workflow files of the repo at ``root``, sorted; a broken link counts (it is an error
+    to report, not a file to pass over)."""
     dstack = root / ".dstack"
-    files = [dstack / name for name in ("workflows.yaml", "workflows.yml") if (dstack / name).is_file()]
+    files = [dstack / name for name in ("workflows.yaml", "workflows.yml") if _is_file(dstack / name)]
     folder = dstack / "workflows"
     if folder.is_dir():
-        files += sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        files += sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and _is_file(p))
     return files
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def load_workflows(root: Path) -> Workflows:
@@ -178,7 +184,18 @@ def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
         except UnicodeDecodeError:
             errors.append(SpecError("not UTF-8 text, expected a UTF-8 YAML file", path=shown))
             texts.append((shown, None))
+        except OSError as exc:
+            errors.append(SpecError(_unreadable(file, exc), path=shown))
+            texts.append((shown, None))
     return _build(root, files, texts, errors)
+
+
+def _unreadable(file: Path, exc: OSError) -> str:
+    if file.is_symlink() and not file.exists():
+        return (
+            f"cannot be read: it links to {os.readlink(file)}, which does not exist; fix or remove the link"
+        )
+    return f"cannot be read: {exc.strerror or exc}"
 
 
 def load_text(text: str, path: str = "workflows.yaml", *, root: Path | None = None) -> Workflows:
