@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from dstack_prefect.errors import StorageError
 from dstack_prefect.graph import Step
-from dstack_prefect.storage import ArtifactStore, Manifest
+from dstack_prefect.storage import ArtifactStore, Manifest, normalize_artifact_path
 
 ABSOLUTE_ROOT = ".dstack-absolute"
 """Absolute artifact paths (old dstack allowed /opt/conda/envs/x) land under this folder."""
@@ -52,9 +52,7 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
     if not manifests:
         return
     try:
-        store.materialize(
-            manifests, step_dir(workdir, step), absolute_root=step_dir(workdir, step) / ABSOLUTE_ROOT
-        )
+        store.materialize(manifests, step_dir(workdir, step), absolute_root=absolute_root(workdir, step))
     except StorageError as exc:
         where = f"{step.source}: " if step.source else ""
         msg = f"{where}step '{step.name}': {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
@@ -83,31 +81,74 @@ def make_artifact_folders(step: Step, workdir: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
 
 
+def absolute_root(workdir: Path, step: Step) -> Path:
+    """Where the step's deps' absolute artifacts are placed, and from where a containerised
+    step's absolute paths are mounted (``/opt/x`` is ``absolute_root/opt/x``)."""
+    return step_dir(workdir, step) / ABSOLUTE_ROOT
+
+
 def collected_paths(step: Step, *, container: bool) -> tuple[list[str], list[str]]:
     """The step's artifact paths as they are read after it, and those that cannot be.
 
     `~` is the home of whoever ran the step: for a local step this machine's (as for `cache`).
-    A containerised step's `~` and absolute paths are inside the container, gone when it is
-    removed; only paths under its working directory (bind-mounted) reach the host. Those are
-    left out, and said so, rather than read from the host's folders of the same name.
+    A containerised step's absolute paths are host folders mounted at them
+    (:func:`container_artifact_mounts`), read back from there; its `~` paths are the
+    container's own home, gone when it is removed: left out, and said so, rather than read
+    from the host's folders of the same name.
     """
     paths: list[str] = []
     lost: list[str] = []
     for art in step.artifacts:
         path = art.path.strip()
         home = path == "~" or path.startswith("~/")
-        if container and (home or path.startswith("/")):
+        if container and home:
             lost.append(path)
             continue
         paths.append(os.path.expanduser(path) if home else path)
     return paths, lost
 
 
+def absolute_dep_paths(deps: list[Manifest]) -> list[str]:
+    """The absolute artifact paths of the deps' manifests, in order, once each."""
+    return list(dict.fromkeys(a for m in deps for a in m.artifacts if a.startswith("/")))
+
+
+def container_artifact_mounts(step: Step, workdir: Path, deps: list[Manifest]) -> dict[str, Path]:
+    """Host folders to mount at a containerised step's absolute artifact paths and its deps',
+    as old dstack's runner bind-mounted every artifact at its path: what the step writes there
+    reaches the host to be saved, and what a dep left there (placed under
+    :func:`absolute_root`) is where the step looks for it, e.g. a conda env in
+    /opt/conda/envs/myenv. A path inside another one rides on the outer mount."""
+    root = absolute_root(workdir, step)
+    own = [art.path.strip() for art in step.artifacts if art.path.strip().startswith("/")]
+    wanted = sorted({normalize_artifact_path(p) for p in own} | set(absolute_dep_paths(deps)))
+    mounts: dict[str, Path] = {}
+    for path in wanted:  # a folder sorts before what is inside it
+        if any(path.startswith(outer + "/") for outer in mounts):
+            continue
+        host = root / path.lstrip("/")
+        if not host.exists():
+            host.mkdir(parents=True)
+        mounts[path] = host
+    return mounts
+
+
 def save(
-    store: ArtifactStore, run: str, step: Step, workdir: Path, paths: list[str], extra: dict[str, Any]
+    store: ArtifactStore,
+    run: str,
+    step: Step,
+    workdir: Path,
+    paths: list[str],
+    extra: dict[str, Any],
+    *,
+    container: bool,
 ) -> Manifest:
-    """Store the step's artifact ``paths`` (``collected_paths``) and commit its manifest."""
-    return store.put_step(run, step.name, step.name, step_dir(workdir, step), paths, extra)
+    """Store the step's artifact ``paths`` (``collected_paths``) and commit its manifest; a
+    containerised step's absolute ones are read from the host folders mounted at them."""
+    root = absolute_root(workdir, step) if container else None
+    return store.put_step(
+        run, step.name, step.name, step_dir(workdir, step), paths, extra, absolute_root=root
+    )
 
 
 def _local_cache_path(path: str) -> bool:

@@ -170,10 +170,16 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     paths, lost = artifacts.collected_paths(step, container=container)
     for path in lost:
         notes.warning(
-            f"artifact {path} is inside the container and is not saved: "
-            "declare a path under the working directory (e.g. output/)"
+            f"artifact {path} is in the container's home and is not saved: "
+            "declare a path under the working directory (e.g. output/) or an absolute one"
         )
-    result = _execute(rt, step, workdir, flow_run_id, notes)
+    if not container:
+        for path in artifacts.absolute_dep_paths(deps):
+            notes.warning(
+                f"dep artifact {path} is at {artifacts.ABSOLUTE_ROOT}{path} in the working directory:"
+                " a local step does not write outside it; with --docker it is mounted at its path"
+            )
+    result = _execute(rt, step, workdir, flow_run_id, notes, deps)
     if rt.mode() == "abort":
         return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
     stopped = result.stopped or rt.mode() == "stop"
@@ -187,7 +193,7 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
     if uploads:
         rt.phase(step.name, "Uploading")
     try:
-        manifest = artifacts.save(rt.store, rt.run_name, step, workdir, paths, extra)
+        manifest = artifacts.save(rt.store, rt.run_name, step, workdir, paths, extra, container=container)
         for entry in manifest.skipped:
             notes.warning(f"artifact file {entry['path']} is not saved: {entry['reason']}")
         record_done(rt.store, manifest)  # only a done one: a stopped step is never reused
@@ -207,7 +213,9 @@ def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
     return PrefectLogAdapter(get_logger(name), extra=dict(extra))
 
 
-def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any) -> StepResult:
+def _execute(
+    rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any, deps: list[Manifest]
+) -> StepResult:
     """Run the step's commands with its executor; every output line becomes a Prefect log."""
     out = _logger(step_logger_name(STEP_OUTPUT_LOGGER, step.name), notes.extra or {})
     executor = rt.executor_for(step)
@@ -245,7 +253,10 @@ def _execute(rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: An
         ports=ports,
         labels={"dstack.run": rt.run_name, "dstack.step": step.name, "dstack.flow-run-id": flow_run_id},
         mounts=(
-            artifacts.container_cache_mounts(rt.settings.home, rt.repo_id, step)
+            {
+                **artifacts.container_cache_mounts(rt.settings.home, rt.repo_id, step),
+                **artifacts.container_artifact_mounts(step, workdir, deps),
+            }
             if executor.name == "docker"
             else {}
         ),

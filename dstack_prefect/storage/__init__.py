@@ -40,7 +40,7 @@ Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at 
 
 from ._errors import translate_errors
 from ._fetch import TransferResult
-from ._model import FileEntry, LsRow, Manifest, Tag
+from ._model import FileEntry, LsRow, Manifest, Tag, normalize_artifact_path
 from ._progress import CountingProgress, NullProgress, Progress, rich_progress
 from ._store import ArtifactStore, PruneResult, transfer
 
@@ -55,6 +55,7 @@ __all__ = [
     "PruneResult",
     "Tag",
     "TransferResult",
+    "normalize_artifact_path",
     "rich_progress",
     "transfer",
     "translate_errors",

@@ -33,11 +33,12 @@ class LocalFile:
 
 
 def walk_artifacts(
-    workdir: Path, artifact_paths: Sequence[str]
+    workdir: Path, artifact_paths: Sequence[str], absolute_root: Path | None = None
 ) -> tuple[list[str], list[LocalFile], list[dict[str, str]]]:
     """Normalised artifact paths, the files under them, and what was skipped (with the reason).
 
-    A relative artifact path is taken under ``workdir``; an absolute one as it is. A missing path
+    A relative artifact path is taken under ``workdir``; an absolute one as it is, or under
+    ``absolute_root`` when one is given (``/opt/x`` is read from ``absolute_root/opt/x``). A missing path
     is an empty artifact. Symlinks to files are stored as the files they point to; symlinks to
     folders, dangling symlinks and special files are skipped and recorded.
     """
@@ -48,7 +49,10 @@ def walk_artifacts(
         art = normalize_artifact_path(declared)
         if art not in artifacts:
             artifacts.append(art)
-        top = Path(art) if art.startswith("/") else workdir / art
+        if not art.startswith("/"):
+            top = workdir / art
+        else:
+            top = absolute_root / art.lstrip("/") if absolute_root is not None else Path(art)
         if top.is_file():
             st = top.stat()
             files[art] = LocalFile(art, top, st.st_size, stat.S_IMODE(st.st_mode))

@@ -57,10 +57,14 @@ class ArtifactStore:
 
     # writing ------------------------------------------------------------------------------
     def _store_files(
-        self, workdir: Path, artifact_paths: Sequence[str], progress: Progress | None
+        self,
+        workdir: Path,
+        artifact_paths: Sequence[str],
+        progress: Progress | None,
+        absolute_root: Path | None = None,
     ) -> tuple[list[str], list[FileEntry], list[dict[str, str]]]:
         """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write."""
-        artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths)
+        artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths, absolute_root)
         digests = hash_many([f.local for f in local], progress)
         entries = [
             FileEntry(path=f.path, size=size, sha256=d, mode=f.mode)
@@ -88,15 +92,19 @@ class ArtifactStore:
         artifact_paths: Sequence[str],
         extra: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        absolute_root: Path | None = None,
     ) -> Manifest:
         """Upload a step's artifacts (relative to ``workdir``, or absolute) and commit its manifest last.
 
+        Absolute artifact paths are read as they are, or, with ``absolute_root``, from under it
+        (``/opt/x`` from ``absolute_root/opt/x``: where a container's folder was mounted from);
+        the manifest names them by their absolute path either way, as :meth:`materialize` takes it.
         Only blobs the store lacks are uploaded. Until the manifest is written the step does not
         exist for readers, so a killed upload is never half visible; running again completes it.
         """
         self._manifest_key(run, step)
         with translate_errors(f"uploading the artifacts of {run}/{step}"):
-            artifacts, files, skipped = self._store_files(workdir, artifact_paths, progress)
+            artifacts, files, skipped = self._store_files(workdir, artifact_paths, progress, absolute_root)
             m = Manifest(
                 run=run,
                 step=step,

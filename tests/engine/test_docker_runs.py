@@ -62,6 +62,17 @@ workflows:
     commands:
       - echo "container sleeping"
       - sleep 300
+  - name: make-env
+    provider: bash
+    commands:
+      - mkdir -p /opt/dstack-test-envs/myenv/bin
+      - echo "echo the env made upstream works" > /opt/dstack-test-envs/myenv/bin/hello
+    artifacts: [/opt/dstack-test-envs/myenv]
+  - name: use-env
+    provider: bash
+    deps: [make-env]
+    commands:
+      - sh /opt/dstack-test-envs/myenv/bin/hello
   - name: gpu
     provider: bash
     resources: {{gpu: 1}}
@@ -159,6 +170,23 @@ def test_docker_flag_runs_bash_steps_in_the_runtime_image(cli: CLI, repo: Path, 
 
     assert res.code == 0, res.text
     assert "pwd=/workflow venv=/opt/dstack" in res.out
+
+
+def test_an_absolute_artifact_is_saved_and_mounted_at_its_path_downstream(
+    cli: CLI, repo: Path, env: dict[str, str]
+) -> None:
+    """Old dstack's conda-env pattern: a containerised step's absolute artifact folder
+    (/opt/.../myenv) is saved, and a dependent container finds it at the same path; the host's
+    own /opt is never written."""
+    res = cli("run", "use-env", "--docker", cwd=repo, env=env)
+    row = re.search(r"^(\S+)\s+use-env\s", res.out, re.M)
+    assert row, res.text
+    listed = cli("ls", row.group(1), "-r", cwd=repo, env=env)
+
+    assert res.code == 0, res.text
+    assert "use-env | the env made upstream works" in res.out
+    assert re.search(r"^/opt/dstack-test-envs/myenv/\s+bin/hello\s", listed.out, re.M), listed.text
+    assert not Path("/opt/dstack-test-envs").exists()
 
 
 def test_a_home_cache_folder_survives_between_container_runs(

@@ -341,15 +341,16 @@ def test_a_home_artifact_of_a_local_step_is_saved(
     ("container", "kept", "lost"),
     [
         (False, ["out", "/opt/env", "{home}/t.txt"], []),
-        (True, ["out"], ["/opt/env", "~/t.txt"]),
+        (True, ["out", "/opt/env"], ["~/t.txt"]),
     ],
     ids=["local", "container"],
 )
 def test_paths_inside_a_container_are_not_read_from_the_host(
     container: bool, kept: list[str], lost: list[str]
 ) -> None:
-    """A containerised step's absolute and `~` artifacts live in the container: they are left
-    out (the step warns), never read from the host's folders of the same name."""
+    """A containerised step's `~` artifacts live in the container's home: they are left out
+    (the step warns), never read from the host's home; its absolute ones are kept, to be read
+    from the host folders mounted at them."""
     from dstack_prefect.engine._artifacts import collected_paths
     from dstack_prefect.graph import build_plan
     from dstack_prefect.spec import load_text
@@ -380,3 +381,53 @@ def test_an_artifact_entry_left_out_is_said_in_the_log(cli: CLI, make_repo: Any)
 
     assert res.code == 0, res.text
     assert "artifact file out/link is not saved: symlink to a folder" in res.err
+
+
+def test_a_container_gets_one_mount_per_outermost_absolute_artifact(tmp_path: Path) -> None:
+    """A containerised step's absolute artifact folders and its deps' are mounted from under
+    the step's `.dstack-absolute/`; a path inside another one rides on the outer mount, and a
+    dep's file stays a file."""
+    from dstack_prefect.engine._artifacts import ABSOLUTE_ROOT, container_artifact_mounts
+    from dstack_prefect.graph import build_plan
+    from dstack_prefect.spec import load_text
+    from dstack_prefect.storage import Manifest
+
+    yaml = (
+        "workflows:\n  - name: s\n    provider: bash\n"
+        "    commands: [x]\n    artifacts: [out, /opt/conda/, ~/t]\n"
+    )
+    step = build_plan(load_text(yaml), "s", [], "r-1").step("s")
+    root = tmp_path / ABSOLUTE_ROOT
+    (root / "models").mkdir(parents=True)
+    (root / "models/m.pt").write_bytes(b"m")
+    deps = [
+        Manifest(run="r-0", step="d", artifacts=["/opt/conda/envs/myenv", "/models/m.pt", "data"]),
+    ]
+
+    mounts = container_artifact_mounts(step, tmp_path, deps)
+
+    assert mounts == {"/models/m.pt": root / "models/m.pt", "/opt/conda": root / "opt/conda"}
+    assert (root / "opt/conda").is_dir() and (root / "models/m.pt").is_file()
+
+
+def test_a_local_step_finds_a_deps_absolute_artifact_in_its_folder_and_is_told(
+    cli: CLI, make_repo: Any, tmp_path: Path
+) -> None:
+    """A dep's absolute artifact is placed under `.dstack-absolute/<path>` of a local step
+    (never at the path itself on this machine), and the step's log says where it is."""
+    made = tmp_path / "made-env"
+    yaml = (
+        "workflows:\n  - name: make\n    provider: bash\n"
+        f"    commands: [mkdir -p {made}, echo built > {made}/f]\n    artifacts: [{made}]\n"
+        "  - name: use\n    provider: bash\n    deps: [make]\n"
+        f"    commands: [rm -r {made}, cat .dstack-absolute{made}/f]\n"
+    )
+    repo = make_repo({".dstack/workflows.yaml": yaml})
+
+    res = cli("run", "use", cwd=repo)
+
+    assert res.code == 0, res.text
+    assert "use | built" in res.out
+    said = " ".join(res.err.split())  # the console wraps long lines
+    assert f"dep artifact {made} is at .dstack-absolute{made} in the working directory" in said
+    assert not made.exists()

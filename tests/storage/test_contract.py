@@ -231,6 +231,23 @@ class StoreContract:
 
         assert (tmp_path / "t/_root/opt/envs/x/bin/python").read_bytes() == b"py"
 
+    def test_absolute_paths_read_from_absolute_root_round_trip(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A container's absolute artifact, mounted from a host folder, is read from under
+        absolute_root, named by its absolute path, and lands back under a consumer's root."""
+        mounted = tmp_path / "work/.abs/opt/envs/x/bin"
+        mounted.mkdir(parents=True)
+        (mounted / "python").write_bytes(b"py")
+
+        m = store.put_step(
+            "run-1", "s", "s", tmp_path / "work", ["/opt/envs/x"], absolute_root=tmp_path / "work/.abs"
+        )
+        store.materialize([m], tmp_path / "t", absolute_root="_root")
+
+        assert (m.artifacts, [f.path for f in m.files]) == (["/opt/envs/x"], ["/opt/envs/x/bin/python"])
+        assert (tmp_path / "t/_root/opt/envs/x/bin/python").read_bytes() == b"py"
+
     def test_same_path_different_content_is_a_conflict(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Two manifests that put different content at one path raise a StorageError naming both."""
         a = _crafted(store, "out/x", b"one", run="run-a")
