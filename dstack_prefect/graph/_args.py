@@ -8,6 +8,8 @@ docker IMAGE`) adds `-c/--command`, and for docker the IMAGE and `--entrypoint`.
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -16,8 +18,23 @@ from dstack_prefect.errors import PlanError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        msg = f"dstack run: {message}"
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        msg = f"{missing.group(1)}: expected a value after it" if missing else f"dstack run: {message}"
         raise PlanError(msg, hint="see docs/workflows.md, section `dstack run` options")
+
+
+def _count(option: str, example: str) -> Callable[[str], int]:
+    """An argparse type for a whole-number option, whose error reads like the other options'
+    (argparse's own says "invalid int value")."""
+
+    def parse(value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            msg = f"{option}: got {value!r}, expected a whole number such as {example}"
+            raise PlanError(msg, hint=f"e.g. dstack run WORKFLOW {option} {example}") from None
+
+    return parse
 
 
 @dataclass
@@ -51,9 +68,9 @@ def _parser(provider_mode: str | None) -> _Parser:
     p.add_argument("--dep", action="append", dest="deps")
     p.add_argument("-w", "--working-dir")
     p.add_argument("-i", "--interruptible", action="store_true")
-    p.add_argument("--cpu", type=int)
+    p.add_argument("--cpu", type=_count("--cpu", "4"))
     p.add_argument("--memory")
-    p.add_argument("--gpu", type=int)
+    p.add_argument("--gpu", type=_count("--gpu", "1"))
     p.add_argument("--gpu-name")
     p.add_argument("--gpu-memory")
     p.add_argument("--shm-size")

@@ -187,7 +187,9 @@ class TestOverrides:
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            (["--cpu", "many"], "dstack run: argument --cpu: invalid int value: 'many'"),
+            (["--cpu", "many"], "--cpu: got 'many', expected a whole number such as 4"),
+            (["--gpu", "x"], "--gpu: got 'x', expected a whole number such as 1"),
+            (["--memory"], "--memory: expected a value after it"),
             (["--memory", "lots"], "--memory: got 'lots', expected a size such as '16GB', '512MiB' or '2Gi'"),
             (["-p", "web"], "-p/--port: got 'web', expected a port number or 'APP_PORT:LOCAL_PORT'"),
             (["--dep", "nope"], "--dep: unknown workflow 'nope' in deps"),
@@ -238,6 +240,8 @@ class TestOverrides:
         ],
         ids=[
             "cpu",
+            "gpu",
+            "memory-without-value",
             "memory",
             "port",
             "dep",
