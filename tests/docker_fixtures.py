@@ -5,6 +5,7 @@
     runtime_image    dstack-prefect/runtime:<version>-py3.11-slim, built by docker/build.sh
                      from dstack-prefect/base:bookworm when missing
     tiny_image       a small docker-provider image built here (CMD echoes "from-cmd")
+    nonroot_image    the same with ``USER app`` (uid 1234, home /home/app), as many published images
 
 Make the base image once with .ci/docker-setup.sh (root; debootstrap, about a minute).
 """
@@ -31,6 +32,12 @@ TINY_DOCKERFILE = f"""\
 FROM {BASE_IMAGE}
 RUN echo tiny > /etc/tiny-marker
 CMD ["echo", "from-cmd"]
+"""
+NONROOT_IMAGE = "dstack-prefect/test-nonroot:1"
+NONROOT_DOCKERFILE = f"""\
+FROM {BASE_IMAGE}
+RUN useradd --create-home --uid 1234 app
+USER app
 """
 
 
@@ -84,14 +91,22 @@ def runtime_image(docker_engine: Any, base_image: str) -> str:
     return tag
 
 
+def _built(client: Any, tag: str, dockerfile: str) -> str:
+    if not _has_image(client, tag):
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, network_mode="host")
+    return tag
+
+
 @pytest.fixture(scope="session")
 def tiny_image(docker_engine: Any, base_image: str) -> str:
     """A small image of our own for docker-provider steps."""
-    if not _has_image(docker_engine, TINY_IMAGE):
-        docker_engine.images.build(
-            fileobj=io.BytesIO(TINY_DOCKERFILE.encode()), tag=TINY_IMAGE, rm=True, network_mode="host"
-        )
-    return TINY_IMAGE
+    return _built(docker_engine, TINY_IMAGE, TINY_DOCKERFILE)
+
+
+@pytest.fixture(scope="session")
+def nonroot_image(docker_engine: Any, base_image: str) -> str:
+    """A docker-provider image whose USER is app (uid 1234), not root."""
+    return _built(docker_engine, NONROOT_IMAGE, NONROOT_DOCKERFILE)
 
 
 @pytest.fixture

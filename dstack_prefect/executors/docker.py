@@ -11,6 +11,11 @@ labels ``dstack.run`` / ``dstack.step`` / ``dstack.home`` (plus the job's, e.g. 
 ``dstack.flow-run-id``) by which :func:`list_step_containers` and :func:`cleanup_containers` find
 leftovers. The container is removed when the step ends.
 
+Files stay the host user's. A docker-provider step runs as its image's USER: a throwaway root
+container of that image ``chown -R``s the step folder and cache folders to a non-root USER
+before the step and back to the host uid:gid after. A step running as a non-root uid gets the
+folders between HOME and its ``~`` mount points made as its own in the created container.
+
 One Docker engine serves many dstack homes (other DSTACK_HOMEs, users, CI jobs), each with its
 own Prefect server: ``dstack.home`` (:func:`home_id`) says which home started a container, and
 cleanup only ever judges its own home's containers.
@@ -26,8 +31,10 @@ Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
+import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,6 +204,8 @@ class _Running:
     job: StepJob
     oom_limit: int | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    handed: bool = False
+    """The workdir was handed to the image's non-root USER: it goes back to the host user."""
     stopped: bool = False
     waiting: bool = False
     done: bool = False
@@ -277,21 +286,30 @@ class DockerExecutor(Executor):
     def start(self, job: StepJob) -> Handle:
         step = job.step
         image = self._image(step)
+        (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
+        owner = self.user if self.user[0] != 0 else None  # who the commands run as, unless root
+        handed = False
         if step.provider == "docker":
             self._ensure_image(image, step)
-        (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
+            image_user = self._image_user(image)
+            owner = self._hand_over(job, image, image_user) if image_user else None
+            handed = owner is not None
         kwargs = container_kwargs(
             job, image=image, user=self.user, network_mode=self.network_mode, home=self.home
         )
         with docker_errors(f"creating the container of step '{step.name}'"):
             container = self.client.containers.create(**kwargs)
         try:
+            if owner is not None:
+                _own_folders_to_mounts(container, kwargs, owner)
             with docker_errors(f"starting the container of step '{step.name}'"):
                 container.start()
         except BaseException:
             _remove(container)  # a created-but-never-started container is still a leftover
+            if handed:
+                self._chown_back(job, image)
             raise
-        running = _Running(container, job, step.resources.memory_mib)
+        running = _Running(container, job, step.resources.memory_mib, handed=handed)
         return Handle(identifier=f"docker:{container.id}", native=running)
 
     def wait(self, handle: Handle) -> StepResult:
@@ -323,7 +341,8 @@ class DockerExecutor(Executor):
         finally:
             with running.lock:
                 running.done = True
-            self._chown_back(running)
+            if running.job.step.provider == "docker" and (self.user[0] != 0 or running.handed):
+                self._chown_back(running.job, container.image.id)
             _remove(container)
 
     def stop(self, handle: Handle, grace: float = 10.0) -> None:
@@ -370,42 +389,89 @@ class DockerExecutor(Executor):
             msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {exc}"
             raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
 
-    def _chown_back(self, running: _Running) -> None:
+    def _image_user(self, image: str) -> str:
+        """The image's USER when it is not root (``app``, ``1234:1234``), else ``""``."""
+        with docker_errors(f"inspecting image {image}"):
+            config = self.client.images.get(image).attrs.get("Config") or {}
+        user = str(config.get("User") or "")
+        return "" if user.partition(":")[0] in ("", "root", "0") else user
+
+    def _hand_over(self, job: StepJob, image: str, image_user: str) -> tuple[int, int] | None:
+        """Give the workdir and cache folders to the image's non-root USER for the step's run.
+
+        They are the host user's folders (mode 755), which another uid cannot write. Returns the
+        USER's numeric uid:gid, or None (said on ``job.on_line``) when ``chown`` failed, e.g. an
+        image without one: the step then runs as it would have.
+        """
+        try:
+            self._run_chown(job, image, image_user)
+        except Exception as exc:  # noqa: BLE001  the step still runs; say why it may not write
+            job.on_line(f"dstack: could not give {job.workdir} to the image's user {image_user}: {exc}")
+            return None
+        st = job.workdir.resolve().stat()
+        return st.st_uid, st.st_gid
+
+    def _chown_back(self, job: StepJob, image: str) -> None:
         """Give files a docker-provider step wrote in the workdir and its cache mounts back to
         the host user.
 
-        Runtime-image steps already run as the host uid; root on the host needs nothing.
+        Runtime-image steps already run as the host uid; root on the host needs nothing unless
+        the folders were handed to the image's user.
         """
         uid, gid = self.user
-        if running.job.step.provider != "docker" or uid == 0:
-            return
         try:
-            with docker_errors("giving the workdir back to the host user"):
-                volumes = {str(running.job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}}
-                volumes.update(
-                    {
-                        str(h.resolve()): {"bind": f"/dstack-cache/{i}", "mode": "rw"}
-                        for i, h in enumerate(running.job.mounts.values())
-                    }
-                )
-                self.client.containers.run(
-                    running.container.image.id,
-                    entrypoint=[
-                        "chown",
-                        "-R",
-                        f"{uid}:{gid}",
-                        WORKFLOW_DIR,
-                        *(v["bind"] for v in list(volumes.values())[1:]),
-                    ],
-                    command=[],
-                    user="0:0",
-                    volumes=volumes,
-                    network_mode="none",
-                    labels=_labels(running.job, "chown", self.home),
-                    remove=True,
-                )
-        except Exception as exc:  # the step's result stands; say why files may stay root's  # noqa: BLE001
-            running.job.on_line(f"dstack: could not chown {running.job.workdir} to {uid}:{gid}: {exc}")
+            self._run_chown(job, image, f"{uid}:{gid}")
+        except Exception as exc:  # the step's result stands; say why files may stay the image's  # noqa: BLE001
+            job.on_line(f"dstack: could not chown {job.workdir} to {uid}:{gid}: {exc}")
+
+    def _run_chown(self, job: StepJob, image: str, owner: str) -> None:
+        """``chown -R owner`` the workdir and cache folders, as root in a throwaway ``image`` container."""
+        volumes = {str(job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}}
+        volumes.update(
+            {
+                str(h.resolve()): {"bind": f"/dstack-cache/{i}", "mode": "rw"}
+                for i, h in enumerate(job.mounts.values())
+            }
+        )
+        with docker_errors(f"changing the owner of {job.workdir} to {owner}"):
+            self.client.containers.run(
+                image,
+                entrypoint=["chown", "-R", owner, *(v["bind"] for v in volumes.values())],
+                command=[],
+                user="0:0",
+                volumes=volumes,
+                network_mode="none",
+                labels=_labels(job, "chown", self.home),
+                remove=True,
+            )
+
+
+def _own_folders_to_mounts(container: Any, kwargs: dict[str, Any], owner: tuple[int, int]) -> None:
+    """Make the folders between HOME and each mount point under it ``owner``'s, in ``container``
+    (created, not started).
+
+    Docker makes a missing mount point's parents as root, so a step running as another uid
+    could not write ~/.cache/other beside a mounted ~/.cache/pip.
+    """
+    home = str(kwargs["environment"].get("HOME") or "").rstrip("/")
+    folders: set[str] = set()
+    for volume in kwargs["volumes"].values():
+        target = str(volume["bind"])
+        if not home or not target.startswith(home + "/"):
+            continue
+        parts = target[len(home) + 1 :].split("/")[:-1]
+        folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    if not folders:
+        return
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for rel in sorted(folders):
+            info = tarfile.TarInfo(f"{home.lstrip('/')}/{rel}")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            info.uid, info.gid = owner
+            tar.addfile(info)
+    with docker_errors("making the folders on the way to the cache mounts"):
+        container.put_archive("/", data.getvalue())
 
 
 def docker_client() -> Any:

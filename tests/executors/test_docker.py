@@ -137,6 +137,45 @@ class TestDockerProvider:
         assert "docker build -t 127.0.0.1:9/nowhere/none:1 ." in (err.value.hint or "")
         assert [] == leftovers(docker_engine, run_name)
 
+    @pytest.mark.parametrize("host", ["user", "root"])
+    def test_a_non_root_image_user_writes_the_workdir_and_the_user_gets_it_back(
+        self, runtime_image: str, nonroot_image: str, tmp_path: Path, run_name: str, host: str
+    ) -> None:
+        """An image whose USER is not root can write its workdir and cache mounts (both are the host
+        user's folders), and everything it wrote is the host user's afterwards."""
+        uid = os.getuid()
+        if host == "root" and uid != 0:
+            pytest.skip("needs root to act as the root host user")
+        owner = (0, 0) if host == "root" else (uid, os.getgid()) if uid != 0 else (4321, 4321)
+        workdir, cache = tmp_path / "wd", tmp_path / "cache"
+        workdir.mkdir()
+        cache.mkdir()
+        (workdir / "code.txt").write_text("code\n")
+        for path in (workdir, cache, workdir / "code.txt"):
+            os.chown(path, *owner)
+        step = Step(
+            name="nr",
+            provider="docker",
+            image=nonroot_image,
+            home_dir="/home/app",
+            working_dir="src",
+            commands=[
+                "id -u",
+                "mkdir -p out/sub && echo x > out/sub/f",
+                "echo more >> ../code.txt",
+                "echo c > ~/.cache/x/c && mkdir ~/.cache/other",
+            ],
+        )
+        job, lines = make_job(step, workdir, run_name, mounts={"~/.cache/x": cache})
+
+        with DockerExecutor(runtime_image=runtime_image, user=owner) as ex:
+            result = run(ex, job)
+
+        assert (0, ["1234"]) == (result.exit_code, lines)
+        written = [workdir / "src/out/sub/f", workdir / "src/out/sub", workdir / "code.txt", cache / "c"]
+        assert [owner] * 4 == [(p.stat().st_uid, p.stat().st_gid) for p in written]
+        assert "code\nmore\n" == (workdir / "code.txt").read_text()
+
 
 class TestRuntimeImageSteps:
     def test_env_and_working_dir(self, executor: DockerExecutor, tmp_path: Path, run_name: str) -> None:
@@ -158,6 +197,26 @@ class TestRuntimeImageSteps:
             result = run(ex, job)
 
         assert (0, ["4321"], 4321) == (result.exit_code, lines, (tmp_path / "mine.txt").stat().st_uid)
+
+    def test_a_cache_mount_under_home_leaves_the_rest_of_home_writable(
+        self, runtime_image: str, tmp_path: Path, run_name: str
+    ) -> None:
+        """With ~/.cache/pip mounted, a step running as the host uid still creates ~/.cache/other:
+        the folders Docker makes on the way to a mount point are the step user's, not root's."""
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        tmp_path.chmod(0o777)
+        cache.chmod(0o777)
+        step = Step(
+            name="c", commands=["echo x > ~/.cache/pip/f", "mkdir -p ~/.cache/other/deep", "ls -n ~/.cache"]
+        )
+        job, lines = make_job(step, tmp_path, run_name, mounts={"~/.cache/pip": cache})
+
+        with DockerExecutor(runtime_image=runtime_image, user=(4321, 4321)) as ex:
+            result = run(ex, job)
+
+        assert 0 == result.exit_code, lines
+        assert "x\n" == (cache / "f").read_text()
 
     def test_failing_command_stops_the_script(
         self, executor: DockerExecutor, tmp_path: Path, run_name: str
