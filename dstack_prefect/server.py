@@ -146,6 +146,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` on 127.0.0.1 now (as uvicorn binds: with
+    SO_REUSEADDR, so the closed connections of a killed server do not hold the port)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_file(settings: Settings) -> Path:
+    return settings.home / "server.port"
+
+
+def _last_port(settings: Settings) -> int | None:
+    """The port the last local server of this home listened on (server.port outlives a stop)."""
+    try:
+        port = int(_port_file(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
 def _read_state(settings: Settings) -> ServerInfo | None:
     try:
         data = json.loads(_state_file(settings).read_text())
@@ -217,7 +242,11 @@ def _lock(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _start(settings: Settings) -> ServerInfo:
-    port = settings.server_port or free_port()
+    # The last server's port when it is free: runs whose flow process outlived that server
+    # (killed, or `server stop`) reach the new one at the address they were given, and the UI's
+    # address stays the same.
+    last = _last_port(settings)
+    port = settings.server_port or (last if last and port_is_free(last) else free_port())
     url = f"http://127.0.0.1:{port}/api"
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -251,6 +280,7 @@ def _start(settings: Settings) -> ServerInfo:
             stamp = process_stamp(proc.pid)
             state = {"url": url, "pid": proc.pid, "port": port, "stamp": stamp}
             _state_file(settings).write_text(json.dumps(state))
+            _port_file(settings).write_text(f"{port}\n")
             return ServerInfo(url=url, pid=proc.pid, managed=True, stamp=stamp)
         time.sleep(0.2)
     _kill_group(proc.pid)

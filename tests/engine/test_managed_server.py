@@ -180,3 +180,41 @@ def test_server_stop_stops_the_server_and_the_launcher(tmp_path: Path) -> None:
     assert stopped.code == 0, stopped.text
     wait_until(lambda: home_processes(emb.home) == [], 20)
     assert json.loads(emb.dstack("server", "status", "--json").out)["up"] is False
+
+
+def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) -> None:
+    """kill -9 of the local server mid-run: the next command starts it again at the same
+    address, so the running flow reaches it and the run still ends Done."""
+    from dstack_prefect.server import pid_alive
+
+    repo = tmp_path / "repo"
+    (repo / ".dstack").mkdir(parents=True)
+    go = tmp_path / "go"
+    (repo / ".dstack" / "workflows.yaml").write_text(
+        "workflows:\n  - name: waiter\n    provider: bash\n    commands:\n"
+        f"      - while [ ! -e {go} ]; do sleep 0.1; done\n      - echo finished\n"
+    )
+    emb = Embedded(home=tmp_path / "home", repo=repo, bin=tmp_path)
+    try:
+        name = run_name(emb.dstack("run", "waiter", "-d"))
+        before = json.loads((emb.home / "server.json").read_text())
+        with emb.api() as api:
+            wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
+        os.kill(before["pid"], signal.SIGKILL)
+        wait_until(lambda: not pid_alive(before["pid"]), 20)
+
+        listed = emb.dstack("ps")
+        after = json.loads((emb.home / "server.json").read_text())
+        go.touch()
+        with emb.api() as api:
+            row = wait_until(
+                lambda: (r := run_row(api.flow_run_by_name(name))).status not in ("running", "pending") and r,
+                90,
+            )
+
+        assert listed.code == 0, listed.text
+        assert after["pid"] != before["pid"] and after["url"] == before["url"]
+        assert row.status == "done", row
+        assert "finished" in emb.dstack("logs", name).out
+    finally:
+        emb.dstack("server", "stop")
