@@ -44,7 +44,7 @@ from typing import Any
 from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import IMAGE_HINT, NVIDIA_HINT, docker_errors
-from dstack_prefect.executors._docker_image import runtime_tag
+from dstack_prefect.executors._docker_image import BASE_IMAGE, DEFAULT_PYTHON, default_base, runtime_tag
 from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
 from dstack_prefect.graph import Step
@@ -68,7 +68,7 @@ _HOST_ONLY_ENV = frozenset(
 def default_runtime_image(python: str | None = None, *, cuda: bool = False) -> str:
     """$DSTACK_RUNTIME_IMAGE (or $DSTACK_CUDA_RUNTIME_IMAGE for GPU steps), else the built tag."""
     explicit = os.environ.get(CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV)
-    return explicit or runtime_tag(python or "3.11", cuda=cuda)
+    return explicit or runtime_tag(python or DEFAULT_PYTHON, cuda=cuda)
 
 
 def home_id(home: Path | str | None = None) -> str:
@@ -95,6 +95,22 @@ def step_image(step: Step, runtime_image: str | None = None, cuda_runtime_image:
     if _wants_gpu(step):
         return cuda_runtime_image or default_runtime_image(step.python, cuda=True)
     return runtime_image or default_runtime_image(step.python)
+
+
+def runtime_image_hint(step: Step, image: str) -> str:
+    """How to get the missing runtime ``image`` of ``step``: the build that makes that very tag."""
+    python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
+    build = "dstack image build" + (f" --python {python}" if python != DEFAULT_PYTHON else "")
+    build += " --cuda" if cuda else ""
+    if image != runtime_tag(python, cuda=cuda):
+        env = CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV
+        return f"build or tag {image} on this engine, or unset {env} and run `{build}`"
+    base = default_base(python, cuda=cuda)
+    return (
+        f"build it: `{build}` (its base {base} needs registry access; without one pass "
+        f"--base IMAGE, an image here with Python {python}"
+        + (f", e.g. {BASE_IMAGE} from .ci/docker-setup.sh)" if python == DEFAULT_PYTHON and not cuda else ")")
+    )
 
 
 def step_command(step: Step) -> tuple[list[str] | None, list[str] | None]:
@@ -280,8 +296,7 @@ class DockerExecutor(Executor):
             image = self._image(step)
             if not self._has_image(image):
                 msg = f"runtime image {image} for step '{step.name}' is not on the Docker engine"
-                hint = "build it: `dstack image build` (or .ci/docker-setup.sh without a registry)"
-                raise ExecutorUnavailableError(msg, hint=hint)
+                raise ExecutorUnavailableError(msg, hint=runtime_image_hint(step, image))
 
     def start(self, job: StepJob) -> Handle:
         step = job.step
@@ -594,6 +609,7 @@ __all__ = [
     "has_nvidia_runtime",
     "home_id",
     "list_step_containers",
+    "runtime_image_hint",
     "step_command",
     "step_image",
     "stop_by_identifier",

@@ -390,3 +390,20 @@ class TestCheck:
             ex.check(Step(name="b", commands=["true"]))
 
         assert "dstack image build" in (err.value.hint or "")
+
+    def test_a_missing_runtime_image_for_the_steps_python_says_the_build_that_makes_it(
+        self, docker_engine: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`python: 3.10` with no such runtime image names the build that makes it (not the 3.11
+        default) and what that build needs without a registry."""
+        monkeypatch.delenv("DSTACK_RUNTIME_IMAGE", raising=False)
+
+        with (
+            DockerExecutor() as ex,
+            pytest.raises(ExecutorUnavailableError, match=r"runtime:\S+-py3\.10 for step 'b'") as err,
+        ):
+            ex.check(Step(name="b", commands=["true"], python="3.10"))
+
+        hint = err.value.hint or ""
+        assert "`dstack image build --python 3.10`" in hint
+        assert "--base" in hint

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.executors import StepJob
-from dstack_prefect.executors.docker import container_kwargs, home_id, step_command
+from dstack_prefect.executors.docker import container_kwargs, home_id, runtime_image_hint, step_command
 from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
@@ -182,3 +182,30 @@ class TestCommand:
         entrypoint, command = step_command(Step(name="b", setup=["s"], commands=["c"]))
 
         assert (["bash", "-c", "set -e\ns\nc\n"], []) == (entrypoint[:3], command)  # type: ignore[index]
+
+
+class TestRuntimeImageHint:
+    @pytest.mark.parametrize(
+        ("python", "gpu", "build"),
+        [
+            (None, None, "`dstack image build` (its base python:3.11-slim-bookworm needs registry access"),
+            ("3.10", None, "`dstack image build --python 3.10` (its base python:3.10-slim-bookworm"),
+            ("3.12", GpuRequest(count=1), "`dstack image build --python 3.12 --cuda` (its base nvidia/cuda"),
+        ],
+        ids=["default", "python", "cuda"],
+    )
+    def test_the_hint_is_the_build_that_makes_the_missing_tag(
+        self, python: str | None, gpu: GpuRequest | None, build: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The hint for a missing default runtime image builds that tag: the step's python and cuda."""
+        monkeypatch.delenv("DSTACK_RUNTIME_IMAGE", raising=False)
+        monkeypatch.delenv("DSTACK_CUDA_RUNTIME_IMAGE", raising=False)
+        step = Step(name="t", commands=["true"], python=python, resources=Resources(gpu=gpu))
+
+        assert build in runtime_image_hint(step, container_kwargs(job(step))["image"])
+
+    def test_an_image_named_by_the_variable_is_built_or_tagged_by_the_user(self) -> None:
+        """A missing image named by DSTACK_RUNTIME_IMAGE is not what `dstack image build` makes: say so."""
+        hint = runtime_image_hint(Step(name="t", commands=["true"]), "my/runtime:1")
+
+        assert "build or tag my/runtime:1 on this engine, or unset DSTACK_RUNTIME_IMAGE" in hint
