@@ -56,6 +56,8 @@ HOME_LABEL = "dstack.home"
 """The :func:`home_id` of the dstack home whose run started the container."""
 FLOW_RUN_LABEL = "dstack.flow-run-id"
 """The Prefect flow run id of the container's run (set by the engine through ``StepJob.labels``)."""
+PYTHON_LABEL = "dstack.python"
+"""The runtime image's Python major.minor (docker/Dockerfile); a step asking for another is refused."""
 RUNTIME_IMAGE_ENV = "DSTACK_RUNTIME_IMAGE"
 CUDA_RUNTIME_IMAGE_ENV = "DSTACK_CUDA_RUNTIME_IMAGE"
 
@@ -99,9 +101,7 @@ def step_image(step: Step, runtime_image: str | None = None, cuda_runtime_image:
 
 def runtime_image_hint(step: Step, image: str) -> str:
     """How to get the missing runtime ``image`` of ``step``: the build that makes that very tag."""
-    python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
-    build = "dstack image build" + (f" --python {python}" if python != DEFAULT_PYTHON else "")
-    build += " --cuda" if cuda else ""
+    python, cuda, build = _build_command(step)
     if image != runtime_tag(python, cuda=cuda):
         env = CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV
         return f"build or tag {image} on this engine, or unset {env} and run `{build}`"
@@ -111,6 +111,13 @@ def runtime_image_hint(step: Step, image: str) -> str:
         f"--base IMAGE, an image here with Python {python}"
         + (f", e.g. {BASE_IMAGE} from .ci/docker-setup.sh)" if python == DEFAULT_PYTHON and not cuda else ")")
     )
+
+
+def _build_command(step: Step) -> tuple[str, bool, str]:
+    """``(python, cuda, "dstack image build ...")`` of the runtime image ``step`` runs in by default."""
+    python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
+    build = "dstack image build" + (f" --python {python}" if python != DEFAULT_PYTHON else "")
+    return python, cuda, build + (" --cuda" if cuda else "")
 
 
 def step_command(step: Step) -> tuple[list[str] | None, list[str] | None]:
@@ -297,6 +304,19 @@ class DockerExecutor(Executor):
             if not self._has_image(image):
                 msg = f"runtime image {image} for step '{step.name}' is not on the Docker engine"
                 raise ExecutorUnavailableError(msg, hint=runtime_image_hint(step, image))
+            has = (self._image_config(image).get("Labels") or {}).get(PYTHON_LABEL)
+            if step.python and has and has != step.python:
+                msg = (
+                    f"step '{step.name}' asks for Python {step.python}, "
+                    f"but runtime image {image} has Python {has}"
+                )
+                python, cuda, build = _build_command(step)
+                env = CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV
+                hint = (
+                    f"run it in {runtime_tag(python, cuda=cuda)} (`{build}`; unset {env}), "
+                    f"give an image with Python {python}, or change the step's python"
+                )
+                raise ExecutorUnavailableError(msg, hint=hint)
 
     def start(self, job: StepJob) -> Handle:
         step = job.step
@@ -379,6 +399,11 @@ class DockerExecutor(Executor):
     def _image(self, step: Step) -> str:
         return step_image(step, self.runtime_image, self.cuda_runtime_image)
 
+    def _image_config(self, image: str) -> dict[str, Any]:
+        """The image's ``Config`` (User, Labels, Env...) from ``docker image inspect``."""
+        with docker_errors(f"inspecting image {image}"):
+            return dict(self.client.images.get(image).attrs.get("Config") or {})
+
     def _has_image(self, image: str) -> bool:
         import docker.errors  # noqa: PLC0415
 
@@ -406,9 +431,7 @@ class DockerExecutor(Executor):
 
     def _image_user(self, image: str) -> str:
         """The image's USER when it is not root (``app``, ``1234:1234``), else ``""``."""
-        with docker_errors(f"inspecting image {image}"):
-            config = self.client.images.get(image).attrs.get("Config") or {}
-        user = str(config.get("User") or "")
+        user = str(self._image_config(image).get("User") or "")
         return "" if user.partition(":")[0] in ("", "root", "0") else user
 
     def _hand_over(self, job: StepJob, image: str, image_user: str) -> tuple[int, int] | None:

@@ -407,3 +407,22 @@ class TestCheck:
         hint = err.value.hint or ""
         assert "`dstack image build --python 3.10`" in hint
         assert "--base" in hint
+
+    def test_a_runtime_image_with_another_python_is_refused(
+        self, docker_engine: Any, runtime_image: str, tmp_path: Path
+    ) -> None:
+        """A step's `python: 3.10` does not silently run in a 3.11 runtime image named by
+        DSTACK_RUNTIME_IMAGE: the image's dstack.python label says its Python."""
+        (tmp_path / "Dockerfile").write_text(f"FROM {runtime_image}\nLABEL dstack.python=3.11\n")
+        tag = "dstack-prefect/test-labelled:3.11"
+        docker_engine.images.build(path=str(tmp_path), tag=tag, rm=True, network_mode="host")
+
+        with DockerExecutor(runtime_image=tag) as ex:
+            ex.check(Step(name="same", commands=["true"], python="3.11"))
+            ex.check(Step(name="any", commands=["true"]))
+            with pytest.raises(
+                ExecutorUnavailableError, match=r"asks for Python 3\.10, but runtime image"
+            ) as err:
+                ex.check(Step(name="b", commands=["true"], python="3.10"))
+
+        assert "`dstack image build --python 3.10`" in (err.value.hint or "")
