@@ -69,7 +69,8 @@ def _api() -> Any:
 def ls(
     ref: Ref,
     prefix: Annotated[
-        str | None, typer.Argument(metavar="PREFIX", help="Only paths starting with it")
+        str | None,
+        typer.Argument(metavar="PREFIX", help="Only paths starting with it; out/ names the folder out"),
     ] = None,
     recursive: Annotated[
         bool, typer.Option("-r", "--recursive", help="List every file, not one level")
@@ -84,7 +85,8 @@ def ls(
 
     rows = ArtifactStore.ls(_local_store().resolve(ref), prefix, recursive, name=ref)
     if as_json:
-        print(json.dumps([{"artifact": r.artifact, "file": r.file, "size": r.size} for r in rows], indent=2))
+        found = [{"artifact": r.artifact, "file": r.file, "size": r.size, "folder": r.folder} for r in rows]
+        print(json.dumps(found, indent=2))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("ARTIFACT", no_wrap=True)
@@ -120,10 +122,8 @@ def cp(
 
     store = _local_store()
     manifests = store.resolve(ref)
-    if target.endswith(("/", "\\")):
-        Path(target).mkdir(parents=True, exist_ok=True)  # Path() drops the slash; a folder keeps its meaning
-    with rich_progress(err_console) as progress:
-        written = store.copy_out(manifests, source, Path(target), overwrite=force, progress=progress)
+    with rich_progress(err_console) as progress:  # a TARGET ending in / stays a folder: pass the text
+        written = store.copy_out(manifests, source, target, overwrite=force, progress=progress, name=ref)
     console.print(f"Artifact files copied ({len(written)} written)")
 
 
@@ -347,33 +347,50 @@ def config(
 @handles_errors
 def prune_artifacts(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed")] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Prune the remote store (push/pull) instead of the local one")
+    ] = False,
     yes: Yes = False,
 ) -> None:
     """Remove stored files that no run, tag or cache folder refers to any more.
 
     --dry-run counts them, leaving out files younger than 10 minutes (an upload may still be
     writing its manifest) and saying how many those are. Confirming (or -y) removes them all,
-    the young ones too, and says how many of them were young.
+    the young ones too, and says how many of them were young; with --remote the young ones
+    always stay (another machine may be pushing). What killed uploads left goes too: temporary
+    files, and incomplete S3 multipart uploads not written to for 10 minutes (any age with -y,
+    without --remote).
 
     Example: dstack prune artifacts -y
     """
-    store = _local_store()
-    if dry_run:
-        r = store.prune(dry_run=True)
+    settings = get_settings()
+    store = _remote_store(settings) if remote else _local_store(settings)
+    partial = "partial upload(s) that killed uploads left (temporary files, incomplete S3 multipart uploads)"
+    if dry_run or remote:
+        if not dry_run and not yes:
+            question = f"Remove every unreferenced file older than 10 minutes from {store.url}?"
+            confirm(question, with_yes="dstack prune artifacts --remote -y")
+        r = store.prune(dry_run=dry_run)
+        verb, also = ("Would remove", "Would also remove") if dry_run else ("Removed", "Also removed")
+        why = "an upload may still be writing them" + ("; -y removes them too" if not remote else "")
         console.print(
-            f"Would remove {r.blobs} unreferenced file(s), {decimal(r.nbytes)}; "
+            f"{verb} {r.blobs} unreferenced file(s), {decimal(r.nbytes)} from {store.url}; "
             f"kept {r.young} unreferenced file(s), {decimal(r.young_nbytes)}, younger than "
-            f"{r.grace_s / 60:g} minutes (an upload may still be writing them; -y removes them too)"
+            f"{r.grace_s / 60:g} minutes ({why})"
         )
+        if r.partial:
+            console.print(f"{also} {r.partial} {partial}")
         return
     if not yes:
         question = "Remove every unreferenced file? A run uploading right now may lose files"
         confirm(question, with_yes="dstack prune artifacts -y")
     r = store.prune(keep_young=False)
     console.print(
-        f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)}; {r.young} of them younger "
-        f"than {r.grace_s / 60:g} minutes (--dry-run keeps those)"
+        f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)} from {store.url}; {r.young} of "
+        f"them younger than {r.grace_s / 60:g} minutes (--dry-run keeps those)"
     )
+    if r.partial:
+        console.print(f"Also removed {r.partial} {partial}")
 
 
 @prune_app.command("cache")

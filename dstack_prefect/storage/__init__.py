@@ -32,7 +32,9 @@ Rules:
   ``Manifest.skipped``. Empty sub-folders are not kept (an empty declared artifact folder is).
 * Tags hold copies of their manifests, so ``delete_run`` leaves tagged artifacts intact.
 * ``prune`` deletes blobs no manifest, tag or cache manifest names, except ones younger than
-  ``grace_s`` (10 minutes), which may belong to an upload still running; it counts those.
+  ``grace_s`` (10 minutes), which may belong to an upload still running; it counts those. It
+  also removes what killed uploads left: ``.tmp-`` files and, on S3, incomplete multipart
+  uploads under ``blobs/`` whose last part is older than ``grace_s`` (S3 bills their parts).
 
 Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at one seam
 (``_errors.translate_errors``).

@@ -6,6 +6,7 @@ every other filesystem a file is written under a temporary name in the same fold
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -271,6 +272,53 @@ class Backend:
             for k, info in self._list(self.key(BLOB_DIR), detail=True).items()
             if k.rsplit("/", 1)[-1].startswith(".tmp-") and now - _mtime(info) >= min_age_s
         ]
+
+    def stale_uploads(self, min_age_s: float) -> list[tuple[str, str]]:
+        """Incomplete multipart uploads under the blobs (S3 only) that a killed upload left:
+        ``(key, upload_id)`` of each whose last part (or its start, with no part yet) is older
+        than ``min_age_s``. They are in no listing, yet S3 keeps their parts (and bills them)
+        until they are aborted. A running upload sends a part every few seconds, so its last
+        part stays young however long the whole file takes."""
+        if self.protocol not in {"s3", "s3a"}:
+            return []
+        bucket, _, prefix = self.key(BLOB_DIR, "").partition("/")
+        now = time.time()
+        found: list[tuple[str, str]] = []
+        markers: dict[str, str] = {}
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers)
+            for upload in page.get("Uploads") or []:
+                key, upload_id = f"{bucket}/{upload['Key']}", upload["UploadId"]
+                if min_age_s <= 0 or (
+                    now - _mtime({"created": upload.get("Initiated")}) >= min_age_s
+                    and now - self._last_part(bucket, upload["Key"], upload_id) >= min_age_s
+                ):
+                    found.append((key, upload_id))
+            if not page.get("IsTruncated"):
+                return found
+            markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def _last_part(self, bucket: str, key: str, upload_id: str) -> float:
+        """When the upload's newest part was stored (epoch seconds); 0 when it has none."""
+        newest = 0.0
+        marker: dict[str, int] = {}
+        while True:
+            page = self.fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload_id, **marker)
+            for part in page.get("Parts") or []:
+                newest = max(newest, _mtime({"created": part.get("LastModified")}))
+            if not page.get("IsTruncated"):
+                return newest
+            marker = {"PartNumberMarker": int(page["NextPartNumberMarker"])}
+
+    def abort_uploads(self, uploads: Sequence[tuple[str, str]]) -> None:
+        """Abort multipart uploads (``(key, upload_id)``); one already gone is no error."""
+
+        def one(upload: tuple[str, str]) -> None:
+            bucket, _, key = upload[0].partition("/")
+            with contextlib.suppress(FileNotFoundError):  # completed or aborted since it was listed
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload[1])
+
+        run_parallel(one, uploads)
 
 
 def _tmp_sibling(key: str) -> str:

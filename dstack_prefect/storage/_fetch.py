@@ -150,6 +150,7 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
     missing = set(by_digest) - b.existing_blobs(set(by_digest))
     if missing:
         raise missing_error(b, missing, owners)
+    made = next((p for p in [*reversed(root.parents), root] if not p.exists()), None)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".dstack-staging-{uuid.uuid4().hex[:12]}"
     try:
@@ -171,6 +172,11 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
             place(staged[d], dest, root, entry.mode)
             written.append(dest)
         return sorted(written)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made is not None and not any(files for _, _, files in os.walk(made)):
+            shutil.rmtree(made, ignore_errors=True)  # a failed copy leaves no folder it made
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -205,24 +211,25 @@ def copy_out(
     b: Backend,
     manifests: Sequence[Manifest],
     source: str,
-    target: Path,
+    target: Path | str,
     overwrite: bool,
     progress: Progress | None,
+    name: str | None = None,
 ) -> list[Path]:
+    ls = f"dstack ls {name or 'RUN'}"
     src = posixpath.normpath(source.strip()) if source.strip() else ""
     if src in {"", ".", "/"}:
         msg = f"name the artifact file or folder to copy, not {source!r}"
-        raise StorageError(msg, hint="see the paths with `dstack ls RUN`")
+        raise StorageError(msg, hint=f"see the paths with `{ls}`")
     matches = [(e, m) for m in manifests for e in m.files if e.path == src or e.path.startswith(src + "/")]
     if not matches:
         arts = sorted({a for m in manifests for a in m.artifacts})
         msg = f"no artifact file or folder {source!r} in {', '.join(m.label for m in manifests) or 'the run'}"
-        raise ArtifactNotFoundError(
-            msg, hint=f"artifacts: {', '.join(arts) or 'none'}; see `dstack ls RUN -r`"
-        )
+        raise ArtifactNotFoundError(msg, hint=f"artifacts: {', '.join(arts) or 'none'}; see `{ls} -r`")
+    slash = str(target).endswith(("/", os.sep))  # Path() would drop it: a folder, made if need be
     target = Path(os.path.abspath(target))
     if all(e.path == src for e, _ in matches):  # one file
-        to_dir = target.is_dir() or str(target).endswith(os.sep)
+        to_dir = target.is_dir() or slash
         root, name = (target, posixpath.basename(src)) if to_dir else (target.parent, target.name)
         plan = [(destination(root, name, None, label=m.label), e, m) for e, m in matches]
     else:
@@ -248,6 +255,11 @@ def ls_rows(
     manifests: Sequence[Manifest], prefix: str | None, recursive: bool, name: str | None
 ) -> list[LsRow]:
     pre = posixpath.normpath(prefix) if prefix else ""
+    folder = bool(prefix) and str(prefix).endswith("/")  # `ls RUN out/` names the folder out
+
+    def under(path: str) -> bool:
+        return path.startswith(pre) if not folder else path == pre or path.startswith(pre.rstrip("/") + "/")
+
     sums: dict[tuple[str, str], int] = defaultdict(int)
     single: set[str] = set()  # artifacts that are one file
     for m in manifests:
@@ -258,12 +270,12 @@ def ls_rows(
             rel = posixpath.basename(e.path) if e.path == art else e.path[len(art) + 1 :]
             if e.path == art:
                 single.add(art)
-            if pre and not posixpath.join(art, rel).startswith(pre) and not art.startswith(pre):
+            if pre and not under(e.path):
                 continue
             shown = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
             sums[(art, shown)] += e.size
         for art in m.artifacts:  # declared, and left empty by the step: a row says so
-            if (not pre or art.startswith(pre)) and art not in filled:
+            if (not pre or under(art)) and art not in filled:
                 sums[(art, "")] += 0
     if pre and not sums:
         where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"

@@ -50,10 +50,15 @@ class CountingProgress:
 
 
 class _RichProgress:
-    """A rich bar per phase: bytes done/total, files done/total, transfer rate."""
+    """A rich bar per phase: bytes done/total, files done/total, transfer rate.
+
+    The bar appears with the first phase: a command that fails before any transfer starts
+    prints its error alone, not after an empty bar line.
+    """
 
     def __init__(self, bar: Any) -> None:
         self._bar = bar
+        self._started = False
         self._task: Any = None
         self._files = 0
         self._total_files = 0
@@ -61,6 +66,9 @@ class _RichProgress:
 
     def begin(self, phase: str, files: int, nbytes: int) -> None:
         with self._lock:
+            if not self._started:
+                self._bar.start()
+                self._started = True
             self._files, self._total_files = 0, files
             self._task = self._bar.add_task(phase, total=nbytes or None, files=f"0/{files}")
 
@@ -70,6 +78,11 @@ class _RichProgress:
                 return
             self._files += files
             self._bar.update(self._task, advance=nbytes, files=f"{self._files}/{self._total_files}")
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._started:
+                self._bar.stop()
 
 
 @contextmanager
@@ -94,5 +107,8 @@ def rich_progress(console: Any = None, *, transient: bool = False) -> Iterator[P
         console=console,
         transient=transient,
     )
-    with bar:
-        yield _RichProgress(bar)
+    sink = _RichProgress(bar)
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -29,6 +29,8 @@ class PruneResult:
 
     ``young`` counts those young blobs whether they were kept (``young_kept``, the default) or
     removed with the rest, so a dry run and a real run can say the same thing about them.
+    ``partial`` counts what killed uploads left that was removed (or would be): temporary
+    ``.tmp-`` files, and incomplete multipart uploads on S3.
     """
 
     blobs: int
@@ -37,6 +39,7 @@ class PruneResult:
     young_nbytes: int
     young_kept: bool
     grace_s: float
+    partial: int = 0
 
 
 class ArtifactStore:
@@ -220,9 +223,11 @@ class ArtifactStore:
             chosen = list(manifests) if manifests is not None else self.list_manifests(run)
             if not chosen:
                 msg = f"cannot tag run {run!r}: it has no stored artifacts in {self.url}"
-                raise ArtifactNotFoundError(
-                    msg, hint="tag a run after it finished, or tag folders with -a PATH"
+                hint = (
+                    "check the name with `dstack ps -a`; a step stores its artifacts when it is done "
+                    "or stopped, not when it fails; or tag folders with -a PATH"
                 )
+                raise ArtifactNotFoundError(msg, hint=hint)
             if not overwrite and self._b.exists(key):
                 msg = f"tag {tag!r} already exists"
                 raise StorageError(
@@ -251,8 +256,9 @@ class ArtifactStore:
         arts: list[str] = []
         for p in paths:
             if not Path(p).is_dir():
-                msg = f"{str(p)!r} is not a folder; only folders can be uploaded as a tag"
-                raise StorageError(msg, hint="pass a folder with -a PATH")
+                what = "is a file, not a folder" if Path(p).exists() else "does not exist"
+                msg = f"{str(p)!r} {what}; only folders can be uploaded as a tag"
+                raise StorageError(msg, hint="pass a folder with -a PATH (its parent, for one file)")
             inside = not Path(p).is_absolute() and Path(p).resolve().is_relative_to(cwd.resolve())
             arts.append(Path(p).as_posix() if inside else str(Path(p).resolve()))
         if not overwrite and self._b.exists(self._tag_key(tag)):
@@ -395,15 +401,22 @@ class ArtifactStore:
         self,
         manifests: Manifest | Iterable[Manifest],
         source: str,
-        target: Path,
+        target: Path | str,
         *,
         overwrite: bool = False,
         progress: Progress | None = None,
+        name: str | None = None,
     ) -> list[Path]:
-        """Copy artifact file or folder ``source`` to local ``target`` (``dstack cp``), verified."""
+        """Copy artifact file or folder ``source`` to local ``target`` (``dstack cp``), verified.
+
+        A folder's contents land in ``target``; one file lands at ``target``, or in it when it is
+        a folder or a string ending in ``/`` (made if need be). A copy that fails removes the
+        folders it made. ``name`` is how the caller named the manifests (``RUN`` or ``:TAG``),
+        for the hints.
+        """
         ms = [manifests] if isinstance(manifests, Manifest) else list(manifests)
         with translate_errors(f"copying {source!r} to {str(target)!r}"):
-            return _fetch.copy_out(self._b, ms, source, Path(target), overwrite, progress)
+            return _fetch.copy_out(self._b, ms, source, target, overwrite, progress, name)
 
     @staticmethod
     def ls(
@@ -438,7 +451,9 @@ class ArtifactStore:
 
         Unreferenced blobs younger than ``grace_s`` seconds may belong to an upload whose
         manifest is not written yet: they are kept unless ``keep_young`` is False, and counted
-        in ``young`` either way.
+        in ``young`` either way. What killed uploads left (``.tmp-`` files; on S3, incomplete
+        multipart uploads, which no listing shows but S3 keeps and bills) is removed too: with
+        ``keep_young``, only what has not been written to for ``grace_s``.
         """
         refs = self.referenced_blobs()
         with translate_errors("pruning blobs"):
@@ -447,9 +462,12 @@ class ArtifactStore:
             unused = [d for d in details if d not in refs]
             young = {d for d in unused if now - details[d][1] < grace_s}
             doomed = [d for d in unused if not keep_young or d not in young]
+            min_age = grace_s if keep_young else 0
+            tmp = self._b.stale_tmp_files(min_age)
+            uploads = self._b.stale_uploads(min_age)
             if not dry_run:
-                tmp = self._b.stale_tmp_files(grace_s if keep_young else 0)
                 self._b.rm([self._b.blob_key(d) for d in doomed] + tmp)
+                self._b.abort_uploads(uploads)
             return PruneResult(
                 blobs=len(doomed),
                 nbytes=sum(details[d][0] for d in doomed),
@@ -457,6 +475,7 @@ class ArtifactStore:
                 young_nbytes=sum(details[d][0] for d in young),
                 young_kept=keep_young,
                 grace_s=grace_s,
+                partial=len(tmp) + len(uploads),
             )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Result, Server, git_init, write_tree
-from tests.storage.conftest import BUCKET, moto_server  # noqa: F401 - the S3 service fixture
+from tests.storage.conftest import BUCKET, boto_client, moto_server  # noqa: F401 - the S3 service fixture
 
 pytestmark = pytest.mark.service("prefect")
 
@@ -147,10 +147,11 @@ class TestLs:
         assert re.search(r"output/\s+hello\.txt\s+12 bytes", res.out)
 
     def test_ls_json_gives_sizes_in_bytes(self, dstack: DSTACK, repo: Path, hello_run: str) -> None:
-        """`ls RUN --json` lists artifact, file and size for machines."""
+        """`ls RUN --json` lists artifact, file, size and whether the artifact is a folder (the
+        table's trailing /) for machines."""
         res = dstack("ls", hello_run, "--json", cwd=repo)
 
-        assert [{"artifact": "output", "file": "hello.txt", "size": 12}] == res.json()
+        assert [{"artifact": "output", "file": "hello.txt", "size": 12, "folder": True}] == res.json()
 
     def test_ls_of_a_prefix_with_no_files_is_an_error(
         self, dstack: DSTACK, repo: Path, hello_run: str
@@ -207,6 +208,18 @@ class TestCp:
         assert res.code == 1
         assert "--force" in res.err
         assert "mine\n" == (tmp_path / "hello.txt").read_text()
+
+    def test_cp_of_an_unknown_path_says_so_and_makes_no_folder(
+        self, dstack: DSTACK, repo: Path, hello_run: str, tmp_path: Path
+    ) -> None:
+        """`cp RUN nope DIR/` fails with the error on the first line of stderr (no empty
+        progress bar before it), names the ls to run, and leaves no DIR behind."""
+        res = dstack("cp", hello_run, "nope", f"{tmp_path}/new/", cwd=repo)
+
+        assert res.code == 1
+        assert res.err.startswith("error: no artifact file or folder 'nope'"), res.err
+        assert f"dstack ls {hello_run} -r" in res.err
+        assert not (tmp_path / "new").exists()
 
     def test_cp_force_overwrites(self, dstack: DSTACK, repo: Path, hello_run: str, tmp_path: Path) -> None:
         """--force replaces an existing file with the artifact's content."""
@@ -478,6 +491,30 @@ class TestPushPull:
             assert s3_env["DSTACK_REMOTE_STORE"] in res.err
             assert f"dstack push {ref}" in res.err
             assert "dstack ps -a" not in res.err and "dstack tags`" not in res.err
+
+    def test_prune_remote_aborts_what_a_killed_push_left(
+        self,
+        dstack: DSTACK,
+        repo: Path,
+        s3_env: dict[str, str],
+        moto_server: dict[str, Any],  # noqa: F811
+    ) -> None:
+        """A push killed in a multipart upload leaves an incomplete upload in the remote store:
+        `prune artifacts --remote --dry-run` counts it, `--remote -y` aborts it, and both say so."""
+        s3 = boto_client(moto_server)
+        prefix = s3_env["DSTACK_REMOTE_STORE"].removeprefix(f"s3://{BUCKET}/")
+        key = f"{prefix}/blobs/sha256/ab/{'c' * 62}"
+        s3.create_multipart_upload(Bucket=BUCKET, Key=key)  # no part yet: stale since it began
+
+        dry = dstack("prune", "artifacts", "--remote", "--dry-run", cwd=repo, env=s3_env)
+        res = dstack("prune", "artifacts", "--remote", "-y", cwd=repo, env=s3_env)
+
+        left = [u["Key"] for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
+        assert dry.code == 0 and res.code == 0, dry.text + res.text
+        assert "Would also remove 1 partial upload(s) that killed uploads left" in " ".join(dry.out.split())
+        assert s3_env["DSTACK_REMOTE_STORE"] in " ".join(res.out.split())
+        assert "Also removed 1 partial upload(s) that killed uploads left" in " ".join(res.out.split())
+        assert key not in left
 
     def test_push_without_a_remote_store_says_how_to_set_one(
         self, dstack: DSTACK, repo: Path, txt_file: str

@@ -51,19 +51,24 @@ def moto_server() -> Iterator[dict[str, Any]]:
             "secret": "testing",
             "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
         }
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
+        boto_client(options).create_bucket(Bucket=BUCKET)
         yield options
     finally:
         proc.kill()
         proc.wait()
+
+
+def boto_client(options: dict[str, Any]) -> Any:
+    """A boto3 S3 client for the moto_server of ``options`` (for what s3fs does not do)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=options["client_kwargs"]["endpoint_url"],
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+        region_name=options["client_kwargs"]["region_name"],
+    )
 
 
 def s3_url(prefix: str = "") -> str:

@@ -21,7 +21,7 @@ import pytest
 from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError, UnsafePathError
 from dstack_prefect.storage import ArtifactStore, FileEntry, LsRow, Manifest, transfer
 
-from .conftest import gen, s3_url
+from .conftest import boto_client, gen, s3_url
 
 TREE = {
     "out": {
@@ -329,6 +329,22 @@ class StoreContract:
         assert tag.run.startswith("tag-data-v1-")
         assert (tmp_path / "t/data/x.csv").read_text() == "1,2\n"
 
+    def test_tag_from_dirs_refuses_a_file_and_a_missing_path(
+        self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """-a PATH must be a folder: a file and a path that does not exist are refused, each
+        saying which it is, and no tag is made."""
+        gen(tmp_path / "cwd", {"data.csv": "1,2\n"})
+        monkeypatch.chdir(tmp_path / "cwd")
+
+        with pytest.raises(StorageError, match=r"'data.csv' is a file, not a folder") as file:
+            store.add_tag_from_dirs("t", [Path("data.csv")])
+        with pytest.raises(StorageError, match=r"'nope' does not exist") as missing:
+            store.add_tag_from_dirs("t", [Path("nope")])
+
+        assert file.value.hint and missing.value.hint
+        assert store.list_tags() == []
+
     def test_tagged_artifacts_survive_delete_run_and_prune(
         self, store: ArtifactStore, tmp_path: Path
     ) -> None:
@@ -381,6 +397,23 @@ class StoreContract:
 
         assert (1, 1, False) == (r.blobs, r.young, r.young_kept)
         assert _blob_keys(store) == []
+
+    def test_prune_removes_temporary_files_a_killed_upload_left(self, store: ArtifactStore) -> None:
+        """A ``.tmp-`` file (a blob a killed upload was writing) older than the grace period is
+        removed by prune and counted as partial, by a dry run too (which leaves it)."""
+        fs, root = _fs(store)
+        key = f"{root}/blobs/sha256/ab/.tmp-0123456789ab-{'d' * 62}"
+        fs.makedirs(f"{root}/blobs/sha256/ab", exist_ok=True)
+        fs.pipe_file(key, b"half")
+
+        young = store.prune(grace_s=3600)
+        dry = store.prune(dry_run=True, grace_s=0)
+        kept = _exists(store, key)
+        real = store.prune(grace_s=0)
+
+        assert (0, 1, 1) == (young.partial, dry.partial, real.partial)
+        assert kept
+        assert not _exists(store, key)
 
     def test_cache_save_restore_prune(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A cache folder saved for (repo, workflow) is restored into a fresh workdir until pruned."""
@@ -435,6 +468,18 @@ class StoreContract:
         with pytest.raises(ArtifactNotFoundError, match=r"no artifact file under 'nope' in :best") as info:
             store.ls([m], prefix="nope", name=":best")
         assert "`dstack ls :best`" in (info.value.hint or "")
+
+    def test_ls_prefix_ending_in_a_slash_names_a_folder(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A prefix matches paths as text (``out`` lists ``out`` and ``outer.txt``), but one that
+        ends in '/' names a folder: ``out/`` lists only what is under ``out``."""
+        work = gen(tmp_path / "w", {"out": {"a.txt": "a"}, "outer.txt": "b"})
+        m = store.put_step("run-1", "s", "s", work, ["out", "outer.txt"], {})
+
+        text = store.ls([m], prefix="out")
+        folder = store.ls([m], prefix="out/")
+
+        assert ["out", "outer.txt"] == [r.artifact for r in text]
+        assert [LsRow(artifact="out", file="a.txt", size=1)] == folder
 
     def test_copy_out_folder_and_file(self, store: ArtifactStore, tmp_path: Path) -> None:
         """copy_out copies a folder's contents into the target, and one file into a folder or to a name."""
@@ -522,6 +567,39 @@ class StoreContract:
         assert downloads[:2] == [(len(sizes), sum(sizes.values())), (2, 11)]
         if not store._b.is_local:  # a pull from a local folder reads the blobs in place
             assert downloads[2] == (len(sizes), sum(sizes.values()))
+
+    def test_copy_out_to_a_folder_with_a_trailing_slash(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A target ending in '/' is a folder: one file lands in it by its name, and a failed copy
+        (a source no artifact has) leaves no folder behind."""
+        m = _put_tree(store, tmp_path)
+
+        with pytest.raises(ArtifactNotFoundError, match="nope"):
+            store.copy_out(m, "nope", f"{tmp_path}/failed/")
+        store.copy_out(m, "out/run.sh", f"{tmp_path}/made/")
+
+        assert not (tmp_path / "failed").exists()
+        assert (tmp_path / "made/run.sh").read_text() == "#!/bin/sh\necho hi\n"
+
+    def test_a_failed_copy_leaves_no_new_folder(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """A copy into a new folder that fails (a corrupt blob) removes the folders it made."""
+        m = _put_tree(store, tmp_path)
+        _flip_byte(store, next(e for e in m.files if e.path == "out/logs/a.log").sha256)
+
+        with pytest.raises(IntegrityError):
+            store.copy_out(m, "out/logs", tmp_path / "new" / "logs")
+        with pytest.raises(ArtifactNotFoundError):
+            store.materialize([m], tmp_path / "new2")
+
+        assert not (tmp_path / "new").exists()
+        assert not (tmp_path / "new2").exists()
+
+    def test_copy_out_unknown_source_names_the_ref(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """The hint for a path no artifact has names the ls to run for the run as it was named."""
+        m = _put_tree(store, tmp_path)
+
+        with pytest.raises(ArtifactNotFoundError) as info:
+            store.copy_out(m, "nope", tmp_path / "t", name=":best")
+        assert "`dstack ls :best -r`" in (info.value.hint or "")
 
     def test_copy_out_unknown_source(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Copying a path no artifact has names the artifacts there are."""
@@ -672,3 +750,47 @@ class TestS3Store(StoreContract):
     @pytest.fixture
     def store(self, moto_server: dict[str, Any]) -> ArtifactStore:
         return ArtifactStore(s3_url(), moto_server)
+
+    def test_prune_aborts_multipart_uploads_a_killed_upload_left(
+        self, store: ArtifactStore, moto_server: dict[str, Any]
+    ) -> None:
+        """An upload killed mid-way through a multipart upload leaves parts S3 keeps (and bills)
+        but no listing shows: prune aborts the store's incomplete uploads whose last part is older
+        than the grace period, counts them (a dry run too), and leaves those of other prefixes."""
+        s3 = boto_client(moto_server)
+        bucket, _, prefix = store.url.removeprefix("s3://").partition("/")
+        mine = f"{prefix}/blobs/sha256/ab/{'c' * 62}"
+        other = f"elsewhere-{uuid.uuid4().hex[:6]}/big.bin"
+        for key in (mine, other):
+            upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1024)
+
+        young = store.prune(grace_s=3600)
+        dry = store.prune(dry_run=True, grace_s=0)
+        after_dry = _uploads(s3, bucket)
+        real = store.prune(grace_s=0)
+        left = _uploads(s3, bucket)
+
+        assert (0, 1, 1) == (young.partial, dry.partial, real.partial)
+        assert {mine, other} <= after_dry
+        assert mine not in left and other in left
+
+    def test_prune_keep_young_false_aborts_a_young_multipart_upload(
+        self, store: ArtifactStore, moto_server: dict[str, Any]
+    ) -> None:
+        """keep_young=False (`prune artifacts -y`) aborts incomplete uploads of any age, as it
+        removes young blobs: the upload, if it is still running, fails rather than commit."""
+        s3 = boto_client(moto_server)
+        bucket, _, prefix = store.url.removeprefix("s3://").partition("/")
+        key = f"{prefix}/blobs/sha256/cd/{'e' * 62}"
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x")
+
+        r = store.prune(grace_s=3600, keep_young=False)
+
+        assert 1 == r.partial
+        assert key not in _uploads(s3, bucket)
+
+
+def _uploads(s3: Any, bucket: str) -> set[str]:
+    return {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
