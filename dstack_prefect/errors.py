@@ -8,6 +8,7 @@
     │   ├── UnknownWorkflowError     `dstack run X` where X is neither a workflow nor a provider
     │   └── CycleError               deps form a cycle (a -> b -> a)
     ├── ServerError                  the Prefect server cannot be started or reached
+    │   └── ServerUnreachableError   nothing answers at the server's address (connection refused)
     ├── RunNotFoundError             no run with that name
     ├── RunStateError                the run is in the wrong state for the command (rm of a running run)
     ├── ExecutionError               a step could not run
@@ -111,6 +112,10 @@ class CycleError(PlanError):
 
 class ServerError(DstackError):
     """The Prefect server cannot be started or reached."""
+
+
+class ServerUnreachableError(ServerError):
+    """Nothing answers at the server's address: it is down, or the address is wrong."""
 
 
 class RunNotFoundError(DstackError):

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from dstack_prefect.errors import RunNotFoundError, ServerError
+from dstack_prefect.errors import RunNotFoundError, ServerError, ServerUnreachableError
 
 DSTACK_TAG = "dstack"
 PAGE = 200  # the server's default maximum page size
@@ -71,6 +71,9 @@ class _Http:
                 conn.close()
                 if not (again and reused):
                     raise
+            except BaseException:
+                conn.close()  # else the next request on it fails with CannotSendRequest
+                raise
         raise AssertionError  # unreachable: the second pass returns or raises
 
     def close(self) -> None:
@@ -107,7 +110,9 @@ class PrefectAPI:
                 status, content = self._http.request(method, path, json)
             except (OSError, http.client.HTTPException) as exc:
                 msg = f"the Prefect server at {self.url} is not reachable ({type(exc).__name__})"
-                raise ServerError(msg, hint="check `dstack server status`, or PREFECT_API_URL") from exc
+                raise ServerUnreachableError(
+                    msg, hint="check `dstack server status`, or PREFECT_API_URL"
+                ) from exc
             if status not in RETRY_STATUSES or delay is None:
                 break
             time.sleep(delay)  # a busy SQLite server answers 503 ("database is locked"): back off

@@ -26,8 +26,8 @@ from dstack_prefect.engine._status import (
     dstack_status,
     is_finished,
 )
-from dstack_prefect.errors import DstackError, RunStateError
-from dstack_prefect.server import is_process, read_pid_file
+from dstack_prefect.errors import DstackError, RunStateError, ServerUnreachableError
+from dstack_prefect.server import ensure_server, is_process, read_pid_file
 from dstack_prefect.settings import Settings
 
 STEP_OUTPUT_LOGGER = "prefect.task_runs.dstack.out"
@@ -232,15 +232,25 @@ def follow(
     reader = LogReader(api, flow_run_id, since)
     last_status = None
     checked = time.monotonic()
+    revived = 0
     while True:
-        fr = api.flow_run(flow_run_id)
-        if fr is None:
-            return
-        if settings is not None and time.monotonic() - checked > 2:
-            checked = time.monotonic()
-            fr = crash_if_gone(api, settings, fr)
-        row = run_row(fr)
-        yield from reader.read()
+        try:
+            fr = api.flow_run(flow_run_id)
+            if fr is None:
+                return
+            if settings is not None and time.monotonic() - checked > 2:
+                checked = time.monotonic()
+                fr = crash_if_gone(api, settings, fr)
+            row = run_row(fr)
+            lines = reader.read()
+        except ServerUnreachableError:
+            if settings is None or revived >= 3 or not revive_local_server(api.url, settings):
+                raise
+            revived += 1
+            said = f"the local Prefect server was down: started it again at {api.url}"
+            yield LogLine(step="", message=said, timestamp=datetime.now(UTC), note=True, level=30)
+            continue
+        yield from lines
         if row.status != last_status:
             last_status = row.status
             yield row
@@ -250,6 +260,15 @@ def follow(
             yield from reader.read()
             return
         time.sleep(interval)
+
+
+def revive_local_server(url: str, settings: Settings) -> bool:
+    """Start the local Prefect server dstack manages again after it died, at its old address
+    ``url`` (runs in flight keep talking to it). False when the server is not dstack's own
+    (PREFECT_API_URL) or came back at another address (its port was taken meanwhile)."""
+    if not os.environ.get("DSTACK_MANAGED_SERVER"):
+        return False
+    return ensure_server(settings).url.rstrip("/") == url.rstrip("/")
 
 
 def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> None:

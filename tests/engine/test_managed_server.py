@@ -182,11 +182,9 @@ def test_server_stop_stops_the_server_and_the_launcher(tmp_path: Path) -> None:
     assert json.loads(emb.dstack("server", "status", "--json").out)["up"] is False
 
 
-def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) -> None:
-    """kill -9 of the local server mid-run: the next command starts it again at the same
-    address, so the running flow reaches it and the run still ends Done."""
-    from dstack_prefect.server import pid_alive
-
+def waiter_home(tmp_path: Path) -> tuple[Embedded, Path]:
+    """A home of its own (its server gets killed) and a repo whose `waiter` step runs until
+    the returned file exists, then prints "finished"."""
     repo = tmp_path / "repo"
     (repo / ".dstack").mkdir(parents=True)
     go = tmp_path / "go"
@@ -194,7 +192,15 @@ def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) ->
         "workflows:\n  - name: waiter\n    provider: bash\n    commands:\n"
         f"      - while [ ! -e {go} ]; do sleep 0.1; done\n      - echo finished\n"
     )
-    emb = Embedded(home=tmp_path / "home", repo=repo, bin=tmp_path)
+    return Embedded(home=tmp_path / "home", repo=repo, bin=tmp_path), go
+
+
+def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) -> None:
+    """kill -9 of the local server mid-run: the next command starts it again at the same
+    address, so the running flow reaches it and the run still ends Done."""
+    from dstack_prefect.server import pid_alive
+
+    emb, go = waiter_home(tmp_path)
     try:
         name = run_name(emb.dstack("run", "waiter", "-d"))
         before = json.loads((emb.home / "server.json").read_text())
@@ -216,5 +222,51 @@ def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) ->
         assert after["pid"] != before["pid"] and after["url"] == before["url"]
         assert row.status == "done", row
         assert "finished" in emb.dstack("logs", name).out
+    finally:
+        emb.dstack("server", "stop")
+
+
+def test_an_attached_run_starts_its_dead_server_again_and_goes_on(tmp_path: Path) -> None:
+    """kill -9 of the local server under an attached `dstack run`: the CLI starts it again at
+    the same address, says so, and follows the run to its end."""
+    from dstack_prefect.server import pid_alive
+
+    emb, go = waiter_home(tmp_path)
+    try:
+        assert emb.dstack("server", "start").code == 0
+        before = json.loads((emb.home / "server.json").read_text())
+        attached = subprocess.Popen(
+            [sys.executable, "-P", "-m", "dstack_prefect", "run", "waiter"],
+            cwd=emb.repo,
+            env=emb.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with emb.api() as api:
+
+            def running() -> bool:
+                runs = api.call("POST", "/flow_runs/filter", {"limit": 1}) or []
+                return bool(runs) and runs[0]["state"]["type"] == "RUNNING"
+
+            wait_until(running, 60)
+        os.kill(before["pid"], signal.SIGKILL)
+
+        def restarted() -> bool:
+            try:
+                state = json.loads((emb.home / "server.json").read_text())
+            except (OSError, ValueError):  # being written
+                return False
+            return state["pid"] != before["pid"] and pid_alive(state["pid"])
+
+        wait_until(restarted, 90)
+        go.touch()
+        out, err = attached.communicate(timeout=120)
+
+        assert attached.returncode == 0, out + err
+        assert "the local Prefect server was down: started it again" in " ".join(err.split())
+        assert out.rstrip().endswith("Done"), out
+        assert json.loads((emb.home / "server.json").read_text())["url"] == before["url"]
     finally:
         emb.dstack("server", "stop")
