@@ -120,9 +120,27 @@ def resolve_step_secrets(
     return step.model_copy(update=update), list(values.values())
 
 
+def with_hint(exc: DstackError) -> str:
+    """The error's message with what to do next: a run's failure keeps only its message, so
+    the hint rides in it (once)."""
+    if exc.hint and exc.hint not in exc.message:
+        return f"{exc.message}; {exc.hint}"
+    return exc.message
+
+
 @task(name="step", persist_result=False, retries=0)
 def run_step(step_name: str, flow_run_id: str) -> Any:
     """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out."""
+    try:
+        return _run_step(step_name, flow_run_id)
+    except StepFailedError:
+        raise
+    except DstackError as exc:
+        exc.message = with_hint(exc)
+        raise
+
+
+def _run_step(step_name: str, flow_run_id: str) -> Any:
     rt = _RUNTIMES[flow_run_id]
     step = rt.plan.step(step_name)
     notes = _logger(
@@ -346,8 +364,8 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     try:
         the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
     except DstackError as exc:
-        notes.error(exc.message)
-        return Failed(message=exc.message)
+        notes.error(with_hint(exc))
+        return Failed(message=with_hint(exc))
     settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)
@@ -384,10 +402,12 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             with PrefectAPI(api_url) as api:
                 set_run_tag(api, run_name, tag)
             notes.info(f"tagged the run as {tag}")
+        elif tag:
+            notes.warning(f"the run is not tagged {tag}: only a run whose steps are all done is tagged")
         return state
     except DstackError as exc:
-        notes.error(exc.message)
-        return Failed(message=exc.message)
+        notes.error(with_hint(exc))
+        return Failed(message=with_hint(exc))
     finally:
         watcher.halt()
         rt.close()

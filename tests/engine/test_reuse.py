@@ -176,6 +176,16 @@ def test_run_with_an_existing_tag_is_refused(cli: CLI, repo: Path) -> None:
     assert "dstack tags delete data-v1" in again.err
 
 
+def test_a_failed_run_is_not_tagged_and_says_so(cli: CLI, repo: Path) -> None:
+    """`dstack run -t T` of a run that fails leaves T unmade, and the run's log says why."""
+    res = cli("run", "clash", "-t", "never-made", cwd=repo)
+
+    assert res.code == 1
+    said = " ".join(res.err.split())
+    assert "the run is not tagged never-made: only a run whose steps are all done is tagged" in said
+    assert "never-made" not in cli("tags", cwd=repo).out
+
+
 def test_a_file_outside_inputs_changes_nothing(cli: CLI, repo: Path) -> None:
     """Editing README.md (outside both steps' inputs) keeps both reused; editing train.py reruns train."""
     assert cli("run", "train", cwd=repo).code == 0
