@@ -250,20 +250,22 @@ workflows:
 
 
 class TestIdeProviders:
-    def test_lab_serves_jupyterlab_behind_its_token_until_stopped(
-        self, cli: CLI, repo: Path, api: PrefectAPI
+    @pytest.mark.parametrize(("provider", "page"), [("lab", "/lab"), ("notebook", "/tree")])
+    def test_jupyter_serves_behind_its_token_until_stopped(
+        self, cli: CLI, repo: Path, api: PrefectAPI, provider: str, page: str
     ) -> None:
-        """`dstack run lab` starts JupyterLab on $PORT_0, logs its URL with the token, answers only
-        with that token, and a stop leaves no Jupyter process."""
-        name = submitted_name(cli("run", "lab", "-d", cwd=repo).out)
+        """`dstack run lab|notebook` starts JupyterLab / Jupyter Notebook on $PORT_0, logs its URL
+        with the token, answers only with that token, and a stop leaves no Jupyter process."""
+        name = submitted_name(cli("run", provider, "-d", cwd=repo).out)
         fr_id = api.flow_run_by_name(name)["id"]
 
-        def lab_url() -> str | None:
-            found = [m for r in api.logs(fr_id) if (m := re.search(r"lab: (http://\S+)", r["message"]))]
+        def ide_url() -> str | None:
+            said = [r["message"] for r in api.logs(fr_id)]
+            found = [m for text in said if (m := re.search(rf"{provider}: (http://\S+)", text))]
             return found[0].group(1) if found else None
 
-        url = wait_until(lab_url, 90)
-        base, token = url.split("/lab?token=")
+        url = wait_until(ide_url, 90)
+        base, token = url.split(f"{page}?token=")
 
         def status(query: str) -> int | None:
             try:
