@@ -282,17 +282,31 @@ class TestIdeProviders:
         assert "stopped" == wait_finished(api, name).status
         wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
 
-    def test_lab_without_jupyter_fails_saying_what_to_install(
-        self, cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path
+    @pytest.mark.parametrize(
+        ("provider", "expected"),
+        [
+            (
+                "lab",
+                "provider lab runs JupyterLab from the PATH, and it is not there: pip install jupyterlab",
+            ),
+            (
+                "code",
+                "provider code runs openvscode-server from the PATH, and it is not there:"
+                " see https://github.com/gitpod-io/openvscode-server/releases",
+            ),
+        ],
+    )
+    def test_an_ide_missing_from_the_path_fails_saying_what_to_install(
+        self, cli: CLI, repo: Path, prefect_server: Server, dstack_home: Path, provider: str, expected: str
     ) -> None:
-        """A PATH without Jupyter: the step ends failed at once, naming the package to install."""
+        """A PATH without the IDE (here openvscode-server never is): the step ends failed at once,
+        naming what to install."""
         env = {**prefect_server.env(dstack_home), "PATH": "/usr/bin:/bin"}
 
-        res = cli("run", "lab", cwd=repo, env=env)
+        res = cli("run", provider, cwd=repo, env=env)
 
         assert res.code == 1
-        expected = "provider lab runs JupyterLab from the PATH, and it is not there: pip install jupyterlab"
-        assert expected in res.out
+        assert expected in " ".join(res.out.split())
 
 
 class TestDetachedRuns:
