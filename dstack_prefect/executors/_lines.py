@@ -21,6 +21,10 @@ from collections.abc import Callable, Iterable
 #: How often a line that is still being rewritten (a progress bar) is delivered as it stands.
 PROGRESS_EVERY = 5.0
 
+#: A line longer than this is delivered in pieces of this size (Prefect truncates a log message
+#: near 1 MB anyway), so output without newlines never piles up in memory.
+MAX_LINE = 1_000_000
+
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
@@ -57,6 +61,9 @@ class LineBuffer:
             self._finish(raw)
         if b"\r" in self._pending:
             self._progress()
+        while len(self._pending) > MAX_LINE:
+            piece, self._pending = self._pending[:MAX_LINE], self._pending[MAX_LINE:]
+            self._finish(piece)
 
     def catch_up(self, chunks: Iterable[bytes]) -> None:
         """Feed the part of the complete output ``chunks`` beyond what was already received."""

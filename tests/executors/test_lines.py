@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dstack_prefect.executors._lines import LineBuffer
+from dstack_prefect.executors._lines import MAX_LINE, LineBuffer
 
 
 class Clock:
@@ -38,6 +38,13 @@ class TestLines:
         buf.close()
 
         assert ["one", "two", "tail"] == lines
+
+    def test_output_without_newlines_comes_in_pieces(self) -> None:
+        """A step that never prints a newline still reaches the logs, in MAX_LINE pieces."""
+        lines = fed(b"x" * (MAX_LINE // 2), b"x" * MAX_LINE, b"y\n")
+
+        assert [len(line) for line in lines] == [MAX_LINE, MAX_LINE // 2 + 1]
+        assert lines[-1].endswith("y")
 
 
 class TestProgressBars:
