@@ -6,9 +6,21 @@ import contextlib
 import os
 import sys
 
-from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers commands in help order
+from typer.models import CommandInfo
+
+from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers the commands
 from dstack_prefect.cli._app import app, reflow_help
 
+#: The order `dstack -h` lists the commands in: a first session's, then the artifacts'.
+HELP_ORDER = ("init", "run", "ps", "logs", "stop", "rm", "plan", "validate", "schema")
+
+
+def _help_rank(info: CommandInfo) -> int:
+    name = info.name or (info.callback.__name__ if info.callback else "")
+    return HELP_ORDER.index(name) if name in HELP_ORDER else len(HELP_ORDER)
+
+
+app.registered_commands.sort(key=_help_rank)
 reflow_help(app)
 
 

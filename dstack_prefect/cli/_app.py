@@ -31,6 +31,30 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        from dstack_prefect import __version__  # noqa: PLC0415
+
+        try:
+            prefect = version("prefect")
+        except PackageNotFoundError:
+            prefect = "not installed"
+        console.print(f"dstack-prefect {__version__} (prefect {prefect})", highlight=False)
+        raise typer.Exit
+
+
+@app.callback()
+def _global(
+    show_version: bool = typer.Option(
+        False, "--version", "-v", is_eager=True, callback=_print_version, help="Show the version and exit"
+    ),
+) -> None:
+    """Run dstack YAML workflows as Prefect flows, locally or on cloud GPUs."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,66 @@ from dstack_prefect.spec import (
     quote_args,
     workflow_files,
 )
+
+STARTER = """\
+# dstack workflows of this repo: `dstack run hello`. Reference: docs/workflows.md of dstack-prefect.
+workflows:
+  - name: hello
+    help: A first workflow that prints a line and keeps a file as an artifact
+    provider: bash
+    commands:
+      - echo "Hello from dstack-prefect"
+      - echo "hello" > output/hello.txt
+    artifacts:
+      - path: output
+"""
+
+
+@app.command()
+@handles_errors
+def init() -> None:
+    """Set up this repo for dstack: a .dstack/workflows.yaml with a first workflow, unless the repo
+    (the git repo around this folder, else this folder) has workflow files already.
+
+    dstack needs nothing else: no credentials, no keys; the local Prefect server starts on the
+    first command that needs it.
+
+    Example: dstack init
+    """
+    try:
+        root = find_repo_root(Path.cwd())
+    except NoWorkflowsError:
+        root = None
+    if root is not None and workflow_files(root):
+        workflows, errors = check_workflows(root)
+        found = _count(len(workflows), "workflow") + " in " + _count(len(workflow_files(root)), "file")
+        hint = "fix them with `dstack validate`" if errors else "run one with `dstack run WORKFLOW`"
+        said = f"Already set up: {found} under {root / '.dstack'}; {hint}"
+        console.print(said, highlight=False, soft_wrap=True)
+        return
+    top = _git_top(Path.cwd()) or Path.cwd()
+    target = top / ".dstack" / "workflows.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(STARTER)
+    shown = os.path.relpath(target)
+    said = f"Created {shown} with a workflow `hello`; run it: dstack run hello"
+    console.print(said, highlight=False, soft_wrap=True)
+
+
+def _git_top(folder: Path) -> Path | None:
+    """The top of the git work tree holding ``folder``, or None outside one (or without git)."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
 
 
 def _print_warnings(warnings: list[SpecWarning]) -> None:

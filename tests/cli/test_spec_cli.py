@@ -272,3 +272,45 @@ def test_help_ends_with_example(command: str) -> None:
 
     assert code == 0
     assert f"Example: dstack {command}" in out
+
+
+class TestInit:
+    def test_init_writes_a_first_workflow_that_validates(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """In a git repo with no .dstack/, `dstack init` (old dstack users type it first) writes
+        .dstack/workflows.yaml at the repo's top with a `hello` workflow that plans cleanly."""
+        import subprocess
+
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+        (tmp_path / "src").mkdir()
+        monkeypatch.chdir(tmp_path / "src")
+
+        code, out, _ = run("init")
+        planned = run("plan", "hello")
+
+        assert code == 0
+        assert out == "Created ../.dstack/workflows.yaml with a workflow `hello`; run it: dstack run hello\n"
+        assert planned[0] == 0 and 'echo "Hello from dstack-prefect"' in planned[1]
+
+    def test_init_leaves_existing_workflows_alone(self, repo: Path) -> None:
+        """A repo with workflow files keeps them; init says what is there."""
+        before = (repo / ".dstack" / "workflows.yaml").read_text()
+
+        code, out, _ = run("init")
+
+        assert code == 0
+        assert out.startswith("Already set up: 2 workflows in 1 file under ")
+        assert (repo / ".dstack" / "workflows.yaml").read_text() == before
+
+
+def test_version_names_dstack_prefect_and_prefect() -> None:
+    """`dstack --version` / `-v`, old dstack's global flag."""
+    from importlib.metadata import version
+
+    from dstack_prefect import __version__
+
+    expected = f"dstack-prefect {__version__} (prefect {version('prefect')})\n"
+
+    assert run("--version") == (0, expected, "")
+    assert run("-v")[1] == expected
