@@ -234,8 +234,11 @@ def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
 def _execute(
     rt: Runtime, step: Step, workdir: Path, flow_run_id: str, notes: Any, deps: list[Manifest]
 ) -> StepResult:
-    """Run the step's commands with its executor; every output line becomes a Prefect log."""
-    out = _logger(step_logger_name(STEP_OUTPUT_LOGGER, step.name), notes.extra or {})
+    """Run the step's commands with its executor; every output line becomes a Prefect log (the
+    task run's, on logger ``prefect.task_runs.dstack.out.<step>``), shipped by ``rt.shipper``."""
+    out_name = step_logger_name(STEP_OUTPUT_LOGGER, step.name)
+    out = _logger(out_name, notes.extra or {})
+    task_run_id = (notes.extra or {}).get("task_run_id")
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
@@ -249,7 +252,10 @@ def _execute(
     def on_line(line: str) -> None:
         for v in redact:
             line = line.replace(v, "***")
-        out.info(line)
+        if rt.shipper is None:
+            out.info(line)
+        else:
+            rt.shipper.add(out_name, line, flow_run_id, task_run_id)
 
     locals_ = [spec.local_port for spec in step.ports]
     relays = open_relays(locals_, ports) if executor.host_network else []

@@ -22,6 +22,7 @@ from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
 from dstack_prefect.engine._runs import STEP_MARKER
+from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.errors import ServerError
 from dstack_prefect.executors import Executor, Handle
@@ -123,6 +124,8 @@ class Runtime:
         self._phase_changed = threading.Condition(self.lock)
         self._renamer: threading.Thread | None = None
         self._closing = False
+        self.shipper = LogShipper(PrefectAPI(api_url)) if api_url else None
+        """Ships the steps' output lines (``engine/_shipper.py``); None without a server URL."""
 
     def phase(self, step: str, name: str) -> None:
         """Say that ``step`` is Downloading (placing its deps' files, restoring caches), Running,
@@ -161,11 +164,14 @@ class Runtime:
                     api.rename_running(self.flow_run_id, want)
 
     def close(self) -> None:
-        """Send the renames still queued, then stop (before the run's final state is set)."""
+        """Send the renames and output lines still queued, then stop (before the run's final
+        state is set: a run that is final has every line on the server)."""
         with self.lock:
             self._closing = True
             self._phase_changed.notify_all()
             renamer = self._renamer
+        if self.shipper is not None:
+            self.shipper.close()
         if renamer is not None:
             renamer.join(timeout=10)
 

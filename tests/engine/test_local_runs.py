@@ -520,6 +520,19 @@ class TestLogs:
 
         assert out.splitlines()[-2:] == ["100%|##########|", "done"], out
 
+    def test_a_chatty_step_loses_no_line(self, cli: CLI, make_repo: Any) -> None:
+        """20000 lines printed in a second are all in the run's logs when it ends, the last
+        ones (where an error would be) included."""
+        yaml = "workflows:\n  - name: chatty\n    provider: bash\n    commands: [seq 1 20000]\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        res = cli("run", "chatty", cwd=repo, timeout=300)
+        name = re.search(r"^(\S+)\s+chatty\s", res.out, re.M)
+
+        assert res.code == 0, res.text[-2000:]
+        assert name, res.out[:2000]
+        out = cli("logs", name.group(1), cwd=repo, timeout=300).out
+        assert out.splitlines() == [str(i) for i in range(1, 20001)]
+
 
 class TestBadInput:
     @pytest.mark.parametrize(

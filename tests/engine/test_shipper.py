@@ -1,0 +1,117 @@
+"""LogShipper: every queued line reaches the server, in order, in batches; an outage is waited
+out, a refusal is dropped and said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dstack_prefect.engine._shipper import LogShipper
+from dstack_prefect.errors import ServerError, ServerUnreachableError
+
+
+class FlakyServer:
+    """Stands in for the Prefect API's POST /logs/: the real one stores the records (tested end
+    to end in test_local_runs); this one keeps them in a list, and can answer the first
+    ``down`` calls as a stopped server does (connection refused) or refuse one batch (4xx)."""
+
+    def __init__(self, down: int = 0, refuse: int | None = None) -> None:
+        self.down = down
+        self.refuse = refuse
+        self.calls = 0
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        assert (method, path) == ("POST", "/logs/")
+        self.calls += 1
+        if self.calls <= self.down:
+            msg = "the Prefect server at http://127.0.0.1:1/api is not reachable (ConnectionRefusedError)"
+            raise ServerUnreachableError(msg)
+        if self.calls == self.refuse:
+            msg = "the Prefect server answered 422 to POST /logs/"
+            raise ServerError(msg)
+        self.batches.append(json)
+        return None
+
+    def messages(self) -> list[str]:
+        return [r["message"] for batch in self.batches for r in batch]
+
+
+def ship(server: FlakyServer, lines: int, **options: Any) -> LogShipper:
+    shipper = LogShipper(server, batch=50, retry_every=0, **options)
+    for i in range(lines):
+        shipper.add("prefect.task_runs.dstack.out.s", str(i), "fr-1", "tr-1")
+    shipper.close()
+    return shipper
+
+
+def test_every_line_arrives_in_order_in_batches() -> None:
+    """1000 lines: all on the server when close returns, in order, at most 50 per POST, with
+    the fields Prefect's own handler sends."""
+    server = FlakyServer()
+
+    shipper = ship(server, 1000)
+
+    assert server.messages() == [str(i) for i in range(1000)]
+    assert max(len(b) for b in server.batches) == 50
+    assert shipper.sent == 1000 and shipper.dropped == 0
+    first = server.batches[0][0]
+    assert sorted(first) == ["flow_run_id", "level", "message", "name", "task_run_id", "timestamp"]
+    assert (first["name"], first["level"], first["flow_run_id"], first["task_run_id"]) == (
+        "prefect.task_runs.dstack.out.s",
+        20,
+        "fr-1",
+        "tr-1",
+    )
+
+
+def test_an_outage_is_waited_out_and_nothing_is_lost() -> None:
+    """The server refuses connections for a while (a restart): the batch is sent again until
+    it is taken; every line arrives once."""
+    server = FlakyServer(down=5)
+
+    ship(server, 120)
+
+    assert server.messages() == [str(i) for i in range(120)]
+
+
+def test_a_server_gone_for_good_loses_the_lines_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """Past give_up_after, lines are dropped (counted, said on stderr) and close returns."""
+    server = FlakyServer(down=10**9)
+
+    shipper = ship(server, 120, give_up_after=0)
+
+    assert shipper.dropped == 120 and server.batches == []
+    assert "50 log line(s) not sent: the Prefect server at" in capsys.readouterr().err
+
+
+def test_a_refused_batch_is_dropped_and_the_rest_still_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 4xx for one batch drops that batch only."""
+    server = FlakyServer(refuse=1)
+
+    shipper = ship(server, 120)
+
+    assert shipper.dropped == 50
+    assert server.messages() == [str(i) for i in range(50, 120)]
+    assert "answered 422" in capsys.readouterr().err
+
+
+def test_a_full_queue_waits_for_room_and_keeps_every_line() -> None:
+    """With max_queued lines waiting, add() waits for the sender (as a full pipe makes a
+    writer wait) instead of growing without bound or dropping."""
+    server = FlakyServer()
+
+    ship(server, 1000, max_queued=60)
+
+    assert server.messages() == [str(i) for i in range(1000)]
+
+
+def test_nothing_added_means_no_thread_and_close_returns() -> None:
+    """A run whose steps print nothing never starts the thread."""
+    server = FlakyServer()
+    shipper = LogShipper(server)
+
+    shipper.close()
+
+    assert server.calls == 0
