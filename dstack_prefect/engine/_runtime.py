@@ -78,6 +78,10 @@ class Pool:
         self.gpus.extend(slot.gpus)
 
 
+STOPPED_LOG_GRACE = 3.0
+"""Seconds a stopped run's queued output lines get to reach the server before the run ends."""
+
+
 class Runtime:
     """Shared by the flow body and its step tasks (threads of the same process)."""
 
@@ -171,7 +175,8 @@ class Runtime:
             self._phase_changed.notify_all()
             renamer = self._renamer
         if self.shipper is not None:
-            self.shipper.close()
+            # a stopped run ends within its grace: output still queued after a few seconds goes
+            self.shipper.close(cut_after=STOPPED_LOG_GRACE if self.stop_mode else None)
         if renamer is not None:
             renamer.join(timeout=10)
 

@@ -27,6 +27,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from dstack_prefect.engine._runs import RUN_NOTE_LOGGER
 from dstack_prefect.errors import ServerError, ServerUnreachableError
 
 BATCH = 200
@@ -52,6 +53,7 @@ class LogShipper:
         give_up_after: float = 120.0,
         retry_every: float = 1.0,
         max_queued: int = 100_000,
+        cut_logger: str = RUN_NOTE_LOGGER,
     ) -> None:
         self._api = api
         self._batch = batch
@@ -64,6 +66,8 @@ class LogShipper:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._down_since: float | None = None
+        self._cut_at: float | None = None
+        self._cut_logger = cut_logger
         self.sent = 0
         self.dropped = 0
 
@@ -100,10 +104,14 @@ class LogShipper:
             if len(self._queue) >= self._batch:
                 self._wake.notify_all()
 
-    def close(self) -> None:
-        """Send what is queued, then stop the thread; returns when it has."""
+    def close(self, cut_after: float | None = None) -> None:
+        """Send what is queued, then stop the thread; returns when it has. With ``cut_after``
+        (a run being stopped, which must end promptly), lines still waiting that many seconds
+        later are dropped, and one warning line on the run says how many."""
         with self._wake:
             self._closing = True
+            if cut_after is not None:
+                self._cut_at = time.monotonic() + cut_after
             self._wake.notify_all()
             thread = self._thread
         if thread is not None:
@@ -117,6 +125,14 @@ class LogShipper:
                 self._wake.wait(self._interval)
             if not self._queue:
                 return None if self._closing else []
+            if self._cut():
+                last = self._queue[-1]
+                dropped = len(self._queue)
+                self._queue.clear()
+                self.dropped += dropped
+                self._wake.notify_all()
+                said = f"{dropped} output line(s) not kept: the run was stopped while they waited to be sent"
+                return [{**last, "name": self._cut_logger, "level": 30, "message": said, "task_run_id": None}]
             batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
             self._wake.notify_all()  # room for a waiting add()
             return batch
@@ -143,7 +159,7 @@ class LogShipper:
                 now = time.monotonic()
                 if self._down_since is None:
                     self._down_since = now
-                if now - self._down_since < self._give_up_after:
+                if now - self._down_since < self._give_up_after and not self._cut():
                     time.sleep(self._retry_every)
                     continue
                 self._drop(batch, exc)
@@ -153,6 +169,9 @@ class LogShipper:
                 self._down_since = None
                 self.sent += len(batch)
             return
+
+    def _cut(self) -> bool:
+        return self._cut_at is not None and time.monotonic() >= self._cut_at
 
     def _drop(self, batch: list[dict[str, Any]], exc: ServerError) -> None:
         self.dropped += len(batch)

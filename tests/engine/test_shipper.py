@@ -107,6 +107,30 @@ def test_a_full_queue_waits_for_room_and_keeps_every_line() -> None:
     assert server.messages() == [str(i) for i in range(1000)]
 
 
+def test_a_stopped_runs_backlog_is_cut_and_the_cut_is_said() -> None:
+    """close(cut_after=0), as a stopped run does after its grace: the lines not yet sent are
+    dropped, and one warning on the run's note logger counts them; nothing sent is lost."""
+    server = FlakyServer()
+    shipper = LogShipper(server, batch=50, retry_every=0)
+    for i in range(1000):
+        shipper.add("prefect.task_runs.dstack.out.s", str(i), "fr-1", "tr-1")
+
+    shipper.close(cut_after=0)
+
+    *sent, note = [r for batch in server.batches for r in batch]
+    assert [r["message"] for r in sent] == [str(i) for i in range(len(sent))]
+    assert (
+        note["message"]
+        == f"{1000 - len(sent)} output line(s) not kept: the run was stopped while they waited to be sent"
+    )
+    assert (note["name"], note["level"], note["task_run_id"], note["flow_run_id"]) == (
+        "prefect.flow_runs.dstack",
+        30,
+        None,
+        "fr-1",
+    )
+
+
 def test_nothing_added_means_no_thread_and_close_returns() -> None:
     """A run whose steps print nothing never starts the thread."""
     server = FlakyServer()
