@@ -391,7 +391,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     _RUNTIMES[flow_run_id] = rt
     watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)
     watcher.start()
-    results = _in_background(result_storage, rt.store)  # API calls, beside the snapshot copy
+    results = _PREFETCHED.pop(rt.store.url, None) or _in_background(result_storage, rt.store)
     try:
         for step in the_plan.steps:
             rt.executor_for(step).check(step)
@@ -445,6 +445,18 @@ def result_storage(store: ArtifactStore) -> Any:
     except Exception:  # noqa: BLE001 - results are a convenience; the store holds the manifests
         return None
     return block
+
+
+_PREFETCHED: dict[str, Callable[[], Any]] = {}
+"""Results blocks being loaded ahead of the run, by store URL (``prefetch_results``)."""
+
+
+def prefetch_results(store_url: str) -> None:
+    """Start loading the results block of ``store_url`` in a thread; the run on that store takes
+    it instead of loading its own. The supervisor calls this before the flow engine starts
+    (~0.15 s of API calls), so the first step no longer waits for the block (~0.07 s)."""
+    store = ArtifactStore(store_url)
+    _PREFETCHED[store.url] = _in_background(result_storage, store)
 
 
 def _in_background(fn: Callable[..., T], *args: Any) -> Callable[[], T | None]:

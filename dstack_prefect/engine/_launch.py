@@ -11,6 +11,7 @@ Prefect state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -18,11 +19,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._launcher import hand_off, start_launcher
-from dstack_prefect.errors import DstackError
+from dstack_prefect.errors import DstackError, RunNotFoundError
 from dstack_prefect.graph import Plan
 from dstack_prefect.server import spawn_detached, write_pid_file
 from dstack_prefect.settings import Settings
@@ -84,17 +84,21 @@ def launch(
 def supervise(flow_run_id: str) -> None:
     """The supervisor's work: clean up after dead runs (the "next command cleans up" rule, off
     the CLI's critical path), then run the flow of the existing flow run in this process."""
-    from prefect import get_client  # noqa: PLC0415
+    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
     from prefect.flow_engine import run_flow_sync  # noqa: PLC0415
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
-    from dstack_prefect.engine._flow import run_workflow  # noqa: PLC0415
+    from dstack_prefect.engine._flow import prefetch_results, run_workflow  # noqa: PLC0415
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
     from dstack_prefect.settings import get_settings  # noqa: PLC0415
 
+    api_url = str(PREFECT_API_URL.value())
+    with contextlib.suppress(DstackError, ValueError):  # a bad setting: the flow says so itself
+        prefetch_results(get_settings().store_url)  # loads while the flow engine starts
+
     def cleanup() -> None:
         try:
-            with PrefectAPI(str(PREFECT_API_URL.value())) as api:
+            with PrefectAPI(api_url) as api:
                 cleanup_leftovers(api, get_settings())
         except DstackError:
             traceback.print_exc()
@@ -105,8 +109,12 @@ def supervise(flow_run_id: str) -> None:
     from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
 
     try:
-        with get_client(sync_client=True) as client:
-            fr = client.read_flow_run(UUID(flow_run_id))
+        with PrefectAPI(api_url) as api:  # no Prefect client: its TLS context alone costs ~30 ms
+            found = api.flow_run(flow_run_id)
+        if found is None:
+            msg = f"there is no flow run {flow_run_id} on {api_url}"
+            raise RunNotFoundError(msg)
+        fr = FlowRun.model_validate(found)
         run_flow_sync(run_workflow, flow_run=fr, parameters=fr.parameters, return_type="state")
     finally:  # task-run states travel as events: ship them before the process ends (os._exit)
         cleaner.join(timeout=30)
