@@ -54,9 +54,10 @@ def init() -> None:
         root = find_repo_root(Path.cwd())
     except NoWorkflowsError:
         root = None
-    if root is not None and workflow_files(root):
+    files = workflow_files(root) if root is not None else []
+    if root is not None and files:
         workflows, errors = check_workflows(root)
-        found = _count(len(workflows), "workflow") + " in " + _count(len(workflow_files(root)), "file")
+        found = _count(len(workflows), "workflow") + " in " + _count(len(files), "file")
         hint = "fix them with `dstack validate`" if errors else "run one with `dstack run WORKFLOW`"
         said = f"Already set up: {found} under {root / '.dstack'}; {hint}"
         console.print(said, highlight=False, soft_wrap=True)

@@ -370,8 +370,9 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     try:
         the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
     except DstackError as exc:
-        notes.error(with_hint(exc))
-        return Failed(message=with_hint(exc))
+        said = with_hint(exc)
+        notes.error(said)
+        return Failed(message=said)
     settings = get_settings()
     api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)
@@ -412,8 +413,9 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             notes.warning(f"the run is not tagged {tag}: only a run whose steps are all done is tagged")
         return state
     except DstackError as exc:
-        notes.error(with_hint(exc))
-        return Failed(message=with_hint(exc))
+        said = with_hint(exc)
+        notes.error(said)
+        return Failed(message=said)
     finally:
         watcher.halt()
         rt.close()
