@@ -10,7 +10,7 @@
 A step is reused when the store holds a done manifest of the same workflow and repo with the
 same key. `--rerun` forces a run; `--reuse` takes the deps' latest done steps whatever changed
 (old dstack's rule; the target is decided by its key as always). The decision and why: "no earlier run", "spec
-changed", "code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
+changed (commands, env)", "code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
 Pure: no prefect import; `dstack plan` and the run flow share it.
 """
 
@@ -41,8 +41,9 @@ def step_executor(step: Step, default: str) -> str:
     return "docker" if step.provider == "docker" or step.image or default == "docker" else "local"
 
 
-def spec_digest(step: Step, executor: str = "local") -> str:
-    spec = {
+def spec_fields(step: Step, executor: str = "local") -> dict[str, Any]:
+    """The resolved spec the key hashes, by field (what ``dstack plan`` names when it changes)."""
+    return {
         "executor": executor,
         "provider": step.provider,
         "commands": step.commands,
@@ -56,7 +57,15 @@ def spec_digest(step: Step, executor: str = "local") -> str:
         "home_dir": step.home_dir,
         "tag_deps": sorted(d.name for d in step.deps if d.kind == "tag"),
     }
-    return _digest(spec)
+
+
+def spec_digest(step: Step, executor: str = "local") -> str:
+    return _digest(spec_fields(step, executor))
+
+
+def spec_parts(step: Step, executor: str = "local") -> dict[str, str]:
+    """One digest per spec field: a later decision names the fields that changed."""
+    return {name: _digest(value) for name, value in spec_fields(step, executor).items()}
 
 
 def code_files(step: Step, code: dict[str, str]) -> dict[str, str]:
@@ -93,6 +102,8 @@ class Fingerprint:
     spec: str
     code: dict[str, str]
     deps: str
+    parts: dict[str, str] = field(default_factory=dict)
+    """Digest per spec field (not part of the key)."""
 
     @property
     def key(self) -> str:
@@ -100,14 +111,23 @@ class Fingerprint:
 
     def extra(self) -> dict[str, Any]:
         """What a manifest records so later decisions can say what changed."""
-        return {"cache_key": self.key, "spec_digest": self.spec, "code": self.code, "deps_digest": self.deps}
+        return {
+            "cache_key": self.key,
+            "spec_digest": self.spec,
+            "spec_parts": self.parts,
+            "code": self.code,
+            "deps_digest": self.deps,
+        }
 
 
 def fingerprint(
     step: Step, code: dict[str, str], dep_manifests: list[Manifest], executor: str = "local"
 ) -> Fingerprint:
     return Fingerprint(
-        spec=spec_digest(step, executor), code=code_files(step, code), deps=deps_digest(dep_manifests)
+        spec=spec_digest(step, executor),
+        code=code_files(step, code),
+        deps=deps_digest(dep_manifests),
+        parts=spec_parts(step, executor),
     )
 
 
@@ -167,13 +187,27 @@ def decide(
         return Decision("run", "no earlier run")
     last = found[0].extra
     if last.get("spec_digest") != fp.spec:
-        return Decision("run", "spec changed")
+        return Decision("run", _spec_changed(last.get("spec_parts") or {}, fp.parts))
     old: dict[str, str] = last.get("code") or {}
     changed = sorted(p for p in set(old) | set(fp.code) if old.get(p) != fp.code.get(p))
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         return Decision("run", f"code changed ({shown})", changed_files=changed)
     return Decision("run", "dep changed")
+
+
+#: How ``spec changed (...)`` names a field.
+_FIELD_NAMES = {"executor": "where it runs", "tag_deps": "tag deps", "working_dir": "working_dir"}
+
+
+def _spec_changed(old: dict[str, str], new: dict[str, str]) -> str:
+    """ "spec changed (commands, env)": the fields whose digest differs; bare where the earlier
+    manifest predates per-field digests."""
+    if not old:
+        return "spec changed"
+    fields = [_FIELD_NAMES.get(n, n) for n in new if old.get(n) != new[n]]
+    fields += [_FIELD_NAMES.get(n, n) for n in old if n not in new]
+    return f"spec changed ({', '.join(fields)})" if fields else "spec changed"
 
 
 def done_manifests(store: ArtifactStore, repo_id: str) -> dict[str, list[Manifest]]:

@@ -1,11 +1,13 @@
-"""The cache key's code part: which snapshot files `inputs` selects (pure, no services)."""
+"""The cache key's code part: which snapshot files `inputs` selects, and what a decision says
+changed (pure: the memory:// store the library ships, no services)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dstack_prefect.engine._cache import code_files, fingerprint
+from dstack_prefect.engine._cache import code_files, decide, fingerprint
 from dstack_prefect.graph import Step
+from dstack_prefect.storage import ArtifactStore, Manifest
 
 CODE = {"train.py": "a", "src/model.py": "b", "src/util.py": "c", "src/data/x.csv": "d", "README.md": "e"}
 
@@ -66,3 +68,42 @@ def test_where_the_step_runs_is_part_of_the_key() -> None:
     step = Step(name="train", commands=["python train.py"])
 
     assert fingerprint(step, CODE, [], "local").key != fingerprint(step, CODE, [], "docker").key
+
+
+def _decision_after(before: Step, after: Step, executor: str = "local", *, parts: bool = True) -> str:
+    """The reason `dstack plan` gives for ``after`` when the last done run was of ``before``."""
+    old = fingerprint(before, CODE, []).extra()
+    if not parts:
+        del old["spec_parts"]  # a manifest written before per-field digests
+    last = Manifest(run="calm-cat-1", step="train", workflow="train", extra={"status": "done", **old})
+    store = ArtifactStore("memory://cache-key-decisions")
+    decision = decide(store, after, fingerprint(after, CODE, [], executor), repo_id="r", candidates=[last])
+    return decision.describe()
+
+
+@pytest.mark.parametrize(
+    ("change", "executor", "reason"),
+    [
+        ({"commands": ["python train.py --lr 0.1"]}, "local", "run (spec changed (commands))"),
+        ({"env": {"EPOCHS": "3"}}, "local", "run (spec changed (env))"),
+        ({"env": {"EPOCHS": "3"}, "image": "pytorch:2"}, "local", "run (spec changed (env, image))"),
+        ({}, "docker", "run (spec changed (where it runs))"),
+        ({}, "local", "reuse calm-cat-1 (same inputs)"),
+    ],
+    ids=["commands", "env", "env-and-image", "executor", "unchanged"],
+)
+def test_a_spec_change_names_the_fields_that_changed(
+    change: dict[str, object], executor: str, reason: str
+) -> None:
+    """Like DVC's "changed command": the plan says which part of the spec moved, not just that it did."""
+    before = Step(name="train", commands=["python train.py"], env={"EPOCHS": "2"})
+
+    assert _decision_after(before, before.model_copy(update=change), executor) == reason
+
+
+def test_a_manifest_from_before_per_field_digests_still_says_spec_changed() -> None:
+    """Runs recorded by an earlier version have no per-field digests: the reason stays bare."""
+    before = Step(name="train", commands=["python train.py"])
+    after = Step(name="train", commands=["python train.py --lr 0.1"])
+
+    assert _decision_after(before, after, parts=False) == "run (spec changed)"

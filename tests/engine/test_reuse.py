@@ -115,7 +115,7 @@ def test_editing_a_command_reruns_only_that_step(cli: CLI, repo: Path) -> None:
     second = cli("run", "train", cwd=repo)
 
     assert planned["prep"]["action"] == "reuse"
-    assert planned["train"] == {"action": "run", "reason": "spec changed", "run": None}
+    assert planned["train"] == {"action": "run", "reason": "spec changed (commands)", "run": None}
     assert "prep ran" not in second.out
     assert "train ran again" in second.out
 
@@ -130,7 +130,7 @@ def test_without_inputs_editing_one_command_reruns_only_that_step(cli: CLI, make
     planned = plan_decisions(cli, repo)
 
     assert planned["prep"]["action"] == "reuse"
-    assert planned["train"] == {"action": "run", "reason": "spec changed", "run": None}
+    assert planned["train"] == {"action": "run", "reason": "spec changed (commands)", "run": None}
 
 
 def test_reuse_takes_the_deps_latest_run_whatever_changed_and_runs_the_target(cli: CLI, repo: Path) -> None:
