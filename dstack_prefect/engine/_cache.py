@@ -9,8 +9,9 @@
 
 A step is reused when the store holds a done manifest of the same workflow and repo with the
 same key. `--rerun` forces a run; `--reuse` takes the deps' latest done steps whatever changed
-(old dstack's rule; the target is decided by its key as always). The decision and why: "no earlier run", "spec
-changed (commands, env)", "code changed (a.py, b.py)", "dep changed", "forced", "reuse: same inputs as RUN".
+(old dstack's rule; the target is decided by its key as always). The decision and why:
+"no earlier run", "spec changed (commands, env)", "code changed (a.py, b.py)",
+"dep changed (prep)", "forced", "reuse: same inputs as RUN".
 Pure: no prefect import; `dstack plan` and the run flow share it.
 """
 
@@ -93,6 +94,13 @@ def deps_digest(dep_manifests: list[Manifest]) -> str:
     )
 
 
+def deps_parts(dep_manifests: list[Manifest]) -> dict[str, str]:
+    """One digest per dep: a later decision names the deps whose output changed."""
+    return {
+        m.workflow or m.step: _digest(sorted((f.path, f.sha256) for f in m.files)) for m in dep_manifests
+    }
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -104,6 +112,8 @@ class Fingerprint:
     deps: str
     parts: dict[str, str] = field(default_factory=dict)
     """Digest per spec field (not part of the key)."""
+    dep_parts: dict[str, str] = field(default_factory=dict)
+    """Digest per dep (not part of the key)."""
 
     @property
     def key(self) -> str:
@@ -117,6 +127,7 @@ class Fingerprint:
             "spec_parts": self.parts,
             "code": self.code,
             "deps_digest": self.deps,
+            "deps_parts": self.dep_parts,
         }
 
 
@@ -128,6 +139,7 @@ def fingerprint(
         code=code_files(step, code),
         deps=deps_digest(dep_manifests),
         parts=spec_parts(step, executor),
+        dep_parts=deps_parts(dep_manifests),
     )
 
 
@@ -187,27 +199,27 @@ def decide(
         return Decision("run", "no earlier run")
     last = found[0].extra
     if last.get("spec_digest") != fp.spec:
-        return Decision("run", _spec_changed(last.get("spec_parts") or {}, fp.parts))
+        return Decision("run", _changed("spec changed", last.get("spec_parts") or {}, fp.parts))
     old: dict[str, str] = last.get("code") or {}
     changed = sorted(p for p in set(old) | set(fp.code) if old.get(p) != fp.code.get(p))
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         return Decision("run", f"code changed ({shown})", changed_files=changed)
-    return Decision("run", "dep changed")
+    return Decision("run", _changed("dep changed", last.get("deps_parts") or {}, fp.dep_parts))
 
 
 #: How ``spec changed (...)`` names a field.
 _FIELD_NAMES = {"executor": "where it runs", "tag_deps": "tag deps", "working_dir": "working_dir"}
 
 
-def _spec_changed(old: dict[str, str], new: dict[str, str]) -> str:
-    """ "spec changed (commands, env)": the fields whose digest differs; bare where the earlier
-    manifest predates per-field digests."""
+def _changed(what: str, old: dict[str, str], new: dict[str, str]) -> str:
+    """ "spec changed (commands, env)", "dep changed (prep)": the parts whose digest differs; bare
+    where the earlier manifest predates per-part digests."""
     if not old:
-        return "spec changed"
-    fields = [_FIELD_NAMES.get(n, n) for n in new if old.get(n) != new[n]]
-    fields += [_FIELD_NAMES.get(n, n) for n in old if n not in new]
-    return f"spec changed ({', '.join(fields)})" if fields else "spec changed"
+        return what
+    names = [_FIELD_NAMES.get(n, n) for n in new if old.get(n) != new[n]]
+    names += [_FIELD_NAMES.get(n, n) for n in old if n not in new]
+    return f"{what} ({', '.join(names)})" if names else what
 
 
 def done_manifests(store: ArtifactStore, repo_id: str) -> dict[str, list[Manifest]]:

@@ -3,11 +3,13 @@ changed (pure: the memory:// store the library ships, no services)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from dstack_prefect.engine._cache import code_files, decide, fingerprint
 from dstack_prefect.graph import Step
-from dstack_prefect.storage import ArtifactStore, Manifest
+from dstack_prefect.storage import ArtifactStore, FileEntry, Manifest
 
 CODE = {"train.py": "a", "src/model.py": "b", "src/util.py": "c", "src/data/x.csv": "d", "README.md": "e"}
 
@@ -70,15 +72,30 @@ def test_where_the_step_runs_is_part_of_the_key() -> None:
     assert fingerprint(step, CODE, [], "local").key != fingerprint(step, CODE, [], "docker").key
 
 
-def _decision_after(before: Step, after: Step, executor: str = "local", *, parts: bool = True) -> str:
-    """The reason `dstack plan` gives for ``after`` when the last done run was of ``before``."""
-    old = fingerprint(before, CODE, []).extra()
-    if not parts:
-        del old["spec_parts"]  # a manifest written before per-field digests
+def _decision_after(
+    before: Step,
+    after: Step,
+    executor: str = "local",
+    *,
+    parts: bool = True,
+    deps_before: list[Manifest] | None = None,
+    deps_after: list[Manifest] | None = None,
+) -> str:
+    """The reason the run gives for ``after`` when the last done run was of ``before``."""
+    old = fingerprint(before, CODE, deps_before or []).extra()
+    if not parts:  # a manifest written before per-part digests
+        del old["spec_parts"], old["deps_parts"]
     last = Manifest(run="calm-cat-1", step="train", workflow="train", extra={"status": "done", **old})
     store = ArtifactStore("memory://cache-key-decisions")
-    decision = decide(store, after, fingerprint(after, CODE, [], executor), repo_id="r", candidates=[last])
-    return decision.describe()
+    fp = fingerprint(after, CODE, deps_after or [], executor)
+    return decide(store, after, fp, repo_id="r", candidates=[last]).describe()
+
+
+def _dep(workflow: str, content: str) -> Manifest:
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    return Manifest(
+        run="x", step=workflow, workflow=workflow, files=[FileEntry(path="d", size=1, sha256=digest)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,3 +124,15 @@ def test_a_manifest_from_before_per_field_digests_still_says_spec_changed() -> N
     after = Step(name="train", commands=["python train.py --lr 0.1"])
 
     assert _decision_after(before, after, parts=False) == "run (spec changed)"
+
+
+def test_a_dep_change_names_the_dep() -> None:
+    """A dep that ran again and made different files: the run's note names that dep."""
+    step = Step(name="train", commands=["python train.py"])
+    before = [_dep("prep", "v1"), _dep("tokenize", "v1")]
+    after = [_dep("prep", "v2"), _dep("tokenize", "v1")]
+
+    assert _decision_after(step, step, deps_before=before, deps_after=after) == "run (dep changed (prep))"
+    assert (
+        _decision_after(step, step, deps_before=before, deps_after=after, parts=False) == "run (dep changed)"
+    )
