@@ -96,9 +96,7 @@ def deps_digest(dep_manifests: list[Manifest]) -> str:
 
 def deps_parts(dep_manifests: list[Manifest]) -> dict[str, str]:
     """One digest per dep: a later decision names the deps whose output changed."""
-    return {
-        m.workflow or m.step: _digest(sorted((f.path, f.sha256) for f in m.files)) for m in dep_manifests
-    }
+    return {m.workflow or m.step: _digest(sorted((f.path, f.sha256) for f in m.files)) for m in dep_manifests}
 
 
 def _digest(obj: Any) -> str:

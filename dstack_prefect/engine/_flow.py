@@ -47,7 +47,7 @@ from dstack_prefect.engine._runs import (
 )
 from dstack_prefect.engine._runtime import Runtime, host_env
 from dstack_prefect.engine._secrets import Secrets, secret_env_name
-from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
+from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
@@ -399,8 +399,11 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         if not rt.code_dir.exists():
             tmp = rt.code_dir.with_name("code.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            copy_snapshot(take_snapshot(rt.repo_root), tmp)
+            snapshot = take_snapshot(rt.repo_root)
+            copy_snapshot(snapshot, tmp)
             tmp.rename(rt.code_dir)
+            if large := large_snapshot_note(snapshot):
+                notes.warning(large)
         rt.prepare_reuse()
         state = _schedule(rt, notes, results)
         tag = options.get("tag")

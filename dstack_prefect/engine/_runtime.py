@@ -237,8 +237,11 @@ class Runtime:
             t.start()
 
     def cleanup(self) -> None:
+        """Remove the steps' folders and the run's code snapshot (a run that ended needs
+        neither: its artifacts are in the store), unless ``keep_workdirs``."""
         if not self.settings.keep_workdirs:
             shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
+            shutil.rmtree(self.code_dir, ignore_errors=True)
 
 
 def host_env() -> dict[str, str]:

@@ -3,13 +3,16 @@
 Tracked, modified and untracked-but-not-ignored files of a git repo (git's own rules:
 .gitignore, .git/info/exclude, the global excludes), minus what .dstackignore names. A folder
 that is not a git repo works too: every file, minus .gitignore and .dstackignore patterns.
-The snapshot is taken once per run, so edits made while a run goes on do not leak into it.
+The snapshot is taken once per run, so edits made while a run goes on do not leak into it;
+each step gets its own copy (a step may edit its files), so a large one is warned about, and
+the run's copy is removed when the run ends.
 Only regular files and symlinks are taken (no sockets, fifos, devices), and never the dstack
 home when it lies inside the folder (`dstack run bash -c ...` from $HOME).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -19,10 +22,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.filesize import decimal
+
 from dstack_prefect.errors import ExecutionError
 from dstack_prefect.settings import Settings
 
 IGNORE_FILE = ".dstackignore"
+
+LARGE_SNAPSHOT = 100 * 1000**2
+"""Bytes past which a run warns that its code snapshot is large: each step gets its own copy."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,24 @@ def copy_snapshot(snapshot: Snapshot, target: Path) -> None:
             msg = f"could not copy {rel} into the run's code snapshot: {exc.strerror or exc}"
             hint = f"name it in {snapshot.root / IGNORE_FILE} if steps do not need it"
             raise ExecutionError(msg, hint=hint) from exc
+
+
+def large_snapshot_note(snapshot: Snapshot, limit: int = LARGE_SNAPSHOT) -> str | None:
+    """A warning naming the biggest files when the snapshot holds more than ``limit`` bytes (a
+    data set left untracked-but-not-ignored is copied into every step), else None."""
+    sizes: list[tuple[int, str]] = []
+    for rel in snapshot.files:
+        with contextlib.suppress(OSError):
+            sizes.append((os.lstat(snapshot.root / rel).st_size, rel))
+    total = sum(size for size, _ in sizes)
+    if total <= limit:
+        return None
+    biggest = ", ".join(f"{rel} {decimal(size)}" for size, rel in sorted(sizes, reverse=True)[:3])
+    return (
+        f"the code snapshot is {decimal(total)} in {len(sizes)} files (largest: {biggest}) and every"
+        f" step gets its own copy; name large data in {IGNORE_FILE} and bring it in as an artifact"
+        ' (dstack tags add data -a PATH, then deps: [":data"])'
+    )
 
 
 def hash_files(root: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:

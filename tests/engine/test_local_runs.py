@@ -520,6 +520,27 @@ class TestLogs:
 
         assert out.splitlines()[-2:] == ["100%|##########|", "done"], out
 
+    def test_a_large_code_snapshot_is_warned_about_and_gone_after_the_run(
+        self, cli: CLI, make_repo: Any, dstack_home: Path
+    ) -> None:
+        """A 120 MB data file left untracked is copied into every step: the run says so, naming
+        the file and what to do; the run's copy of the code is removed when the run ends."""
+        yaml = "workflows:\n  - name: look\n    provider: bash\n    commands: [wc -c < data.bin]\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        with open(repo / "data.bin", "wb") as data:
+            data.truncate(120_000_000)  # sparse: nothing to write, 120 MB to copy
+
+        res = cli("run", "look", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert "120000000" in res.out
+        assert "the code snapshot is 120.0 MB in 2 files (largest: data.bin 120.0 MB" in res.err, res.err
+        assert ".dstackignore" in res.err
+        name = cli("ps", "--json", cwd=repo).json()[0]["name"]
+        assert (dstack_home / "runs" / name).is_dir()
+        assert not (dstack_home / "runs" / name / "code").exists()
+        assert not (dstack_home / "runs" / name / "steps").exists()
+
     def test_a_chatty_step_loses_no_line(self, cli: CLI, make_repo: Any) -> None:
         """20000 lines printed in a second are all in the run's logs when it ends, the last
         ones (where an error would be) included."""

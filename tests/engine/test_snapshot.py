@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dstack_prefect.engine._snapshot import copy_snapshot, take_snapshot
+from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
 from tests.conftest import write_tree
 
 
@@ -37,3 +37,17 @@ def test_sockets_are_left_out_and_the_copy_works(folder: Path, tmp_path: Path) -
 
     assert "agent.sock" not in snap.files
     assert "print(1)\n" == (tmp_path / "copy/train.py").read_text()
+
+
+def test_a_snapshot_over_the_limit_names_its_largest_files(folder: Path) -> None:
+    """Past the limit, the note gives the total and the three biggest files, biggest first."""
+    (folder / "data/big.csv").write_bytes(b"x" * 5000)
+    (folder / "data/mid.csv").write_bytes(b"x" * 3000)
+    snap = take_snapshot(folder)
+
+    note = large_snapshot_note(snap, limit=8000)
+
+    assert note is not None
+    assert note.startswith("the code snapshot is 8.0 kB in 4 files (largest: data/big.csv 5.0 kB,")
+    assert "data/mid.csv 3.0 kB, train.py 9 bytes)" in note
+    assert large_snapshot_note(snap, limit=9000) is None
