@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from dstack_prefect.cli._app import app, console, err_console, handles_errors
-from dstack_prefect.errors import NoWorkflowsError, SpecErrors
+from dstack_prefect.errors import DstackError, NoWorkflowsError, SpecErrors
 from dstack_prefect.graph import Plan, Step, build_plan
 from dstack_prefect.spec import (
     PROVIDERS,
@@ -147,7 +147,16 @@ def schema(
     if output is None:
         typer.echo(text)
         return
-    output.write_text(text + "\n", encoding="utf-8")
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot write {output}: {exc.strerror or exc}"
+        hint = (
+            f"create {output.parent} first, or pick another path with -o"
+            if not output.parent.is_dir()
+            else "pick a file path with -o, e.g. -o .dstack/workflows.schema.json"
+        )
+        raise DstackError(msg, hint=hint) from None
     err_console.print(f"wrote {output}", highlight=False)
 
 

@@ -263,6 +263,26 @@ class TestSchema:
         assert code == 0
         assert json.loads(target.read_text()) == json.loads(run("schema")[1])
 
+    def test_output_into_a_missing_folder(self, tmp_path: Path) -> None:
+        """-o into a folder that does not exist is one clear error, not a traceback."""
+        target = tmp_path / "nope" / "schema.json"
+
+        code, _, err = run("schema", "-o", str(target))
+
+        assert code == 1
+        assert err == (
+            f"error: cannot write {target}: No such file or directory\n"
+            f"hint: create {target.parent} first, or pick another path with -o\n"
+        )
+
+    def test_output_onto_a_folder(self, tmp_path: Path) -> None:
+        """-o naming a folder says so and exits 1."""
+
+        code, _, err = run("schema", "-o", str(tmp_path))
+
+        assert code == 1
+        assert err.startswith(f"error: cannot write {tmp_path}: Is a directory\n")
+
 
 @pytest.mark.parametrize("command", ["validate", "schema", "plan"])
 def test_help_ends_with_example(command: str) -> None:
