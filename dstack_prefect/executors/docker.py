@@ -15,6 +15,8 @@ Files stay the host user's. A docker-provider step runs as its image's USER: a t
 container of that image ``chown -R``s the step folder and cache folders to a non-root USER
 before the step and back to the host uid:gid after. A step running as a non-root uid gets the
 folders between HOME and its ``~`` mount points made as its own in the created container.
+Without ``home_dir``, a docker-provider step's ``~`` is the HOME Docker gives its image's USER
+(the image's ENV HOME, else its /etc/passwd entry), not /root.
 
 One Docker engine serves many dstack homes (other DSTACK_HOMEs, users, CI jobs), each with its
 own Prefect server: ``dstack.home`` (:func:`home_id`) says which home started a container, and
@@ -145,6 +147,7 @@ def container_kwargs(
     user: tuple[int, int] | None = None,
     network_mode: str = "host",
     home: str | None = None,
+    image_home: str | None = None,
 ) -> dict[str, Any]:
     """The exact keyword arguments for ``client.containers.create`` for ``job`` (no engine needed).
 
@@ -152,7 +155,9 @@ def container_kwargs(
     steps run as it, so what they write in the workdir stays the user's; docker-provider steps
     run as their image's user). ``network_mode`` other than host publishes ``job.ports`` on
     127.0.0.1, each at its "APP:LOCAL" local port, else under the same number. ``home`` is the
-    ``dstack.home`` label, default :func:`home_id` of this process's home.
+    ``dstack.home`` label, default :func:`home_id` of this process's home. ``image_home`` is the
+    HOME Docker gives a docker-provider step without ``home_dir`` (:meth:`DockerExecutor.image_home`),
+    where its ``~`` mounts go; default ``/root``.
     """
     step = job.step
     uid, gid = user if user is not None else (os.getuid(), os.getgid())
@@ -177,8 +182,8 @@ def container_kwargs(
         "tty": False,
     }
     if step.provider == "docker":
-        if step.home_dir:
-            env["HOME"] = step.home_dir
+        if step.home_dir or image_home:
+            env["HOME"] = step.home_dir or str(image_home)
     else:
         kwargs["user"] = f"{uid}:{gid}"
         env["HOME"] = "/root" if uid == 0 else "/tmp/home"
@@ -199,7 +204,7 @@ def container_kwargs(
             request["count"] = res.gpu.count
         kwargs["device_requests"] = [request]
     for inside, host in job.mounts.items():
-        home = env.get("HOME") or "/root"  # an image's own user: we assume root's home
+        home = env.get("HOME") or "/root"
         target = home.rstrip("/") + inside[1:] if inside.startswith("~") else inside
         kwargs["volumes"][str(host.resolve())] = {"bind": target, "mode": "rw"}
     if network_mode != "host" and job.ports:
@@ -324,13 +329,21 @@ class DockerExecutor(Executor):
         (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
         owner = self.user if self.user[0] != 0 else None  # who the commands run as, unless root
         handed = False
+        image_home = None
         if step.provider == "docker":
             self._ensure_image(image, step)
             image_user = self._image_user(image)
             owner = self._hand_over(job, image, image_user) if image_user else None
             handed = owner is not None
+            if not step.home_dir and any(inside.startswith("~") for inside in job.mounts):
+                image_home = self.image_home(image, job)
         kwargs = container_kwargs(
-            job, image=image, user=self.user, network_mode=self.network_mode, home=self.home
+            job,
+            image=image,
+            user=self.user,
+            network_mode=self.network_mode,
+            home=self.home,
+            image_home=image_home,
         )
         with docker_errors(f"creating the container of step '{step.name}'"):
             container = self.client.containers.create(**kwargs)
@@ -428,6 +441,43 @@ class DockerExecutor(Executor):
         except Exception as exc:
             msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {exc}"
             raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
+
+    def image_home(self, image: str, job: StepJob) -> str:
+        """The HOME Docker gives a container of ``image``: its ``ENV HOME``, else its USER's home
+        in the image's /etc/passwd (``/root`` for root, ``/`` for a user not listed there)."""
+        config = self._image_config(image)
+        for item in config.get("Env") or []:
+            key, _, value = str(item).partition("=")
+            if key == "HOME" and value:
+                return value
+        user = str(config.get("User") or "").partition(":")[0]
+        if user in ("", "root", "0"):
+            return "/root"
+        for line in self._read_image_file(image, "/etc/passwd", job).splitlines():
+            fields = line.split(":")
+            if len(fields) >= 6 and user in (fields[0], fields[2]):
+                return fields[5] or "/"
+        return "/"
+
+    def _read_image_file(self, image: str, path: str, job: StepJob) -> str:
+        """The text of ``path`` in ``image`` ("" if absent), read from a created, never started, container."""
+        import docker.errors  # noqa: PLC0415
+
+        with docker_errors(f"reading {path} of image {image}"):
+            container = self.client.containers.create(
+                image, entrypoint=["true"], command=[], labels=_labels(job, "inspect", self.home)
+            )
+            try:
+                stream, _ = container.get_archive(path)
+                data = io.BytesIO(b"".join(stream))
+            except docker.errors.NotFound:
+                return ""
+            finally:
+                _remove(container)
+        with tarfile.open(fileobj=data) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None else None
+            return extracted.read().decode(errors="replace") if extracted is not None else ""
 
     def _image_user(self, image: str) -> str:
         """The image's USER when it is not root (``app``, ``1234:1234``), else ``""``."""

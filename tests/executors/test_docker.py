@@ -122,6 +122,28 @@ class TestDockerProvider:
 
         assert (0, ["/opt/home"]) == (run(executor, job).exit_code, lines)
 
+    def test_without_home_dir_a_non_root_images_tilde_is_its_users_home(
+        self, runtime_image: str, nonroot_image: str, tmp_path: Path, run_name: str
+    ) -> None:
+        """With no `home_dir`, `~` is the HOME Docker gives the image's USER (/home/app), not
+        /root: a `~/.cache/pip` cache lands where the step writes it and is saved."""
+        workdir, cache = tmp_path / "wd", tmp_path / "cache"
+        workdir.mkdir()
+        cache.mkdir()
+        step = Step(
+            name="nr",
+            provider="docker",
+            image=nonroot_image,
+            commands=["echo $HOME", "echo c > ~/.cache/pip/c"],
+        )
+        job, lines = make_job(step, workdir, run_name, mounts={"~/.cache/pip": cache})
+
+        with DockerExecutor(runtime_image=runtime_image, user=(4321, 4321)) as ex:
+            result = run(ex, job)
+
+        assert (0, ["/home/app"]) == (result.exit_code, lines)
+        assert "c\n" == (cache / "c").read_text()
+
     def test_missing_image_without_registry_fails_before_running(
         self, executor: DockerExecutor, tmp_path: Path, run_name: str, docker_engine: Any
     ) -> None:
