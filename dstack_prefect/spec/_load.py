@@ -180,14 +180,32 @@ def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
     for file in files:
         shown = file.relative_to(root).as_posix()
         try:
-            texts.append((shown, file.read_text(encoding="utf-8")))
-        except UnicodeDecodeError:
-            errors.append(SpecError("not UTF-8 text, expected a UTF-8 YAML file", path=shown))
+            data = file.read_bytes()
+            texts.append((shown, data.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            errors.append(_not_utf8(shown, data, exc.start))
             texts.append((shown, None))
         except OSError as exc:
             errors.append(SpecError(_unreadable(file, exc), path=shown))
             texts.append((shown, None))
     return _build(root, files, texts, errors)
+
+
+def _not_utf8(shown: str, data: bytes, start: int) -> SpecError:
+    """The first byte that is not UTF-8, at its line and column (a whole file in UTF-16 is
+    named as such)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return SpecError("UTF-16 text, expected UTF-8; save the file as UTF-8", path=shown)
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    text = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", errors="replace")
+    text = text.removesuffix("\r")
+    line = data.count(b"\n", 0, start) + 1
+    col = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+    byte = data[start]
+    guess = f" (Latin-1 {bytes([byte]).decode('latin-1')!r}?)" if byte >= 0xA0 else ""
+    message = f"byte 0x{byte:02x} is not UTF-8{guess}, expected UTF-8 text; save the file as UTF-8"
+    return SpecError(message, path=shown, line=line, col=col, snippet=_locate.snippet([text], 1, col))
 
 
 def _unreadable(file: Path, exc: OSError) -> str:
