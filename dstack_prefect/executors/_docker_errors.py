@@ -22,7 +22,13 @@ from dstack_prefect.errors import (
     StepFailedError,
 )
 
-ENGINE_HINT = "start it (see .ci/docker-setup.sh) or run without --docker"
+ENGINE_HINT = (
+    "start the Docker engine (`sudo systemctl start docker`; in a dstack-prefect checkout "
+    ".ci/docker-setup.sh), or point DOCKER_HOST at one that runs"
+)
+PERMISSION_HINT = (
+    "add your user to the docker group and log in again, or point DOCKER_HOST at an engine you may use"
+)
 NVIDIA_HINT = (
     "install the NVIDIA driver and nvidia-container-toolkit on the Docker host, run "
     "`nvidia-ctk runtime configure --runtime=docker` and restart dockerd; or run the step without a GPU"
@@ -92,12 +98,39 @@ def translate(exc: BaseException, doing: str) -> DstackError | None:
         msg = f"{doing}: the Docker engine has no NVIDIA GPU support ({text})"
         return ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
     if ours is ExecutorUnavailableError and hint == ENGINE_HINT:
-        msg = f"Docker engine not reachable at {engine_address()} ({doing}: {text}); {ENGINE_HINT}"
-        return ExecutorUnavailableError(msg, hint=ENGINE_HINT)
+        cause = _os_cause(exc)
+        why = (_WHY.get(type(cause)) or str(cause)) if cause is not None else text
+        msg = f"Docker engine not reachable at {engine_address()}: {why} ({doing})"
+        denied = isinstance(cause, PermissionError)
+        return ExecutorUnavailableError(msg, hint=PERMISSION_HINT if denied else hint)
     if ours is StepFailedError:
         code = getattr(exc, "exit_status", None)
         return StepFailedError(f"{doing}: {text}", exit_code=code, hint=hint)
     return ours(f"{doing}: {text}", hint=hint)
+
+
+_WHY: dict[type[BaseException], str] = {
+    FileNotFoundError: "no socket there",
+    ConnectionRefusedError: "connection refused",
+    PermissionError: "permission denied",
+}
+
+
+def _os_cause(exc: BaseException) -> OSError | None:
+    """The OSError at the bottom of ``exc`` (docker-py wraps requests, which wraps urllib3, which
+    keeps the socket's error in its args), or None."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        err = todo.pop(0)
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, OSError) and not isinstance(err, _r.RequestException):
+            return err
+        todo += [a for a in err.args if isinstance(a, BaseException)]
+        todo += [e for e in (err.__cause__, err.__context__) if e is not None]
+    return None
 
 
 def _explain(exc: BaseException) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 
 from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
-from dstack_prefect.executors._docker_errors import IMAGE_HINT, NVIDIA_HINT, docker_errors
+from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
 from dstack_prefect.executors._docker_image import BASE_IMAGE, DEFAULT_PYTHON, default_base, runtime_tag
 from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
@@ -286,8 +286,16 @@ class DockerExecutor(Executor):
         return self._info
 
     def check(self, step: Step) -> None:
-        """Fail before running: missing runtime image, NVIDIA runtime, or too many CPUs / too much memory."""
-        info = self.info()
+        """Fail before running: no engine, missing runtime image, NVIDIA runtime, or too many CPUs
+        / too much memory."""
+        try:
+            info = self.info()
+        except ExecutorUnavailableError as exc:
+            if exc.hint != ENGINE_HINT or step.provider == "docker":
+                raise
+            # Only --docker (or `executor: docker`) put this step in a container.
+            hint = f"{ENGINE_HINT}; or run without --docker"
+            raise ExecutorUnavailableError(exc.message, hint=hint) from exc
         engine = Machine(
             cpus=int(info.get("NCPU") or 0) or 10**6,
             memory_mib=int(info.get("MemTotal") or 0) // 2**20 or 10**12,

@@ -364,3 +364,27 @@ def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(
     assert res.code == 1
     assert "no NVIDIA runtime" in res.err
     assert "Traceback" not in res.text
+
+
+@pytest.mark.parametrize(
+    ("args", "docker_flag"),
+    [(("in-image",), False), (("where", "--docker"), True), (("image", "build"), False)],
+    ids=["provider-docker", "--docker", "image-build"],
+)
+def test_an_unreachable_engine_is_one_error_line_and_one_hint_line(
+    cli: CLI, repo: Path, env: dict[str, str], tmp_path: Path, args: tuple[str, ...], docker_flag: bool
+) -> None:
+    """With nothing at DOCKER_HOST, a run of a containerised step or `dstack image build` says
+    where it looked and why in one line, then how to start an engine; only a `--docker` run is
+    told it can run without it."""
+    sock = f"unix://{tmp_path}/no-docker.sock"
+    cmd = ("run", *args) if args[0] != "image" else args
+
+    res = cli(*cmd, cwd=repo, env={**env, "DOCKER_HOST": sock})
+
+    error, hint = res.err.strip().splitlines()
+    assert 1 == res.code
+    assert error.startswith(f"error: Docker engine not reachable at {sock}: "), error
+    assert "Connection aborted" not in error
+    assert hint.startswith("hint: start the Docker engine"), hint
+    assert docker_flag == ("without --docker" in hint)

@@ -6,6 +6,8 @@ import inspect
 
 import docker.errors
 import pytest
+import requests.exceptions
+import urllib3.exceptions
 
 from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
 from dstack_prefect.executors._docker_errors import _TABLE, docker_errors, error_class_for
@@ -60,4 +62,22 @@ def test_unreachable_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -
     ):
         ex.check(Step(name="b", commands=["true"]))
 
-    assert "docker-setup.sh" in str(err.value)
+    assert "no socket there" in str(err.value)
+    assert "docker-setup.sh" in (err.value.hint or "")
+    assert (err.value.hint or "").endswith("or run without --docker")
+
+
+def test_a_socket_the_user_may_not_use_says_so_and_how_to_get_access() -> None:
+    """Permission denied on the engine's socket (a user outside the docker group) is named as
+    such, with the docker group as the fix, not "start the engine"."""
+    inner = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", PermissionError(13, "Permission denied"))
+    )
+    outer = docker.errors.DockerException(f"Error while fetching server API version: {inner}")
+    outer.__cause__ = inner
+
+    with pytest.raises(ExecutorUnavailableError) as err, docker_errors("connecting to the Docker engine"):
+        raise outer
+
+    assert err.value.message.endswith(": permission denied (connecting to the Docker engine)")
+    assert "docker group" in (err.value.hint or "")
