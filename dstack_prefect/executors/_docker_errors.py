@@ -33,7 +33,10 @@ NVIDIA_HINT = (
     "install the NVIDIA driver and nvidia-container-toolkit on the Docker host, run "
     "`nvidia-ctk runtime configure --runtime=docker` and restart dockerd; or run the step without a GPU"
 )
-IMAGE_HINT = "build it on this machine (`docker build -t IMAGE .`), or give registry access (registry_auth)"
+IMAGE_HINT = (
+    "build it on this machine (`docker build -t IMAGE .`), load a saved one (`docker load -i FILE.tar`, "
+    "from `docker save IMAGE` elsewhere), or give registry access (registry_auth)"
+)
 
 _Row = tuple[type[BaseException], type[ExecutionError], str | None]
 

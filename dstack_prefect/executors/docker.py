@@ -443,11 +443,13 @@ class DockerExecutor(Executor):
         auth_config = (
             {"username": auth.username, "password": auth.password} if auth and auth.username else None
         )
+        doing = f"pulling image {image}"
         try:
-            with docker_errors(f"pulling image {image}"):
+            with docker_errors(doing):
                 self.client.images.pull(image, auth_config=auth_config)
         except Exception as exc:
-            msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {exc}"
+            why = str(exc).removeprefix(f"{doing}: ")
+            msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
             raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
 
     def image_home(self, image: str, job: StepJob) -> str:

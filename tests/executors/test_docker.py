@@ -157,6 +157,8 @@ class TestDockerProvider:
             executor.start(job)
 
         assert "docker build -t 127.0.0.1:9/nowhere/none:1 ." in (err.value.hint or "")
+        assert "docker load -i" in (err.value.hint or "")
+        assert "pulling it failed: pulling" not in err.value.message
         assert [] == leftovers(docker_engine, run_name)
 
     @pytest.mark.parametrize("host", ["user", "root"])
