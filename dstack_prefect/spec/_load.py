@@ -267,9 +267,10 @@ def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> lis
     if data is None:
         found.append(Located(shown, 1, 1, "", "an empty file, expected a mapping with a 'workflows' list"))
     elif not isinstance(data, dict):
-        found.append(
-            Located(shown, 1, 1, "", f"got {show(data)}, expected a mapping with a 'workflows' list")
-        )
+        message = f"got {show(data)}, expected a mapping with a 'workflows' list"
+        if isinstance(data, list):
+            message += "; put 'workflows:' on a line above the list"
+        found.append(Located(shown, 1, 1, "", message))
     else:
         found += _root_problems(parsed, shown, data)
         items = data.get("workflows")
@@ -282,19 +283,45 @@ def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> lis
 
 
 def _root_problems(parsed: Parsed, shown: str, data: dict[str, Any]) -> list[Located]:
+    """Unknown top-level keys (an ``x-`` key holds shared settings to alias, and is passed over),
+    a missing or non-list `workflows`, and a workflow written without the list around it."""
+    unknown = [key for key in data if key not in _ROOT_KEYS and not _is_extension(key)]
+    if "workflows" not in data and _looks_like_a_workflow(data):
+        keys = ", ".join(map(str, list(data)[:3]))
+        name = data.get("name") if isinstance(data.get("name"), str) else "train"
+        message = (
+            f"got a workflow's keys ({keys}) at the top level, expected them in a list under"
+            f" 'workflows:', e.g. 'workflows:' then '  - name: {name}'"
+        )
+        return [Located(shown, *parsed.locate((next(iter(data)),), key=True), "", message)]
     found = []
-    for key in data:
-        if key not in _ROOT_KEYS:
-            line, col = parsed.locate((key,), key=True)
-            found.append(Located(shown, line, col, "", unknown_key(str(key), _ROOT_KEYS)))
+    for key in unknown:
+        line, col = parsed.locate((key,), key=True)
+        message = unknown_key(str(key), _ROOT_KEYS)
+        if not did_you_mean(str(key), _ROOT_KEYS):
+            message += f" (a key for shared settings to alias starts with 'x-', e.g. 'x-{key}')"
+        found.append(Located(shown, line, col, "", message))
     if "workflows" not in data:
         if not found:
             found.append(Located(shown, 1, 1, "", "missing key 'workflows', expected a list of workflows"))
     elif not isinstance(data["workflows"], list):
         line, col = parsed.locate(("workflows",))
         message = f"got {show(data['workflows'])}, expected a list of workflows"
+        if isinstance(data["workflows"], dict) and _looks_like_a_workflow(data["workflows"]):
+            message += "; start each workflow with '- ', e.g. '  - name: a'"
         found.append(Located(shown, line, col, "workflows", message))
     return found
+
+
+def _is_extension(key: object) -> bool:
+    """A top-level ``x-`` key, as in docker-compose: shared settings for anchors and aliases."""
+    return isinstance(key, str) and key.startswith("x-")
+
+
+def _looks_like_a_workflow(data: dict[Any, Any]) -> bool:
+    """Every key is a workflow key, `name` or `provider` among them."""
+    fields = Workflow.model_fields
+    return bool({"name", "provider"} & set(data)) and all(key in fields for key in data)
 
 
 def _load_item(

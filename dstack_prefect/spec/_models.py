@@ -702,6 +702,16 @@ class Workflow(_Model):
 class WorkflowFile(_Model):
     """A workflow file: `.dstack/workflows.yaml` or `.dstack/workflows/*.yaml`."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        # `x-common: &common {...}`: shared settings for the workflows to alias or merge. Said
+        # with propertyNames, which (unlike patternProperties) also refuses a YAML 1.1 `on:` (true)
+        json_schema_extra={
+            "additionalProperties": True,
+            "propertyNames": {"anyOf": [{"const": "workflows"}, {"type": "string", "pattern": "^x-"}]},
+        },
+    )
+
     workflows: list[Workflow] = Field(description="The workflows this file defines")
 
 

@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dstack_prefect.spec import _interp
+from dstack_prefect.spec._models import show
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -248,8 +249,14 @@ class _Builder:
         here = self.parsed.values[path]
         sources = node.value if isinstance(node, SequenceNode) else [node]
         for source in sources:
-            value = self.build(source, path)
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    out.setdefault(k, v)
+            if not isinstance(source, MappingNode):
+                value = self.build(source, (*path, "<<"))
+                msg = (
+                    f"got {show(value)} after '<<', expected a mapping (or a list of mappings) to merge,"
+                    " e.g. '<<: *base'"
+                )
+                self.parsed.problems.append(Problem(path, _pos(source), msg))
+                continue
+            for k, v in self.build(source, path).items():
+                out.setdefault(k, v)
         self.parsed.values[path] = here

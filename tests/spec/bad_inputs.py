@@ -61,7 +61,9 @@ CASES = [
     Case(
         "root-is-list",
         ONE("- name: a\n"),
-        [".dstack/workflows.yaml:1:1: got a list, expected a mapping with a 'workflows' list"],
+        [
+            ".dstack/workflows.yaml:1:1: got a list, expected a mapping with a 'workflows' list; put 'workflows:' on a line above the list"
+        ],
         schema=True,
     ),
     Case(
@@ -79,7 +81,9 @@ CASES = [
     Case(
         "workflows-not-list",
         ONE("workflows:\n  name: a\n"),
-        [".dstack/workflows.yaml:2:3: workflows: got a mapping, expected a list of workflows"],
+        [
+            ".dstack/workflows.yaml:2:3: workflows: got a mapping, expected a list of workflows; start each workflow with '- ', e.g. '  - name: a'"
+        ],
         schema=True,
     ),
     Case(
@@ -867,7 +871,9 @@ CASES += [
     Case(
         "unknown-root-key-no-match",
         ONE("on: push\n" + BASH),
-        [".dstack/workflows.yaml:1:1: unknown key 'on', expected 'workflows'"],
+        [
+            ".dstack/workflows.yaml:1:1: unknown key 'on', expected 'workflows' (a key for shared settings to alias starts with 'x-', e.g. 'x-on')"
+        ],
         schema=True,
     ),
     Case(
@@ -888,5 +894,46 @@ CASES += [
             ".dstack/workflows.yaml:4:21: invalid YAML: did not find expected ',' or ']'; in [...] or {...} quote a string with '${{', e.g. [\"echo ${{ run.args }}\"]"
         ],
         schema=False,
+    ),
+]
+
+# Found auditing "Workflow files" as a user: mistakes that loaded silently or read poorly.
+CASES += [
+    Case(
+        "merge-key-of-a-number",
+        ONE(BASH + "    <<: 5\n"),
+        [
+            ".dstack/workflows.yaml:5:9: workflows[0]: got 5 after '<<', expected a mapping (or a list of mappings) to merge, e.g. '<<: *base'"
+        ],
+        schema=False,
+    ),
+    Case(
+        "merge-key-list-with-a-string",
+        ONE(
+            "workflows:\n  - &base\n    name: a\n    provider: bash\n    commands: [x]\n  - <<: [*base, oops]\n    name: b\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:17: workflows[1]: got 'oops' after '<<', expected a mapping (or a list of mappings) to merge, e.g. '<<: *base'"
+        ],
+        schema=False,
+    ),
+]
+
+CASES += [
+    Case(
+        "workflow-keys-at-the-top-level",
+        ONE("name: train\nprovider: bash\ncommands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:1:1: got a workflow's keys (name, provider, commands) at the top level, expected them in a list under 'workflows:', e.g. 'workflows:' then '  - name: train'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "anchor-holder-without-x-prefix",
+        ONE("common: &common\n  provider: bash\n  commands: [x]\nworkflows:\n  - <<: *common\n    name: a\n"),
+        [
+            ".dstack/workflows.yaml:1:1: unknown key 'common', expected 'workflows' (a key for shared settings to alias starts with 'x-', e.g. 'x-common')"
+        ],
+        schema=True,
     ),
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from dstack_prefect.spec import load_text
 from dstack_prefect.spec._models import MODELS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
@@ -40,3 +42,13 @@ def test_docs_name_every_run_option(option: str) -> None:
     """Each `dstack run` override option is documented."""
 
     assert option in DOC.read_text(encoding="utf-8")
+
+
+EXAMPLES = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_docs_examples_load_without_warnings(example: str) -> None:
+    """Each YAML example in the reference is a valid workflow file with no legacy form."""
+
+    assert load_text(example).warnings == []

@@ -212,6 +212,17 @@ class TestHostileYAML:
 
         assert sorted(load_text(text).by_name) == ["a", "b"]
 
+    def test_shared_settings_under_an_x_key(self) -> None:
+        """A top-level `x-` key (as in docker-compose) holds anchors for the workflows to merge."""
+        text = (
+            "x-common: &common\n  provider: bash\n  resources: {cpu: 2}\n"
+            "workflows:\n  - <<: *common\n    name: a\n    commands: [x]\n"
+        )
+
+        workflows = load_text(text)
+
+        assert (workflows.by_name["a"].provider, workflows.by_name["a"].resources.cpu) == ("bash", 2)
+
     def test_byte_order_mark(self, make_repo: RepoFactory) -> None:
         """A file saved with a byte order mark loads, and its first line's caret is where it belongs."""
         root = make_repo({W: "\ufeffworkflows: [{name: a, provider: bash, commands: ['${{ x }}']}]\n"})

@@ -72,3 +72,11 @@ def test_accepts_what_the_loader_accepts(body: str, validator: jsonschema.protoc
     errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
 
     assert errors == []
+
+
+def test_accepts_an_x_key_for_shared_settings(validator: jsonschema.protocols.Validator) -> None:
+    """A top-level `x-` key, which the loader passes over, is no editor error either."""
+    text = "x-common: &c {provider: bash}\nworkflows:\n  - <<: *c\n    name: a\n    commands: [x]\n"
+    load_text(text)
+
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
