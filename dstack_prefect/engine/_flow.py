@@ -51,6 +51,7 @@ from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, 
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
+from dstack_prefect.executors._python import find_python, missing_python_note, write_shims
 from dstack_prefect.executors.local import LocalExecutor, detect_machine
 from dstack_prefect.graph import (
     IDE_PROVIDERS,
@@ -226,6 +227,19 @@ def _run_step(step_name: str, flow_run_id: str) -> Any:
     return manifest.model_dump(mode="json")
 
 
+def _local_python(name: str, version: str, env: dict[str, str], workdir: Path, notes: Any) -> dict[str, str]:
+    """A local step's `python:` put first on its PATH (``executors/_python.py``), or a warning
+    that it runs with the machine's python3."""
+    path = env.get("PATH", os.defpath)
+    exe = find_python(version, path)
+    if exe is None:
+        notes.warning(missing_python_note(name, version, path))
+        return env
+    shims = workdir.parent / f".python-{name}"  # beside the step's folder: removed with it
+    write_shims(exe, shims)
+    return {**env, "PATH": f"{shims}{os.pathsep}{path}"}
+
+
 def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
     """A run logger on ``name`` carrying the run's ids, so its records are the run's logs."""
     return PrefectLogAdapter(get_logger(name), extra=dict(extra))
@@ -247,6 +261,8 @@ def _execute(
     env = rt.step_env(step_for_run, slot, ports, ide)
     if executor.name == "local":
         env = {**host_env(), **env}
+        if step.python:
+            env = _local_python(step.name, step.python, env, workdir, notes)
     redact = [v for v in secret_values if v]
 
     def on_line(line: str) -> None:
