@@ -8,6 +8,7 @@ An error that stands for several findings (`_models.fail_each`) becomes one Loca
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from dataclasses import dataclass
@@ -98,6 +99,24 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _misplaced(key: str, parent: Path, model: type[BaseModel]) -> str:
+    """Where ``key``, unknown in ``model`` (at ``parent``), belongs when it is a key of a block
+    one level in (`cpu` beside `resources:`) or out (`setup` under `resources:`); else ``""``."""
+    for name, info in model.model_fields.items():
+        inner = _inner_model(info.annotation)
+        if inner is not None and key in inner.model_fields:
+            if typing.get_origin(info.annotation) is list:
+                return f"it belongs in an item of '{name}', e.g. '{name}: [{{{key}: ...}}]'"
+            return f"it belongs under '{name}', indent it below '{name}:'"
+    names = [seg for seg in parent if isinstance(seg, str)]
+    for depth in range(len(parent) - 1, 1, -1):  # the workflow (workflows[i]) at the shallowest
+        outer = _model_at(parent[:depth])
+        if outer is not None and key in outer.model_fields:
+            owner = "the workflow" if depth == 2 else f"'{parent[depth - 1]}'"
+            return f"it is a key of {owner}, not of '{names[-1]}': indent it level with '{names[-1]}:'"
+    return ""
+
+
 def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     """The message for one pydantic error, and whether it points at a key (not a value)."""
     kind = error["type"]
@@ -108,6 +127,10 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         key, known = str(loc[-1]), list(model.model_fields) if model else []
+        if model is not None and not difflib.get_close_matches(key, known, n=1, cutoff=0.8):
+            misplaced = _misplaced(key, loc[:-1], model)
+            if misplaced:
+                return f"unknown key '{key}'; {misplaced}", True
         if known and not did_you_mean(key, known):  # no close key, legacy ones included
             known = current_keys(model) if model else []
         return unknown_key(key, known), True

@@ -937,3 +937,48 @@ CASES += [
         schema=True,
     ),
 ]
+
+# A key at the wrong indentation names the block it belongs to.
+CASES += [
+    Case(
+        "key-not-indented-under-resources",
+        ONE(BASH + "    resources:\n    cpu: 2\n"),
+        [
+            ".dstack/workflows.yaml:5:15: workflows[0].resources: got null, expected a mapping of cpu, memory, gpu, shm_size, interruptible",
+            ".dstack/workflows.yaml:6:5: workflows[0]: unknown key 'cpu'; it belongs under 'resources', indent it below 'resources:'",
+        ],
+        schema=True,
+    ),
+    Case(
+        "key-not-indented-under-gpu",
+        ONE(BASH + "    resources:\n      gpu:\n      count: 2\n"),
+        [
+            ".dstack/workflows.yaml:7:7: workflows[0].resources: unknown key 'count'; it belongs under 'gpu', indent it below 'gpu:'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "artifact-key-at-the-workflow-level",
+        ONE(BASH + "    path: output\n"),
+        [
+            ".dstack/workflows.yaml:5:5: workflows[0]: unknown key 'path'; it belongs in an item of 'artifacts', e.g. 'artifacts: [{path: ...}]'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "workflow-key-indented-under-resources",
+        ONE(BASH + "    resources:\n      cpu: 2\n      setup: [pip install -r requirements.txt]\n"),
+        [
+            ".dstack/workflows.yaml:7:7: workflows[0].resources: unknown key 'setup'; it is a key of the workflow, not of 'resources': indent it level with 'resources:'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "resources-key-indented-under-gpu",
+        ONE(BASH + "    resources:\n      gpu:\n        count: 1\n        shm_size: 8GB\n"),
+        [
+            ".dstack/workflows.yaml:8:9: workflows[0].resources.gpu: unknown key 'shm_size'; it is a key of 'resources', not of 'gpu': indent it level with 'gpu:'"
+        ],
+        schema=True,
+    ),
+]
