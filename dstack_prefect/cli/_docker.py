@@ -20,7 +20,13 @@ app.add_typer(image_app, name="image")
 @handles_errors
 def build(
     cuda: Annotated[bool, typer.Option("--cuda", help="Build the CUDA variant for GPU steps.")] = False,
-    python: Annotated[str, typer.Option("--python", help="Python major.minor inside the image.")] = "3.11",
+    python: Annotated[
+        str,
+        typer.Option(
+            "--python",
+            help="Python major.minor inside the image; a full image needs 3.11+, older only --slim.",
+        ),
+    ] = "3.11",
     base: Annotated[
         str | None,
         typer.Option(
@@ -30,7 +36,12 @@ def build(
         ),
     ] = None,
     slim: Annotated[
-        bool, typer.Option("--slim", help="Only a Python venv: no dstack-prefect, no prefect.")
+        bool,
+        typer.Option(
+            "--slim",
+            help="Only a Python venv: no dstack-prefect, no prefect. Enough for `dstack run --docker`, "
+            "which uses it when the full image for a step's Python is missing.",
+        ),
     ] = False,
 ) -> None:
     """Build dstack-prefect/runtime:<version>-py<python>[-cuda] from a wheelhouse (no network in the build).

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from dstack_prefect import __version__
-from dstack_prefect.errors import ExecutionError
+from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
 from dstack_prefect.executors._docker_errors import docker_errors
 
 DEFAULT_PYTHON = "3.11"
+MIN_FULL_PYTHON = (3, 11)
+"""The oldest Python a full image can have: dstack-prefect's (and prefect's) requires-python."""
 BASE_IMAGE = "dstack-prefect/base:bookworm"
 """The registry-free Debian base .ci/docker-setup.sh makes with debootstrap (Python 3.11)."""
 CUDA_BASE_IMAGE = "nvidia/cuda:12.6.3-runtime-ubuntu24.04"
@@ -47,6 +49,37 @@ def runtime_tag(python: str = DEFAULT_PYTHON, *, cuda: bool = False, slim: bool 
 def default_base(python: str, *, cuda: bool) -> str:
     """The base image used when none is given: a registry image (needs registry access)."""
     return CUDA_BASE_IMAGE if cuda else f"python:{python}-slim-bookworm"
+
+
+def needs_slim(python: str) -> bool:
+    """True when ``python`` is older than a full image allows (only ``--slim`` can have it)."""
+    major, _, minor = python.partition(".")
+    return (int(major), int(minor)) < MIN_FULL_PYTHON
+
+
+def base_hint(python: str, *, cuda: bool) -> str:
+    """How to give the build a base image with ``python`` without a registry."""
+    hint = f"pass --base IMAGE, an image on this engine with Python {python} (`docker images`)"
+    if python == DEFAULT_PYTHON and not cuda:
+        hint += f", e.g. {BASE_IMAGE} from .ci/docker-setup.sh"
+    return hint + "; or `docker load -i FILE.tar` one saved elsewhere"
+
+
+def _check_python(python: str, *, slim: bool) -> None:
+    if not re.fullmatch(r"\d+\.\d+", python):
+        msg = f"--python must be a Python major.minor such as {DEFAULT_PYTHON}, not '{python}'"
+        raise ExecutionError(msg, hint=f"e.g. dstack image build --python {DEFAULT_PYTHON}")
+    if not slim and needs_slim(python):
+        oldest = ".".join(map(str, MIN_FULL_PYTHON))
+        msg = (
+            f"a full runtime image needs Python {oldest} or later (dstack-prefect and prefect do), "
+            f"not {python}"
+        )
+        hint = (
+            f"for `dstack run --docker` steps a bare venv is enough: "
+            f"`dstack image build --python {python} --slim --base IMAGE` (an image with Python {python})"
+        )
+        raise ExecutionError(msg, hint=hint)
 
 
 def build_runtime_image(
@@ -70,6 +103,7 @@ def build_runtime_image(
     """
     import docker  # noqa: PLC0415
 
+    _check_python(python, slim=slim)
     tag = runtime_tag(python, cuda=cuda, slim=slim)
     base = base or default_base(python, cuda=cuda)
     with docker_errors("connecting to the Docker engine"):
@@ -78,6 +112,7 @@ def build_runtime_image(
         if if_missing and _has_image(client, tag):
             on_line(f"image {tag} present")
             return tag
+        _ensure_base(client, base, python, cuda=cuda, on_line=on_line)
         dockerfile = DOCKER_DIR / ("Dockerfile.cuda" if cuda else "Dockerfile")
         if not dockerfile.is_file():
             msg = f"{dockerfile} not found: images are built from a source checkout of dstack-prefect"
@@ -193,6 +228,22 @@ def _fill_gaps(client: Any, base: str, wheelhouse: Path, on_line: Callable[[str]
         _pip("download", "--only-binary=:all:", "-d", str(wheelhouse), *missing)
     msg = "the wheelhouse still misses packages after 10 rounds"
     raise ExecutionError(msg)
+
+
+def _ensure_base(client: Any, base: str, python: str, *, cuda: bool, on_line: Callable[[str], None]) -> None:
+    """Pull ``base`` unless the engine has it; fail in one line, before any wheelhouse work."""
+    with docker_errors("connecting to the Docker engine"):
+        if _has_image(client, base):
+            return
+    on_line(f"pulling the base image {base}")
+    doing = f"pulling the base image {base}"
+    try:
+        with docker_errors(doing):
+            client.images.pull(base)
+    except ExecutionError as exc:
+        why = exc.message.removeprefix(f"{doing}: ")
+        msg = f"the base image {base} is not on this Docker engine and pulling it failed: {why}"
+        raise ExecutorUnavailableError(msg, hint=base_hint(python, cuda=cuda)) from exc
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -46,7 +46,13 @@ from typing import Any
 from dstack_prefect.errors import ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
-from dstack_prefect.executors._docker_image import BASE_IMAGE, DEFAULT_PYTHON, default_base, runtime_tag
+from dstack_prefect.executors._docker_image import (
+    BASE_IMAGE,
+    DEFAULT_PYTHON,
+    default_base,
+    needs_slim,
+    runtime_tag,
+)
 from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
 from dstack_prefect.graph import Step
@@ -116,10 +122,11 @@ def runtime_image_hint(step: Step, image: str) -> str:
 
 
 def _build_command(step: Step) -> tuple[str, bool, str]:
-    """``(python, cuda, "dstack image build ...")`` of the runtime image ``step`` runs in by default."""
+    """``(python, cuda, "dstack image build ...")`` of the runtime image ``step`` runs in by
+    default (``--slim`` for a Python older than a full image allows)."""
     python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
     build = "dstack image build" + (f" --python {python}" if python != DEFAULT_PYTHON else "")
-    return python, cuda, build + (" --cuda" if cuda else "")
+    return python, cuda, build + (" --cuda" if cuda else "") + (" --slim" if needs_slim(python) else "")
 
 
 def step_command(step: Step) -> tuple[list[str] | None, list[str] | None]:
@@ -325,8 +332,9 @@ class DockerExecutor(Executor):
                 )
                 python, cuda, build = _build_command(step)
                 env = CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV
+                tag = runtime_tag(python, cuda=cuda, slim=needs_slim(python))
                 hint = (
-                    f"run it in {runtime_tag(python, cuda=cuda)} (`{build}`; unset {env}), "
+                    f"run it in {tag} (`{build}`; unset {env}), "
                     f"give an image with Python {python}, or change the step's python"
                 )
                 raise ExecutorUnavailableError(msg, hint=hint)
@@ -418,7 +426,15 @@ class DockerExecutor(Executor):
             self._client = None
 
     def _image(self, step: Step) -> str:
-        return step_image(step, self.runtime_image, self.cuda_runtime_image)
+        """:func:`step_image`; for the default runtime tag when it is missing, its ``-slim``
+        variant if the engine has that (a bash step needs only the venv, and an older Python
+        than a full image allows comes only slim)."""
+        image = step_image(step, self.runtime_image, self.cuda_runtime_image)
+        python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
+        if step.provider == "docker" or image != runtime_tag(python, cuda=cuda) or self._has_image(image):
+            return image
+        slim = runtime_tag(python, cuda=cuda, slim=True)
+        return slim if self._has_image(slim) else image
 
     def _image_config(self, image: str) -> dict[str, Any]:
         """The image's ``Config`` (User, Labels, Env...) from ``docker image inspect``."""

@@ -14,6 +14,7 @@ import pytest
 
 from dstack_prefect.errors import ExecutorUnavailableError, ResourcesUnavailableError
 from dstack_prefect.executors import StepJob, StepResult
+from dstack_prefect.executors._docker_image import runtime_tag
 from dstack_prefect.executors.docker import (
     DockerExecutor,
     cleanup_containers,
@@ -419,7 +420,7 @@ class TestCheck:
         self, docker_engine: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """`python: 3.10` with no such runtime image names the build that makes it (not the 3.11
-        default) and what that build needs without a registry."""
+        default; --slim, as a full image needs 3.11+) and what that build needs without a registry."""
         monkeypatch.delenv("DSTACK_RUNTIME_IMAGE", raising=False)
 
         with (
@@ -429,8 +430,34 @@ class TestCheck:
             ex.check(Step(name="b", commands=["true"], python="3.10"))
 
         hint = err.value.hint or ""
-        assert "`dstack image build --python 3.10`" in hint
+        assert "`dstack image build --python 3.10 --slim`" in hint
         assert "--base" in hint
+
+    def test_a_slim_runtime_image_serves_a_python_without_a_full_one(
+        self,
+        docker_engine: Any,
+        runtime_image: str,
+        tmp_path: Path,
+        run_name: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """`python: 3.8`, with only the slim runtime image for 3.8 on the engine (what the hint's
+        `dstack image build --python 3.8 --slim` makes; a full one cannot have 3.8), runs there."""
+        monkeypatch.delenv("DSTACK_RUNTIME_IMAGE", raising=False)
+        tag = runtime_tag("3.8", slim=True)
+        ctx, workdir = tmp_path / "ctx", tmp_path / "wd"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {runtime_image}\nLABEL dstack.python=3.8\n")
+        docker_engine.images.build(path=str(ctx), tag=tag, rm=True, network_mode="host")
+        step = Step(name="old", commands=["echo in-slim"], python="3.8")
+        job, lines = make_job(step, workdir, run_name)
+        try:
+            with DockerExecutor() as ex:
+                result = run(ex, job)
+        finally:
+            docker_engine.images.remove(tag)
+
+        assert (0, ["in-slim"]) == (result.exit_code, lines)
 
     def test_a_runtime_image_with_another_python_is_refused(
         self, docker_engine: Any, runtime_image: str, tmp_path: Path
@@ -449,4 +476,4 @@ class TestCheck:
             ) as err:
                 ex.check(Step(name="b", commands=["true"], python="3.10"))
 
-        assert "`dstack image build --python 3.10`" in (err.value.hint or "")
+        assert "-py3.10-slim (`dstack image build --python 3.10 --slim`" in (err.value.hint or "")

@@ -189,7 +189,7 @@ class TestRuntimeImageHint:
         ("python", "gpu", "build"),
         [
             (None, None, "`dstack image build` (its base python:3.11-slim-bookworm needs registry access"),
-            ("3.10", None, "`dstack image build --python 3.10` (its base python:3.10-slim-bookworm"),
+            ("3.10", None, "`dstack image build --python 3.10 --slim` (its base python:3.10-slim-bookworm"),
             ("3.12", GpuRequest(count=1), "`dstack image build --python 3.12 --cuda` (its base nvidia/cuda"),
         ],
         ids=["default", "python", "cuda"],
