@@ -11,6 +11,7 @@ is an error, found when the files are validated.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def _tokens(text: str) -> Iterator[_Token | InterpolationProblem]:
         match = _NAME_RE.match(inner)
         name = f"{match.group(1)}.{match.group(2)}" if match else inner.strip()
         if match is None or (name not in RUN_NAMES and match.group(1) != "secrets"):
-            yield InterpolationProblem(j, f"unknown name '{name}' in '${{{{', expected {KNOWN}")
+            yield InterpolationProblem(j, _unknown(name))
         else:
             yield _Token(j, ref=name, raw=text[j : end + 2])
         i = start = end + 2
@@ -72,6 +73,27 @@ def _tokens(text: str) -> Iterator[_Token | InterpolationProblem]:
     joined = "".join(buf)
     if joined:
         yield _Token(start, literal=joined)
+
+
+def _unknown(name: str) -> str:
+    """The message for a name that is not run.args, run.name or secrets.NAME, with the closest."""
+    if not name:
+        return f"an empty '${{{{ }}}}', expected {KNOWN} inside it"
+    ns, _, rest = name.partition(".")
+    if ns == "secrets" and rest:
+        return f"secret name {rest!r} in '${{{{', expected letters, digits and '_', e.g. secrets.HF_TOKEN"
+    message = f"unknown name '{name}' in '${{{{', expected {KNOWN}"
+    if ns == "env" and rest:
+        return f"{message}; for the environment variable {rest} write ${rest}"
+    bare = f"run.{name.lower()}"  # `${{ args }}`
+    close = (
+        [bare] if bare in RUN_NAMES else difflib.get_close_matches(name.lower(), RUN_NAMES, n=1, cutoff=0.75)
+    )
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    if rest and difflib.get_close_matches(ns.lower(), ["secrets"], n=1):
+        return f"{message}; did you mean 'secrets.{rest}'?"
+    return message
 
 
 def check(text: str) -> list[InterpolationProblem]:

@@ -218,7 +218,7 @@ class TestOverrides:
             ),
             (
                 ["-e", "X=${{ run.nme }}"],
-                "-e/--env: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME",
+                "-e/--env: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.name'?",
             ),
             (
                 ["-a", "out-${{ run.id }}"],
@@ -340,7 +340,7 @@ class TestProviderMode:
             (
                 "bash",
                 ["-c", "echo ${{ run.nme }}"],
-                "-c/--command: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME",
+                "-c/--command: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.name'?",
             ),
             (
                 "docker",

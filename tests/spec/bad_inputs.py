@@ -472,7 +472,7 @@ CASES = [
             "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    env:\n      - A=${{ env.HOME }}\n"
         ),
         [
-            ".dstack/workflows.yaml:6:11: workflows[0].env[0]: unknown name 'env.HOME' in '${{', expected run.args, run.name or secrets.NAME"
+            ".dstack/workflows.yaml:6:11: workflows[0].env[0]: unknown name 'env.HOME' in '${{', expected run.args, run.name or secrets.NAME; for the environment variable HOME write $HOME"
         ],
         schema=False,
     ),
@@ -480,7 +480,7 @@ CASES = [
         "unknown-name-quoted",
         ONE('workflows:\n  - name: train\n    provider: bash\n    commands:\n      - "echo ${{ args }}"\n'),
         [
-            ".dstack/workflows.yaml:5:15: workflows[0].commands[0]: unknown name 'args' in '${{', expected run.args, run.name or secrets.NAME"
+            ".dstack/workflows.yaml:5:15: workflows[0].commands[0]: unknown name 'args' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.args'?"
         ],
         schema=False,
     ),
@@ -725,7 +725,7 @@ CASES += [
             )
         ),
         [
-            ".dstack/workflows.yaml:7:11: workflows[0].commands[0]: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME"
+            ".dstack/workflows.yaml:7:11: workflows[0].commands[0]: unknown name 'run.nme' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.name'?"
         ],
         schema=False,
     ),
@@ -980,5 +980,26 @@ CASES += [
             ".dstack/workflows.yaml:8:9: workflows[0].resources.gpu: unknown key 'shm_size'; it is a key of 'resources', not of 'gpu': indent it level with 'gpu:'"
         ],
         schema=True,
+    ),
+]
+
+# `${{ ... }}` mistakes name the closest meant name.
+CASES += [
+    Case(
+        "interpolation-near-misses",
+        ONE(
+            BASH.replace(
+                "commands: [x]",
+                'commands:\n      - "python x.py ${{ run.arg }}"\n      - echo ${{secret.HF_TOKEN}} ${{ run_name }}\n      - echo ${{ secrets.HF-TOKEN }} ${{ }}',
+            )
+        ),
+        [
+            ".dstack/workflows.yaml:5:22: workflows[0].commands[0]: unknown name 'run.arg' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.args'?",
+            ".dstack/workflows.yaml:6:14: workflows[0].commands[1]: unknown name 'secret.HF_TOKEN' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'secrets.HF_TOKEN'?",
+            ".dstack/workflows.yaml:6:35: workflows[0].commands[1]: unknown name 'run_name' in '${{', expected run.args, run.name or secrets.NAME; did you mean 'run.name'?",
+            ".dstack/workflows.yaml:7:14: workflows[0].commands[2]: secret name 'HF-TOKEN' in '${{', expected letters, digits and '_', e.g. secrets.HF_TOKEN",
+            ".dstack/workflows.yaml:7:38: workflows[0].commands[2]: an empty '${{ }}', expected run.args, run.name or secrets.NAME inside it",
+        ],
+        schema=False,
     ),
 ]
