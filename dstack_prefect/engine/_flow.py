@@ -251,7 +251,7 @@ def _execute(
     """Run the step's commands with its executor; every output line becomes a Prefect log (the
     task run's, on logger ``prefect.task_runs.dstack.out.<step>``), shipped by ``rt.shipper``."""
     out_name = step_logger_name(STEP_OUTPUT_LOGGER, step.name)
-    out = _logger(out_name, notes.extra or {})
+    out = _logger(out_name, notes.extra or {}) if rt.shipper is None else None
     task_run_id = (notes.extra or {}).get("task_run_id")
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
@@ -268,10 +268,10 @@ def _execute(
     def on_line(line: str) -> None:
         for v in redact:
             line = line.replace(v, "***")
-        if rt.shipper is None:
-            out.info(line)
-        else:
+        if rt.shipper is not None:
             rt.shipper.add(out_name, line, flow_run_id, task_run_id)
+        elif out is not None:
+            out.info(line)
 
     locals_ = [spec.local_port for spec in step.ports]
     relays = open_relays(locals_, ports) if executor.host_network else []
