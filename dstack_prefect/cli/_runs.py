@@ -130,6 +130,10 @@ def run(
     ] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Print the run name and return")] = False,
     docker: Annotated[bool, typer.Option("--docker", help="Run every step in a container")] = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Name the run (unique); default adjective-animal-N"),
+    ] = None,
 ) -> None:
     """Run a workflow and the workflows it depends on; stream its logs until it ends.
 
@@ -143,6 +147,7 @@ def run(
     """
     from dstack_prefect.engine import PrefectAPI, run_row  # noqa: PLC0415
     from dstack_prefect.engine._launch import launch  # noqa: PLC0415
+    from dstack_prefect.engine._names import check_run_name  # noqa: PLC0415
     from dstack_prefect.engine._runs import allocate_name  # noqa: PLC0415
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
@@ -150,6 +155,8 @@ def run(
         console.print(ctx.get_help(), highlight=False, markup=False)
         msg = "name a workflow to run"
         raise DstackError(msg, hint=_workflow_names_hint())
+    if name is not None:
+        check_run_name(name)
     settings = get_settings()
     workflows, root = _load_workflows(workflow)  # YAML mistakes show before the server starts
     draft, draft_opts = _build(workflows, workflow, list(ctx.args))
@@ -161,7 +168,9 @@ def run(
     if not already:
         err_console.print(f"[dim]Prefect UI: {info.ui_url}[/]", highlight=False)
     api = PrefectAPI(info.url)
-    plan, opts = _build(workflows, workflow, list(ctx.args), allocate_name(api))
+    if name is not None:
+        _check_unused_name(api, name)
+    plan, opts = _build(workflows, workflow, list(ctx.args), name or allocate_name(api))
     options = {
         "executor": "docker" if docker else settings.executor,
         "rerun": opts.rerun,
@@ -181,6 +190,22 @@ def run(
         return
     code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
+
+
+def _check_unused_name(api: Any, name: str) -> None:
+    """`--name` picks a new name: runs are found by name (`dstack logs NAME`), so it is unique."""
+    from dstack_prefect.engine import run_row  # noqa: PLC0415
+    from dstack_prefect.errors import RunNotFoundError  # noqa: PLC0415
+
+    try:
+        row = run_row(api.flow_run_by_name(name))
+    except RunNotFoundError:
+        return
+    msg = f"a run named '{name}' exists ({row.workflow}, {row.status})"
+    hint = f"pick another --name, or remove that run first: dstack rm {name}"
+    if row.status not in ("done", "failed", "stopped", "aborted"):
+        hint = f"pick another --name (that run is {row.status})"
+    raise DstackError(msg, hint=hint)
 
 
 def _check_secrets(api: Any, plan: Any) -> None:

@@ -1,9 +1,12 @@
-"""Run names: adjective-animal-N, as old dstack made them (e.g. grumpy-zebra-1)."""
+"""Run names: adjective-animal-N, as old dstack made them (e.g. grumpy-zebra-1), or one the user
+picks with `dstack run --name` (as dstack 0.10 added), checked by ``check_run_name``."""
 
 from __future__ import annotations
 
 import random
 import re
+
+from dstack_prefect.errors import DstackError
 
 ADJECTIVES = [
     "able",
@@ -234,3 +237,23 @@ def next_name(prefix: str, existing: list[str]) -> str:
         if m and name.startswith(prefix + "-"):
             top = max(top, int(m.group(1)))
     return f"{prefix}-{top + 1}"
+
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: str) -> str:
+    """Return ``name`` if it can name a run, else raise DstackError with the rule and a fixed name.
+
+    A run name is a folder under the dstack home, a key segment in the store and a word on the
+    command line (`dstack logs NAME`), so it is ASCII letters, digits, '.', '_' and '-', starting
+    with a letter or digit, at most 100 characters.
+    """
+    if _RUN_NAME.fullmatch(name):
+        return name
+    msg = (
+        f"run name {name!r} is not valid: use letters, digits, '.', '_' and '-', starting with a letter"
+        " or digit (at most 100 characters)"
+    )
+    fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:100]
+    raise DstackError(msg, hint=f"e.g. --name {fixed}" if fixed else "e.g. --name baseline-lr-0.01")

@@ -405,6 +405,22 @@ class TestDetachedRuns:
 
 
 class TestPs:
+    def test_a_named_run_is_found_by_its_name_and_the_name_stays_unique(
+        self, cli: CLI, repo: Path, api: PrefectAPI
+    ) -> None:
+        """`--name lr-0.1` names the run (as dstack 0.10's --name); ps and logs find it by that
+        name, and a second run asking for the same name is refused before it starts."""
+        first = cli("run", "a", "--name", "lr-0.1", cwd=repo)
+        again = cli("run", "a", "--name", "lr-0.1", "--rerun", cwd=repo)
+
+        assert first.code == 0, first.text
+        assert cli("ps", "lr-0.1", "--json", cwd=repo).json()[0]["status"] == "done"
+        assert cli("logs", "lr-0.1", cwd=repo).out == "a-out\n"
+        assert again.code == 1
+        assert "a run named 'lr-0.1' exists (a, done)" in again.err
+        assert "dstack rm lr-0.1" in again.err
+        assert [fr["name"] for fr in api.flow_runs(names=["lr-0.1"])] == ["lr-0.1"]
+
     def test_ps_lists_runs_with_humanised_time_and_status(
         self, cli: CLI, repo: Path, api: PrefectAPI
     ) -> None:
@@ -585,6 +601,11 @@ class TestBadInput:
                 ("run",),
                 "workflows here: a, after-broken, b, broken, c, d, sleeper",
             ),
+            (
+                {".dstack/workflows.yaml": DIAMOND},
+                ("run", "a", "--name", "lr 0.1"),
+                "run name 'lr 0.1' is not valid: use letters, digits, '.', '_' and '-'",
+            ),
         ],
         ids=[
             "unknown-workflow",
@@ -593,6 +614,7 @@ class TestBadInput:
             "stop-unknown-run",
             "logs-unknown-run",
             "run-without-a-workflow",
+            "run-name-with-a-space",
         ],
     )
     def test_user_mistakes_get_a_reason_and_a_next_step(
