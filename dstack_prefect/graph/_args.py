@@ -85,6 +85,11 @@ def _parser(provider_mode: str | None) -> _Parser:
     return p
 
 
+def option_names(provider_mode: str | None = None) -> list[str]:
+    """Every override option `dstack run` takes (in provider mode ``provider_mode``'s too)."""
+    return sorted(_parser(provider_mode)._option_string_actions)
+
+
 def parse_run_args(argv: list[str], *, provider_mode: str | None = None) -> RunOptions:
     """Split ``argv`` into override options and leftover run args.
 

@@ -11,13 +11,14 @@ interpolation runs after them, over every string; secrets stay references.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
-from dstack_prefect.graph._args import RunOptions, parse_run_args
+from dstack_prefect.graph._args import RunOptions, option_names, parse_run_args
 from dstack_prefect.graph._ide import ide_step
 from dstack_prefect.graph._plan import (
     ArtifactSpec,
@@ -40,9 +41,11 @@ from dstack_prefect.spec import (
     Workflows,
     interpolate,
     parse_size,
+    quote_args,
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
 from dstack_prefect.spec._interp import check as check_interpolation
+from dstack_prefect.spec._interp import uses_run_args
 from dstack_prefect.spec._locate import describe
 from dstack_prefect.spec._models import (
     check_working_dir,
@@ -67,7 +70,8 @@ def build_plan(
         CycleError: `--dep` overrides close a cycle.
         PlanError: a malformed override option or value.
     """
-    if workflows is not None and target in workflows.by_name:
+    workflows_mode = workflows is not None and target in workflows.by_name
+    if workflows is not None and workflows_mode:
         options = parse_run_args(argv)
         steps = _workflow_steps(workflows, target, options)
     elif target in PROVIDERS:
@@ -80,8 +84,53 @@ def build_plan(
         raise UnknownWorkflowError(
             msg, hint=hint.capitalize() if hint else "list them with `dstack validate`"
         )
+    _check_run_args_used(target, steps, options.run_args, provider_mode=None if workflows_mode else target)
     rendered = [_interpolate(step, options.run_args, run_name) for step in steps]
     return Plan(target=target, run_args=options.run_args, run_name=run_name, steps=rendered)
+
+
+def _check_run_args_used(
+    target: str, steps: list[Step], run_args: list[str], *, provider_mode: str | None
+) -> None:
+    """Leftover tokens go to `${{ run.args }}`; with no step using it they would vanish (as in
+    old dstack), and a mistyped option (`--gpus 2`) with them.
+
+    Raises:
+        PlanError: no step uses `${{ run.args }}`; names the closest option to a token, if any.
+    """
+    if not run_args or any(uses_run_args(text) for step in steps for text in strings(step.model_dump())):
+        return
+    known = option_names(provider_mode)
+    close = [(option, _closest_option(option, known)) for option in _options(run_args)]
+    close = [(option, meant) for option, meant in close if meant]
+    if close:
+        msg = f"unknown option '{close[0][0]}'; did you mean '{close[0][1]}'?"
+    else:
+        shown = quote_args(run_args)
+        msg = f"run args {shown!r} would be dropped: no step of '{target}' uses ${{{{ run.args }}}}"
+    hint = (
+        f"add ${{{{ run.args }}}} to a command of '{target}', e.g. python train.py ${{{{ run.args }}}};"
+        " options are listed in docs/workflows.md, section `dstack run` options"
+    )
+    raise PlanError(msg, hint=hint)
+
+
+def _options(tokens: list[str]) -> list[str]:
+    """The option names among ``tokens``: ``--gpus`` of ``--gpus=2``; not ``-`` or a number."""
+    return [t.split("=", 1)[0] for t in tokens if t.startswith("-") and t.strip("-") and not t[1:2].isdigit()]
+
+
+def _closest_option(option: str, known: list[str]) -> str | None:
+    """The option meant by ``option``: one it abbreviates (``--shm``), or a close spelling."""
+    prefixed = [k for k in known if k.startswith("--") and k.startswith(option) and len(option) > 3]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(option, known, n=1, cutoff=0.75)
+    if not close:
+        return None
+    ratio = difflib.SequenceMatcher(None, option, close[0]).ratio()
+    same_start = option.lstrip("-")[:1] == close[0].lstrip("-")[:1]  # `--name` is not `--gpu-name`
+    return close[0] if ratio >= 0.8 or same_start else None
 
 
 def _workflow_steps(workflows: Workflows, target: str, options: RunOptions) -> list[Step]:

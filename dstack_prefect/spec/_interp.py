@@ -103,6 +103,11 @@ def check(text: str) -> list[InterpolationProblem]:
     return [t for t in _tokens(text) if isinstance(t, InterpolationProblem)]
 
 
+def uses_run_args(text: str) -> bool:
+    """Whether ``text`` holds a `${{ run.args }}` (`$${{ run.args }}` is a literal, not one)."""
+    return "${{" in text and any(isinstance(t, _Token) and t.ref == "run.args" for t in _tokens(text))
+
+
 def quote_args(args: list[str]) -> str:
     """Join run args the way old dstack did: tokens with spaces are wrapped in escaped quotes."""
     out = []

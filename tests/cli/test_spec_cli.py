@@ -233,6 +233,19 @@ class TestPlan:
             (4, 5, "workflows[0]"),
         ]
 
+    def test_a_mistyped_option_is_not_dropped(self, repo: Path) -> None:
+        """`--gpus 2` on a workflow without ${{ run.args }} exits 1 naming `--gpu`, not a plan
+        without GPUs."""
+
+        code, out, err = run("plan", "prep", "--gpus", "2")
+
+        assert (code, out) == (1, "")
+        assert err.split("\n", 1)[1] == (  # after the legacy `ports: 1` warning
+            "error: unknown option '--gpus'; did you mean '--gpu'?\n"
+            "hint: add ${{ run.args }} to a command of 'prep', e.g. python train.py ${{ run.args }};"
+            " options are listed in docs/workflows.md, section `dstack run` options\n"
+        )
+
     def test_unknown_target(self, repo: Path) -> None:
         """An unknown target exits 1 with old dstack's message and a suggestion."""
 

@@ -299,6 +299,54 @@ class TestInterpolation:
             resolve_secrets("${{ secrets.X }}", {})
 
 
+class TestUnusedRunArgs:
+    """Tokens that no step would see are an error, not silently dropped: old dstack dropped
+    them, so `--gpus 2` (for `--gpu 2`) ran on no GPU without a word."""
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (["--gpus", "2"], "unknown option '--gpus'; did you mean '--gpu'?"),
+            (["--ports", "2"], "unknown option '--ports'; did you mean '--port'?"),
+            (["-i", "--memroy", "8GB"], "unknown option '--memroy'; did you mean '--memory'?"),
+            (
+                ["--epochs", "3"],
+                "run args '--epochs 3' would be dropped: no step of 'left' uses ${{ run.args }}",
+            ),
+        ],
+        ids=["gpus", "ports", "memroy", "no-close-option"],
+    )
+    def test_unused_tokens_are_an_error(self, pipeline: Workflows, argv: list[str], message: str) -> None:
+        """A token no step uses names the closest option, or says it would be dropped, and how to pass it."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "left", argv)
+
+        assert info.value.message == message
+        assert info.value.hint == (
+            "add ${{ run.args }} to a command of 'left', e.g. python train.py ${{ run.args }};"
+            " options are listed in docs/workflows.md, section `dstack run` options"
+        )
+
+    def test_used_by_an_upstream(self) -> None:
+        """Run args that an upstream step uses are fine, even when the target does not use them."""
+        workflows = load_text(
+            "workflows:\n"
+            "  - name: prep\n    provider: bash\n    commands: ['echo ${{ run.args }}']\n"
+            "  - name: train\n    provider: bash\n    commands: [echo train]\n    deps: [prep]\n"
+        )
+
+        plan = build_plan(workflows, "train", ["--gpus", "2"])
+
+        assert plan.step("prep").commands == ["echo --gpus 2"]
+
+    def test_provider_mode(self) -> None:
+        """`dstack run bash -c CMD EXTRA` with no ${{ run.args }} in CMD is refused too."""
+
+        with pytest.raises(PlanError, match="run args 'EXTRA' would be dropped: no step of 'bash' uses"):
+            build_plan(None, "bash", ["-c", "echo hi", "EXTRA"])
+
+
 class TestProviderMode:
     """`dstack run PROVIDER ...` runs a provider without YAML, even with no .dstack folder."""
 
