@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -261,16 +262,29 @@ def _deps(step: Step) -> str:
 
 
 def _settings(step: Step) -> list[str]:
-    """Lines for what the step sets beyond its commands (where `-w`, `-e`, `-a`, `-p` show)."""
-    pairs = [
-        ("working_dir", step.working_dir if step.working_dir != "." else ""),
-        ("python", step.python or ""),
-        ("env", ", ".join(f"{k}={v}" for k, v in step.env.items())),
-        ("artifacts", ", ".join(a.path + (" (mount)" if a.mount else "") for a in step.artifacts)),
-        ("cache", ", ".join(step.cache)),
-        ("ports", ", ".join(_port(p.port, p.local_port) for p in step.ports)),
+    """Lines for what the step sets beyond its commands (where `-w`, `-e`, `-a`, `-p` show); a
+    registry password never shows."""
+    auth = step.registry_auth
+    groups = [
+        [
+            ("working_dir", step.working_dir if step.working_dir != "." else ""),
+            ("python", step.python or ""),
+            ("version", step.version or ""),
+            ("ssh", "yes" if step.ssh else ""),
+        ],
+        [("env", ", ".join(f"{k}={v}" for k, v in step.env.items()))],
+        [
+            ("artifacts", ", ".join(a.path + (" (mount)" if a.mount else "") for a in step.artifacts)),
+            ("cache", ", ".join(step.cache)),
+        ],
+        [("ports", ", ".join(_port(p.port, p.local_port) for p in step.ports))],
+        [
+            ("entrypoint", shlex.join(step.entrypoint) if step.entrypoint is not None else ""),
+            ("home_dir", step.home_dir or ""),
+            ("registry user", auth.username or "" if auth else ""),  # never the password
+        ],
+        [("inputs", ", ".join(step.inputs or []))],
     ]
-    groups = [pairs[0:2], pairs[2:3], pairs[3:5], pairs[5:6]]
     lines = ["   ".join(f"{key}: {value}" for key, value in group if value) for group in groups]
     return [line for line in lines if line]
 

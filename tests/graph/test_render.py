@@ -45,3 +45,40 @@ def test_a_plain_step_adds_no_lines() -> None:
         "     $ x",
         "     resources: -   deps: -",
     ]
+
+
+def test_docker_settings_show_in_the_step() -> None:
+    """A docker step's entrypoint, home_dir, registry user, ssh and inputs are in the text plan
+    (the password never is)."""
+    text = """\
+workflows:
+  - name: serve
+    provider: docker
+    image: ghcr.io/me/app:1
+    entrypoint: /bin/sh -c
+    commands: ["python serve.py"]
+    home_dir: /home/app
+    registry_auth: {username: me, password: "${{ secrets.GHCR }}"}
+    ssh: true
+    inputs: [serve.py, app/]
+"""
+
+    lines = render_plan(build_plan(load_text(text), "serve", [])).plain.splitlines()
+
+    assert lines[2:] == [
+        "     image: ghcr.io/me/app:1",
+        "     $ python serve.py",
+        "     ssh: yes",
+        "     entrypoint: /bin/sh -c   home_dir: /home/app   registry user: me",
+        "     inputs: serve.py, app/",
+        "     resources: -   deps: -",
+    ]
+
+
+def test_ide_version_shows() -> None:
+    """An IDE step's `version` shows beside its python."""
+    text = "workflows:\n  - name: ide\n    provider: code\n    version: 1.78.1\n    python: '3.11'\n"
+
+    lines = render_plan(build_plan(load_text(text), "ide", [])).plain.splitlines()
+
+    assert "     python: 3.11   version: 1.78.1" in lines
