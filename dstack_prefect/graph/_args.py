@@ -17,10 +17,23 @@ from dstack_prefect.errors import PlanError
 
 
 class _Parser(argparse.ArgumentParser):
+    argv: list[str]
+
     def error(self, message: str) -> NoReturn:
         missing = re.fullmatch(r"argument (\S+): expected one argument", message)
         msg = f"{missing.group(1)}: expected a value after it" if missing else f"dstack run: {message}"
+        if missing:
+            msg += self._dashed_value(missing.group(1).split("/"))
         raise PlanError(msg, hint="see docs/workflows.md, section `dstack run` options")
+
+    def _dashed_value(self, names: list[str]) -> str:
+        """``, got '-1GB', ...`` when the token after the option starts with '-' (argparse takes
+        it for an option, and says the value is missing)."""
+        for i, token in enumerate(self.argv[:-1]):
+            after = self.argv[i + 1]
+            if token in names and after.startswith("-") and after != "--":
+                return f", got '{after}', which starts with '-' (write {token}={after} if that is the value)"
+        return ""
 
 
 def _count(option: str, example: str) -> Callable[[str], int]:
@@ -96,5 +109,7 @@ def parse_run_args(argv: list[str], *, provider_mode: str | None = None) -> RunO
     Raises:
         PlanError: an option is malformed (e.g. `--cpu many`).
     """
-    namespace, rest = _parser(provider_mode).parse_known_args(list(argv))
+    parser = _parser(provider_mode)
+    parser.argv = list(argv)
+    namespace, rest = parser.parse_known_args(list(argv))
     return RunOptions(**vars(namespace), run_args=rest)

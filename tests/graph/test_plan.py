@@ -184,6 +184,17 @@ class TestOverrides:
         assert plan.step("download").resources.gpu is None
         assert plan.step("download").env == {}
 
+    def test_a_value_that_starts_with_a_dash(self, pipeline: Workflows) -> None:
+        """`--memory -1GB` says the value was read as an option, not that it is missing."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "train", ["--memory", "-1GB"])
+
+        assert info.value.message == (
+            "--memory: expected a value after it, got '-1GB', which starts with '-'"
+            " (write --memory=-1GB if that is the value)"
+        )
+
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
