@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.errors import ExecutorUnavailableError
+from dstack_prefect.errors import ExecutorUnavailableError, ResourcesUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
 from dstack_prefect.executors._docker_image import (
@@ -312,6 +312,7 @@ class DockerExecutor(Executor):
         check_resources(
             step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine
         )
+        self._check_ports(step)
         if _wants_gpu(step) and not has_nvidia_runtime(info):
             runtimes = ", ".join(sorted(info.get("Runtimes") or {})) or "none"
             msg = (
@@ -338,6 +339,28 @@ class DockerExecutor(Executor):
                     f"give an image with Python {python}, or change the step's python"
                 )
                 raise ExecutorUnavailableError(msg, hint=hint)
+
+    def _check_ports(self, step: Step) -> None:
+        """Refuse a fixed port something here already listens on: on host networking the app's
+        own port, and the local port of an "APP:LOCAL" mapping (a relay or a published port)."""
+        from dstack_prefect.server import port_is_free  # noqa: PLC0415
+
+        for spec in step.ports:
+            app, local = spec.port, spec.local_port
+            if local is not None and local != app and not port_is_free(local):
+                msg = (
+                    f"port {local} of step '{step.name}' is in use on this machine "
+                    f'(the local port of "{app}:{local}")'
+                )
+                hint = f'stop what listens on {local}, or map another local port: ports: ["{app}:OTHER"]'
+                raise ResourcesUnavailableError(msg, hint=hint)
+            if app is not None and self.host_network and not port_is_free(app):
+                msg = (
+                    f"port {app} of step '{step.name}' is in use on this machine "
+                    "(host networking: the app listens here)"
+                )
+                hint = f"stop what listens on {app}, or give the app another port in `ports:`"
+                raise ResourcesUnavailableError(msg, hint=hint)
 
     def start(self, job: StepJob) -> Handle:
         step = job.step

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import urllib.request
 import uuid
@@ -388,3 +389,25 @@ def test_an_unreachable_engine_is_one_error_line_and_one_hint_line(
     assert "Connection aborted" not in error
     assert hint.startswith("hint: start the Docker engine"), hint
     assert docker_flag == ("without --docker" in hint)
+
+
+def test_a_port_in_use_here_stops_the_run_before_it_starts(
+    cli: CLI, make_repo: Any, env: dict[str, str], tiny_image: str
+) -> None:
+    """`ports: [P]` on a machine where something already listens on P: one error line naming the
+    port, a hint, exit 1, and no run (the app's own "Address already in use" traceback was the
+    only clue)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        yaml = f"workflows:\n  - name: web\n    provider: docker\n    image: {tiny_image}\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml + f"    ports: [{port}]\n    commands: [echo hi]\n"})
+
+        res = cli("run", "web", cwd=repo, env=env)
+
+    assert 1 == res.code
+    assert [f"error: port {port} of step 'web' is in use on this machine"] == [
+        line.partition(" (")[0] for line in res.err.splitlines()[:1]
+    ]
+    assert "RUN" not in res.out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -22,7 +23,7 @@ from dstack_prefect.executors.docker import (
     stop_by_identifier,
 )
 from dstack_prefect.graph import Step
-from dstack_prefect.graph._plan import GpuRequest, Resources
+from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 from dstack_prefect.server import free_port
 
 pytestmark = pytest.mark.service("docker")
@@ -400,6 +401,26 @@ class TestCheck:
             executor.check(step)
 
         assert "nvidia-container-toolkit" in (err.value.hint or "")
+
+    @pytest.mark.parametrize("form", ["APP", "APP:LOCAL"])
+    def test_a_port_in_use_on_this_machine_is_refused_before_running(
+        self, executor: DockerExecutor, form: str
+    ) -> None:
+        """A fixed port (the app's own on host networking, or the local one of "APP:LOCAL") that
+        something on this machine already listens on fails in check(), naming it and the fix."""
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            spec = PortSpec(port=port) if form == "APP" else PortSpec(port=free_port(), local_port=port)
+            step = Step(name="web", commands=["true"], ports=[spec])
+
+            with pytest.raises(
+                ResourcesUnavailableError, match=f"port {port} of step 'web' is in use on this machine"
+            ) as err:
+                executor.check(step)
+
+        assert "ports:" in (err.value.hint or "")
 
     def test_more_cpus_than_the_engine_has(self, executor: DockerExecutor) -> None:
         """A step asking for more CPUs than the engine has fails in check()."""
