@@ -80,3 +80,50 @@ def test_accepts_an_x_key_for_shared_settings(validator: jsonschema.protocols.Va
     load_text(text)
 
     assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
+
+
+class TestForEditors:
+    """The schema is one the YAML language server of VS Code, Neovim and others reads: draft-07
+    (it does not support 2020-12 and says so), every `$ref` resolvable, and a title and a
+    description on every key for completion and hover."""
+
+    @pytest.fixture(scope="class")
+    def schema(self) -> dict[str, Any]:
+        result = CliRunner().invoke(app, ["schema"])
+        assert result.exit_code == 0
+        loaded: dict[str, Any] = json.loads(result.stdout)
+        return loaded
+
+    def test_draft_07(self, schema: dict[str, Any]) -> None:
+        """It declares draft-07 (http, as its meta-schema is registered) and is valid against it."""
+
+        assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+        jsonschema.Draft7Validator.check_schema(schema)
+
+    def test_refs_point_into_definitions(self, schema: dict[str, Any]) -> None:
+        """Every `$ref` names an entry of `definitions` (draft-07's keyword; `$defs` is 2019-09+)
+        and has no validating keyword beside it, which draft-07 would ignore."""
+        refs = list(_nodes_with(schema, "$ref"))
+
+        assert "$defs" not in schema
+        assert {r["$ref"].removeprefix("#/definitions/") for r in refs} <= set(schema["definitions"])
+        assert [r for r in refs if set(r) - {"$ref", "title", "description", "default"}] == []
+
+    def test_every_key_has_a_title_and_a_description(self, schema: dict[str, Any]) -> None:
+        """Each key of the file and of each block shows a title and a description in the editor."""
+        models = [schema, *schema["definitions"].values()]
+        keys = [(name, prop) for model in models for name, prop in model["properties"].items()]
+
+        assert [name for name, prop in keys if not (prop.get("title") and prop.get("description"))] == []
+
+
+def _nodes_with(node: Any, key: str) -> Any:
+    """Every mapping under ``node`` that holds ``key``."""
+    if isinstance(node, dict):
+        if key in node:
+            yield node
+        for value in node.values():
+            yield from _nodes_with(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes_with(value, key)
