@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.errors import ExecutorUnavailableError, ResourcesUnavailableError
+from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError, ResourcesUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
 from dstack_prefect.executors._docker_image import (
@@ -313,6 +313,11 @@ class DockerExecutor(Executor):
             step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine
         )
         self._check_ports(step)
+        if step.provider == "docker" and step.home_dir and not step.home_dir.startswith("/"):
+            msg = f"home_dir of step '{step.name}' must be an absolute path, not '{step.home_dir}'"
+            raise ExecutionError(
+                msg, hint="give the home folder's path in the image, e.g. home_dir: /home/app"
+            )
         if _wants_gpu(step) and not has_nvidia_runtime(info):
             runtimes = ", ".join(sorted(info.get("Runtimes") or {})) or "none"
             msg = (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dstack_prefect.errors import ExecutorUnavailableError, ResourcesUnavailableError
+from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError, ResourcesUnavailableError
 from dstack_prefect.executors import StepJob, StepResult
 from dstack_prefect.executors._docker_image import runtime_tag
 from dstack_prefect.executors.docker import (
@@ -421,6 +421,21 @@ class TestCheck:
                 executor.check(step)
 
         assert "ports:" in (err.value.hint or "")
+
+    @pytest.mark.parametrize("home_dir", ["app", "~/x"])
+    def test_a_home_dir_that_is_not_absolute_is_refused_before_running(
+        self, executor: DockerExecutor, tiny_image: str, home_dir: str
+    ) -> None:
+        """`home_dir` is a path in the container: a relative one fails in check() with an
+        example, instead of Docker's "invalid mount path" (or a HOME of "~/x") at run time."""
+        step = Step(name="h", provider="docker", image=tiny_image, home_dir=home_dir, commands=["true"])
+
+        with pytest.raises(
+            ExecutionError, match=f"home_dir of step 'h' must be an absolute path, not '{home_dir}'"
+        ) as err:
+            executor.check(step)
+
+        assert "/home/app" in (err.value.hint or "")
 
     def test_more_cpus_than_the_engine_has(self, executor: DockerExecutor) -> None:
         """A step asking for more CPUs than the engine has fails in check()."""
