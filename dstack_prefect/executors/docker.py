@@ -110,7 +110,7 @@ def step_image(step: Step, runtime_image: str | None = None, cuda_runtime_image:
 def runtime_image_hint(step: Step, image: str) -> str:
     """How to get the missing runtime ``image`` of ``step``: the build that makes that very tag."""
     python, cuda, build = _build_command(step)
-    if image != runtime_tag(python, cuda=cuda):
+    if image not in (runtime_tag(python, cuda=cuda), runtime_tag(python, cuda=cuda, slim=True)):
         env = CUDA_RUNTIME_IMAGE_ENV if cuda else RUNTIME_IMAGE_ENV
         return f"build or tag {image} on this engine, or unset {env} and run `{build}`"
     base = default_base(python, cuda=cuda)
@@ -454,15 +454,17 @@ class DockerExecutor(Executor):
             self._client = None
 
     def _image(self, step: Step) -> str:
-        """:func:`step_image`; for the default runtime tag when it is missing, its ``-slim``
-        variant if the engine has that (a bash step needs only the venv, and an older Python
-        than a full image allows comes only slim)."""
+        """:func:`step_image`, but the default runtime tag's ``-slim`` variant when the engine
+        has only that (a bash step needs only the venv), and always for a Python older than a
+        full image allows (it comes only slim)."""
         image = step_image(step, self.runtime_image, self.cuda_runtime_image)
         python, cuda = step.python or DEFAULT_PYTHON, _wants_gpu(step)
-        if step.provider == "docker" or image != runtime_tag(python, cuda=cuda) or self._has_image(image):
+        if step.provider == "docker" or image != runtime_tag(python, cuda=cuda):
             return image
         slim = runtime_tag(python, cuda=cuda, slim=True)
-        return slim if self._has_image(slim) else image
+        if needs_slim(python) or (not self._has_image(image) and self._has_image(slim)):
+            return slim
+        return image
 
     def _image_config(self, image: str) -> dict[str, Any]:
         """The image's ``Config`` (User, Labels, Env...) from ``docker image inspect``."""

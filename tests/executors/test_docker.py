@@ -461,7 +461,7 @@ class TestCheck:
 
         with (
             DockerExecutor() as ex,
-            pytest.raises(ExecutorUnavailableError, match=r"runtime:\S+-py3\.10 for step 'b'") as err,
+            pytest.raises(ExecutorUnavailableError, match=r"runtime:\S+-py3\.10-slim for step 'b'") as err,
         ):
             ex.check(Step(name="b", commands=["true"], python="3.10"))
 
