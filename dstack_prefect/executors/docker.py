@@ -325,7 +325,9 @@ class DockerExecutor(Executor):
                 f"(runtimes: {runtimes}; no CDI nvidia.com/gpu devices)"
             )
             raise ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
-        if step.provider != "docker":
+        if step.provider == "docker":
+            self._check_image_name(step)
+        else:
             image = self._image(step)
             if not self._has_image(image):
                 msg = f"runtime image {image} for step '{step.name}' is not on the Docker engine"
@@ -344,6 +346,22 @@ class DockerExecutor(Executor):
                     f"give an image with Python {python}, or change the step's python"
                 )
                 raise ExecutorUnavailableError(msg, hint=hint)
+
+    def _check_image_name(self, step: Step) -> None:
+        """Refuse a docker-provider ``image`` the engine cannot parse (a missing one may still
+        be pulled at start)."""
+        image = self._image(step)
+        try:
+            self._has_image(image)
+        except ExecutionError as exc:
+            cause = exc.__cause__
+            why = str(getattr(cause, "explanation", "") or "")
+            if "invalid reference format" not in why:
+                raise
+            reason = why.rpartition("invalid reference format")[2].lstrip(": ") or "invalid reference format"
+            msg = f"image '{image}' of step '{step.name}' is not a valid image name: {reason}"
+            hint = "write it as Docker does: lowercase [REGISTRY/]NAME[:TAG], e.g. image: myorg/trainer:2"
+            raise ExecutionError(msg, hint=hint) from exc
 
     def _check_ports(self, step: Step) -> None:
         """Refuse a fixed port something here already listens on: on host networking the app's

@@ -437,6 +437,20 @@ class TestCheck:
 
         assert "/home/app" in (err.value.hint or "")
 
+    def test_an_image_name_docker_cannot_parse_is_refused_before_running(
+        self, executor: DockerExecutor
+    ) -> None:
+        """`image: UPPER/Case:tag` fails in check() with Docker's reason and the name's form,
+        instead of failing the run at its start ("looking up image ...: no such image")."""
+        step = Step(name="i", provider="docker", image="UPPER/Case:tag", commands=["true"])
+
+        with pytest.raises(
+            ExecutionError, match=r"image 'UPPER/Case:tag' of step 'i' is not a valid image name: .*lowercase"
+        ) as err:
+            executor.check(step)
+
+        assert "[REGISTRY/]NAME[:TAG]" in (err.value.hint or "")
+
     def test_more_cpus_than_the_engine_has(self, executor: DockerExecutor) -> None:
         """A step asking for more CPUs than the engine has fails in check()."""
         with pytest.raises(ResourcesUnavailableError, match="4096 CPUs"):
