@@ -137,6 +137,8 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     if kind == "missing":
         expected = _MISSING.get(str(loc[-1]))
         return f"missing key '{loc[-1]}'" + (f", expected {expected}" if expected else ""), False
+    if kind == "list_type" and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return f"got {show(value)}, expected a list, e.g. [{value}]", False
     if kind in _EXPECTED:
         return f"got {show(value)}, expected {_EXPECTED[kind]}", False
     if kind == "greater_than_equal":

@@ -502,6 +502,12 @@ def env_mapping(value: Any) -> Any:
             if not _ENV_KEY_RE.match(key):
                 issues.append(Issue((j,), f"got variable name {key!r}, expected letters, digits and '_'"))
                 continue
+            if key in out:
+                first = next(
+                    i for i, e in enumerate(value) if isinstance(e, str) and e.partition("=")[0] == key
+                )
+                message = f"duplicate variable '{key}', first at env[{first}]; set each variable once"
+                issues.append(Issue((j,), message))
             out[key] = val
     elif isinstance(value, dict):
         for key, val in value.items():

@@ -1003,3 +1003,25 @@ CASES += [
         schema=False,
     ),
 ]
+
+# One item where a list is expected says how to write the list.
+CASES += [
+    Case(
+        "deps-one-name-not-a-list",
+        ONE(BASH + "    deps: prep\n    artifacts: output\n    cache: ~/.cache/pip\n"),
+        [
+            ".dstack/workflows.yaml:5:11: workflows[0].deps: got 'prep', expected a list, e.g. [prep]",
+            ".dstack/workflows.yaml:6:16: workflows[0].artifacts: got 'output', expected a list, e.g. [output]",
+            ".dstack/workflows.yaml:7:12: workflows[0].cache: got '~/.cache/pip', expected a list, e.g. [~/.cache/pip]",
+        ],
+        schema=True,
+    ),
+    Case(
+        "env-list-names-a-variable-twice",
+        ONE(BASH + "    env:\n      - LR=0.1\n      - EPOCHS=3\n      - LR=0.2\n"),
+        [
+            ".dstack/workflows.yaml:8:9: workflows[0].env[2]: duplicate variable 'LR', first at env[0]; set each variable once"
+        ],
+        schema=False,
+    ),
+]
