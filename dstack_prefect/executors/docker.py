@@ -444,7 +444,9 @@ class DockerExecutor(Executor):
                 code = -(code - 128) if code > 128 else code  # 128+N: killed by signal N
             if oom:
                 msg = (
-                    f"out of memory (limit {running.oom_limit} MiB)" if running.oom_limit else "out of memory"
+                    f"out of memory (limit {running.oom_limit} MiB; raise resources.memory or pass --memory)"
+                    if running.oom_limit
+                    else "out of memory"
                 )
                 return StepResult(exit_code=code, stopped=running.stopped, oom=True, message=msg)
             return StepResult(exit_code=code, stopped=running.stopped)

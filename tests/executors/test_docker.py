@@ -280,7 +280,8 @@ class TestRuntimeImageSteps:
     def test_over_the_memory_limit_is_oom(
         self, executor: DockerExecutor, tmp_path: Path, run_name: str
     ) -> None:
-        """A step that allocates past resources.memory ends with oom=True and says so."""
+        """A step that allocates past resources.memory ends with oom=True and says so, and how
+        to give it more."""
         step = Step(
             name="m",
             commands=["python3 -c 'b = bytearray(400 * 2**20)'"],
@@ -290,7 +291,10 @@ class TestRuntimeImageSteps:
 
         result = run(executor, job)
 
-        assert (True, "out of memory (limit 64 MiB)") == (result.oom, result.message)
+        assert (True, "out of memory (limit 64 MiB; raise resources.memory or pass --memory)") == (
+            result.oom,
+            result.message,
+        )
         assert result.exit_code != 0
 
     def test_port_answers_from_the_host_while_running(
