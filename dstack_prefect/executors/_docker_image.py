@@ -59,10 +59,13 @@ def needs_slim(python: str) -> bool:
 
 def base_hint(python: str, *, cuda: bool) -> str:
     """How to give the build a base image with ``python`` without a registry."""
+    load = "; or `docker load -i FILE.tar` one saved elsewhere"
+    if cuda:
+        return "pass --base IMAGE, an NVIDIA CUDA image on this engine (`docker images`)" + load
     hint = f"pass --base IMAGE, an image on this engine with Python {python} (`docker images`)"
-    if python == DEFAULT_PYTHON and not cuda:
+    if python == DEFAULT_PYTHON:
         hint += f", e.g. {BASE_IMAGE} from .ci/docker-setup.sh"
-    return hint + "; or `docker load -i FILE.tar` one saved elsewhere"
+    return hint + load
 
 
 def _check_python(python: str, *, slim: bool) -> None:
@@ -112,7 +115,11 @@ def build_runtime_image(
         if if_missing and _has_image(client, tag):
             on_line(f"image {tag} present")
             return tag
-        _ensure_base(client, base, python, cuda=cuda, on_line=on_line)
+        _ensure_base(client, base, base_hint(python, cuda=cuda), on_line)
+        if cuda:  # Dockerfile.cuda copies Python from the official image
+            python_base = default_base(python, cuda=False)
+            hint = f"`docker load -i FILE.tar` it (`docker save {python_base}` where a registry answers)"
+            _ensure_base(client, python_base, hint, on_line)
         dockerfile = DOCKER_DIR / ("Dockerfile.cuda" if cuda else "Dockerfile")
         if not dockerfile.is_file():
             msg = f"{dockerfile} not found: images are built from a source checkout of dstack-prefect"
@@ -230,7 +237,7 @@ def _fill_gaps(client: Any, base: str, wheelhouse: Path, on_line: Callable[[str]
     raise ExecutionError(msg)
 
 
-def _ensure_base(client: Any, base: str, python: str, *, cuda: bool, on_line: Callable[[str], None]) -> None:
+def _ensure_base(client: Any, base: str, hint: str, on_line: Callable[[str], None]) -> None:
     """Pull ``base`` unless the engine has it; fail in one line, before any wheelhouse work."""
     with docker_errors("connecting to the Docker engine"):
         if _has_image(client, base):
@@ -243,7 +250,7 @@ def _ensure_base(client: Any, base: str, python: str, *, cuda: bool, on_line: Ca
     except ExecutionError as exc:
         why = exc.message.removeprefix(f"{doing}: ")
         msg = f"the base image {base} is not on this Docker engine and pulling it failed: {why}"
-        raise ExecutorUnavailableError(msg, hint=base_hint(python, cuda=cuda)) from exc
+        raise ExecutorUnavailableError(msg, hint=hint) from exc
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -49,3 +49,16 @@ def test_a_base_image_neither_here_nor_pullable_fails_before_the_build(docker_en
     ), lines
     assert lines[2].startswith("hint: ") and "--base" in lines[2]
     assert 3 == len(lines)
+
+
+@pytest.mark.service("docker")
+def test_a_cuda_build_also_needs_the_official_python_image_and_says_so(base_image: str) -> None:
+    """--cuda copies Python from python:<python>-slim-bookworm: when the engine has no such image
+    and cannot pull it, the build stops before it starts, naming that image and how to load it."""
+    code, lines = build("--cuda", "--python", "3.99", "--base", base_image)
+
+    assert 1 == code
+    assert lines[-2].startswith(
+        "error: the base image python:3.99-slim-bookworm is not on this Docker engine and pulling it failed"
+    ), lines
+    assert lines[-1].startswith("hint: `docker load -i FILE.tar` it")
