@@ -137,6 +137,13 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     if kind == "missing":
         expected = _MISSING.get(str(loc[-1]))
         return f"missing key '{loc[-1]}'" + (f", expected {expected}" if expected else ""), False
+    if kind == "string_type" and isinstance(value, dict) and len(value) == 1:  # `- echo time: now`
+        ((k, v),) = value.items()
+        if isinstance(k, str) and not isinstance(v, dict | list):
+            text = f"{k}: {v if isinstance(v, str) else show(v)}" if v is not None else f"{k}:"
+            quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            hint = f"its ': ' made YAML read a mapping, quote the whole line: {quoted}"
+            return f"got a mapping, expected a string; {hint}", False
     if kind == "list_type" and isinstance(value, str | int | float) and not isinstance(value, bool):
         return f"got {show(value)}, expected a list, e.g. [{value}]", False
     if kind in _EXPECTED:

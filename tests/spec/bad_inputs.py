@@ -1025,3 +1025,15 @@ CASES += [
         schema=False,
     ),
 ]
+
+# YAML reads `- echo time: now` as a mapping: say so and how to quote it.
+CASES += [
+    Case(
+        "command-with-colon-space",
+        ONE(BASH.replace("commands: [x]", "commands:\n      - echo time: now\n      - python -c import os")),
+        [
+            ".dstack/workflows.yaml:5:9: workflows[0].commands[0]: got a mapping, expected a string; its ': ' made YAML read a mapping, quote the whole line: \"echo time: now\""
+        ],
+        schema=True,
+    ),
+]
