@@ -368,10 +368,30 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
                 f" the dep is this repo's '{name}' when it has one"
             )
             out.append(source.warning(("deps", j), message))
+    out += _bare_memory_warnings(source, resources)
     ports = item.get("ports")
     if isinstance(ports, int) and not isinstance(ports, bool):
         message = f"legacy port count {ports}, list the ports instead, e.g. 'ports: [8000]'"
         out.append(source.warning(("ports",), message))
+    return out
+
+
+def _bare_memory_warnings(source: Source, resources: object) -> list[SpecWarning]:
+    """`memory: 16` is 16 MiB: below a GiB, a bare number is more likely gigabytes meant."""
+    if not isinstance(resources, dict):
+        return []
+    gpu = resources.get("gpu")
+    sizes = [(("resources", "memory"), resources.get("memory"))]
+    if isinstance(gpu, dict):
+        sizes.append((("resources", "gpu", "memory"), gpu.get("memory")))
+    out = []
+    for loc, value in sizes:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1024:
+            message = (
+                f"{value} is {value} MiB (a bare number is MiB); write '{value}GB' for gigabytes,"
+                f" or '{value}MiB' to keep it and silence this"
+            )
+            out.append(source.warning(loc, message))
     return out
 
 

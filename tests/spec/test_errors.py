@@ -146,6 +146,22 @@ class TestWarnings:
 
         assert [str(w) for w in workflows.warnings] == [expected]
 
+    def test_a_bare_number_of_memory_below_a_gib(self) -> None:
+        """`memory: 16` is 16 MiB (a bare number is MiB): it loads, with a warning naming '16GB'."""
+        text = (
+            "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n"
+            "    resources:\n      memory: 16\n      gpu: {memory: 24}\n      shm_size: 64\n"
+        )
+
+        workflows = load_text(text)
+
+        assert [str(w) for w in workflows.warnings] == [
+            "workflows.yaml:6:15: workflows[0].resources.memory: 16 is 16 MiB (a bare number is MiB);"
+            " write '16GB' for gigabytes, or '16MiB' to keep it and silence this",
+            "workflows.yaml:7:21: workflows[0].resources.gpu.memory: 24 is 24 MiB (a bare number is MiB);"
+            " write '24GB' for gigabytes, or '24MiB' to keep it and silence this",
+        ]
+
     def test_sorted_by_file_and_line(self, make_repo: RepoFactory) -> None:
         """Warnings come in file order, then line order, whatever kind each is."""
         root = make_repo(
