@@ -381,7 +381,7 @@ def _bare_memory_warnings(source: Source, resources: object) -> list[SpecWarning
     if not isinstance(resources, dict):
         return []
     gpu = resources.get("gpu")
-    sizes = [(("resources", "memory"), resources.get("memory"))]
+    sizes: list[tuple[KeyPath, object]] = [(("resources", "memory"), resources.get("memory"))]
     if isinstance(gpu, dict):
         sizes.append((("resources", "gpu", "memory"), gpu.get("memory")))
     out = []
