@@ -17,7 +17,7 @@
     │   └── StepFailedError             the step's commands exited non-zero
     └── StorageError                 the artifact store failed
         ├── ArtifactNotFoundError    a run, tag or artifact path is not in the store
-        ├── IntegrityError           a blob's sha256 does not match its manifest
+        ├── IntegrityError           a blob's sha256 does not match its manifest; a damaged manifest
         └── UnsafePathError          a path would land outside its target folder
 
 Programmer misuse (a wrong argument type, a call in the wrong order) raises builtins, not these.
@@ -157,7 +157,8 @@ class ArtifactNotFoundError(StorageError):
 
 
 class IntegrityError(StorageError):
-    """A blob's content does not match the sha256 in its manifest."""
+    """A blob's content does not match the sha256 in its manifest, or a manifest or tag file does
+    not parse (cut short, edited by hand)."""
 
 
 class UnsafePathError(StorageError):

@@ -20,7 +20,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
-from dstack_prefect.errors import ArtifactNotFoundError, DstackError, RunNotFoundError
+from dstack_prefect.errors import ArtifactNotFoundError, DstackError, IntegrityError, RunNotFoundError
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -170,14 +170,16 @@ def tags_add(
 ) -> None:
     """Tag a run, or upload local folders (-a PATH, repeatable) as a tag; a run carries one tag.
 
-    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME. Moving an
-    existing tag asks first; -y moves it without asking (needed without a terminal).
+    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME. A name is letters,
+    digits, '.', '_' and '-', starting with a letter or digit. Moving an existing tag asks
+    first; -y moves it without asking (needed without a terminal).
 
     Example: dstack tags add txt-file clever-panda-1
     """
     from dstack_prefect.engine._runs import run_row, set_run_tag  # noqa: PLC0415
-    from dstack_prefect.storage import rich_progress  # noqa: PLC0415
+    from dstack_prefect.storage import check_tag_name, rich_progress  # noqa: PLC0415
 
+    check_tag_name(tag)
     if bool(run_name) == bool(paths):
         msg = "name a run or pass -a PATH, not both" if run_name else "name the run to tag, or pass -a PATH"
         raise DstackError(msg, hint="dstack tags add TAG RUN, or dstack tags add TAG -a FOLDER")
@@ -194,6 +196,10 @@ def tags_add(
     if paths:
         with rich_progress(err_console) as progress:
             t = store.add_tag_from_dirs(tag, paths, overwrite=True, progress=progress)
+        for entry in t.manifests[0].skipped:  # as a run's log says them
+            err_console.print(
+                f"warning: {entry['path']} is not saved: {entry['reason']}", highlight=False, markup=False
+            )
         console.print(f"Tag [bold]{tag}[/] added: {', '.join(m for m in t.manifests[0].artifacts)}")
         return
     assert run_name is not None
@@ -220,11 +226,14 @@ def tags_delete(
     from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
 
     store = _local_store()
-    found = store.get_tag(tag)
+    try:
+        found: Tag | None = store.get_tag(tag)
+    except IntegrityError:  # a tag file that no longer parses can still be deleted
+        found = None
     if not yes:
         confirm(f"Delete the tag '{tag}'?", with_yes=f"dstack tags delete {tag} -y")
     store.delete_tag(tag)
-    if not any(m.extra.get("synthetic") for m in found.manifests):
+    if found is not None and not any(m.extra.get("synthetic") for m in found.manifests):
         with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run has no TAG column
             if f"tag:{tag}" in (api.flow_run_by_name(found.run).get("tags") or []):
                 set_run_tag(api, found.run, None)
@@ -315,8 +324,12 @@ def config(
     Example: dstack config --remote-store s3://my-bucket/dstack
     """
     from dstack_prefect.settings import read_config, write_config  # noqa: PLC0415
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
     updates: dict[str, str | None] = {_key(k): None for k in unset or []}
+    for url in (store, remote_store):  # a URL no store can open is refused before it is saved
+        if url:
+            ArtifactStore(url)
     given = {"store": store, "remote_store": remote_store, "executor": executor.value if executor else None}
     updates.update({k: v for k, v in given.items() if v is not None})
     if updates:

@@ -46,6 +46,9 @@ def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
             else:
                 msg = "-t/--tag needs a tag name"
                 raise DstackError(msg, hint="dstack run train -t my-model")
+            from dstack_prefect.storage import check_tag_name  # noqa: PLC0415 - fsspec only with -t
+
+            check_tag_name(opts.tag)  # refused before anything runs, not when the run ends
         else:
             opts.rest.append(tok)
         i += 1

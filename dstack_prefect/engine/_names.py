@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 
+from dstack_prefect._words import word_problem
 from dstack_prefect.errors import DstackError
 
 ADJECTIVES = [
@@ -239,21 +240,12 @@ def next_name(prefix: str, existing: list[str]) -> str:
     return f"{prefix}-{top + 1}"
 
 
-_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
 def check_run_name(name: str) -> str:
-    """Return ``name`` if it can name a run, else raise DstackError with the rule and a fixed name.
-
-    A run name is a folder under the dstack home, a key segment in the store and a word on the
-    command line (`dstack logs NAME`), so it is ASCII letters, digits, '.', '_' and '-', starting
-    with a letter or digit, at most 100 characters.
-    """
-    if _RUN_NAME.fullmatch(name):
+    """Return ``name`` if it can name a run (the rule in ``dstack_prefect._words``: a folder
+    under the dstack home, a store key and a word on the command line), else raise DstackError
+    with the rule and a fixed name."""
+    problem = word_problem("run", name)
+    if problem is None:
         return name
-    msg = (
-        f"run name {name!r} is not valid: use letters, digits, '.', '_' and '-', starting with a letter"
-        " or digit (at most 100 characters)"
-    )
-    fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:100]
+    msg, fixed = problem
     raise DstackError(msg, hint=f"e.g. --name {fixed}" if fixed else "e.g. --name baseline-lr-0.01")

@@ -8,6 +8,7 @@ is the shipped in-memory store for tests. Layout under the URL::
     blobs/sha256/ab/cdef...                       file contents, named by sha256 (ab = first 2 hex)
     manifests/<run>/<step>.json                   one step's Manifest, written last: the commit point
     tags/<tag>.json                               Tag: run, workflow, copies of the run's manifests
+                                                  (tag names: letters, digits, . _ -; check_tag_name)
     cache/<repo_id>/<workflow>/<path-key>.json    Manifest of one cache folder (path-key: the path, %-quoted)
     index/<scope...>/<name>.json                  a pointer {run, step} to a manifest (reuse lookups)
 
@@ -42,7 +43,7 @@ Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at 
 
 from ._errors import translate_errors
 from ._fetch import TransferResult
-from ._model import FileEntry, LsRow, Manifest, Tag, normalize_artifact_path
+from ._model import FileEntry, LsRow, Manifest, Tag, check_tag_name, normalize_artifact_path
 from ._progress import CountingProgress, NullProgress, Progress, rich_progress
 from ._store import ArtifactStore, PruneResult, transfer
 
@@ -57,6 +58,7 @@ __all__ = [
     "PruneResult",
     "Tag",
     "TransferResult",
+    "check_tag_name",
     "normalize_artifact_path",
     "rich_progress",
     "transfer",

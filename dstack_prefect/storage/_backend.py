@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from fsspec.asyn import AsyncFileSystem
 from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 
-from ._errors import missing_bucket
+from ._errors import MissingBucketError, missing_bucket
 from ._files import run_parallel
 from ._progress import NullProgress, Progress
 
@@ -171,14 +171,29 @@ class Backend:
             self.fs.put_file(str(local), key)
             return
         tmp = _tmp_sibling(key)
-        if self.is_local:
-            os.makedirs(os.path.dirname(key), exist_ok=True)
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, key)
-            return
-        self.fs.makedirs(self.fs._parent(key), exist_ok=True)
-        self.fs.put_file(str(local), tmp)
-        self.fs.mv(tmp, key)
+        with self._removed_on_error(tmp):
+            if self.is_local:
+                os.makedirs(os.path.dirname(key), exist_ok=True)
+                shutil.copyfile(local, tmp)
+                os.replace(tmp, key)
+                return
+            self.fs.makedirs(self.fs._parent(key), exist_ok=True)
+            self.fs.put_file(str(local), tmp)
+            self.fs.mv(tmp, key)
+
+    @contextlib.contextmanager
+    def _removed_on_error(self, tmp: str) -> Iterator[None]:
+        """Remove the temporary file ``tmp`` when the body fails (a full disk, a read-only
+        folder): what is written of it would keep taking the room until a prune."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if self.is_local:
+                    os.unlink(tmp)
+                else:
+                    self.fs.rm_file(tmp)
+            raise
 
     def download_blobs(
         self, items: Sequence[tuple[str, Path]], progress: Progress | None = None, nbytes: int = 0
@@ -222,18 +237,26 @@ class Backend:
             self.fs.pipe_file(key, data)
             return
         tmp = _tmp_sibling(key)
-        if self.is_local:
-            os.makedirs(os.path.dirname(key), exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, key)
-            return
-        self.fs.makedirs(self.fs._parent(key), exist_ok=True)
-        self.fs.pipe_file(tmp, data)
-        self.fs.mv(tmp, key)
+        with self._removed_on_error(tmp):
+            if self.is_local:
+                os.makedirs(os.path.dirname(key), exist_ok=True)
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, key)
+                return
+            self.fs.makedirs(self.fs._parent(key), exist_ok=True)
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, key)
 
     def read(self, key: str) -> bytes:
-        data: bytes = self.fs.cat_file(key)
+        """The content of ``key``; FileNotFoundError when there is none (MissingBucketError
+        when the store's bucket is missing: a wrong URL, not a missing document)."""
+        try:
+            data: bytes = self.fs.cat_file(key)
+        except FileNotFoundError as exc:
+            if missing_bucket(exc) is not None:
+                raise MissingBucketError(str(exc)) from exc
+            raise
         return data
 
     def read_many(self, keys: Sequence[str]) -> dict[str, bytes]:

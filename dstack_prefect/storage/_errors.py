@@ -7,6 +7,7 @@ enumerates every class in ``botocore.exceptions`` and fails on one this table do
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,14 +53,24 @@ _TABLE = _table()
 
 
 def missing_bucket(exc: BaseException) -> str | None:
-    """The bucket's name (or ``"?"``) when ``exc`` says the store's bucket does not exist, else
-    None. s3fs turns S3's NoSuchBucket into a FileNotFoundError, which alone reads as "no such
-    file": a missing bucket is a wrong store URL, not a missing artifact."""
-    for err in (exc, exc.__cause__):
+    """The bucket's name (or ``"?"``) when ``exc`` (or an error it was raised from) says the
+    store's bucket does not exist, else None. s3fs turns S3's NoSuchBucket into a
+    FileNotFoundError, which alone reads as "no such file": a missing bucket is a wrong store
+    URL, not a missing artifact."""
+    err: BaseException | None = exc
+    for _ in range(4):
+        if err is None:
+            break
         response = getattr(err, "response", None)
         if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
             return str(response["Error"].get("BucketName") or "?")
+        err = err.__cause__
     return None
+
+
+class MissingBucketError(LookupError):
+    """Raised from s3fs's FileNotFoundError for a missing bucket, so that code catching
+    FileNotFoundError ("no such tag") lets it through to :func:`translate_errors`."""
 
 
 _BUCKET_HINT = (
@@ -78,9 +89,25 @@ def error_class_for(exc_type: type[BaseException]) -> type[StorageError] | None:
     return None
 
 
-def _hint_for(exc_type: type[BaseException]) -> str | None:
+_ERRNO_HINTS = {
+    errno.ENOSPC: "the disk is full: free space there (`dstack prune artifacts` removes stored files "
+    "no run, tag or cache uses) and retry",
+    errno.EDQUOT: "the disk quota is used up: free space there (`dstack prune artifacts` removes "
+    "stored files no run, tag or cache uses) and retry",
+    errno.EFBIG: "a file is larger than that filesystem or `ulimit -f` allows: raise the limit, or "
+    "use another folder or store (`dstack config --store`)",
+    errno.EROFS: "that filesystem is read-only: use a writable folder, or move the store "
+    "(`dstack config --store`)",
+    errno.ENOTDIR: "a file is where a folder should be: check the store URL (`dstack config`) and "
+    "the target path",
+}
+
+
+def _hint_for(exc: BaseException) -> str | None:
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_HINTS:
+        return _ERRNO_HINTS[exc.errno]
     for lib_type, _ours, hint in _TABLE:
-        if issubclass(exc_type, lib_type):
+        if isinstance(exc, lib_type):
             return hint
     return None
 
@@ -106,4 +133,4 @@ def translate_errors(doing: str) -> Iterator[None]:
             raise
         detail = str(exc) or type(exc).__name__
         msg = f"artifact store: {doing} failed: {detail}"
-        raise ours(msg, hint=_hint_for(type(exc))) from exc
+        raise ours(msg, hint=_hint_for(exc)) from exc

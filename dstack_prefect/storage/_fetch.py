@@ -275,7 +275,9 @@ def ls_rows(
             shown = rel if recursive or "/" not in rel else rel.split("/", 1)[0] + "/"
             sums[(art, shown)] += e.size
         for art in m.artifacts:  # declared, and left empty by the step: a row says so
-            if (not pre or under(art)) and art not in filled:
+            inside = art.rstrip("/") + "/"  # its files may be listed under a nested artifact
+            has_files = art in filled or any(f.startswith(inside) for f in filled)
+            if (not pre or under(art)) and not has_files:
                 sums[(art, "")] += 0
     if pre and not sums:
         where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dstack_prefect.errors import UnsafePathError
+from dstack_prefect._words import word_problem
+from dstack_prefect.errors import StorageError, UnsafePathError
 
 
 class FileEntry(BaseModel):
@@ -99,6 +100,18 @@ def check_name(kind: str, name: str) -> str:
         msg = f"{kind} name {name!r} cannot be used as a store key"
         raise UnsafePathError(msg, hint="use letters, digits, '-', '_' or '.', not starting with '.'")
     return name
+
+
+def check_tag_name(name: str) -> str:
+    """Return ``name`` if it is valid for a new tag (the rule in ``dstack_prefect._words``: it is
+    written ``:TAG``), else raise StorageError with the rule. Reading a tag made before the rule
+    still works; only new names are checked."""
+    problem = word_problem("tag", name)
+    if problem is None:
+        return name
+    msg, fixed = problem
+    hint = "a tag is written :TAG on the command line and in deps" + (f"; e.g. {fixed!r}" if fixed else "")
+    raise StorageError(msg, hint=hint)
 
 
 def normalize_artifact_path(path: str) -> str:

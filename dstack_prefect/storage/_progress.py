@@ -66,6 +66,9 @@ class _RichProgress:
 
     def begin(self, phase: str, files: int, nbytes: int) -> None:
         with self._lock:
+            if not files and not nbytes:  # nothing to do: no '0/? bytes 0/0 files' row
+                self._task = None
+                return
             if not self._started:
                 self._bar.start()
                 self._started = True

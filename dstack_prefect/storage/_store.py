@@ -7,20 +7,25 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+from pydantic import BaseModel, ValidationError
 
 from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError
 
 from . import _fetch
-from ._backend import Backend
+from ._backend import OBJECT_STORES, Backend
 from ._errors import translate_errors
 from ._fetch import TransferResult
 from ._files import hash_many, walk_artifacts
-from ._model import FileEntry, LsRow, Manifest, Tag, check_name, utc_now
+from ._model import FileEntry, LsRow, Manifest, Tag, check_name, check_tag_name, utc_now
 from ._progress import Progress
 
 PRUNE_GRACE_S = 600.0
+_URL_HINT = "use a folder, file:///path, s3://bucket/prefix, or another fsspec URL whose package is installed"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,16 @@ class ArtifactStore:
     def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None) -> None:
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
+        protocol = self.url.split("://", 1)[0] if "://" in self.url else ""
+        if protocol in OBJECT_STORES and not urlsplit(self.url).netloc:
+            msg = f"store URL {self.url!r} names no bucket"
+            raise StorageError(msg, hint=_URL_HINT)
         with translate_errors(f"opening {self.url!r}"):
-            self._b = Backend(self.url, self.storage_options)
+            try:
+                self._b = Backend(self.url, self.storage_options)
+            except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, or its package missing
+                msg = f"store URL {self.url!r} cannot be opened: {exc}"
+                raise StorageError(msg, hint=_URL_HINT) from exc
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -135,14 +148,23 @@ class ArtifactStore:
         key = self._manifest_key(run, step)
         with translate_errors(f"reading the manifest of {run}/{step}"):
             try:
-                return Manifest.model_validate_json(self._b.read(key))
+                data = self._b.read(key)
             except FileNotFoundError:
                 msg = f"run {run!r} has no stored artifacts for step {step!r} in {self.url}"
                 raise ArtifactNotFoundError(msg, hint="list runs with `dstack ps -a`") from None
+        return self._parse(Manifest, key, data)
+
+    def _parse(self, model: type[M], key: str, data: bytes) -> M:
+        """``data`` read from ``key`` as a ``model``; IntegrityError naming the file when it is
+        not one (cut short by a full disk, edited by hand), never a pydantic error."""
+        try:
+            return model.model_validate_json(data)
+        except ValidationError as exc:
+            raise _damaged(self, key, exc) from None
 
     def _read_manifests(self, keys: Sequence[str]) -> list[Manifest]:
         found = self._b.read_many(keys)
-        return [Manifest.model_validate_json(found[k]) for k in keys if k in found]
+        return [self._parse(Manifest, k, found[k]) for k in keys if k in found]
 
     def list_manifests(self, run: str) -> list[Manifest]:
         """Every committed step manifest of ``run``, by step name ([] for an unknown run)."""
@@ -216,9 +238,10 @@ class ArtifactStore:
         """Tag ``run``: the tag keeps copies of its manifests, so the artifacts outlive `delete_run`.
 
         ``workflow`` is the workflow the run was started with; without it, the workflow of the
-        run's last committed step (the target finishes after every step it depends on).
+        run's last committed step (the target finishes after every step it depends on). The
+        name must pass :func:`check_tag_name`.
         """
-        key = self._tag_key(tag)
+        key = self._tag_key(check_tag_name(tag))
         with translate_errors(f"adding tag {tag}"):
             chosen = list(manifests) if manifests is not None else self.list_manifests(run)
             if not chosen:
@@ -251,7 +274,7 @@ class ArtifactStore:
         Each folder's artifact path is the path as given when it is relative and stays inside the
         current directory, else its absolute path.
         """
-        check_name("tag", tag)
+        check_tag_name(tag)
         cwd = Path.cwd()
         arts: list[str] = []
         for p in paths:
@@ -276,10 +299,11 @@ class ArtifactStore:
         key = self._tag_key(tag)
         with translate_errors(f"reading tag {tag}"):
             try:
-                return Tag.model_validate_json(self._b.read(key))
+                data = self._b.read(key)
             except FileNotFoundError:
                 msg = f"cannot find the tag {tag!r} in {self.url}"
                 raise ArtifactNotFoundError(msg, hint="list tags with `dstack tags`") from None
+        return self._parse(Tag, key, data)
 
     def list_tags_names(self) -> list[str]:
         """Tag names, sorted."""
@@ -291,14 +315,17 @@ class ArtifactStore:
         with translate_errors("listing tags"):
             keys = self._b.find_json("tags")
             found = self._b.read_many(keys)
-            tags = [Tag.model_validate_json(found[k]) for k in keys if k in found]
+            tags = [self._parse(Tag, k, found[k]) for k in keys if k in found]
         return sorted(tags, key=lambda t: t.created_at, reverse=True)
 
     def delete_tag(self, tag: str) -> None:
-        """Delete the tag (its blobs stay until `prune`, unless a run still refers to them)."""
-        self.get_tag(tag)
+        """Delete the tag (its blobs stay until `prune`, unless a run still refers to them); one
+        that no longer parses too."""
+        key = self._tag_key(tag)
         with translate_errors(f"deleting tag {tag}"):
-            self._b.rm([self._tag_key(tag)])
+            if not self._b.exists(key):
+                self.get_tag(tag)  # the error that names it
+            self._b.rm([key])
 
     # pointers ----------------------------------------------------------------------------
     def _pointer_key(self, scope: Sequence[str], name: str) -> str:
@@ -317,9 +344,11 @@ class ArtifactStore:
         with translate_errors(f"reading the pointer {'/'.join(scope)}/{name}"):
             try:
                 data = json.loads(self._b.read(self._pointer_key(scope, name)))
+                return str(data["run"]), str(data["step"])
             except FileNotFoundError:
                 return None
-        return str(data["run"]), str(data["step"])
+            except (ValueError, TypeError, KeyError):  # a damaged pointer: callers fall back to a full read
+                return None
 
     # cache folders ------------------------------------------------------------------------
     def _cache_key(self, repo_id: str, workflow: str, path: str) -> str:
@@ -363,10 +392,11 @@ class ArtifactStore:
         key = self._cache_key(repo_id, workflow, path)
         with translate_errors(f"restoring cache {path}"):
             try:
-                m = Manifest.model_validate_json(self._b.read(key))
+                data = self._b.read(key)
             except FileNotFoundError:
                 return None
         try:
+            m = self._parse(Manifest, key, data)
             self.materialize([m], workdir, absolute_root=absolute_root, progress=progress)
         except (ArtifactNotFoundError, IntegrityError):
             with translate_errors(f"forgetting the damaged cache {path}"):
@@ -519,22 +549,20 @@ def transfer(
         keys = [dst._manifest_key(m.run, m.step) for m in manifests]
         there = dst._b.read_many(keys)
         changed = [
-            m
-            for m, k in zip(manifests, keys, strict=True)
-            if k not in there or Manifest.model_validate_json(there[k]) != m
+            m for m, k in zip(manifests, keys, strict=True) if k not in there or not _same(there[k], m)
         ]
-        mine = {(m.run, m.step) for m in manifests}
-        stale = [m for run in runs for m in dst.list_manifests(run) if (m.run, m.step) not in mine]
+        # dst's other steps of these runs, by key: one that no longer parses is replaced too
+        stale = [k for run in runs for k in dst._b.find_json("manifests", run) if k not in set(keys)]
         if not force:
-            _refuse_collisions(
-                src, dst, [m for m in changed if dst._manifest_key(m.run, m.step) in there] + stale
-            )
+            clashing = [m.label for m in changed if dst._manifest_key(m.run, m.step) in there]
+            clashing += [dst._b.rel(k).removeprefix("manifests/").removesuffix(".json") for k in stale]
+            _refuse_collisions(src, dst, clashing)
             _refuse_tag_collision(src, dst, t)
         # force also checks the blobs of unchanged manifests: it repairs a store that lost a damaged blob
         wanted = {f.sha256: (f, m) for m in (manifests if force else changed) for f in m.files}
         blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
         skipped += len({f.sha256 for m in manifests for f in m.files} - set(wanted))
-        dst._b.rm([dst._manifest_key(m.run, m.step) for m in stale])  # --force: the run is src's alone
+        dst._b.rm(stale)  # --force: the run is src's alone
         for m in changed:
             dst._write_manifest(m)
         if t is not None:
@@ -542,11 +570,42 @@ def transfer(
     return TransferResult(manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped)
 
 
-def _refuse_collisions(src: ArtifactStore, dst: ArtifactStore, clashing: Sequence[Manifest]) -> None:
-    """StorageError when ``dst`` holds a run of the same name with other steps or artifacts:
-    copying would mix two runs silently."""
+def _same(data: bytes, m: Manifest) -> bool:
+    """Whether ``data`` is manifest ``m``; a damaged one is not (so push or pull --force repairs it)."""
+    try:
+        return Manifest.model_validate_json(data) == m
+    except ValidationError:
+        return False
+
+
+def _damaged(store: ArtifactStore, key: str, exc: ValidationError) -> IntegrityError:
+    """The error for the manifest, tag or cache file at ``key`` that does not parse."""
+    rel = store._b.rel(key)
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first["loc"])
+    detail = f"{where}: {first['msg']}" if where else first["msg"]
+    msg = f"{rel} in {store.url} is damaged ({detail})"
+    parts = rel.removesuffix(".json").split("/")
+    by_hand = f"or delete it by hand: {key}"
+    if parts[0] == "manifests":
+        hint = f"copy a good one with `dstack pull {parts[1]} --force` (or push), {by_hand}"
+    elif parts[0] == "tags":
+        tag = "/".join(parts[1:])
+        hint = (
+            f"delete it with `dstack tags delete {tag} -y` and tag the run again, "
+            f"or copy a good one with `dstack pull :{tag} --force`"
+        )
+    else:  # cache/<repo>/<workflow>/<path>
+        workflow = unquote(parts[2]) if len(parts) > 2 else "WORKFLOW"
+        hint = f"forget it with `dstack prune cache {workflow}` in the repo, {by_hand}"
+    return IntegrityError(msg, hint=hint)
+
+
+def _refuse_collisions(src: ArtifactStore, dst: ArtifactStore, clashing: Sequence[str]) -> None:
+    """StorageError when ``dst`` holds a run of the same name with other steps or artifacts
+    (``clashing``: their ``run/step`` labels): copying would mix two runs silently."""
     if clashing:
-        shown = ", ".join(m.label for m in clashing[:3])
+        shown = ", ".join(clashing[:3])
         more = f" and {len(clashing) - 3} more" if len(clashing) > 3 else ""
         msg = (
             f"{dst.url} already holds another run of the same name: {shown}{more} differ from {src.url} "

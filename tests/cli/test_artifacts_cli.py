@@ -325,6 +325,66 @@ class TestTags:
         assert "hello.txt" in res.out
         assert dstack("ls", run, cwd=repo).code == 1
 
+    @pytest.mark.parametrize(
+        "name", ["two words", "a/b", "-dash", ":colon"], ids=["space", "slash", "dash-first", "colon-first"]
+    )
+    def test_a_tag_name_that_cannot_be_written_as_colon_tag_is_refused(
+        self, dstack: DSTACK, repo: Path, hello_run: str, name: str
+    ) -> None:
+        """`tags add NAME -a data`, `tags add NAME RUN` and `run W --tag=NAME` refuse a name that
+        cannot be written as :NAME (spaces, '/', a leading '-' or ':'), saying the rule, before
+        anything is uploaded or run; no tag is made."""
+        by_dirs = dstack("tags", "add", "-a", "data", "-y", "--", name, cwd=repo)
+        by_run = dstack("tags", "add", "-y", "--", name, hello_run, cwd=repo)
+        by_run_t = dstack("run", "hello-txt", f"--tag={name}", cwd=repo)  # `-t -dash` is -d -a -s -h
+
+        for res in (by_dirs, by_run, by_run_t):
+            assert res.code == 1, res.text
+            assert f"error: tag name {name!r} is not valid: use letters, digits" in res.err
+            assert "Traceback" not in res.err
+        assert name not in [t["tag"] for t in dstack("tags", "--json", cwd=repo).json()]
+        assert "RUN" not in by_run_t.out  # refused before a run was made
+
+    def test_a_damaged_tag_file_is_named_and_can_be_deleted(
+        self, dstack: DSTACK, repo: Path, home: Path
+    ) -> None:
+        """A tag file cut short (a full disk, a hand edit) makes `tags` and `ls :T` say which file
+        is damaged and how to get rid of it, with no traceback; `tags delete T` removes it."""
+        assert dstack("tags", "add", "cut-short", "-a", "data", "-y", cwd=repo).code == 0
+        (home / "store" / "tags" / "cut-short.json").write_text('{"tag": "cut-sh')
+
+        listed = dstack("tags", cwd=repo)
+        read = dstack("ls", ":cut-short", cwd=repo)
+        deleted = dstack("tags", "delete", "cut-short", "-y", cwd=repo)
+
+        for res in (listed, read):
+            assert res.code == 1
+            assert "error: tags/cut-short.json in " in res.err and " is damaged (" in res.err
+            assert "hint: delete it with `dstack tags delete cut-short -y`" in res.err
+            assert "Traceback" not in res.err
+        assert deleted.code == 0, deleted.text
+        assert "cut-short" not in [t["tag"] for t in dstack("tags", "--json", cwd=repo).json()]
+
+    def test_tags_add_says_which_entries_it_did_not_store(
+        self, dstack: DSTACK, repo: Path, tmp_path: Path
+    ) -> None:
+        """`tags add T -a DIR` with a symlink to a folder and a dangling symlink in DIR names each
+        one it did not store and why, as a run's log does (it said only 'Tag T added')."""
+        folder = tmp_path / "with links"
+        write_tree(folder, {"inner/f.txt": "f\n"})
+        (folder / "inner-link").symlink_to("inner")
+        (folder / "dangling").symlink_to(tmp_path / "nowhere")
+
+        res = dstack("tags", "add", "with-links", "-a", str(folder), "-y", cwd=repo)
+
+        said = " ".join(res.text.split())
+        assert res.code == 0, res.text
+        assert f"{folder.as_posix()}/inner-link is not saved: symlink to a folder" in said
+        assert f"{folder.as_posix()}/dangling is not saved: dangling symlink" in said
+        assert ["inner/f.txt"] == [
+            r["file"] for r in dstack("ls", ":with-links", "-r", "--json", cwd=repo).json()
+        ]
+
     def test_tags_add_uploads_local_folders(self, dstack: DSTACK, repo: Path) -> None:
         """`tags add T -a data` stores the folder as tag T, listed by `ls :T -r`."""
         res = dstack("tags", "add", "local-data", "-a", "data", "-y", cwd=repo)
@@ -561,6 +621,20 @@ class TestConfig:
         assert {} == json.loads((tmp_path / "config.json").read_text())
         assert re.search(r"executor\s+local\s+default", res.out)
 
+    def test_config_refuses_a_store_url_that_names_no_store(
+        self, dstack: DSTACK, repo: Path, tmp_path: Path
+    ) -> None:
+        """`config --remote-store foo://x` (and `s3://` without a bucket) fails at once, saying
+        why, and saves nothing: before, it was saved and every push ended in a traceback."""
+        unknown = dstack("config", "--remote-store", "foo://x", cwd=repo, home_dir=tmp_path)
+        no_bucket = dstack("config", "--store", "s3://", cwd=repo, home_dir=tmp_path)
+
+        assert (1, 1) == (unknown.code, no_bucket.code)
+        assert "error: store URL 'foo://x' cannot be opened: Protocol not known: foo" in unknown.err
+        assert "error: store URL 's3://' names no bucket" in no_bucket.err
+        assert "Traceback" not in unknown.err + no_bucket.err
+        assert not (tmp_path / "config.json").exists()
+
     def test_config_rejects_an_unknown_key(self, dstack: DSTACK, repo: Path, tmp_path: Path) -> None:
         """`config --unset nope` fails and lists the settings there are."""
         res = dstack("config", "--unset", "nope", cwd=repo, home_dir=tmp_path)
@@ -642,6 +716,29 @@ class TestPrune:
             r"Would remove 0 unreferenced file\(s\), .*; kept \d+ unreferenced file\(s\)", res.out
         )
         assert "younger than 10 minutes" in res.out
+
+
+class TestStoreFaults:
+    def test_a_full_disk_leaves_no_partial_file_and_says_what_to_do(
+        self, prefect_server: Server, repo: Path, tmp_path: Path
+    ) -> None:
+        """An upload that runs out of room (here a 64 KiB file-size limit, `ulimit -f`, which
+        fails writes as a full disk does) fails with a one-line reason and a next step, makes no
+        tag and leaves no partial file taking the room in the store."""
+        home = tmp_path / "home"
+        write_tree(tmp_path / "big", {"small.txt": "s\n"})
+        (tmp_path / "big" / "large.bin").write_bytes(b"x" * (256 << 10))
+        dstack = f"{sys.executable} -m dstack_prefect"
+        script = f"trap '' XFSZ; ulimit -f 64; exec {dstack} tags add big -a {tmp_path / 'big'} -y"
+        env = {**prefect_server.env(home), "PYTHONDONTWRITEBYTECODE": "1"}
+
+        proc = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True)
+
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+        assert "hint: a file is larger than that filesystem or `ulimit -f` allows" in proc.stderr
+        assert [] == [p.name for p in (home / "store").rglob("*") if p.name.startswith(".tmp-")]
+        assert not (home / "store" / "tags").exists()
 
 
 class TestCorruptBlobRepair:

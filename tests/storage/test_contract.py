@@ -284,6 +284,66 @@ class StoreContract:
         assert store.read_pointer(scope, "key-abc") is None
         assert store.read_pointer(("reuse", "other", ".hidden"), "latest") is None
 
+    def test_a_damaged_manifest_or_tag_is_named_wherever_it_is_read(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A manifest or tag file that is not a valid one (cut short by a full disk, edited by
+        hand) fails every read with an IntegrityError naming the file and what to do, never a
+        pydantic error; prune refuses rather than free the blobs it may name."""
+        _put_tree(store, tmp_path)
+        store.add_tag("best", "run-1")
+        fs, root = _fs(store)
+        fs.pipe_file(f"{root}/manifests/run-1/train.json", b'{"run": "run-1", "st')
+        fs.pipe_file(f"{root}/tags/best.json", b"{}")
+        blobs = _blob_keys(store)
+        reads = {
+            "manifests/run-1/train.json": [
+                lambda: store.get_manifest("run-1", "train"),
+                lambda: store.resolve("run-1"),
+                lambda: store.find_manifests("train"),
+                lambda: store.prune(grace_s=0),
+            ],
+            "tags/best.json": [lambda: store.resolve(":best"), store.list_tags],
+        }
+
+        for key, calls in reads.items():
+            for call in calls:
+                with pytest.raises(IntegrityError) as info:
+                    call()
+                assert f"{key} in {store.url} is damaged" in info.value.message
+                assert info.value.hint
+        assert blobs == _blob_keys(store)
+
+    def test_a_forced_transfer_replaces_a_damaged_manifest(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A manifest of the run that no longer parses in the destination counts as other
+        content: refused without force, replaced by the good one with force."""
+        _put_tree(local, tmp_path, "run-1")
+        transfer(local, store, runs=["run-1"])
+        fs, root = _fs(store)
+        fs.pipe_file(f"{root}/manifests/run-1/train.json", b"{")
+
+        with pytest.raises(StorageError, match="run-1/train differ"):
+            transfer(local, store, runs=["run-1"])
+        forced = transfer(local, store, runs=["run-1"], force=True)
+
+        assert 1 == forced.manifests
+        assert local.get_manifest("run-1", "train") == store.get_manifest("run-1", "train")
+
+    def test_a_damaged_tag_or_run_can_be_deleted(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """delete_tag and delete_run remove a tag or manifest that no longer parses."""
+        _put_tree(store, tmp_path)
+        store.add_tag("best", "run-1")
+        fs, root = _fs(store)
+        fs.pipe_file(f"{root}/manifests/run-1/train.json", b"{")
+        fs.pipe_file(f"{root}/tags/best.json", b"{")
+
+        store.delete_tag("best")
+        store.delete_run("run-1")
+
+        assert ([], []) == (store.list_tags(), store.list_runs())
+
     # tags -------------------------------------------------------------------------------
     def test_tags_add_list_delete(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A tag can be added, listed, read, refused twice without overwrite, and deleted."""
@@ -301,6 +361,31 @@ class StoreContract:
         assert store.list_tags() == []
         with pytest.raises(ArtifactNotFoundError, match="best"):
             store.get_tag("best")
+
+    @pytest.mark.parametrize(
+        "name",
+        ["two words", "a/b", "-dash", ":colon", "x:y", ".hidden", "na\u00efve", "x" * 101],
+        ids=["space", "slash", "dash-first", "colon-first", "colon", "dot-first", "non-ascii", "too-long"],
+    )
+    def test_a_tag_name_that_cannot_be_written_as_colon_tag_is_refused(
+        self, store: ArtifactStore, tmp_path: Path, name: str
+    ) -> None:
+        """A new tag is written ``:TAG`` on the command line and in deps, so its name is
+        letters, digits, '.', '_' and '-', starting with a letter or digit: others are refused
+        with the rule and nothing is stored."""
+        _put_tree(store, tmp_path)
+        gen(tmp_path / "cwd", {"data": {"x.csv": "1\n"}})
+
+        with pytest.raises(StorageError) as by_run:
+            store.add_tag(name, "run-1")
+        with pytest.raises(StorageError) as by_dirs:
+            store.add_tag_from_dirs(name, [tmp_path / "cwd" / "data"])
+
+        for info in (by_run, by_dirs):
+            assert f"tag name {name!r} is not valid" in info.value.message
+            assert "letters, digits" in info.value.message
+        assert store.list_tags() == []
+        assert store.list_runs() == ["run-1"]
 
     def test_a_tag_names_the_workflow_of_the_run_not_of_its_first_step(
         self, store: ArtifactStore, tmp_path: Path
@@ -460,6 +545,18 @@ class StoreContract:
             LsRow(artifact="single.txt", file="single.txt", size=4, folder=False),
         ] == rows
         assert [LsRow(artifact="never-made", file="", size=0)] == store.ls([m], prefix="never-made")
+
+    def test_ls_does_not_call_an_artifact_empty_when_another_holds_its_files(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """Artifacts `data` and `data/inner` where every file is under data/inner: the files are
+        listed under data/inner, and data is not shown as '(empty)', which it is not."""
+        work = gen(tmp_path / "w", {"data": {"inner": {"f.txt": "f\n"}}})
+        m = store.put_step("run-1", "s", "s", work, ["data", "data/inner"], {})
+
+        rows = store.ls([m])
+
+        assert [LsRow(artifact="data/inner", file="f.txt", size=2)] == rows
 
     def test_ls_of_a_prefix_nothing_is_under_is_an_error(self, store: ArtifactStore, tmp_path: Path) -> None:
         """A prefix no file is under raises, naming the prefix and the run, with the ls to run."""

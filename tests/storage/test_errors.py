@@ -90,3 +90,40 @@ def test_a_missing_bucket_says_so_reading_and_writing(moto_server: dict[str, Any
         assert not isinstance(info.value, ArtifactNotFoundError)
         assert "no-such-bucket-here" in info.value.message
         assert "create the bucket" in (info.value.hint or "")
+
+
+@pytest.mark.service("moto")
+def test_a_missing_bucket_says_so_reading_one_tag_or_manifest(moto_server: dict[str, Any]) -> None:
+    """Reading one tag (`ls :T`, `pull :T`) or one step's manifest from a bucket that does not
+    exist says the bucket is missing, not 'cannot find the tag' (which sent users to push it)."""
+    store = ArtifactStore("s3://no-such-bucket-here/prefix", moto_server)
+
+    with pytest.raises(StorageError) as tag:
+        store.resolve(":best")
+    with pytest.raises(StorageError) as manifest:
+        store.get_manifest("run-1", "train")
+
+    for info in (tag, manifest):
+        assert not isinstance(info.value, ArtifactNotFoundError)
+        assert "the bucket 'no-such-bucket-here' does not exist" in info.value.message
+        assert "create the bucket" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("foo://x", "store URL 'foo://x' cannot be opened: Protocol not known: foo"),
+        ("s3://", "store URL 's3://' names no bucket"),
+        ("s3:///prefix", "store URL 's3:///prefix' names no bucket"),
+    ],
+    ids=["unknown-protocol", "s3-without-bucket", "s3-empty-bucket"],
+)
+def test_a_store_url_that_cannot_name_a_store_is_refused(url: str, expected: str) -> None:
+    """A URL with an unknown protocol or an s3:// URL without a bucket is refused when the store
+    is opened, with the forms that work, instead of a ValueError or 'the bucket 'blobs' does
+    not exist'."""
+    with pytest.raises(StorageError) as info:
+        ArtifactStore(url)
+
+    assert expected in info.value.message
+    assert "s3://bucket/prefix" in (info.value.hint or "")

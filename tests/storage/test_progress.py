@@ -39,3 +39,15 @@ def test_a_bar_shows_each_phase_with_its_files() -> None:
 
     text = out.getvalue()
     assert "download" in text and "verify" in text and "2/2 files" in text
+
+
+def test_a_phase_with_nothing_to_do_shows_no_bar() -> None:
+    """A phase with no files (an empty folder tagged with -a, every blob already stored) shows
+    no bar: it printed '0/? bytes 0/0 files' rows."""
+    console, out = _console()
+
+    with rich_progress(console) as progress:
+        progress.begin("hash", 0, 0)
+        progress.begin("upload", 0, 0)
+
+    assert "" == out.getvalue()
