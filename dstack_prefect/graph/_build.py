@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from dstack_prefect.errors import CycleError, PlanError, SpecErrors, UnknownWorkflowError
 from dstack_prefect.graph._args import RunOptions, option_names, parse_run_args
@@ -48,6 +49,8 @@ from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._interp import uses_run_args
 from dstack_prefect.spec._locate import describe
 from dstack_prefect.spec._models import (
+    check_artifact_path,
+    check_cache_path,
     check_working_dir,
     did_you_mean,
     env_mapping,
@@ -385,7 +388,35 @@ def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:
         return value
 
     try:
-        return Step.model_validate(render(step.model_dump()))
+        rendered = Step.model_validate(render(step.model_dump()))
     except ValueError as exc:
         msg = f"step '{step.name}': {exc}"
         raise PlanError(msg) from None
+    _check_rendered_paths(step, rendered)
+    return rendered
+
+
+def _check_rendered_paths(written: Step, rendered: Step) -> None:
+    """Paths that `${{ ... }}` changed are checked again, as the YAML's were (`src/${{ run.args }}`
+    with `../..` climbs out of the repo).
+
+    Raises:
+        PlanError: a path climbs out once the values are put in; names the step and the key.
+    """
+    paths = [("working_dir", check_working_dir, written.working_dir, rendered.working_dir)]
+    paths += [
+        (f"artifacts[{i}]", check_artifact_path, w.path, r.path)
+        for i, (w, r) in enumerate(zip(written.artifacts, rendered.artifacts, strict=True))
+    ]
+    paths += [
+        (f"cache[{i}]", check_cache_path, w, r)
+        for i, (w, r) in enumerate(zip(written.cache, rendered.cache, strict=True))
+    ]
+    for key, check, before, after in paths:
+        if after == before:
+            continue
+        try:
+            check(after)
+        except PydanticCustomError as exc:
+            msg = f"step '{written.name}': {key}: {exc.message()}"
+            raise PlanError(msg, hint=f"it is {before!r} with the values put in") from None

@@ -185,7 +185,7 @@ def check_working_dir(value: Any) -> Any:
     return value
 
 
-def _artifact_path(value: Any) -> Any:
+def check_artifact_path(value: Any) -> Any:
     """An artifact path is a sub-folder of `working_dir` (not climbing out with ``..``), or absolute."""
     if not isinstance(value, str):
         return value
@@ -201,7 +201,7 @@ def _artifact_path(value: Any) -> Any:
     return value
 
 
-def _cache_path(value: Any) -> Any:
+def check_cache_path(value: Any) -> Any:
     """A cache path is inside `working_dir` (not climbing out with ``..``), under `~`, or absolute."""
     if not isinstance(value, str):
         return value
@@ -298,7 +298,7 @@ class Artifact(_Model):
 
     path: Annotated[
         str,
-        BeforeValidator(_artifact_path, json_schema_input_type=_ArtifactText),
+        BeforeValidator(check_artifact_path, json_schema_input_type=_ArtifactText),
     ] = Field(
         description="Folder to save, relative to `working_dir` (not climbing out with `..`), or absolute"
     )
@@ -315,7 +315,7 @@ class CacheItem(_Model):
 
     path: Annotated[
         str,
-        BeforeValidator(_cache_path, json_schema_input_type=_CacheText),
+        BeforeValidator(check_cache_path, json_schema_input_type=_CacheText),
     ] = Field(
         description="Folder restored before and saved after the step: relative (not climbing out with `..`),"
         " under `~`, or absolute"

@@ -295,6 +295,33 @@ class TestInterpolation:
         ]
         assert plan.run_args == ["--epochs", "3", "a b", 'say "hi" now']
 
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (
+                '    working_dir: "src/${{ run.args }}"\n',
+                "step 'a': working_dir: got 'src/../..', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'",
+            ),
+            (
+                '    artifacts: ["out/${{ run.args }}"]\n',
+                "step 'a': artifacts[0]: got 'out/../..', which climbs out of the working folder with '..', expected a path inside it, or an absolute one",
+            ),
+            (
+                '    cache: ["${{ run.args }}"]\n',
+                "step 'a': cache[0]: got '../..', which climbs out of the working folder with '..', expected a path inside it, under '~', or an absolute one",
+            ),
+        ],
+        ids=["working-dir", "artifact", "cache"],
+    )
+    def test_paths_are_checked_after_run_args_go_in(self, body: str, message: str) -> None:
+        """A path that is fine as written but climbs out once ${{ run.args }} is put in is refused."""
+        workflows = load_text("workflows:\n  - name: a\n    provider: bash\n    commands: [ls]\n" + body)
+
+        with pytest.raises(PlanError) as info:
+            build_plan(workflows, "a", ["../.."])
+
+        assert info.value.message == message
+
     def test_secrets_stay_references(self, pipeline: Workflows) -> None:
         """The plan holds `${{ secrets.X }}`, never a value; the executor resolves it at start."""
 
