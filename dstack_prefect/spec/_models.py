@@ -229,7 +229,9 @@ class Gpu(_Model):
         ge=1,
         description="Number of GPUs, at least 1 (for none, leave out `gpu`); `name` or `memory` alone: 1",
     )
-    name: str | None = Field(None, description="Exact, case-sensitive GPU name, e.g. `A100`, `V100`, `T4`")
+    name: str | None = Field(
+        None, description="GPU name or part of it, any case: `A100` matches `NVIDIA A100-SXM4-80GB`"
+    )
     memory: Size = Field(None, description="Minimum memory per GPU, a size such as `16GB`; stored in MiB")
 
     @model_validator(mode="before")

@@ -541,3 +541,19 @@ def test_a_long_cycle_through_a_dep_override() -> None:
 
     assert info.value.message.startswith(f"deps form a cycle: w0 -> w{n - 1} -> w{n - 2} -> ")
     assert info.value.message.endswith(" -> w1 -> w0")
+
+
+def test_gpu_name_matches_as_described() -> None:
+    """`gpu: {name: a100}` finds an "NVIDIA A100-SXM4-80GB" (part of the name, any case), as the
+    schema's description of `name` and docs/workflows.md say."""
+    from dstack_prefect.executors.local import Gpu, Machine, matching_gpus
+    from dstack_prefect.spec import json_schema
+
+    workflows = load_text(
+        "workflows:\n  - name: t\n    provider: bash\n    commands: [x]\n    resources: {gpu: {name: a100}}\n"
+    )
+    machine = Machine(cpus=8, memory_mib=65536, gpus=(Gpu("0", "NVIDIA A100-SXM4-80GB", 81920),))
+    described = json_schema()["definitions"]["Gpu"]["properties"]["name"]["description"]
+
+    assert [g.index for g in matching_gpus(build_plan(workflows, "t", []).step("t"), machine)] == ["0"]
+    assert described == "GPU name or part of it, any case: `A100` matches `NVIDIA A100-SXM4-80GB`"
