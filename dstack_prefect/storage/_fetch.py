@@ -22,7 +22,7 @@ from pathlib import Path
 from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError, UnsafePathError
 
 from ._backend import Backend
-from ._files import destination, hash_many, place, sha256_file
+from ._files import destination, hash_many, make_folder, place, sha256_file
 from ._model import FileEntry, LsRow, Manifest
 from ._progress import Progress
 
@@ -203,7 +203,7 @@ def materialize(
             if not any(m.artifact_of(e.path) == art for e in m.files) and (
                 abs_root or not art.startswith("/")
             ):
-                destination(root, art, abs_root, label=m.label).mkdir(parents=True, exist_ok=True)
+                make_folder(destination(root, art, abs_root, label=m.label), root)
     return _fetch_verified(b, plan, root, progress)
 
 

@@ -159,11 +159,27 @@ def destination(root: Path, path: str, absolute_root: Path | None, *, label: str
     return dest
 
 
+def make_folder(folder: Path, root: Path, shown: Path | None = None) -> None:
+    """``folder`` and its missing parents, made only if the nearest existing one is really inside
+    ``root``: a symlink in the target to a folder elsewhere must not get even an empty folder
+    made through it. ``shown`` is the path the error names (``folder`` by default)."""
+    existing = folder
+    while not existing.exists() and existing != root and root in existing.parents:
+        existing = existing.parent
+    real = os.path.realpath(existing)
+    if not _inside(real, os.path.realpath(root)):
+        msg = (
+            f"{str(shown or folder)!r} would be written through a symlink to {real!r}, outside {str(root)!r}"
+        )
+        raise UnsafePathError(msg, hint="remove the symlink from the target folder")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def place(tmp: Path, dest: Path, root: Path, mode: int) -> None:
     """Move the verified file ``tmp`` to ``dest`` (atomically) with ``mode``; never outside ``root``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(dest.parent, root, dest)
     real_parent = os.path.realpath(dest.parent)
-    if not _inside(real_parent, os.path.realpath(root)):
+    if not _inside(real_parent, os.path.realpath(root)):  # made through a link since: a race
         msg = f"{str(dest)!r} would be written through a symlink to {real_parent!r}, outside {str(root)!r}"
         raise UnsafePathError(msg, hint="remove the symlink from the target folder")
     os.chmod(tmp, mode & 0o7777)

@@ -690,6 +690,28 @@ class StoreContract:
         assert not (tmp_path / "new").exists()
         assert not (tmp_path / "new2").exists()
 
+    def test_a_symlink_in_the_target_never_leads_writes_outside(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        """A target folder holding a symlink to a folder outside it, where artifact files go
+        (cp) or where a dep's folder lands (materialize): refused, and nothing, not even an
+        empty folder, appears outside."""
+        m = _put_tree(store, tmp_path, tree={"out": {"sub": {"deeper": {"f.txt": "f"}}, "a.txt": "a"}})
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        cp_target, dep_target = tmp_path / "cp", tmp_path / "dep"
+        cp_target.mkdir()
+        dep_target.mkdir()
+        (cp_target / "sub").symlink_to(outside)
+        (dep_target / "out").symlink_to(outside)
+
+        with pytest.raises(UnsafePathError):
+            store.copy_out(m, "out", cp_target)
+        with pytest.raises(UnsafePathError):
+            store.materialize([m], dep_target)
+
+        assert [] == list(outside.iterdir())
+
     def test_copy_out_unknown_source_names_the_ref(self, store: ArtifactStore, tmp_path: Path) -> None:
         """The hint for a path no artifact has names the ls to run for the run as it was named."""
         m = _put_tree(store, tmp_path)
