@@ -33,10 +33,8 @@ Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
-import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,11 +51,19 @@ from dstack_prefect.executors._docker_image import (
     needs_slim,
     runtime_tag,
 )
+from dstack_prefect.executors._docker_owner import (
+    WORKFLOW_DIR,
+    chown_back,
+    hand_over,
+    image_config,
+    image_user,
+    own_folders_to_mounts,
+)
+from dstack_prefect.executors._docker_owner import image_home as docker_image_home
 from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
 from dstack_prefect.graph import Step
 
-WORKFLOW_DIR = "/workflow"
 RUN_LABEL = "dstack.run"
 STEP_LABEL = "dstack.step"
 HOME_LABEL = "dstack.home"
@@ -163,7 +169,7 @@ def container_kwargs(
     run as their image's user). ``network_mode`` other than host publishes ``job.ports`` on
     127.0.0.1, each at its "APP:LOCAL" local port, else under the same number. ``home`` is the
     ``dstack.home`` label, default :func:`home_id` of this process's home. ``image_home`` is the
-    HOME Docker gives a docker-provider step without ``home_dir`` (:meth:`DockerExecutor.image_home`),
+    HOME Docker gives a docker-provider step without ``home_dir`` (:func:`._docker_owner.image_home`),
     where its ``~`` mounts go; default ``/root``.
     """
     step = job.step
@@ -332,7 +338,7 @@ class DockerExecutor(Executor):
             if not self._has_image(image):
                 msg = f"runtime image {image} for step '{step.name}' is not on the Docker engine"
                 raise ExecutorUnavailableError(msg, hint=runtime_image_hint(step, image))
-            has = (self._image_config(image).get("Labels") or {}).get(PYTHON_LABEL)
+            has = (image_config(self.client, image).get("Labels") or {}).get(PYTHON_LABEL)
             if step.python and has and has != step.python:
                 msg = (
                     f"step '{step.name}' asks for Python {step.python}, "
@@ -392,13 +398,14 @@ class DockerExecutor(Executor):
         owner = self.user if self.user[0] != 0 else None  # who the commands run as, unless root
         handed = False
         image_home = None
+        chown_labels = _labels(job, "chown", self.home)
         if step.provider == "docker":
             self._ensure_image(image, step)
-            image_user = self._image_user(image)
-            owner = self._hand_over(job, image, image_user) if image_user else None
+            user = image_user(self.client, image)
+            owner = hand_over(self.client, job, image, user, chown_labels) if user else None
             handed = owner is not None
             if not step.home_dir and any(inside.startswith("~") for inside in job.mounts):
-                image_home = self.image_home(image, job)
+                image_home = docker_image_home(self.client, image, _labels(job, "inspect", self.home))
         kwargs = container_kwargs(
             job,
             image=image,
@@ -411,13 +418,13 @@ class DockerExecutor(Executor):
             container = self.client.containers.create(**kwargs)
         try:
             if owner is not None:
-                _own_folders_to_mounts(container, kwargs, owner)
+                own_folders_to_mounts(container, kwargs, owner)
             with docker_errors(f"starting the container of step '{step.name}'"):
                 container.start()
         except BaseException:
             _remove(container)  # a created-but-never-started container is still a leftover
             if handed:
-                self._chown_back(job, image)
+                chown_back(self.client, job, image, self.user, chown_labels)
             raise
         running = _Running(container, job, step.resources.memory_mib, handed=handed)
         return Handle(identifier=f"docker:{container.id}", native=running)
@@ -454,7 +461,8 @@ class DockerExecutor(Executor):
             with running.lock:
                 running.done = True
             if running.job.step.provider == "docker" and (self.user[0] != 0 or running.handed):
-                self._chown_back(running.job, container.image.id)
+                labels = _labels(running.job, "chown", self.home)
+                chown_back(self.client, running.job, container.image.id, self.user, labels)
             _remove(container)
 
     def stop(self, handle: Handle, grace: float = 10.0) -> None:
@@ -486,11 +494,6 @@ class DockerExecutor(Executor):
             return slim
         return image
 
-    def _image_config(self, image: str) -> dict[str, Any]:
-        """The image's ``Config`` (User, Labels, Env...) from ``docker image inspect``."""
-        with docker_errors(f"inspecting image {image}"):
-            return dict(self.client.images.get(image).attrs.get("Config") or {})
-
     def _has_image(self, image: str) -> bool:
         import docker.errors  # noqa: PLC0415
 
@@ -517,125 +520,6 @@ class DockerExecutor(Executor):
             why = str(exc).removeprefix(f"{doing}: ")
             msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
             raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
-
-    def image_home(self, image: str, job: StepJob) -> str:
-        """The HOME Docker gives a container of ``image``: its ``ENV HOME``, else its USER's home
-        in the image's /etc/passwd (``/root`` for root, ``/`` for a user not listed there)."""
-        config = self._image_config(image)
-        for item in config.get("Env") or []:
-            key, _, value = str(item).partition("=")
-            if key == "HOME" and value:
-                return value
-        user = str(config.get("User") or "").partition(":")[0]
-        if user in ("", "root", "0"):
-            return "/root"
-        for line in self._read_image_file(image, "/etc/passwd", job).splitlines():
-            fields = line.split(":")
-            if len(fields) >= 6 and user in (fields[0], fields[2]):
-                return fields[5] or "/"
-        return "/"
-
-    def _read_image_file(self, image: str, path: str, job: StepJob) -> str:
-        """The text of ``path`` in ``image`` ("" if absent), read from a created, never started, container."""
-        import docker.errors  # noqa: PLC0415
-
-        with docker_errors(f"reading {path} of image {image}"):
-            container = self.client.containers.create(
-                image, entrypoint=["true"], command=[], labels=_labels(job, "inspect", self.home)
-            )
-            try:
-                stream, _ = container.get_archive(path)
-                data = io.BytesIO(b"".join(stream))
-            except docker.errors.NotFound:
-                return ""
-            finally:
-                _remove(container)
-        with tarfile.open(fileobj=data) as tar:
-            member = tar.next()
-            extracted = tar.extractfile(member) if member is not None else None
-            return extracted.read().decode(errors="replace") if extracted is not None else ""
-
-    def _image_user(self, image: str) -> str:
-        """The image's USER when it is not root (``app``, ``1234:1234``), else ``""``."""
-        user = str(self._image_config(image).get("User") or "")
-        return "" if user.partition(":")[0] in ("", "root", "0") else user
-
-    def _hand_over(self, job: StepJob, image: str, image_user: str) -> tuple[int, int] | None:
-        """Give the workdir and cache folders to the image's non-root USER for the step's run.
-
-        They are the host user's folders (mode 755), which another uid cannot write. Returns the
-        USER's numeric uid:gid, or None (said on ``job.on_line``) when ``chown`` failed, e.g. an
-        image without one: the step then runs as it would have.
-        """
-        try:
-            self._run_chown(job, image, image_user)
-        except Exception as exc:  # noqa: BLE001  the step still runs; say why it may not write
-            job.on_line(f"dstack: could not give {job.workdir} to the image's user {image_user}: {exc}")
-            return None
-        st = job.workdir.resolve().stat()
-        return st.st_uid, st.st_gid
-
-    def _chown_back(self, job: StepJob, image: str) -> None:
-        """Give files a docker-provider step wrote in the workdir and its cache mounts back to
-        the host user.
-
-        Runtime-image steps already run as the host uid; root on the host needs nothing unless
-        the folders were handed to the image's user.
-        """
-        uid, gid = self.user
-        try:
-            self._run_chown(job, image, f"{uid}:{gid}")
-        except Exception as exc:  # the step's result stands; say why files may stay the image's  # noqa: BLE001
-            job.on_line(f"dstack: could not chown {job.workdir} to {uid}:{gid}: {exc}")
-
-    def _run_chown(self, job: StepJob, image: str, owner: str) -> None:
-        """``chown -R owner`` the workdir and cache folders, as root in a throwaway ``image`` container."""
-        volumes = {str(job.workdir.resolve()): {"bind": WORKFLOW_DIR, "mode": "rw"}}
-        volumes.update(
-            {
-                str(h.resolve()): {"bind": f"/dstack-cache/{i}", "mode": "rw"}
-                for i, h in enumerate(job.mounts.values())
-            }
-        )
-        with docker_errors(f"changing the owner of {job.workdir} to {owner}"):
-            self.client.containers.run(
-                image,
-                entrypoint=["chown", "-R", owner, *(v["bind"] for v in volumes.values())],
-                command=[],
-                user="0:0",
-                volumes=volumes,
-                network_mode="none",
-                labels=_labels(job, "chown", self.home),
-                remove=True,
-            )
-
-
-def _own_folders_to_mounts(container: Any, kwargs: dict[str, Any], owner: tuple[int, int]) -> None:
-    """Make the folders between HOME and each mount point under it ``owner``'s, in ``container``
-    (created, not started).
-
-    Docker makes a missing mount point's parents as root, so a step running as another uid
-    could not write ~/.cache/other beside a mounted ~/.cache/pip.
-    """
-    home = str(kwargs["environment"].get("HOME") or "").rstrip("/")
-    folders: set[str] = set()
-    for volume in kwargs["volumes"].values():
-        target = str(volume["bind"])
-        if not home or not target.startswith(home + "/"):
-            continue
-        parts = target[len(home) + 1 :].split("/")[:-1]
-        folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    if not folders:
-        return
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        for rel in sorted(folders):
-            info = tarfile.TarInfo(f"{home.lstrip('/')}/{rel}")
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            info.uid, info.gid = owner
-            tar.addfile(info)
-    with docker_errors("making the folders on the way to the cache mounts"):
-        container.put_archive("/", data.getvalue())
 
 
 def docker_client() -> Any:
