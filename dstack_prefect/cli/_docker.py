@@ -44,7 +44,10 @@ def build(
         ),
     ] = False,
 ) -> None:
-    """Build dstack-prefect/runtime:<version>-py<python>[-cuda] from a wheelhouse (no network in the build).
+    """Build dstack-prefect/runtime:<version>-py<python>[-cuda][-slim] from a wheelhouse (no network
+    in the build).
+
+    A missing base image is pulled first; without a registry, pass --base with one on this engine.
 
     Example: dstack image build --python 3.11 --base dstack-prefect/base:bookworm
     """
