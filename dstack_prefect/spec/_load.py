@@ -360,14 +360,6 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
         if isinstance(dep, dict) and "mount" in dep:
             message = "legacy key 'mount' in deps is ignored; set 'mount: true' on the upstream's artifacts"
             out.append(source.warning(("deps", j, "mount"), message, at_key=True))
-        ref = dep.get("workflow") if isinstance(dep, dict) else dep
-        if isinstance(ref, str) and ref.count("/") >= 2:
-            repo, name = ref.rsplit("/", 1)
-            message = (
-                f"the repo prefix '{repo}' is ignored, as dstack 0.9 did:"
-                f" the dep is this repo's '{name}' when it has one"
-            )
-            out.append(source.warning(("deps", j), message))
     out += _bare_memory_warnings(source, resources)
     ports = item.get("ports")
     if isinstance(ports, int) and not isinstance(ports, bool):
@@ -406,6 +398,13 @@ def _check_graph(result: Workflows, named: set[str]) -> list[SpecError]:
             if dep.kind == "workflow" and dep.repo is None and dep.name not in named:
                 message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, names)}"
                 result.unresolved.append(result.sources[name].error(("deps", j), message))
+            elif dep.repo is not None:
+                message = f"the repo prefix '{dep.repo}' is ignored, as dstack 0.9 did" + (
+                    f": the dep is this repo's '{dep.name}'"
+                    if dep.name in named
+                    else f", and this repo has no '{dep.name}': the dep is skipped"
+                )
+                result.warnings.append(result.sources[name].warning(("deps", j), message))
     for cycle in find_cycles(result):
         first = result.sources[cycle[0]]
         j = next(

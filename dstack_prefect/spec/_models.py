@@ -36,7 +36,8 @@ _GPU_NAME_RE = re.compile(r"^[^/\s]+$")
 _NAMED_GPU_PATTERN = r"^[^/\s]+/gpu$"  # `A100/gpu: 2`
 # JSON Schema patterns (ECMA-262 and Python re alike) for what the validators below check.
 _ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(=[\s\S]*)?$"
-_DEP_TEXT_PATTERN = r"^(?!:?$)"  # not empty, not a bare ':'
+_DEP_WORKFLOW_PATTERN = r"^[^/]+(/[^/]+/[^/]+)?$"  # NAME or owner/repo/NAME
+_DEP_TEXT_PATTERN = r"^(?!:?$)(:|[^/]+(/[^/]+/[^/]+)?$)"  # ':TAG', or a workflow as above
 _NO_CLIMB = r"(?!\s*(\./+)*\.\.(/|\s*$))"  # does not start by climbing out with '..'
 _RELATIVE_DIR_PATTERN = rf"^(?!\s*/){_NO_CLIMB}"
 _ARTIFACT_PATTERN = rf"^(?!\s*\.?/*\s*$){_NO_CLIMB}"  # not empty, `.` or `/`
@@ -338,6 +339,14 @@ def _path_item(value: Any, expected: str) -> Any:
     return value
 
 
+def _dep_workflow(value: Any) -> Any:
+    """A workflow dep is ``NAME`` or ``owner/repo/NAME``: one slash (or three) is neither."""
+    if isinstance(value, str) and value and not re.match(_DEP_WORKFLOW_PATTERN, value):
+        msg = f"got {value!r}, expected a workflow NAME or owner/repo/NAME"
+        raise fail(msg)
+    return value
+
+
 class Dep(_Model):
     """An upstream whose artifacts the step reads: a workflow (its latest run) or a tag."""
 
@@ -345,15 +354,21 @@ class Dep(_Model):
         extra="forbid",
         json_schema_extra={
             "oneOf": [
-                {"required": ["workflow"], "properties": {"workflow": {"type": "string", "minLength": 1}}},
+                {
+                    "required": ["workflow"],
+                    "properties": {"workflow": {"type": "string", "pattern": _DEP_WORKFLOW_PATTERN}},
+                },
                 {"required": ["tag"], "properties": {"tag": {"type": "string", "minLength": 1}}},
             ]
         },
     )
 
-    workflow: str | None = Field(
-        None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works"
-    )
+    workflow: Annotated[
+        str | None,
+        BeforeValidator(
+            _dep_workflow, json_schema_input_type=Annotated[str, Field(pattern=_DEP_WORKFLOW_PATTERN)] | None
+        ),
+    ] = Field(None, description="Workflow name, optionally `owner/repo/NAME`; a string `NAME` works")
     tag: str | None = Field(None, description="Tag name; a string `:TAG` works")
     mount: StrictFlag | None = Field(None, description="Legacy (0.0.x), ignored: mount the dep's artifacts")
 

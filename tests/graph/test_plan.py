@@ -93,8 +93,18 @@ def test_a_repo_prefixed_dep_is_this_repos_workflow_as_in_dstack_0_9() -> None:
     assert ["prep"] == plan.step("train").upstream
     assert [
         "workflows[1].deps[0]: the repo prefix 'dstackai/dstack' is ignored, as dstack 0.9 did:"
-        " the dep is this repo's 'prep' when it has one"
+        " the dep is this repo's 'prep'"
     ] == [f"{w.key}: {w.message}" for w in workflows.warnings]
+
+
+def test_a_repo_prefixed_dep_this_repo_lacks_says_it_is_skipped(pipeline: Workflows) -> None:
+    """`owner/repo/NAME` where this repo has no NAME loads (old files name dstack's own examples),
+    with a warning that says the dep is skipped, rather than one that leaves it open."""
+
+    assert [f"{w.line}:{w.col}: {w.key}: {w.message}" for w in pipeline.warnings] == [
+        "34:9: workflows[3].deps[2]: the repo prefix 'dstackai/dstack' is ignored, as dstack 0.9 did,"
+        " and this repo has no 'hello-txt': the dep is skipped"
+    ]
 
 
 def test_only_the_closure_is_planned(pipeline: Workflows) -> None:

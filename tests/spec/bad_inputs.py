@@ -1037,3 +1037,16 @@ CASES += [
         schema=True,
     ),
 ]
+
+# A workflow dep is NAME or owner/repo/NAME: one slash (or three) is neither.
+CASES += [
+    Case(
+        "dep-with-one-slash",
+        ONE(BASH + "    deps: [prep/data, {workflow: a/b/c/d}]\n"),
+        [
+            ".dstack/workflows.yaml:5:12: workflows[0].deps[0].workflow: got 'prep/data', expected a workflow NAME or owner/repo/NAME",
+            ".dstack/workflows.yaml:5:34: workflows[0].deps[1].workflow: got 'a/b/c/d', expected a workflow NAME or owner/repo/NAME",
+        ],
+        schema=True,
+    ),
+]
