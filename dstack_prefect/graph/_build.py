@@ -252,8 +252,7 @@ def _resources_update(workflow: Workflow, options: RunOptions) -> dict[str, Any]
         if options.gpu is not None:
             gpu_update["count"] = _checked("--gpu", _field(Gpu, "count"), options.gpu)
         if options.gpu_name is not None:
-            _check_interpolation("--gpu-name", options.gpu_name)
-            gpu_update["name"] = options.gpu_name
+            gpu_update["name"] = _checked("--gpu-name", _field(Gpu, "name"), options.gpu_name)
         if options.gpu_memory is not None:
             gpu_update["memory"] = _checked("--gpu-memory", parse_size, options.gpu_memory)
         out["gpu"] = gpu.model_copy(update=gpu_update)

@@ -222,6 +222,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _gpu_name(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        msg = f"got {value!r}, expected a GPU name such as 'A100'"
+        raise fail(msg)
+    return value
+
+
 class Gpu(_Model):
     """``resources.gpu`` as a mapping; an integer is the count."""
 
@@ -230,9 +237,10 @@ class Gpu(_Model):
         ge=1,
         description="Number of GPUs, at least 1 (for none, leave out `gpu`); `name` or `memory` alone: 1",
     )
-    name: str | None = Field(
-        None, description="GPU name or part of it, any case: `A100` matches `NVIDIA A100-SXM4-80GB`"
-    )
+    name: Annotated[
+        str | None,
+        BeforeValidator(_gpu_name, json_schema_input_type=Annotated[str, Field(pattern=r"\S")] | None),
+    ] = Field(None, description="GPU name or part of it, any case: `A100` matches `NVIDIA A100-SXM4-80GB`")
     memory: Size = Field(None, description="Minimum memory per GPU, a size such as `16GB`; stored in MiB")
 
     @model_validator(mode="before")

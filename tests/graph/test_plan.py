@@ -194,6 +194,14 @@ class TestOverrides:
         assert plan.step("download").resources.gpu is None
         assert plan.step("download").env == {}
 
+    def test_an_empty_gpu_name(self, pipeline: Workflows) -> None:
+        """`--gpu-name ''` is refused, not a request for one GPU of any name."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "left", ["--gpu-name", ""])
+
+        assert info.value.message == "--gpu-name: got '', expected a GPU name such as 'A100'"
+
     def test_a_value_that_starts_with_a_dash(self, pipeline: Workflows) -> None:
         """`--memory -1GB` says the value was read as an option, not that it is missing."""
 

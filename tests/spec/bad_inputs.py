@@ -1050,3 +1050,14 @@ CASES += [
         schema=True,
     ),
 ]
+
+CASES += [
+    Case(
+        "gpu-name-empty",
+        ONE(BASH + "    resources:\n      gpu: {name: ''}\n"),
+        [
+            ".dstack/workflows.yaml:6:19: workflows[0].resources.gpu.name: got '', expected a GPU name such as 'A100'"
+        ],
+        schema=True,
+    ),
+]
