@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,10 +21,17 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
-from dstack_prefect.errors import ArtifactNotFoundError, DstackError, IntegrityError, RunNotFoundError
+from dstack_prefect.errors import (
+    ArtifactNotFoundError,
+    DstackError,
+    IntegrityError,
+    RunNotFoundError,
+    RunStateError,
+)
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
 if TYPE_CHECKING:
+    from dstack_prefect.engine._runs import RunRow
     from dstack_prefect.storage import ArtifactStore, Tag
 
 tags_app = typer.Typer()
@@ -171,12 +179,13 @@ def tags_add(
     """Tag a run, or upload local folders (-a PATH, repeatable) as a tag; a run carries one tag.
 
     Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME. A name is letters,
-    digits, '.', '_' and '-', starting with a letter or digit. Moving an existing tag asks
-    first; -y moves it without asking (needed without a terminal).
+    digits, '.', '_' and '-', starting with a letter or digit. A run still going is refused
+    (the tag would keep only the steps stored so far). Moving an existing tag asks first; -y
+    moves it without asking (needed without a terminal).
 
     Example: dstack tags add txt-file clever-panda-1
     """
-    from dstack_prefect.engine._runs import run_row, set_run_tag  # noqa: PLC0415
+    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
     from dstack_prefect.storage import check_tag_name, rich_progress  # noqa: PLC0415
 
     check_tag_name(tag)
@@ -185,13 +194,16 @@ def tags_add(
         raise DstackError(msg, hint="dstack tags add TAG RUN, or dstack tags add TAG -a FOLDER")
     store = _local_store()
     existing = {t.tag: t for t in store.list_tags()}
+    row = None
     if run_name:
         other = next((t.tag for t in existing.values() if t.run == run_name and t.tag != tag), None)
         if other:
             msg = f"the run {run_name!r} refers to another tag: {other!r}"
             raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
+        row = _finished_row(run_name)
     if tag in existing and not yes:
-        again = f"dstack tags add {tag} {run_name or '-a ' + ' -a '.join(str(p) for p in paths or [])} -y"
+        what = [run_name] if run_name else [a for p in paths or [] for a in ("-a", str(p))]
+        again = shlex.join(["dstack", "tags", "add", tag, *what, "-y"])
         confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?", with_yes=again)
     if paths:
         with rich_progress(err_console) as progress:
@@ -204,14 +216,31 @@ def tags_add(
         return
     assert run_name is not None
     with _api() as api:
-        try:
-            workflow = run_row(api.flow_run_by_name(run_name)).workflow or None
-        except RunNotFoundError:  # a removed run's artifacts can still be tagged
-            workflow = None
-        store.add_tag(tag, run_name, workflow, overwrite=True)
+        store.add_tag(tag, run_name, (row.workflow or None) if row else None, overwrite=True)
         with contextlib.suppress(RunNotFoundError):
             set_run_tag(api, run_name, tag)
     console.print(f"Tag [bold]{tag}[/] added to the run {run_name}")
+
+
+def _finished_row(run_name: str) -> RunRow | None:
+    """The run's row; None for a removed run (its artifacts can still be tagged). RunStateError
+    for a run still going: the tag would keep only the steps stored so far, for good."""
+    from dstack_prefect.engine._runs import run_row  # noqa: PLC0415
+    from dstack_prefect.engine._status import is_finished  # noqa: PLC0415
+
+    with _api() as api:
+        try:
+            row: RunRow = run_row(api.flow_run_by_name(run_name))
+        except RunNotFoundError:
+            return None
+    if not is_finished(row.status):
+        msg = (
+            f"the run {run_name!r} is {row.status}, not finished: a tag keeps the artifacts its steps "
+            "have stored so far, and would miss the rest"
+        )
+        hint = f"tag it when it is done (`dstack logs {run_name} -a` follows it), or start runs with -t TAG"
+        raise RunStateError(msg, hint=hint)
+    return row
 
 
 @tags_app.command("delete")

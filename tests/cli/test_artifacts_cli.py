@@ -60,6 +60,16 @@ workflows:
 of it, a step writing content no other run has (for prune), and a consumer of hello-txt whose
 name sorts after it (a run of it has two steps, the target last)."""
 
+SLOW = """
+workflows:
+  - name: slow
+    provider: bash
+    commands:
+      - mkdir -p out && echo x > out/x.txt
+      - sleep 120
+    artifacts: [out]
+"""
+
 DSTACK = Callable[..., Result]
 
 
@@ -384,6 +394,25 @@ class TestTags:
         assert ["inner/f.txt"] == [
             r["file"] for r in dstack("ls", ":with-links", "-r", "--json", cwd=repo).json()
         ]
+
+    def test_a_run_that_is_not_finished_is_not_tagged(self, dstack: DSTACK, tmp_path: Path) -> None:
+        """`tags add T RUN` while RUN is still going is refused, saying so and what to do: the
+        tag would keep only the steps stored so far, and miss the rest for good."""
+        other = tmp_path / "slow-repo"
+        write_tree(other, {".dstack/workflows.yaml": SLOW})
+        git_init(other)
+        started = dstack("run", "slow", "-d", cwd=other)
+        assert started.code == 0, started.text
+        run = re.search(r"Run (\S+) submitted", started.out)
+        assert run, started.out
+
+        res = dstack("tags", "add", "too-early", run.group(1), "-y", cwd=other)
+        dstack("stop", run.group(1), "-x", "-y", cwd=other)
+
+        assert res.code == 1
+        assert f"error: the run '{run.group(1)}' is " in res.err and ", not finished" in res.err
+        assert "hint: tag it when it is done" in res.err
+        assert "too-early" not in [t["tag"] for t in dstack("tags", "--json", cwd=other).json()]
 
     def test_tags_add_uploads_local_folders(self, dstack: DSTACK, repo: Path) -> None:
         """`tags add T -a data` stores the folder as tag T, listed by `ls :T -r`."""
