@@ -120,6 +120,47 @@ def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     return f"invalid YAML: {exc.problem or exc}"
 
 
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YAMLSyntaxProblem:
+    """A syntax error placed where the mistake is (an unclosed quote's start, a key missing its
+    ':'), with what the parser was inside of (a list, a mapping, a '[') and how to fix it."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = _syntax_message(exc, text)
+    where = f"line {context.line + 1}" if context else ""
+    if mark is not None and mark.index > 0 and text.startswith("${{", mark.index - 1):
+        # `[echo ${{ run.args }}]`: the `{{` opens flow mappings; point at the `$`
+        pos = (pos[0], pos[1] - 1)
+        message += "; in [...] or {...} quote a string with '${{', e.g. [\"echo ${{ run.args }}\"]"
+    elif context is None or message != f"invalid YAML: {exc.problem}":
+        pass
+    elif exc.context == "while scanning a quoted scalar":
+        quote = text[context.index : context.index + 1]
+        message = (
+            "invalid YAML: a quoted string that is never closed,"
+            f" expected a closing {quote} before the end of the file"
+        )
+        pos = (context.line + 1, context.column + 1)
+    elif exc.context == "while scanning a simple key":
+        written = text[context.index :].split("\n", 1)[0].strip()
+        key, _, value = written.partition(" ")
+        message = f"invalid YAML: a key with no ':' after it, expected '{key}: {value.strip() or 'VALUE'}'"
+        pos = (context.line + 1, context.column + 1)
+    elif exc.context == "while parsing a block collection":
+        message += (
+            f"; expected '- ' at column {context.column + 1} (the list that starts at {where}),"
+            " or this line indented under the item above"
+        )
+    elif exc.context == "while parsing a block mapping":
+        message += (
+            f"; expected a key at column {context.column + 1} (the mapping that starts at {where}),"
+            " check this line's indentation"
+        )
+    elif exc.context in ("while parsing a flow sequence", "while parsing a flow mapping"):
+        opener = text[context.index : context.index + 1]
+        message += f" (for the '{opener}' at {where}, column {context.column + 1})"
+    return YAMLSyntaxProblem(message, pos)
+
+
 def parse(text: str) -> Parsed:
     """Parse one YAML document.
 
@@ -132,14 +173,7 @@ def parse(text: str) -> Parsed:
     except yaml.reader.ReaderError as exc:  # a control character
         raise _reader_problem(exc, text) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = _syntax_message(exc, text)
-        if mark is not None and mark.index > 0 and text.startswith("${{", mark.index - 1):
-            # `[echo ${{ run.args }}]`: the `{{` opens flow mappings; point at the `$`
-            pos = (pos[0], pos[1] - 1)
-            message += "; in [...] or {...} quote a string with '${{', e.g. [\"echo ${{ run.args }}\"]"
-        raise YAMLSyntaxProblem(message, pos) from None
+        raise _syntax_problem(exc, text) from None
     except yaml.YAMLError as exc:  # pragma: no cover - libyaml raises the kinds above
         msg = f"invalid YAML: {exc}"
         raise YAMLSyntaxProblem(msg, (1, 1)) from None

@@ -31,13 +31,17 @@ CASES = [
     Case(
         "syntax-error",
         ONE("workflows:\n  - name: a\n    provider: bash\n   commands: [x]\n"),
-        [".dstack/workflows.yaml:4:4: invalid YAML: did not find expected '-' indicator"],
+        [
+            ".dstack/workflows.yaml:4:4: invalid YAML: did not find expected '-' indicator; expected '- ' at column 3 (the list that starts at line 2), or this line indented under the item above"
+        ],
         schema=False,
     ),
     Case(
         "unclosed-bracket",
         ONE("workflows:\n  - name: a\n    commands: [x\n"),
-        [".dstack/workflows.yaml:3:17: invalid YAML: did not find expected ',' or ']'"],
+        [
+            ".dstack/workflows.yaml:3:17: invalid YAML: did not find expected ',' or ']' (for the '[' at line 3, column 15)"
+        ],
         schema=False,
     ),
     Case(
@@ -1059,5 +1063,31 @@ CASES += [
             ".dstack/workflows.yaml:6:19: workflows[0].resources.gpu.name: got '', expected a GPU name such as 'A100'"
         ],
         schema=True,
+    ),
+]
+
+# YAML syntax errors point where the mistake is and say how to fix it.
+CASES += [
+    Case(
+        "unclosed-quote",
+        ONE(BASH.replace("commands: [x]", 'commands: ["echo hi]\n    env: [A=1]')),
+        [
+            '.dstack/workflows.yaml:4:16: invalid YAML: a quoted string that is never closed, expected a closing " before the end of the file'
+        ],
+        schema=False,
+    ),
+    Case(
+        "key-without-colon",
+        ONE("workflows:\n  - name: train\n    provider bash\n    commands: [x]\n"),
+        [".dstack/workflows.yaml:3:5: invalid YAML: a key with no ':' after it, expected 'provider: bash'"],
+        schema=False,
+    ),
+    Case(
+        "list-item-in-a-mapping",
+        ONE("workflows:\n- name: a\n  provider: bash\n  commands: [x]\n  - name: b\n"),
+        [
+            ".dstack/workflows.yaml:5:3: invalid YAML: did not find expected key; expected a key at column 3 (the mapping that starts at line 2), check this line's indentation"
+        ],
+        schema=False,
     ),
 ]
