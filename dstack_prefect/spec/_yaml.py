@@ -231,6 +231,8 @@ class _Builder:
             value: Any = node.value
             if "$" in value:
                 self._check_interpolation(node, path)
+            if not node.style and node.end_mark.line > node.start_mark.line:  # plain: None or ""
+                self._check_joined_item(node, path)
             return value
         try:
             return self.constructor.construct_object(node)
@@ -238,6 +240,20 @@ class _Builder:
             msg = f"cannot read this value: {getattr(exc, 'problem', exc)}"
             self.parsed.problems.append(Problem(path, _pos(node), msg))
             return None
+
+    def _check_joined_item(self, node: ScalarNode, path: Path) -> None:
+        """A plain string over several lines with one starting `- `: a list item YAML joined to
+        the line above (`commands:` then `pip install x` then `- python t.py`)."""
+        source = self.text[node.start_mark.index : node.end_mark.index].split("\n")
+        for i, line in enumerate(source[1:], 1):
+            if line.lstrip().startswith("- "):
+                where = (node.start_mark.line + 1 + i, len(line) - len(line.lstrip()) + 1)
+                msg = (
+                    f"'- ' starts a line inside a multi-line string, so YAML read one string"
+                    f" {node.value!r}; expected a list: start every item with '- ' at one indentation"
+                )
+                self.parsed.problems.append(Problem(path, where, msg))
+                return
 
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
         for problem in _interp.check(node.value):

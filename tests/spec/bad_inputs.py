@@ -1091,3 +1091,17 @@ CASES += [
         schema=False,
     ),
 ]
+
+# A list item under a plain line: YAML joins both into one string.
+CASES += [
+    Case(
+        "list-item-under-a-plain-line",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands:\n      pip install -r requirements.txt\n      - python train.py\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].commands: '- ' starts a line inside a multi-line string, so YAML read one string 'pip install -r requirements.txt - python train.py'; expected a list: start every item with '- ' at one indentation"
+        ],
+        schema=False,
+    ),
+]
