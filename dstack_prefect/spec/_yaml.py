@@ -27,6 +27,7 @@ from dstack_prefect.spec._models import show
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_COMMAND_KEYS = ("commands", "setup", "before_run")  # a string there is split into lines
 
 MAX_DEPTH = 100
 """Collections nested deeper than this are refused (the file's root mapping is level 1)."""
@@ -243,7 +244,9 @@ class _Builder:
 
     def _check_joined_item(self, node: ScalarNode, path: Path) -> None:
         """A plain string over several lines with one starting `- `: a list item YAML joined to
-        the line above (`commands:` then `pip install x` then `- python t.py`)."""
+        the line above (`commands:` then `pip install x` then `- python t.py`). As the value of
+        `commands` (or `setup`), any plain string over several lines is one command, not one a
+        line: also a problem."""
         source = self.text[node.start_mark.index : node.end_mark.index].split("\n")
         for i, line in enumerate(source[1:], 1):
             if line.lstrip().startswith("- "):
@@ -254,6 +257,14 @@ class _Builder:
                 )
                 self.parsed.problems.append(Problem(path, where, msg))
                 return
+        if path and path[-1] in _COMMAND_KEYS:  # `commands:` then plain lines: one command
+            key = path[-1]
+            msg = (
+                f"{len(source)} unquoted lines, which YAML joins into one command {node.value!r};"
+                f" expected one command per line: write '{key}: |' above them, or a list"
+                " (for one long command, use '>')"
+            )
+            self.parsed.problems.append(Problem(path, _pos(node), msg))
 
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
         for problem in _interp.check(node.value):

@@ -1105,3 +1105,15 @@ CASES += [
         schema=False,
     ),
 ]
+CASES += [
+    Case(
+        "commands-as-unquoted-lines",
+        ONE(
+            "workflows:\n  - name: train\n    provider: bash\n    commands:\n      pip install -r requirements.txt\n      python train.py\n"
+        ),
+        [
+            ".dstack/workflows.yaml:5:7: workflows[0].commands: 2 unquoted lines, which YAML joins into one command 'pip install -r requirements.txt python train.py'; expected one command per line: write 'commands: |' above them, or a list (for one long command, use '>')"
+        ],
+        schema=False,
+    ),
+]
