@@ -257,8 +257,10 @@ def _record_if_all_reused(
         d = decisions[step.name]
         run = d.manifest.run if d.manifest else "?"
         note = f"{step.name}: reusing {step.name} from run {run} ({d.reason})"  # as the run's log says
-        err_console.print(note, style="dim", highlight=False, markup=False)
-    console.print(_status_text("done") + f": every step reused, nothing ran (run {fr['name']})")
+        err_console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        _status_text("done") + f": every step reused, nothing ran (run {fr['name']})", soft_wrap=True
+    )
     return True
 
 
@@ -389,11 +391,13 @@ def _attached(
             stream = _follow_rest(api, flow_run_id, settings)
     for message in held:
         if final is None or message != final.error:
-            err_console.print(f"dstack: {message}", style="dim", highlight=False, markup=False)
+            err_console.print(
+                f"dstack: {message}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
     if final is None:
         return 1
     error = f": {escape(final.error)}" if final.error else ""
-    console.print(f"{_status_text(final.status)}{error}", highlight=False)
+    console.print(f"{_status_text(final.status)}{error}", highlight=False, soft_wrap=True)
     return 0 if final.status == "done" else 1
 
 
@@ -407,15 +411,21 @@ def _follow_rest(api: Any, flow_run_id: str, settings: Settings) -> Any:
 
 
 def _print_line(line: Any, multi: bool) -> None:
+    """One log line as the step printed it: never wrapped or padded by us (a terminal wraps
+    it; a pipe or a file gets the line whole, for grep)."""
     if line.note:
         err_console.print(
-            f"{line.step or 'dstack'}: {line.message}", style="dim", highlight=False, markup=False
+            f"{line.step or 'dstack'}: {line.message}",
+            style="dim",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     elif multi and line.step:
-        console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False)
-        console.print(line.message, markup=False, highlight=False)
+        console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False, soft_wrap=True)
+        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(line.message, markup=False, highlight=False)
+        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

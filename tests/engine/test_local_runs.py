@@ -536,6 +536,24 @@ class TestLogs:
 
         assert out.splitlines()[-2:] == ["100%|##########|", "done"], out
 
+    def test_long_lines_reach_a_pipe_whole(
+        self, cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """Into a pipe (80 columns by default), a 150-character line and a 40-word line come out
+        as the step printed them, attached and from `dstack logs`: not cut at 80 or padded."""
+        long, words = "x" * 150, " ".join(["word"] * 40)
+        yaml = f"workflows:\n  - name: wide\n    provider: bash\n    commands: [echo {long}, echo {words}]\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        env = prefect_server.env(dstack_home)
+        del env["COLUMNS"]
+
+        attached = cli("run", "wide", cwd=repo, env=env)
+        name = cli("ps", "--json", cwd=repo).json()[0]["name"]
+        logs = cli("logs", name, cwd=repo, env=env)
+
+        assert attached.out.splitlines()[-3:-1] == [long, words], attached.out
+        assert logs.out.splitlines() == [long, words], logs.out
+
     def test_a_large_code_snapshot_is_warned_about_and_gone_after_the_run(
         self, cli: CLI, make_repo: Any, dstack_home: Path
     ) -> None:
