@@ -226,6 +226,18 @@ class Backend:
 
         run_parallel(one, items)
 
+    def staging_paths(self, digests: Sequence[str]) -> dict[str, Path]:
+        """For a local store: where each blob is taken in before it is verified, a ``.tmp-``
+        sibling of where it lands (prune removes one a killed copy left); :meth:`adopt` then
+        renames it into place, so a blob never takes room twice or in the system temp folder."""
+        assert self.is_local, "only a local store stages blobs in its own folders"
+        return {d: Path(_tmp_sibling(self.blob_key(d))) for d in digests}
+
+    def adopt(self, staged: dict[str, Path]) -> None:
+        """Move each verified staged file (from :meth:`staging_paths`) to its blob, atomically."""
+        for digest, path in staged.items():
+            os.replace(path, self.blob_key(digest))
+
     def local_blob_path(self, digest: str) -> Path | None:
         """The blob's path on disk when the store is a local folder, else None."""
         return Path(self.blob_key(digest)) if self.is_local else None

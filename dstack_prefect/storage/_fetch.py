@@ -9,13 +9,14 @@ sees the blob missing and stores it again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
 import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,17 +313,33 @@ def copy_blobs(
     absent = set(missing) - src.existing_blobs(set(missing))
     if absent:
         raise missing_error(src, absent, wanted)
-    with tempfile.TemporaryDirectory(prefix="dstack-transfer-") as tmp:
+    nbytes = sum(wanted[d][0].size for d in missing)
+    with contextlib.ExitStack() as stack:
+        into_place = dst.is_local and not src.is_local  # downloaded next to where each lands
         if src.is_local:
             staged = {d: Path(src.blob_key(d)) for d in missing}
         else:
-            staged = {d: Path(tmp) / d for d in missing}
-            src.download_blobs(list(staged.items()), progress, sum(wanted[d][0].size for d in missing))
+            if into_place:
+                staged = dst.staging_paths(missing)
+                stack.callback(_unlink_all, staged.values())  # what is left after a failure
+            else:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dstack-transfer-"))
+                staged = {d: Path(tmp) / d for d in missing}
+            src.download_blobs(list(staged.items()), progress, nbytes)
         hashed = hash_many([staged[d] for d in missing], progress, "verify")
         bad = {d: actual for d, (actual, _) in zip(missing, hashed, strict=True) if actual != d}
         if bad:
             error = damaged_error(src, bad, wanted)
             msg = f"{error.message}; nothing was sent"
             raise IntegrityError(msg, hint=error.hint)
-        dst.upload_blobs([(staged[d], d) for d in missing], progress)
-    return len(missing), sum(wanted[d][0].size for d in missing), len(wanted) - len(missing)
+        if into_place:
+            dst.adopt(staged)
+        else:
+            dst.upload_blobs([(staged[d], d) for d in missing], progress)
+    return len(missing), nbytes, len(wanted) - len(missing)
+
+
+def _unlink_all(paths: Iterable[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)

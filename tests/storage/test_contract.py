@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -748,6 +749,22 @@ class StoreContract:
         assert (back.blobs, back.skipped) == (1, 1)
         assert (tmp_path / "t1/out/run.sh").exists()
         assert (tmp_path / "t2/out/new.txt").read_text() == "n"
+
+    def test_a_pull_into_a_local_store_stages_nothing_in_the_system_temp_folder(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Copying into a local store downloads each blob next to where it lands (a rename then
+        places it), not into the system temp folder: a 20 GB model would not fit a small /tmp,
+        and would take its size twice. Here the temp folder does not exist at all."""
+        _put_tree(store, tmp_path, "run-1")
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))
+
+        r = transfer(store, local, runs=["run-1"])
+        local.materialize(local.resolve("run-1"), tmp_path / "t")
+
+        assert (1, 4) == (r.manifests, r.blobs)
+        assert (tmp_path / "t/out/run.sh").read_text() == "#!/bin/sh\necho hi\n"
+        assert [] == [p for p in Path(local.url).rglob("*") if p.name.startswith(".tmp-")]
 
     def test_a_forced_transfer_repairs_a_store_that_lost_a_damaged_blob(
         self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
