@@ -27,6 +27,7 @@ from dstack_prefect.spec._models import show
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _COMMAND_KEYS = ("commands", "setup", "before_run")  # a string there is split into lines
 
 MAX_DEPTH = 100
@@ -235,6 +236,13 @@ class _Builder:
             if not node.style and node.end_mark.line > node.start_mark.line:  # plain: None or ""
                 self._check_joined_item(node, path)
             return value
+        if (
+            node.tag in _NUMBER_TAGS
+            and len(path) == 4
+            and path[::2] == ("workflows", "env")
+            and isinstance(path[3], str)
+        ):
+            return node.value  # `PY: 3.10` in an env mapping is the text "3.10", not the float 3.1
         try:
             return self.constructor.construct_object(node)
         except yaml.YAMLError as exc:

@@ -256,3 +256,16 @@ def test_every_required_key_says_what_it_expects() -> None:
     required = {name for model in MODELS for name, info in model.model_fields.items() if info.is_required()}
 
     assert required - {"workflows"} <= set(_MISSING)
+
+
+def test_env_mapping_values_are_kept_as_written() -> None:
+    """`PY: 3.10` is "3.10" and `UMASK: 0022` is "0022" in the step's environment, not the
+    numbers YAML reads (3.1 and 18)."""
+    text = (
+        "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    env:\n"
+        "      PY: 3.10\n      UMASK: 0022\n      N: 8\n      SIZE: 1_000\n      DEBUG: true\n      EMPTY:\n"
+    )
+
+    env = load_text(text).by_name["a"].env
+
+    assert env == {"PY": "3.10", "UMASK": "0022", "N": "8", "SIZE": "1_000", "DEBUG": "true", "EMPTY": ""}
