@@ -338,7 +338,9 @@ def _key(name: str) -> str:
 @app.command()
 @handles_errors
 def config(
-    store: Annotated[str | None, typer.Option("--store", help="Local artifact store URL or folder")] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Local artifact store URL, or a folder (saved absolute)")
+    ] = None,
     remote_store: Annotated[
         str | None, typer.Option("--remote-store", help="Remote store for push/pull: s3://bucket/prefix")
     ] = None,
@@ -356,6 +358,7 @@ def config(
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
     updates: dict[str, str | None] = {_key(k): None for k in unset or []}
+    store, remote_store = _absolute(store), _absolute(remote_store)
     for url in (store, remote_store):  # a URL no store can open is refused before it is saved
         if url:
             ArtifactStore(url)
@@ -382,6 +385,14 @@ def config(
         source = env if env in os.environ else "config.json" if key in saved else "default"
         table.add_row(key.replace("_", "-"), value or "", source)
     console.print(table)
+
+
+def _absolute(url: str | None) -> str | None:
+    """A store folder (no ``proto://``) as an absolute path, ``~`` expanded: saved as typed, each
+    folder a command ran in would have had a store of its own."""
+    if not url or "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
 
 
 # prune ---------------------------------------------------------------------------------------

@@ -640,6 +640,22 @@ class TestConfig:
             "executor": "docker",
         } == res.json()
 
+    def test_config_saves_a_store_folder_as_an_absolute_path(
+        self, dstack: DSTACK, repo: Path, tmp_path: Path
+    ) -> None:
+        """`config --store rel/store` (or ~/store) saves the folder it names from here: saved as
+        typed, each directory a command ran in had a store of its own."""
+        home = tmp_path / "home"
+        res = dstack("config", "--store", "rel/store", cwd=repo, home_dir=home)
+        tilde = dstack(
+            "config", "--remote-store", "~/remote", cwd=repo, home_dir=home, env={"HOME": str(tmp_path)}
+        )
+
+        assert (0, 0) == (res.code, tilde.code), res.text + tilde.text
+        assert {"store": str(repo / "rel" / "store"), "remote_store": str(tmp_path / "remote")} == json.loads(
+            (home / "config.json").read_text()
+        )
+
     def test_config_unset_removes_a_setting(self, dstack: DSTACK, repo: Path, tmp_path: Path) -> None:
         """`config --unset remote-store` drops it, and the table shows where each value comes from."""
         dstack("config", "--remote-store", "s3://b/p", cwd=repo, home_dir=tmp_path)
