@@ -185,6 +185,13 @@ def parse(text: str) -> Parsed:
     return parsed
 
 
+def _kept_as_written(path: Path) -> bool:
+    """Where a number is text to keep as written: an `env` mapping's values and `version`."""
+    if len(path) == 4 and path[::2] == ("workflows", "env"):
+        return isinstance(path[3], str)
+    return len(path) == 3 and path[0] == "workflows" and path[2] == "version"
+
+
 def _pos(node: Node) -> Pos:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -236,12 +243,7 @@ class _Builder:
             if not node.style and node.end_mark.line > node.start_mark.line:  # plain: None or ""
                 self._check_joined_item(node, path)
             return value
-        if (
-            node.tag in _NUMBER_TAGS
-            and len(path) == 4
-            and path[::2] == ("workflows", "env")
-            and isinstance(path[3], str)
-        ):
+        if node.tag in _NUMBER_TAGS and _kept_as_written(path):
             return node.value  # `PY: 3.10` in an env mapping is the text "3.10", not the float 3.1
         try:
             return self.constructor.construct_object(node)

@@ -269,3 +269,10 @@ def test_env_mapping_values_are_kept_as_written() -> None:
     env = load_text(text).by_name["a"].env
 
     assert env == {"PY": "3.10", "UMASK": "0022", "N": "8", "SIZE": "1_000", "DEBUG": "true", "EMPTY": ""}
+
+
+def test_version_number_is_kept_as_written() -> None:
+    """`version: 1.80` (an openvscode-server or Jupyter version) is "1.80", not "1.8"."""
+    text = "workflows:\n  - name: ide\n    provider: code\n    version: 1.80\n"
+
+    assert load_text(text).by_name["ide"].version == "1.80"
