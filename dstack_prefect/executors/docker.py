@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError, ResourcesUnavailableError
+from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
 from dstack_prefect.executors._docker_image import (
@@ -61,6 +61,7 @@ from dstack_prefect.executors._docker_owner import (
 )
 from dstack_prefect.executors._docker_owner import image_home as docker_image_home
 from dstack_prefect.executors._lines import LineBuffer, stream_lines
+from dstack_prefect.executors._ports import check_fixed_ports
 from dstack_prefect.executors.local import Machine, bash_script, check_resources
 from dstack_prefect.graph import Step
 
@@ -318,7 +319,7 @@ class DockerExecutor(Executor):
         check_resources(
             step.model_copy(update={"resources": step.resources.model_copy(update={"gpu": None})}), engine
         )
-        self._check_ports(step)
+        check_fixed_ports(step, host_network=self.host_network)
         if step.provider == "docker" and step.home_dir and not step.home_dir.startswith("/"):
             msg = f"home_dir of step '{step.name}' must be an absolute path, not '{step.home_dir}'"
             raise ExecutionError(
@@ -368,28 +369,6 @@ class DockerExecutor(Executor):
             msg = f"image '{image}' of step '{step.name}' is not a valid image name: {reason}"
             hint = "write it as Docker does: lowercase [REGISTRY/]NAME[:TAG], e.g. image: myorg/trainer:2"
             raise ExecutionError(msg, hint=hint) from exc
-
-    def _check_ports(self, step: Step) -> None:
-        """Refuse a fixed port something here already listens on: on host networking the app's
-        own port, and the local port of an "APP:LOCAL" mapping (a relay or a published port)."""
-        from dstack_prefect.server import port_is_free  # noqa: PLC0415
-
-        for spec in step.ports:
-            app, local = spec.port, spec.local_port
-            if local is not None and local != app and not port_is_free(local):
-                msg = (
-                    f"port {local} of step '{step.name}' is in use on this machine "
-                    f'(the local port of "{app}:{local}")'
-                )
-                hint = f'stop what listens on {local}, or map another local port: ports: ["{app}:OTHER"]'
-                raise ResourcesUnavailableError(msg, hint=hint)
-            if app is not None and self.host_network and not port_is_free(app):
-                msg = (
-                    f"port {app} of step '{step.name}' is in use on this machine "
-                    "(host networking: the app listens here)"
-                )
-                hint = f"stop what listens on {app}, or give the app another port in `ports:`"
-                raise ResourcesUnavailableError(msg, hint=hint)
 
     def start(self, job: StepJob) -> Handle:
         step = job.step

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dstack_prefect.errors import ResourcesUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._lines import LineBuffer
+from dstack_prefect.executors._ports import check_fixed_ports
 from dstack_prefect.graph import Step
 
 
@@ -135,6 +136,7 @@ class LocalExecutor(Executor):
 
     def check(self, step: Step) -> None:
         check_resources(step, self.machine)
+        check_fixed_ports(step)
 
     def start(self, job: StepJob) -> Handle:
         cwd = (job.workdir / job.step.working_dir).resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -660,6 +661,29 @@ class TestBadInput:
         assert res.code == 1
         assert "not reachable" in res.err and "hint:" in res.err
         assert "Traceback" not in res.text
+
+    @pytest.mark.parametrize("form", ["APP", "APP:LOCAL"])
+    def test_a_fixed_port_in_use_here_stops_the_run_before_it_starts(
+        self, cli: CLI, make_repo: Any, api: PrefectAPI, form: str
+    ) -> None:
+        """`ports: [P]` (or "APP:P") where something already listens on P: one error naming the
+        port and a hint, exit 1, no run; the app's "Address already in use" traceback was the
+        only clue, after the run had started."""
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            entry = port if form == "APP" else f'"{free_port()}:{port}"'
+            name = "web-app" if form == "APP" else "web-app-local"
+            yaml = f"workflows:\n  - name: {name}\n    provider: bash\n    ports: [{entry}]\n"
+            repo = make_repo({".dstack/workflows.yaml": yaml + "    commands: [echo hi]\n"})
+
+            res = cli("run", name, cwd=repo)
+
+        assert res.code == 1, res.text
+        assert res.err.startswith(f"error: port {port} of step '{name}' is in use on this machine")
+        assert "hint:" in res.err and "Traceback" not in res.err
+        assert "RUN" not in res.out
 
     def test_a_step_asking_too_much_fails_before_anything_runs(self, cli: CLI, make_repo: Any) -> None:
         """A step wanting more CPUs than the machine has is refused, saying what was asked and what exists."""
