@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ class ArtifactStore:
             except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, or its package missing
                 msg = f"store URL {self.url!r} cannot be opened: {exc}"
                 raise StorageError(msg, hint=_URL_HINT) from exc
+        if self._b.is_local and os.path.isfile(self._b.root):  # else it reads as an empty store
+            msg = f"the store folder {self._b.root!r} is a file"
+            raise StorageError(msg, hint="point the store at a folder: `dstack config --store FOLDER`")
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"

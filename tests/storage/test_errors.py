@@ -127,3 +127,17 @@ def test_a_store_url_that_cannot_name_a_store_is_refused(url: str, expected: str
 
     assert expected in info.value.message
     assert "s3://bucket/prefix" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("form", ["path", "file-url"])
+def test_a_store_folder_that_is_a_file_is_refused(tmp_path: Path, form: str) -> None:
+    """A store path naming a file is refused when opened: `tags` listed nothing and `ls :T`
+    said 'cannot find the tag', as if the store were empty."""
+    (tmp_path / "afile").write_text("x")
+    url = str(tmp_path / "afile") if form == "path" else f"file://{tmp_path}/afile"
+
+    with pytest.raises(StorageError) as info:
+        ArtifactStore(url)
+
+    assert f"the store folder {str(tmp_path / 'afile')!r} is a file" in info.value.message
+    assert "dstack config --store" in (info.value.hint or "")
