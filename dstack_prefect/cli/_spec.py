@@ -204,6 +204,7 @@ def plan(
             name: {"action": d.action, "reason": d.reason, "run": d.manifest.run if d.manifest else None}
             for name, d in decisions.items()
         }
+        payload["warnings"] = [w.as_dict() for w in workflows.warnings] if workflows else []
         typer.echo(json.dumps(payload, indent=2))
         return
     console.print(render_plan(result, {name: d.describe() for name, d in decisions.items()}))

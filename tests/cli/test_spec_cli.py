@@ -195,6 +195,22 @@ class TestPlan:
         assert plan["steps"][1]["env"] == {"A": "1"}
         assert plan["run_args"] == ["x"]
 
+    def test_json_lists_the_warnings(self, repo: Path) -> None:
+        """--json prints no warning lines, so it carries them, located, as validate --json does."""
+
+        code, out, err = run("plan", "train", "--json")
+
+        assert (code, err) == (0, "")
+        assert json.loads(out)["warnings"] == [
+            {
+                "path": ".dstack/workflows.yaml",
+                "line": 5,
+                "col": 12,
+                "key": "workflows[0].ports",
+                "message": "legacy port count 1, list the ports instead, e.g. 'ports: [8000]'",
+            }
+        ]
+
     def test_provider_mode_outside_a_repo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """`dstack plan bash -c CMD` works with no .dstack folder."""
         monkeypatch.chdir(tmp_path)
