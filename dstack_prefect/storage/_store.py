@@ -286,8 +286,13 @@ class ArtifactStore:
                 what = "is a file, not a folder" if Path(p).exists() else "does not exist"
                 msg = f"{str(p)!r} {what}; only folders can be uploaded as a tag"
                 raise StorageError(msg, hint="pass a folder with -a PATH (its parent, for one file)")
-            inside = not Path(p).is_absolute() and Path(p).resolve().is_relative_to(cwd.resolve())
-            arts.append(Path(p).as_posix() if inside else str(Path(p).resolve()))
+            resolved, here = Path(p).resolve(), cwd.resolve()
+            if resolved == Path(resolved.anchor):
+                msg = f"{str(p)!r} is the filesystem root; it cannot be uploaded as a tag"
+                raise StorageError(msg, hint="pass the folders under it you need, each with -a PATH")
+            # "." (or a path to it) is taken by its absolute path, as ".." is
+            inside = not Path(p).is_absolute() and resolved != here and resolved.is_relative_to(here)
+            arts.append(Path(p).as_posix() if inside else str(resolved))
         if not overwrite and self._b.exists(self._tag_key(tag)):
             msg = f"tag {tag!r} already exists"
             raise StorageError(

@@ -415,6 +415,24 @@ class StoreContract:
         assert tag.run.startswith("tag-data-v1-")
         assert (tmp_path / "t/data/x.csv").read_text() == "1,2\n"
 
+    def test_tag_from_dirs_takes_the_current_folder_and_refuses_the_root(
+        self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`-a .` tags the current folder (by its absolute path, as `-a ..` is): it was refused
+        with a YAML hint ('declare a sub-folder, e.g. artifacts: ...'); `-a /` is refused
+        with a hint for the command line."""
+        cwd = gen(tmp_path / "cwd", {"x.csv": "1\n"})
+        monkeypatch.chdir(cwd)
+
+        tag = store.add_tag_from_dirs("here", [Path(".")])
+        with pytest.raises(StorageError) as root:
+            store.add_tag_from_dirs("root", [Path("/")])
+
+        assert [str(cwd.resolve())] == tag.manifests[0].artifacts
+        assert ["x.csv"] == [f.path.rsplit("/", 1)[-1] for f in tag.manifests[0].files]
+        assert "'/' is the filesystem root" in root.value.message
+        assert "-a" in (root.value.hint or "")
+
     def test_tag_from_dirs_refuses_a_file_and_a_missing_path(
         self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
