@@ -248,7 +248,8 @@ def _finished_row(run_name: str) -> RunRow | None:
 def tags_delete(
     tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag name")], yes: Yes = False
 ) -> None:
-    """Delete a tag; the run and its artifacts stay.
+    """Delete a tag; the run and its artifacts stay. Folders uploaded with -a go with their tag
+    (`prune artifacts` then frees them), as they do when the tag is moved.
 
     Example: dstack tags delete txt-file -y
     """

@@ -262,7 +262,9 @@ class ArtifactStore:
                 )
             last = max(chosen, key=lambda m: m.created_at)
             t = Tag(tag=tag, run=run, workflow=workflow or last.workflow, manifests=chosen)
+            old = self._tag_or_none(key)
             self._b.write_atomic(key, t.model_dump_json().encode())
+            self._drop_synthetic(old, keep=run)
             return t
 
     def add_tag_from_dirs(
@@ -329,12 +331,27 @@ class ArtifactStore:
 
     def delete_tag(self, tag: str) -> None:
         """Delete the tag (its blobs stay until `prune`, unless a run still refers to them); one
-        that no longer parses too."""
+        that no longer parses too. A tag of `-a` folders takes its synthetic run with it."""
         key = self._tag_key(tag)
         with translate_errors(f"deleting tag {tag}"):
             if not self._b.exists(key):
                 self.get_tag(tag)  # the error that names it
+            old = self._tag_or_none(key)
             self._b.rm([key])
+            self._drop_synthetic(old)
+
+    def _tag_or_none(self, key: str) -> Tag | None:
+        """The tag at ``key``; None when there is none or it no longer parses."""
+        try:
+            return Tag.model_validate_json(self._b.read(key))
+        except (FileNotFoundError, ValidationError):
+            return None
+
+    def _drop_synthetic(self, old: Tag | None, keep: str | None = None) -> None:
+        """Delete the synthetic run of ``old``, a tag of `-a` folders just deleted or moved (unless
+        it is ``keep``): no command removes it otherwise, so prune would never free its files."""
+        if old is not None and old.run != keep and any(m.extra.get("synthetic") for m in old.manifests):
+            self._b.rm(self._b.find_json("manifests", check_name("run", old.run)))
 
     # pointers ----------------------------------------------------------------------------
     def _pointer_key(self, scope: Sequence[str], name: str) -> str:

@@ -433,6 +433,23 @@ class StoreContract:
         assert "'/' is the filesystem root" in root.value.message
         assert "-a" in (root.value.hint or "")
 
+    def test_folders_uploaded_as_a_tag_go_with_the_tag(
+        self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The synthetic run that `-a` folders are stored under is removed when its tag is
+        deleted or moved: no command can remove it otherwise, so prune never freed its files."""
+        gen(tmp_path / "cwd", {"a": {"x.bin": "a" * 100}, "b": {"y.bin": "b" * 100}})
+        monkeypatch.chdir(tmp_path / "cwd")
+        store.add_tag_from_dirs("moved", [Path("a")])
+        store.add_tag_from_dirs("gone", [Path("b")])
+
+        moved = store.add_tag_from_dirs("moved", [Path("b")], overwrite=True)
+        store.delete_tag("gone")
+        store.prune(grace_s=0)
+
+        assert [moved.run] == store.list_runs()
+        assert 1 == len(_blob_keys(store))
+
     def test_tag_from_dirs_refuses_a_file_and_a_missing_path(
         self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
