@@ -46,7 +46,7 @@ from dstack_prefect.spec import (
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
 from dstack_prefect.spec._interp import check as check_interpolation
-from dstack_prefect.spec._interp import uses_run_args
+from dstack_prefect.spec._interp import misplaced_secrets, uses_run_args
 from dstack_prefect.spec._locate import describe
 from dstack_prefect.spec._models import (
     check_artifact_path,
@@ -289,9 +289,18 @@ def _field(model: type[BaseModel], name: str) -> Callable[[Any], Any]:
 
 
 def _check_interpolation(option: str, value: Any) -> None:
-    """A bad `${{ ... }}` in an option's value is an error naming the option."""
+    """A bad `${{ ... }}` in an option's value is an error naming the option; so is a secret in
+    an option whose value is never resolved (a path, a dep, a GPU name, a port, an image)."""
+    secrets_stay = option in (
+        "-a/--artifact",
+        "--dep",
+        "-w/--working-dir",
+        "--gpu-name",
+        "-p/--port",
+        "IMAGE",
+    )
     for text in strings(value):
-        problems = check_interpolation(text)
+        problems = check_interpolation(text) or (misplaced_secrets(text) if secrets_stay else [])
         if problems:
             msg = f"{option}: {problems[0].message}"
             raise PlanError(msg)

@@ -103,6 +103,35 @@ def check(text: str) -> list[InterpolationProblem]:
     return [t for t in _tokens(text) if isinstance(t, InterpolationProblem)]
 
 
+SECRET_KEYS = (
+    "env",
+    "commands",
+    "setup",
+    "before_run",
+    "requirements",
+    "entrypoint",
+    "registry_auth",
+    "help",
+)
+"""The workflow keys where `${{ secrets.X }}` is put in when the step starts (`help` is never used)."""
+
+
+def misplaced_secrets(text: str) -> list[InterpolationProblem]:
+    """Each `${{ secrets.X }}` in ``text``, a string of a key not in SECRET_KEYS, where it would
+    stay as written."""
+    if "${{" not in text:
+        return []
+    return [
+        InterpolationProblem(
+            t.offset,
+            f"'{t.raw}' is not put in here and would stay as written,"
+            " expected secrets only in env, commands, setup, entrypoint and registry_auth",
+        )
+        for t in _tokens(text)
+        if isinstance(t, _Token) and t.ref is not None and t.ref.startswith("secrets.")
+    ]
+
+
 def uses_run_args(text: str) -> bool:
     """Whether ``text`` holds a `${{ run.args }}` (`$${{ run.args }}` is a literal, not one)."""
     return "${{" in text and any(isinstance(t, _Token) and t.ref == "run.args" for t in _tokens(text))

@@ -277,7 +277,10 @@ class _Builder:
             self.parsed.problems.append(Problem(path, _pos(node), msg))
 
     def _check_interpolation(self, node: ScalarNode, path: Path) -> None:
-        for problem in _interp.check(node.value):
+        problems = _interp.check(node.value)
+        if not problems and len(path) > 2 and path[0] == "workflows" and path[2] not in _interp.SECRET_KEYS:
+            problems = _interp.misplaced_secrets(node.value)
+        for problem in problems:
             where = self._source_pos(node, problem.offset)
             self.parsed.problems.append(Problem(path, where, problem.message))
 

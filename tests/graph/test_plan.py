@@ -194,6 +194,27 @@ class TestOverrides:
         assert plan.step("download").resources.gpu is None
         assert plan.step("download").env == {}
 
+    @pytest.mark.parametrize(
+        ("argv", "option"),
+        [
+            (["-w", "${{ secrets.DIR }}"], "-w/--working-dir"),
+            (["-a", "out/${{ secrets.DIR }}"], "-a/--artifact"),
+            (["--gpu-name", "${{ secrets.DIR }}"], "--gpu-name"),
+            (["--dep", ":${{ secrets.DIR }}"], "--dep"),
+        ],
+        ids=["working-dir", "artifact", "gpu-name", "dep"],
+    )
+    def test_a_secret_where_it_is_not_put_in(self, pipeline: Workflows, argv: list[str], option: str) -> None:
+        """A secret in an option whose value is never resolved is refused, naming the option."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "left", argv)
+
+        assert info.value.message == (
+            f"{option}: '${{{{ secrets.DIR }}}}' is not put in here and would stay as written,"
+            " expected secrets only in env, commands, setup, entrypoint and registry_auth"
+        )
+
     def test_an_empty_gpu_name(self, pipeline: Workflows) -> None:
         """`--gpu-name ''` is refused, not a request for one GPU of any name."""
 

@@ -1117,3 +1117,20 @@ CASES += [
         schema=False,
     ),
 ]
+
+# `${{ secrets.X }}` is put in only where the engine puts it in; elsewhere it stayed as written.
+CASES += [
+    Case(
+        "secret-where-it-is-not-put-in",
+        ONE(
+            'workflows:\n  - name: a\n    provider: docker\n    image: "repo/app:${{ secrets.TAG }}"\n'
+            '    working_dir: src\n    artifacts: ["out/${{ secrets.A }}"]\n'
+            '    env: ["T=${{ secrets.T }}"]\n    commands: ["echo ${{ secrets.T }}"]\n'
+        ),
+        [
+            ".dstack/workflows.yaml:4:22: workflows[0].image: '${{ secrets.TAG }}' is not put in here and would stay as written, expected secrets only in env, commands, setup, entrypoint and registry_auth",
+            ".dstack/workflows.yaml:6:22: workflows[0].artifacts[0]: '${{ secrets.A }}' is not put in here and would stay as written, expected secrets only in env, commands, setup, entrypoint and registry_auth",
+        ],
+        schema=False,
+    ),
+]
