@@ -286,14 +286,14 @@ def _root_problems(parsed: Parsed, shown: str, data: dict[str, Any]) -> list[Loc
     """Unknown top-level keys (an ``x-`` key holds shared settings to alias, and is passed over),
     a missing or non-list `workflows`, and a workflow written without the list around it."""
     unknown = [key for key in data if key not in _ROOT_KEYS and not _is_extension(key)]
-    if "workflows" not in data and _looks_like_a_workflow(data):
-        keys = ", ".join(map(str, list(data)[:3]))
+    if "workflows" not in data and unknown and _looks_like_a_workflow({k: data[k] for k in unknown}):
+        keys = ", ".join(map(str, unknown[:3]))
         name = data.get("name") if isinstance(data.get("name"), str) else "train"
         message = (
             f"got a workflow's keys ({keys}) at the top level, expected them in a list under"
             f" 'workflows:', e.g. 'workflows:' then '  - name: {name}'"
         )
-        return [Located(shown, *parsed.locate((next(iter(data)),), key=True), "", message)]
+        return [Located(shown, *parsed.locate((unknown[0],), key=True), "", message)]
     found = []
     for key in unknown:
         line, col = parsed.locate((key,), key=True)

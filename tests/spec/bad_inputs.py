@@ -1134,3 +1134,13 @@ CASES += [
         schema=False,
     ),
 ]
+CASES += [
+    Case(
+        "workflow-keys-at-the-top-level-beside-an-x-key",
+        ONE("x-base: &b {provider: bash}\nname: train\n<<: *b\ncommands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:2:1: got a workflow's keys (name, provider, commands) at the top level, expected them in a list under 'workflows:', e.g. 'workflows:' then '  - name: train'"
+        ],
+        schema=True,
+    ),
+]
