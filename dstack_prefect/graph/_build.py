@@ -264,6 +264,9 @@ def _ports_update(workflow: Workflow, given: list[str]) -> list[Port]:
     ports = _merge_ports(workflow.ports, [_checked("-p/--port", Port.model_validate, p) for p in given])
     for j, i in repeated_local_ports(ports):
         local = ports[j].local_port or ports[j].port
+        if ports[i] == ports[j]:
+            msg = f"-p/--port: '{_port_text(ports[j])}' is given twice, expected each port once"
+            raise PlanError(msg)
         msg = (
             f"-p/--port: '{_port_text(ports[i])}' and '{_port_text(ports[j])}' both use local port {local};"
             " give each port its own local port"

@@ -215,6 +215,14 @@ class TestOverrides:
             " expected secrets only in env, commands, setup, entrypoint and registry_auth"
         )
 
+    def test_the_same_port_twice(self, pipeline: Workflows) -> None:
+        """`-p 8000 -p 8000` says the port is given twice (not that '8000' and '8000' clash)."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "left", ["-p", "8000", "-p", "8000"])
+
+        assert info.value.message == "-p/--port: '8000' is given twice, expected each port once"
+
     def test_an_empty_gpu_name(self, pipeline: Workflows) -> None:
         """`--gpu-name ''` is refused, not a request for one GPU of any name."""
 
