@@ -83,10 +83,11 @@ def build_plan(
     else:
         names = list(workflows.by_name) if workflows is not None else []
         msg = f"No workflow or provider '{target}' is found"
-        hint = did_you_mean(target, [*names, *PROVIDERS]).removeprefix("; ")
-        raise UnknownWorkflowError(
-            msg, hint=hint.capitalize() if hint else "list them with `dstack validate`"
-        )
+        hint = did_you_mean(target, [*names, *PROVIDERS]).removeprefix("; ").capitalize()
+        if not hint:
+            here = f"workflows here: {', '.join(names)}; or " if names else ""
+            hint = f"{here}a provider: {', '.join(PROVIDERS)}"
+        raise UnknownWorkflowError(msg, hint=hint)
     _check_run_args_used(target, steps, options.run_args, provider_mode=None if workflows_mode else target)
     rendered = [_interpolate(step, options.run_args, run_name) for step in steps]
     return Plan(target=target, run_args=options.run_args, run_name=run_name, steps=rendered)
@@ -191,8 +192,8 @@ def _unknown_dep(workflows: Workflows, name: str, j: int, dep: Dep) -> None:
     written = workflows.by_name[name].deps
     if j < len(written) and written[j] == dep:
         raise SpecErrors([workflows.sources[name].error(("deps", j), message)])
-    msg = f"--dep: {message}"
-    raise PlanError(msg)
+    error = _option_error("--dep", message)
+    raise error
 
 
 def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
@@ -215,8 +216,8 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
         deps = [_checked("--dep", Dep.model_validate, d) for d in options.deps]
         repeated = repeated_deps(deps)
         if repeated:
-            msg = f"--dep: '{deps[repeated[0][0]]}' is given twice, expected each dep once"
-            raise PlanError(msg)
+            error = _option_error("--dep", f"'{deps[repeated[0][0]]}' is given twice, expected each dep once")
+            raise error
         update["deps"] = deps
     if options.working_dir is not None:
         update["working_dir"] = _checked("-w/--working-dir", check_working_dir, options.working_dir)
@@ -265,13 +266,16 @@ def _ports_update(workflow: Workflow, given: list[str]) -> list[Port]:
     for j, i in repeated_local_ports(ports):
         local = ports[j].local_port or ports[j].port
         if ports[i] == ports[j]:
-            msg = f"-p/--port: '{_port_text(ports[j])}' is given twice, expected each port once"
-            raise PlanError(msg)
-        msg = (
-            f"-p/--port: '{_port_text(ports[i])}' and '{_port_text(ports[j])}' both use local port {local};"
+            error = _option_error(
+                "-p/--port", f"'{_port_text(ports[j])}' is given twice, expected each port once"
+            )
+            raise error
+        message = (
+            f"'{_port_text(ports[i])}' and '{_port_text(ports[j])}' both use local port {local};"
             " give each port its own local port"
         )
-        raise PlanError(msg)
+        error = _option_error("-p/--port", message)
+        raise error
     return ports
 
 
@@ -305,8 +309,38 @@ def _check_interpolation(option: str, value: Any) -> None:
     for text in strings(value):
         problems = check_interpolation(text) or (misplaced_secrets(text) if secrets_stay else [])
         if problems:
-            msg = f"{option}: {problems[0].message}"
-            raise PlanError(msg)
+            raise _option_error(option, problems[0].message)
+
+
+_EXAMPLES = {
+    "-e/--env": "-e LR=0.1",
+    "-a/--artifact": "-a output",
+    "--dep": "--dep prep (a workflow) or --dep :v1 (a tag)",
+    "-w/--working-dir": "-w src",
+    "--cpu": "--cpu 4",
+    "--memory": "--memory 16GB",
+    "--gpu": "--gpu 1",
+    "--gpu-name": "--gpu-name A100",
+    "--gpu-memory": "--gpu-memory 16GB",
+    "--shm-size": "--shm-size 1GB",
+    "-p/--port": "-p 8000, or -p 8000:3000 to reach it at local port 3000",
+    "-r/--requirements": "-r requirements.txt",
+    "-c/--command": '-c "python train.py"',
+    "--entrypoint": '--entrypoint "/bin/sh -c"',
+}
+
+
+def _option_error(option: str, message: str) -> PlanError:
+    """A PlanError for a bad ``option`` value whose hint writes the option right."""
+    if option == "IMAGE":
+        return PlanError(f"{option}: {message}", hint="e.g. dstack run docker ubuntu:22.04")
+    example = _EXAMPLES.get(option)
+    hint = (
+        f"e.g. dstack run WORKFLOW {example}"
+        if example
+        else "see docs/workflows.md, section `dstack run` options"
+    )
+    return PlanError(f"{option}: {message}", hint=hint)
 
 
 def _checked(option: str, convert: Callable[[Any], Any], value: Any) -> Any:
@@ -315,11 +349,10 @@ def _checked(option: str, convert: Callable[[Any], Any], value: Any) -> Any:
         return convert(value)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        msg = f"{option}: {describe(error, tuple(s for s in error['loc'] if isinstance(s, int | str)))[0]}"
-        raise PlanError(msg) from None
+        loc = tuple(s for s in error["loc"] if isinstance(s, int | str))
+        raise _option_error(option, describe(error, loc)[0]) from None
     except ValueError as exc:
-        msg = f"{option}: {exc}"
-        raise PlanError(msg) from None
+        raise _option_error(option, str(exc)) from None
 
 
 def to_step(workflow: Workflow, *, source: str = "", upstream: list[str] | None = None) -> Step:
@@ -383,8 +416,8 @@ def _provider_step(provider: str, options: RunOptions) -> Step:
     workflow = _checked(f"dstack run {provider}", Workflow.model_validate, raw)
     overridden = apply_overrides(workflow, options)
     if any(d.kind == "workflow" for d in overridden.deps):
-        msg = "--dep: provider mode can only use tag deps (--dep :TAG)"
-        raise PlanError(msg)
+        error = _option_error("--dep", "provider mode can only use tag deps (--dep :TAG)")
+        raise error
     return to_step(overridden)
 
 

@@ -215,6 +215,31 @@ class TestOverrides:
             " expected secrets only in env, commands, setup, entrypoint and registry_auth"
         )
 
+    @pytest.mark.parametrize(
+        ("argv", "hint"),
+        [
+            (["--memory", "0"], "e.g. dstack run WORKFLOW --memory 16GB"),
+            (["-e", "1X=2"], "e.g. dstack run WORKFLOW -e LR=0.1"),
+            (
+                ["-p", "web"],
+                "e.g. dstack run WORKFLOW -p 8000, or -p 8000:3000 to reach it at local port 3000",
+            ),
+            (
+                ["--dep", "left", "--dep", "left"],
+                "e.g. dstack run WORKFLOW --dep prep (a workflow) or --dep :v1 (a tag)",
+            ),
+            (["-w", "${{ x }}"], "e.g. dstack run WORKFLOW -w src"),
+        ],
+        ids=["memory", "env", "port", "dep-twice", "working-dir-interpolation"],
+    )
+    def test_a_bad_option_says_what_to_write(self, pipeline: Workflows, argv: list[str], hint: str) -> None:
+        """A bad override's hint is the option written right."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(pipeline, "train", argv)
+
+        assert info.value.hint == hint
+
     def test_the_same_port_twice(self, pipeline: Workflows) -> None:
         """`-p 8000 -p 8000` says the port is given twice (not that '8000' and '8000' clash)."""
 
@@ -504,6 +529,17 @@ class TestErrors:
         assert (info.value.message, info.value.hint) == (
             "No workflow or provider 'trian' is found",
             "Did you mean 'train'?",
+        )
+
+    def test_unknown_target_far_from_any_name_lists_the_names(self, pipeline: Workflows) -> None:
+        """With no close name, the hint lists the workflows there are (validate does not)."""
+
+        with pytest.raises(UnknownWorkflowError) as info:
+            build_plan(pipeline, "zzz", [])
+
+        assert (
+            info.value.hint
+            == "workflows here: download, left, right, train; or a provider: bash, docker, code, lab, notebook"
         )
 
     def test_unknown_target_without_workflows(self) -> None:
