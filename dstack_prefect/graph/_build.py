@@ -83,7 +83,8 @@ def build_plan(
     else:
         names = list(workflows.by_name) if workflows is not None else []
         msg = f"No workflow or provider '{target}' is found"
-        hint = did_you_mean(target, [*names, *PROVIDERS]).removeprefix("; ").capitalize()
+        close = did_you_mean(target, [*names, *PROVIDERS])
+        hint = close.replace("; did you", "Did you", 1)  # not capitalize(): it lowercases the name
         if not hint:
             here = f"workflows here: {', '.join(names)}; or " if names else ""
             hint = f"{here}a provider: {', '.join(PROVIDERS)}"

@@ -531,6 +531,15 @@ class TestErrors:
             "Did you mean 'train'?",
         )
 
+    def test_unknown_target_suggests_the_name_as_written(self) -> None:
+        """The suggestion keeps the name's capitals: 'TrainModel', not 'trainmodel'."""
+        workflows = load_text("workflows:\n  - name: TrainModel\n    provider: bash\n    commands: [x]\n")
+
+        with pytest.raises(UnknownWorkflowError) as info:
+            build_plan(workflows, "TrainModle", [])
+
+        assert info.value.hint == "Did you mean 'TrainModel'?"
+
     def test_unknown_target_far_from_any_name_lists_the_names(self, pipeline: Workflows) -> None:
         """With no close name, the hint lists the workflows there are (validate does not)."""
 
