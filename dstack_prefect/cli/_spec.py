@@ -90,7 +90,10 @@ def _git_top(folder: Path) -> Path | None:
 
 def _print_warnings(warnings: list[SpecWarning]) -> None:
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True, markup=True)
+        err_console.print("[yellow]warning:[/] ", end="", highlight=False)
+        err_console.print(
+            str(warning), highlight=False, soft_wrap=True, markup=False
+        )  # the file's text as written
 
 
 @app.command()

@@ -70,6 +70,17 @@ class TestValidate:
         )
         assert "Traceback" not in err
 
+    def test_warnings_print_brackets_as_written(self, repo: Path) -> None:
+        """A warning quoting the file's text prints it as written, brackets and all (not as markup)."""
+        (repo / ".dstack" / "workflows.yaml").write_text(
+            GOOD.replace("deps: [prep]", 'deps: ["[b]me/repo/prep"]')
+        )
+
+        code, _, err = run("validate")
+
+        assert code == 0
+        assert "the repo prefix '[b]me/repo' is ignored" in err
+
     def test_json_valid(self, repo: Path) -> None:
         """--json reports counts, no errors and the located warnings."""
 
