@@ -21,6 +21,7 @@ from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
 from dstack_prefect.cli._runopts import RunOptions, split_run_options
+from dstack_prefect.cli._spec import print_warnings
 from dstack_prefect.errors import DstackError, NoWorkflowsError
 from dstack_prefect.settings import Settings, get_settings
 
@@ -92,7 +93,9 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
             msg = f"`dstack run {target}` here would copy your whole home folder as the run's code"
             raise DstackError(msg, hint="cd into the project folder it should run in") from None
         return None, Path.cwd()
-    return load_workflows(root), root
+    workflows = load_workflows(root)
+    print_warnings(workflows.warnings)  # as plan and validate do: legacy forms, skipped deps
+    return workflows, root
 
 
 def _workflow_names_hint() -> str:

@@ -88,7 +88,8 @@ def _git_top(folder: Path) -> Path | None:
     return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
 
 
-def _print_warnings(warnings: list[SpecWarning]) -> None:
+def print_warnings(warnings: list[SpecWarning]) -> None:
+    """Each located warning on stderr, the file's text as written (used by run, plan, validate)."""
     for warning in warnings:
         err_console.print("[yellow]warning:[/] ", end="", highlight=False)
         err_console.print(
@@ -123,7 +124,7 @@ def validate(
         if errors:
             raise typer.Exit(1)
         return
-    _print_warnings(workflows.warnings)
+    print_warnings(workflows.warnings)
     if errors:
         raise SpecErrors(errors)
     counts = _count(len(workflows), "workflow") + " in " + _count(len(files), "file")
@@ -223,7 +224,7 @@ def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:
         raise
     workflows = load_workflows(root)
     if not quiet:
-        _print_warnings(workflows.warnings)
+        print_warnings(workflows.warnings)
     return workflows
 
 

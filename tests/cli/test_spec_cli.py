@@ -273,6 +273,18 @@ class TestPlan:
             " options are listed in docs/workflows.md, section `dstack run` options\n"
         )
 
+    def test_run_prints_the_warnings_too(self, repo: Path) -> None:
+        """`dstack run` says the files' warnings, as plan and validate do (here before a bad
+        option stops it, so no server is needed)."""
+
+        code, _, err = run("run", "prep", "--cpu", "0")
+
+        assert code == 1
+        assert err.startswith(
+            "warning: .dstack/workflows.yaml:5:12: workflows[0].ports: legacy port count 1,"
+            " list the ports instead, e.g. 'ports: [8000]'\nerror: --cpu: got 0, expected a number >= 1\n"
+        )
+
     def test_unknown_target(self, repo: Path) -> None:
         """An unknown target exits 1 with old dstack's message and a suggestion."""
 
