@@ -117,6 +117,9 @@ def _check_run_args_used(
         f"add ${{{{ run.args }}}} to a command of '{target}', e.g. python train.py ${{{{ run.args }}}};"
         " options are listed in docs/workflows.md, section `dstack run` options"
     )
+    if provider_mode in ("bash", "docker") and not close:  # `dstack run docker ubuntu echo hi`
+        image = f" {steps[0].image}" if steps[0].image else ""
+        hint = f'give the command with -c, e.g. dstack run {target}{image} -c "{" ".join(run_args)}"'
     raise PlanError(msg, hint=hint)
 
 

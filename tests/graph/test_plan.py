@@ -456,6 +456,17 @@ class TestUnusedRunArgs:
         with pytest.raises(PlanError, match="run args 'EXTRA' would be dropped: no step of 'bash' uses"):
             build_plan(None, "bash", ["-c", "echo hi", "EXTRA"])
 
+    def test_docker_command_without_c(self) -> None:
+        """`dstack run docker ubuntu echo hi` (the command without -c) says to give it with -c."""
+
+        with pytest.raises(PlanError) as info:
+            build_plan(None, "docker", ["ubuntu", "echo", "hi"])
+
+        assert (info.value.message, info.value.hint) == (
+            "run args 'echo hi' would be dropped: no step of 'docker' uses ${{ run.args }}",
+            'give the command with -c, e.g. dstack run docker ubuntu -c "echo hi"',
+        )
+
 
 class TestProviderMode:
     """`dstack run PROVIDER ...` runs a provider without YAML, even with no .dstack folder."""
