@@ -107,7 +107,9 @@ class TestForEditors:
 
         assert "$defs" not in schema
         assert {r["$ref"].removeprefix("#/definitions/") for r in refs} <= set(schema["definitions"])
-        assert [r for r in refs if set(r) - {"$ref", "title", "description", "default"}] == []
+        assert [
+            r for r in refs if set(r) - {"$ref", "title", "description", "markdownDescription", "default"}
+        ] == []
 
     def test_every_key_has_a_title_and_a_description(self, schema: dict[str, Any]) -> None:
         """Each key of the file and of each block shows a title and a description in the editor."""
@@ -115,6 +117,14 @@ class TestForEditors:
         keys = [(name, prop) for model in models for name, prop in model["properties"].items()]
 
         assert [name for name, prop in keys if not (prop.get("title") and prop.get("description"))] == []
+
+    def test_hover_renders_the_backticks(self, schema: dict[str, Any]) -> None:
+        """Each key's description is also its markdownDescription, which VS Code's YAML hover
+        renders (`A100` in code font rather than with its backticks)."""
+        models = [schema, *schema["definitions"].values()]
+        props = [prop for model in models for prop in model["properties"].values()]
+
+        assert [p["description"] for p in props if p.get("markdownDescription") != p["description"]] == []
 
 
 def _nodes_with(node: Any, key: str) -> Any:
