@@ -7,7 +7,9 @@
 
 Problems of all files are collected and reported together, sorted by file and line; so are
 warnings. Legacy forms (before_run, requirements, resources.local, deps mount, ports as a count)
-load with a located warning. A workflow dep that no file defines is an error: `check_workflows`
+load with a located warning; so do a bare `memory` number below 1024 (MiB, likely meant as GB)
+and an ``owner/repo/NAME`` dep (the prefix is ignored; without NAME here, skipped). Top-level
+``x-`` keys are passed over. A workflow dep that no file defines is an error: `check_workflows`
 (`dstack validate`) lists it, and a plan that needs it fails on it; `load_workflows` keeps it in
 ``Workflows.unresolved`` rather than raising, so the workflows that do not need it still run.
 """
