@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import queue
 import re
@@ -47,6 +48,7 @@ from dstack_prefect.engine._runs import (
 )
 from dstack_prefect.engine._runtime import Runtime, host_env
 from dstack_prefect.engine._secrets import Secrets, secret_env_name
+from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, StepFailedError
@@ -144,8 +146,8 @@ def run_step(step_name: str, flow_run_id: str) -> Any:
 def _run_step(step_name: str, flow_run_id: str) -> Any:
     rt = _RUNTIMES[flow_run_id]
     step = rt.plan.step(step_name)
-    notes = _logger(
-        step_logger_name(STEP_NOTE_LOGGER, step_name), getattr(get_run_logger(), "extra", None) or {}
+    notes = _notes(
+        rt, step_logger_name(STEP_NOTE_LOGGER, step_name), getattr(get_run_logger(), "extra", None) or {}
     )
     if rt.stop_mode:
         return Cancelled(name=STOPPED, message="stopped before it started")
@@ -238,6 +240,45 @@ def _local_python(name: str, version: str, env: dict[str, str], workdir: Path, n
     shims = workdir.parent / f".python-{name}"  # beside the step's folder: removed with it
     write_shims(exe, shims)
     return {**env, "PATH": f"{shims}{os.pathsep}{path}"}
+
+
+class ShippedNotes:
+    """dstack's notes on a run or a step, sent by the run's log shipper: in one queue with the
+    steps' output lines, so "running train" is on the server (and on the screen of an attached
+    run) before train's first line, and the run's final state waits for them as for the lines.
+    Prefect's logger takes a note that comes after the shipper closed."""
+
+    def __init__(self, shipper: LogShipper, name: str, extra: Mapping[str, Any]) -> None:
+        self.shipper = shipper
+        self.name = name
+        self.extra = dict(extra)
+
+    def _log(self, level: int, message: str) -> None:
+        task_run_id = self.extra.get("task_run_id")
+        try:
+            self.shipper.add(
+                self.name,
+                message,
+                str(self.extra["flow_run_id"]),
+                str(task_run_id) if task_run_id else None,
+                level=level,
+            )
+        except RuntimeError:  # closed: the run is ending
+            _logger(self.name, self.extra).log(level, message)
+
+    def info(self, message: str) -> None:
+        self._log(logging.INFO, message)
+
+    def warning(self, message: str) -> None:
+        self._log(logging.WARNING, message)
+
+    def error(self, message: str) -> None:
+        self._log(logging.ERROR, message)
+
+
+def _notes(rt: Runtime, name: str, extra: Mapping[str, Any]) -> Any:
+    """Notes on logger ``name``: shipped with the output lines where the run has a shipper."""
+    return ShippedNotes(rt.shipper, name, extra) if rt.shipper is not None else _logger(name, extra)
 
 
 def _logger(name: str, extra: Mapping[str, Any]) -> PrefectLogAdapter:
@@ -406,6 +447,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         api_url=api_url,
     )
     _RUNTIMES[flow_run_id] = rt
+    notes = _notes(rt, RUN_NOTE_LOGGER, notes.extra or {})
     watcher = CancelWatcher(api_url, flow_run_id, rt.request_stop)
     watcher.start()
     results = _PREFETCHED.pop(rt.store.url, None) or _in_background(result_storage, rt.store)

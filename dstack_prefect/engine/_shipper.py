@@ -11,7 +11,8 @@ SQLite server takes ~2500 lines/s in batches of 100-200 on a 2-core machine).
 :meth:`LogShipper.close` returns when every line is on the server, however long that takes
 while the server keeps taking them; a server that is down is retried (a restarted local
 server comes back at the same address) until ``give_up_after`` seconds pass without one
-accepted batch. dstack's own notes (few) stay on Prefect's loggers.
+accepted batch. dstack's own notes on the run and its steps take the same queue
+(`engine/_flow.py` ShippedNotes), so they keep their place among the lines.
 
     shipper = LogShipper(PrefectAPI(url))
     shipper.add("prefect.task_runs.dstack.out.train", "epoch 1", flow_run_id, task_run_id)

@@ -537,6 +537,32 @@ class TestLogs:
 
         assert out.splitlines()[-2:] == ["100%|##########|", "done"], out
 
+    def test_a_steps_note_comes_before_its_output_on_an_attached_screen(
+        self, make_repo: Any, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """With stdout and stderr on one screen, each step's "running" note shows before its
+        first line, and the run's end after the last: notes travel in one queue with the output
+        (they went through Prefect's logger, sent every 2 s, and showed up after the lines)."""
+        steps = [f"  - name: s{i}\n    provider: bash\n    commands: [echo out-{i}]\n" for i in range(3)]
+        chain = steps[0] + "".join(f"{step}    deps: [s{i}]\n" for i, step in enumerate(steps[1:]))
+        repo = make_repo({".dstack/workflows.yaml": "workflows:\n" + chain})
+
+        res = subprocess.run(
+            [sys.executable, "-m", "dstack_prefect", "run", "s2"],
+            cwd=repo,
+            env=prefect_server.env(dstack_home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
+
+        lines = [re.sub(r"^s\d \| ", "", line) for line in res.stdout.splitlines()]
+        assert res.returncode == 0, res.stdout
+        wanted = [x for i in range(3) for x in (f"s{i}: running s{i} (no earlier run)", f"out-{i}")]
+        order = [lines.index(s) for s in [*wanted, "Done"]]
+        assert order == sorted(order), res.stdout
+
     def test_long_lines_reach_a_pipe_whole(
         self, cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
     ) -> None:
