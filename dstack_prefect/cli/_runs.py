@@ -22,7 +22,7 @@ from rich.table import Table
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
 from dstack_prefect.cli._runopts import RunOptions, split_run_options
 from dstack_prefect.cli._spec import print_warnings
-from dstack_prefect.errors import DstackError, NoWorkflowsError
+from dstack_prefect.errors import DstackError, NoWorkflowsError, RunNotFoundError
 from dstack_prefect.settings import Settings, get_settings
 
 PROVIDERS = ("bash", "docker", "code", "lab", "notebook")
@@ -198,7 +198,6 @@ def run(
 def _check_unused_name(api: Any, name: str) -> None:
     """`--name` picks a new name: runs are found by name (`dstack logs NAME`), so it is unique."""
     from dstack_prefect.engine import run_row  # noqa: PLC0415
-    from dstack_prefect.errors import RunNotFoundError  # noqa: PLC0415
 
     try:
         row = run_row(api.flow_run_by_name(name))
@@ -562,7 +561,8 @@ def rm(
     all_runs: Annotated[bool, typer.Option("-a", "--all", help="Remove all finished runs")] = False,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Remove finished runs (their Prefect records and working folders).
+    """Remove finished runs (their Prefect records, working folders and artifacts; tagged
+    artifacts stay). A run only the store holds (pulled from a remote store) is removed too.
 
     Example: dstack rm clever-panda-1 -y
     """
@@ -576,7 +576,12 @@ def rm(
     with _api() as api:
         cleanup_leftovers(api, settings)
         if run_name:
-            rows = list_runs(api, name=run_name)
+            try:
+                rows = list_runs(api, name=run_name)
+            except RunNotFoundError:
+                if _rm_store_only_run(run_name, settings, yes):
+                    return
+                raise
         else:
             rows = [r for r in list_runs(api, all_runs=True) if is_finished(r.status)]
         if not rows:
@@ -591,6 +596,22 @@ def rm(
         for r in rows:
             remove_run(api, r, settings)
             console.print(f"Removed {r.name}")
+
+
+def _rm_store_only_run(name: str, settings: Settings, yes: bool) -> bool:
+    """A run the store holds but the server does not (pulled from a remote store, or made on
+    another server): `rm` deletes its manifests, as for any run; False when the store has none."""
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    store = ArtifactStore(settings.store_url)
+    if not store.list_manifests(name):
+        return False
+    if not yes:
+        note = "it is in the store (pulled, or made on another server), not on this Prefect server"
+        confirm(f"Delete the artifacts of the run '{name}'? ({note})", with_yes=f"dstack rm {name} -y")
+    store.delete_run(name)  # tagged artifacts stay: tags keep copies
+    console.print(f"Removed {name} (its artifacts; `dstack prune artifacts` frees the files)")
+    return True
 
 
 @server_app.command("start")

@@ -550,6 +550,34 @@ class TestPushPull:
         assert forced.code == 0, forced.text
         assert "2020-01-01T00:00:00.000000+00:00" != json.loads(local.read_text())["created_at"]
 
+    def test_rm_removes_a_pulled_run_that_the_server_never_had(
+        self,
+        dstack: DSTACK,
+        repo: Path,
+        hello_run: str,
+        s3_env: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        """A run pulled into another home is in its store but not on its Prefect server: `rm`
+        still removes it (asking first; -y), so `prune artifacts` can free its files; a name in
+        neither place is still "no run named"."""
+        assert dstack("push", hello_run, cwd=repo, env=s3_env).code == 0
+        other = tmp_path_factory.mktemp("pulled-run-home")
+        assert dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env).code == 0
+
+        asked = dstack("rm", hello_run, cwd=repo, home_dir=other)
+        kept = dstack("ls", hello_run, cwd=repo, home_dir=other)
+        removed = dstack("rm", hello_run, "-y", cwd=repo, home_dir=other)
+        gone = dstack("ls", hello_run, cwd=repo, home_dir=other)
+        unknown = dstack("rm", "never-was-1", "-y", cwd=repo, home_dir=other)
+
+        assert asked.code == 1 and f"dstack rm {hello_run} -y" in asked.err
+        assert kept.code == 0 and "hello.txt" in kept.out
+        assert removed.code == 0, removed.text
+        assert f"Removed {hello_run}" in removed.out
+        assert gone.code == 1
+        assert unknown.code == 1 and "no run named 'never-was-1'" in unknown.err
+
     def test_pull_refuses_a_local_tag_that_names_another_run(
         self, dstack: DSTACK, repo: Path, hello_run: str, pulled_home: Path, s3_env: dict[str, str]
     ) -> None:
