@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -241,7 +241,7 @@ def _build(
     errors += _check_graph(result, named)
     key = _in_file_order([shown for shown, _ in texts])
     errors.sort(key=key)
-    result.warnings.sort(key=key)
+    result.warnings = sorted(_once_per_place(result.warnings), key=key)
     result.unresolved.sort(key=key)
     return result, errors
 
@@ -281,7 +281,23 @@ def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> lis
                 named.add(item["name"])
             found += _load_item(result, parsed, shown, lines, index, item)
     found.sort(key=lambda w: (w.line, w.col))
-    return [_locate.to_error(w, lines) for w in found]
+    return [_locate.to_error(w, lines) for w in _once_per_place(found)]
+
+
+_Placed = TypeVar("_Placed", Located, SpecWarning)
+
+
+def _once_per_place(found: list[_Placed]) -> list[_Placed]:
+    """One problem (or warning) per place and message, the first: an anchor merged into several
+    workflows (or an alias used twice) has it found once per use, each under another key path."""
+    seen: set[tuple[str, int, int, str]] = set()
+    out = []
+    for where in found:
+        place = (where.path, where.line, where.col, where.message)
+        if place not in seen:
+            seen.add(place)
+            out.append(where)
+    return out
 
 
 def _root_problems(parsed: Parsed, shown: str, data: dict[str, Any]) -> list[Located]:

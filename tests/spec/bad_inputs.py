@@ -1144,3 +1144,19 @@ CASES += [
         schema=True,
     ),
 ]
+
+# A problem inside an anchor that several workflows merge is one problem in the text: said once.
+CASES += [
+    Case(
+        "problem-in-a-merged-anchor-said-once",
+        ONE(
+            'x-base: &b\n  provider: bash\n  commands: [x]\n  env: ["A=${{ bad }}"]\n  resources: {cpu: 0}\n'
+            "workflows:\n  - <<: *b\n    name: a\n  - <<: *b\n    name: c\n"
+        ),
+        [
+            ".dstack/workflows.yaml:4:12: x-base.env[0]: unknown name 'bad' in '${{', expected run.args, run.name or secrets.NAME",
+            ".dstack/workflows.yaml:5:20: workflows[0].resources.cpu: got 0, expected a number >= 1",
+        ],
+        schema=False,
+    ),
+]

@@ -162,6 +162,17 @@ class TestWarnings:
             " write '24GB' for gigabytes, or '24MiB' to keep it and silence this",
         ]
 
+    def test_a_warning_in_a_merged_anchor_is_said_once(self) -> None:
+        """A legacy form in an anchor that two workflows merge is one warning, not two."""
+        text = (
+            "x-base: &b {provider: bash, commands: [x], ports: 1}\n"
+            "workflows:\n  - <<: *b\n    name: a\n  - <<: *b\n    name: c\n"
+        )
+
+        workflows = load_text(text)
+
+        assert [f"{w.line}:{w.col}" for w in workflows.warnings] == ["1:51"]
+
     def test_sorted_by_file_and_line(self, make_repo: RepoFactory) -> None:
         """Warnings come in file order, then line order, whatever kind each is."""
         root = make_repo(
