@@ -523,19 +523,27 @@ class TestPushPull:
         assert "--force" in res.err
         assert "mine\n" == (tmp_path / "hello.txt").read_text()
 
-    def test_pull_refuses_a_local_run_of_the_same_name_with_other_content(
+    @pytest.fixture
+    def run_pulled_home(
         self,
         dstack: DSTACK,
         repo: Path,
         hello_run: str,
         s3_env: dict[str, str],
         tmp_path_factory: pytest.TempPathFactory,
+    ) -> Path:
+        """A fresh dstack home into which hello_run was pushed and pulled (by its run name)."""
+        assert dstack("push", hello_run, cwd=repo, env=s3_env).code == 0
+        other = tmp_path_factory.mktemp("run-pulled-home")
+        assert dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env).code == 0
+        return other
+
+    def test_pull_refuses_a_local_run_of_the_same_name_with_other_content(
+        self, dstack: DSTACK, repo: Path, hello_run: str, s3_env: dict[str, str], run_pulled_home: Path
     ) -> None:
         """`pull RUN` where the local store holds another run of that name (names collide between
         machines) fails naming the run and step, changes nothing, and replaces it with --force."""
-        assert dstack("push", hello_run, cwd=repo, env=s3_env).code == 0
-        other = tmp_path_factory.mktemp("colliding-home")
-        assert dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env).code == 0
+        other = run_pulled_home
         local = other / "store" / "manifests" / hello_run / "hello-txt.json"
         mine = {**json.loads(local.read_text()), "created_at": "2020-01-01T00:00:00.000000+00:00"}
         local.write_text(json.dumps(mine))
@@ -551,19 +559,12 @@ class TestPushPull:
         assert "2020-01-01T00:00:00.000000+00:00" != json.loads(local.read_text())["created_at"]
 
     def test_rm_removes_a_pulled_run_that_the_server_never_had(
-        self,
-        dstack: DSTACK,
-        repo: Path,
-        hello_run: str,
-        s3_env: dict[str, str],
-        tmp_path_factory: pytest.TempPathFactory,
+        self, dstack: DSTACK, repo: Path, hello_run: str, run_pulled_home: Path
     ) -> None:
         """A run pulled into another home is in its store but not on its Prefect server: `rm`
         still removes it (asking first; -y), so `prune artifacts` can free its files; a name in
         neither place is still "no run named"."""
-        assert dstack("push", hello_run, cwd=repo, env=s3_env).code == 0
-        other = tmp_path_factory.mktemp("pulled-run-home")
-        assert dstack("pull", hello_run, cwd=repo, home_dir=other, env=s3_env).code == 0
+        other = run_pulled_home
 
         asked = dstack("rm", hello_run, cwd=repo, home_dir=other)
         kept = dstack("ls", hello_run, cwd=repo, home_dir=other)
