@@ -521,7 +521,12 @@ def env_mapping(value: Any) -> Any:
     if isinstance(value, list):
         for j, item in enumerate(value):
             if not isinstance(item, str):
-                issues.append(Issue((j,), f"got {show(item)}, expected 'NAME=VALUE' or 'NAME'"))
+                message = f"got {show(item)}, expected 'NAME=VALUE' or 'NAME'"
+                if isinstance(item, dict) and len(item) == 1:  # `- LR: 0.1`
+                    ((k, v),) = item.items()
+                    value = "" if v is None else v if isinstance(v, str) else show(v)
+                    message += f"; write '{k}={value}'"
+                issues.append(Issue((j,), message))
                 continue
             key, _, val = item.partition("=")
             if not _ENV_KEY_RE.match(key):

@@ -1160,3 +1160,13 @@ CASES += [
         schema=False,
     ),
 ]
+CASES += [
+    Case(
+        "env-list-item-written-as-a-mapping",
+        ONE(BASH + "    env:\n      - LR: 0.1\n      - EPOCHS=3\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].env[0]: got a mapping, expected 'NAME=VALUE' or 'NAME'; write 'LR=0.1'"
+        ],
+        schema=True,
+    ),
+]
