@@ -1,11 +1,42 @@
-"""`dstack run`'s own options that travel among the override tokens: --rerun, --reuse, -t."""
+"""`dstack run`'s own options that travel among the override tokens: --rerun, --reuse, -t; and
+the parser that hands `run` and `plan` their tokens as typed (``RunArgsCommand``)."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
 
+from typer._click.core import Context as ClickContext
+from typer.core import TyperCommand
+
 from dstack_prefect.errors import DstackError
+
+#: Marks a token that click must not read as options (see ``RunArgsCommand``).
+_SHIELD = "\x1f"
+
+
+class RunArgsCommand(TyperCommand):
+    """The parser of `dstack run` and `dstack plan`: their ARGS reach them as typed.
+
+    Click reads ``-data`` as the flags ``-d -a -t -a`` when ``-d`` is one of the command's
+    options (`dstack run train -data x` detached the run and dropped "-data"), and it drops a
+    ``--``, after which every token is the script's (`run train -- -e 5` took ``-e 5`` as an env
+    override). A single-dash word that is not exactly one of the command's options, a ``--``
+    and everything after it are shielded from click and handed over whole (``unshield``)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        shielded: list[str] = []
+        rest = False
+        for arg in args:
+            rest = rest or arg == "--"
+            word = rest or (len(arg) > 2 and arg[0] == "-" and arg[1] not in "-0123456789")
+            shielded.append(_SHIELD + arg if word else arg)
+        return super().parse_args(ctx, shielded)
+
+
+def unshield(args: list[str]) -> list[str]:
+    """The tokens as the user typed them (``RunArgsCommand`` marked some)."""
+    return [a.removeprefix(_SHIELD) for a in args]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
-from dstack_prefect.cli._runopts import RunOptions, split_run_options
+from dstack_prefect.cli._runopts import RunArgsCommand, RunOptions, split_run_options, unshield
 from dstack_prefect.cli._spec import print_warnings
 from dstack_prefect.errors import DstackError, NoWorkflowsError, RunNotFoundError
 from dstack_prefect.settings import Settings, get_settings
@@ -120,6 +120,7 @@ def _build(
 
 
 @app.command(
+    cls=RunArgsCommand,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 @handles_errors
@@ -162,7 +163,8 @@ def run(
         check_run_name(name)
     settings = get_settings()
     workflows, root = _load_workflows(workflow)  # YAML mistakes show before the server starts
-    draft, draft_opts = _build(workflows, workflow, list(ctx.args))
+    argv = unshield(list(ctx.args))
+    draft, draft_opts = _build(workflows, workflow, argv)
     _check_steps(draft, docker)  # a step that cannot run here fails before anything runs
     if draft_opts.tag:
         _check_new_tag(draft_opts.tag, settings)
@@ -173,7 +175,7 @@ def run(
     api = PrefectAPI(info.url)
     if name is not None:
         _check_unused_name(api, name)
-    plan, opts = _build(workflows, workflow, list(ctx.args), name or allocate_name(api))
+    plan, opts = _build(workflows, workflow, argv, name or allocate_name(api))
     options = {
         "executor": "docker" if docker else settings.executor,
         "rerun": opts.rerun,

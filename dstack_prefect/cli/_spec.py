@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from dstack_prefect.cli._app import app, console, err_console, handles_errors
+from dstack_prefect.cli._runopts import RunArgsCommand
 from dstack_prefect.errors import DstackError, NoWorkflowsError, SpecErrors
 from dstack_prefect.graph import Plan, Step, build_plan
 from dstack_prefect.spec import (
@@ -165,7 +166,7 @@ def schema(
     err_console.print(f"wrote {output}", highlight=False)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(cls=RunArgsCommand, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handles_errors
 def plan(
     ctx: typer.Context,
@@ -189,13 +190,13 @@ def plan(
 
     Example: dstack plan train --gpu 2 -e LR=0.1 --epochs 3
     """
-    from dstack_prefect.cli._runopts import split_run_options  # noqa: PLC0415
+    from dstack_prefect.cli._runopts import split_run_options, unshield  # noqa: PLC0415
     from dstack_prefect.engine._cache import plan_decisions  # noqa: PLC0415
     from dstack_prefect.settings import get_settings  # noqa: PLC0415
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
     workflows = _workflows_or_none(workflow, quiet=as_json)
-    opts = split_run_options(list(ctx.args), set(workflows.by_name) if workflows else set())
+    opts = split_run_options(unshield(list(ctx.args)), set(workflows.by_name) if workflows else set())
     result = build_plan(workflows, workflow, opts.rest)
     root = workflows.root if workflows else Path.cwd()
     settings = get_settings()

@@ -112,4 +112,6 @@ def parse_run_args(argv: list[str], *, provider_mode: str | None = None) -> RunO
     parser = _parser(provider_mode)
     parser.argv = list(argv)
     namespace, rest = parser.parse_known_args(list(argv))
+    if "--" in rest:  # the separator itself is not the script's: `-- --lr 0.1` gives `--lr 0.1`
+        rest.remove("--")
     return RunOptions(**vars(namespace), run_args=rest)

@@ -206,6 +206,18 @@ class TestPlan:
         assert plan["steps"][1]["env"] == {"A": "1"}
         assert plan["run_args"] == ["x"]
 
+    def test_args_reach_the_script_as_typed(self, repo: Path) -> None:
+        """A single-dash word (`-lr`, which click split into flags) and everything after `--`
+        (even `-e 5` and `--json`) are run args as typed; the `--` itself is not passed on."""
+
+        code, out, _ = run("plan", "train", "--json", "-lr", "0.1", "--", "-e", "5", "--json")
+
+        plan = json.loads(out)
+        assert code == 0
+        assert plan["run_args"] == ["-lr", "0.1", "-e", "5", "--json"]
+        assert plan["steps"][1]["env"] == {}
+        assert plan["steps"][1]["commands"] == ["python train.py -lr 0.1 -e 5 --json"]
+
     def test_json_lists_the_warnings(self, repo: Path) -> None:
         """--json prints no warning lines, so it carries them, located, as validate --json does."""
 

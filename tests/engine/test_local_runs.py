@@ -563,6 +563,21 @@ class TestLogs:
         order = [lines.index(s) for s in [*wanted, "Done"]]
         assert order == sorted(order), res.stdout
 
+    def test_a_single_dash_word_is_a_run_arg_not_run_flags(self, cli: CLI, make_repo: Any) -> None:
+        """`dstack run train -data x` passes `-data x` to the script; click read it as `-d -a -t
+        -a` (detached, and the word dropped). `-d` alone still detaches."""
+        yaml = (
+            "workflows:\n  - name: echo\n    provider: bash\n    commands: ['echo \"got ${{ run.args }}\"']\n"
+        )
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+
+        attached = cli("run", "echo", "-data", "x", "--", "-e", "5", cwd=repo)
+        detached = cli("run", "echo", "-d", cwd=repo)
+
+        assert attached.code == 0, attached.text
+        assert "got -data x -e 5" in attached.out.splitlines()
+        assert "submitted" in detached.out
+
     def test_long_lines_reach_a_pipe_whole(
         self, cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
     ) -> None:
