@@ -173,20 +173,23 @@ def _topological(workflows: Workflows, target: str, overridden: Workflow) -> lis
     order: list[str] = []
     done: set[str] = set()
     on_path: list[str] = [target]
+    on_path_set = {target}  # `in` on the list made a long chain quadratic (20 000 deps: 5 s)
     stack = [iter(upstreams(target))]
     while stack:
         name = next(stack[-1], None)
         if name is None:
             stack.pop()
             finished = on_path.pop()
+            on_path_set.discard(finished)
             done.add(finished)
             order.append(finished)
-        elif name in on_path:
+        elif name in on_path_set:
             cycle = " -> ".join([*on_path[on_path.index(name) :], name])
             msg = f"deps form a cycle: {cycle}"
             raise CycleError(msg, hint="remove one of the deps (check --dep options)")
         elif name not in done:
             on_path.append(name)
+            on_path_set.add(name)
             stack.append(iter(upstreams(name)))
     return order
 
