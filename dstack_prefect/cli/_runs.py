@@ -166,6 +166,7 @@ def run(
     argv = unshield(list(ctx.args))
     draft, draft_opts = _build(workflows, workflow, argv)
     _check_steps(draft, docker)  # a step that cannot run here fails before anything runs
+    _check_tag_deps(draft, settings)
     if draft_opts.tag:
         _check_new_tag(draft_opts.tag, settings)
     already = os.environ.get("PREFECT_API_URL")
@@ -224,6 +225,18 @@ def _check_secrets(api: Any, plan: Any) -> None:
         first = missing[0]
         hint = f"add each with `dstack secrets add {first}`, or set {secret_env_name(first)} for the run"
         raise DstackError(msg, hint=hint)
+
+
+def _check_tag_deps(plan: Any, settings: Settings) -> None:
+    """A tag a step depends on is in the store, before the server starts and the run begins."""
+    if not any(d.kind == "tag" for step in plan.steps for d in step.deps):
+        return
+    from dstack_prefect.engine._artifacts import tag_manifests  # noqa: PLC0415
+    from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
+
+    store = ArtifactStore(settings.store_url)
+    for step in plan.steps:
+        tag_manifests(store, step)
 
 
 def _check_new_tag(tag: str, settings: Settings) -> None:

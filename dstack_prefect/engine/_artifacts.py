@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dstack_prefect.errors import StorageError
+from dstack_prefect.errors import ArtifactNotFoundError, StorageError
 from dstack_prefect.graph import Step
 from dstack_prefect.storage import ArtifactStore, Manifest, normalize_artifact_path
 
@@ -60,10 +60,27 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
 
 
 def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
+    """The manifests of the step's tag deps.
+
+    Raises:
+        ArtifactNotFoundError: a tag dep is not in the store: located at the workflow, with the
+            ways to make the tag.
+    """
     found: list[Manifest] = []
     for dep in step.deps:
-        if dep.kind == "tag":
+        if dep.kind != "tag":
+            continue
+        try:
             found.extend(store.get_tag(dep.name).manifests)
+        except ArtifactNotFoundError:
+            where = f"{step.source}: " if step.source else ""
+            msg = f"{where}workflow '{step.name}' depends on the tag '{dep.name}', not in {store.url}"
+            hint = (
+                f"make it from a done run (dstack tags add {dep.name} RUN) or from folders (dstack tags add"
+                f" {dep.name} -a PATH), or get it from the remote store (dstack pull :{dep.name});"
+                " dstack tags lists the tags"
+            )
+            raise ArtifactNotFoundError(msg, hint=hint) from None
     return found
 
 

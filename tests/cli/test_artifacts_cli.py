@@ -272,6 +272,24 @@ class TestTags:
         assert res.code == 0, res.text
         assert "Hello world" in res.out
 
+    def test_a_missing_tag_dep_is_located_and_stops_the_run_before_it_starts(
+        self, dstack: DSTACK, repo: Path, tmp_path: Path
+    ) -> None:
+        """cat-txt in a home without :txt-file: plan and run name the workflow's file:line and the
+        tag, say how to make it, and no run starts."""
+        home = tmp_path / "no-tags-home"
+        home.mkdir()
+
+        planned = dstack("plan", "cat-txt", cwd=repo, home_dir=home)
+        ran = dstack("run", "cat-txt", cwd=repo, home_dir=home)
+
+        expected = "error: .dstack/workflows.yaml:2: workflow 'cat-txt' depends on the tag 'txt-file', not in"
+        for res in (planned, ran):
+            assert res.code == 1
+            assert expected in res.err, res.err
+            assert "dstack tags add txt-file RUN" in res.err and "dstack pull :txt-file" in res.err
+        assert "RUN" not in ran.out
+
     def test_cat_txt_2_reads_the_file_of_the_last_hello_txt(
         self, dstack: DSTACK, repo: Path, hello_run: str
     ) -> None:
