@@ -8,7 +8,7 @@ It starts its own moto_server subprocess on a free port, writes 2000 random file
 1. ours, put_step straight to s3:// (hash + list + upload missing blobs + manifest);
 2. ours, put_step to a local store, then transfer() local -> s3:// (what `dstack push` does);
 3. boto3 s3transfer.TransferManager, one manager for all files, same concurrency;
-4. dvc push with dvc-s3, if a `dvc` binary is found (PATH or /tmp/dvc-venv/bin/dvc);
+4. dvc push with dvc-s3, if a `dvc` binary is found (DVC_BIN, PATH or /tmp/dvc-venv/bin/dvc);
 5. ours again with nothing changed: transfer() local -> s3:// and put_step to s3://.
 
 moto measures moto more than S3 (it saturates a small machine's cores); read ratios, not MiB/s.
@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from overhead import find_dvc
 
 from dstack_prefect.server import free_port
 
@@ -106,13 +108,6 @@ def boto3_push(work: Path, endpoint: str, concurrency: int, prefix: str) -> None
         ]
         for f in futures:
             f.result()
-
-
-def find_dvc() -> str | None:
-    for candidate in (shutil.which("dvc"), "/tmp/dvc-venv/bin/dvc"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def dvc_push(dvc: str, work: Path, endpoint: str, concurrency: int) -> float:

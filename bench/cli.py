@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from overhead import start_server, stop_server
+
 RUNS = int(os.environ.get("BENCH_RUNS", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = 4  # SQLite: more writers only earn 503s
@@ -143,18 +145,9 @@ def main() -> None:
             f'active = "bench"\n\n[profiles.bench]\nPREFECT_SERVER_API_DEFAULT_LIMIT = "{max(RUNS, 200)}"\n'
         )
         t0 = time.perf_counter()
-        subprocess.run(["dstack", "server", "start"], env=env, check=True, capture_output=True, cwd=REPO)
+        url = start_server(env, REPO)
         print(f"dstack server start (not timed): {time.perf_counter() - t0:.1f} s")
         try:
-            status = subprocess.run(
-                ["dstack", "server", "status", "--json"],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-            )
-            url = json.loads(status.stdout)["url"]
             # the same client settings dstack gives itself (server.py _configure_client_env)
             os.environ["PREFECT_API_URL"] = url
             os.environ["PREFECT_HOME"] = str(tmp / "home" / "prefect")
@@ -188,7 +181,7 @@ def main() -> None:
             floor = min(run_cmd(["dstack", "--help"], env)[0] for _ in range(3))
             pfloor = min(run_cmd(["prefect", "--help"], penv)[0] for _ in range(3))
         finally:
-            subprocess.run(["dstack", "server", "stop"], env=env, check=False, capture_output=True, cwd=REPO)
+            stop_server(env, REPO)
 
     print(f"\n{'command':<34}{'best s':>8}{'median s':>10}   rounds")
     for label, vals in times.items():

@@ -18,7 +18,6 @@ times, lines delivered and the ratio. Nothing is asserted.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from overhead import start_server, stop_server
 
 from dstack_prefect.engine._api import PrefectAPI
 
@@ -86,16 +87,7 @@ def main() -> None:
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["DSTACK_HOME"] = str(tmp / "home")
-    subprocess.run(["dstack", "server", "start"], cwd=repo, env=env, check=True, capture_output=True)
-    status = subprocess.run(
-        ["dstack", "server", "status", "--json"],
-        cwd=repo,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    url = json.loads(status.stdout)["url"]
+    url = start_server(env, repo)
     flow_env = {**env, "PREFECT_API_URL": url}
     results: dict[str, list[tuple[float, int]]] = {"dstack run": [], "plain Prefect": []}
     try:
@@ -121,7 +113,7 @@ def main() -> None:
                 lines = count_lines(api, latest_flow_run(api, "chatty"), "prefect.flow_runs")
                 results["plain Prefect"].append((took, lines))
     finally:
-        subprocess.run(["dstack", "server", "stop"], cwd=repo, env=env, check=False, capture_output=True)
+        stop_server(env, repo)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"{LINES} output lines, one step, {REPS} repetition(s); median wall time, lines on the server")
