@@ -207,7 +207,7 @@ def decide(
 
 
 #: How ``spec changed (...)`` names a field.
-_FIELD_NAMES = {"executor": "where it runs", "tag_deps": "tag deps", "working_dir": "working_dir"}
+_FIELD_NAMES = {"executor": "where it runs", "tag_deps": "tag deps"}
 
 
 def _changed(what: str, old: dict[str, str], new: dict[str, str]) -> str:

@@ -15,6 +15,7 @@ the step runs with the machine's python3 and the run says so.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -58,8 +59,10 @@ def candidates(version: str, path: str, home: Path | None = None) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=32)
 def find_python(version: str, path: str, home: Path | None = None) -> str | None:
-    """The first interpreter of ``candidates`` that answers with ``version``."""
+    """The first interpreter of ``candidates`` that answers with ``version`` (asked once per
+    run process: each probe starts an interpreter, and a run's steps often share a version)."""
     return next((exe for exe in candidates(version, path, home) if probe(exe) == version), None)
 
 
