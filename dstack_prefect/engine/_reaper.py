@@ -9,7 +9,9 @@ and keeps the write end of its stdin. It tells it, one line each, what to clean 
     done             the flow ended normally: exit quietly
 
 If stdin reaches EOF without ``done`` the flow process died (SIGKILL, OOM killer, reboot of
-the Python side): the reaper kills the step process groups (TERM, then KILL after 5 s),
+the Python side): the reaper kills the step process groups (TERM, then KILL after 5 s): those
+it was told of, and any process carrying the run's ``DSTACK_FLOW_RUN_ID`` (a step started just
+before the flow process died, whose ``pg`` line never came),
 removes the containers, and marks the task runs and the flow run Crashed through the REST API,
 so no run stays Running forever and no step outlives its run.
 """
@@ -52,6 +54,30 @@ def _kill_groups(pgids: set[int]) -> None:
                 time.sleep(0.1)
 
 
+#: Every step process (host executor) carries ``DSTACK_FLOW_RUN_ID=<its run's id>`` in its
+#: environment: what finds a run's step processes when nobody told where they are.
+STEP_MARKER = "DSTACK_FLOW_RUN_ID"
+
+
+def marker_groups(flow_run_id: str) -> set[int]:
+    """The process groups of this machine's processes (those this user may read) whose
+    environment carries ``STEP_MARKER=flow_run_id``."""
+    needle = f"{STEP_MARKER}={flow_run_id}".encode()
+    groups: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            groups.add(os.getpgid(int(entry)))
+        except OSError:
+            continue
+    groups.discard(os.getpgid(0))
+    return groups
+
+
 def _alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -89,7 +115,7 @@ def main(api: str, flow_run_id: str) -> int:
         elif cmd == "unctr":
             containers.discard(arg)
     # EOF without "done": the flow process is gone.
-    _kill_groups(pgids)
+    _kill_groups(pgids | marker_groups(flow_run_id))
     for ctr in containers:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(["docker", "rm", "-f", ctr], capture_output=True, timeout=30, check=False)

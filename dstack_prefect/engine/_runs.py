@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._reaper import marker_groups
 from dstack_prefect.engine._status import (
     ABORTING,
     FINAL_STATE_TYPES,
@@ -329,26 +330,11 @@ def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
 
 _UNFINISHED = ("RUNNING", "CANCELLING", "PENDING")
 
-#: Every step process (host executor) carries ``DSTACK_FLOW_RUN_ID=<its run's id>`` in its
-#: environment: what finds a crashed run's leftovers when its reaper is gone too.
-STEP_MARKER = "DSTACK_FLOW_RUN_ID"
-
 
 def kill_step_processes(flow_run_id: str) -> list[int]:
     """SIGKILL the process groups of this machine's step processes of run ``flow_run_id``
     (those this user may read); returns the group ids."""
-    needle = f"{STEP_MARKER}={flow_run_id}".encode()
-    groups: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if needle not in fh.read().split(b"\0"):
-                    continue
-            groups.add(os.getpgid(int(entry)))
-        except (OSError, ProcessLookupError):
-            continue
+    groups = marker_groups(flow_run_id)
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)

@@ -21,7 +21,7 @@ from typing import Any
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
-from dstack_prefect.engine._runs import STEP_MARKER
+from dstack_prefect.engine._reaper import STEP_MARKER
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.errors import ServerError
