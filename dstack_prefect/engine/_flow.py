@@ -43,6 +43,7 @@ from dstack_prefect.engine._runs import (
     RUN_NOTE_LOGGER,
     STEP_NOTE_LOGGER,
     STEP_OUTPUT_LOGGER,
+    adopt_run,
     set_run_tag,
     step_logger_name,
 )
@@ -423,6 +424,10 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     ctx = FlowRunContext.get()
     assert ctx is not None and ctx.flow_run is not None
     flow_run_id, run_name = str(ctx.flow_run.id), ctx.flow_run.name
+    api_url = str(PREFECT_API_URL.value())
+    if "steps" not in plan and isinstance(plan.get("workflow"), str):  # started by the API or UI
+        with PrefectAPI(api_url) as api:
+            run_name = adopt_run(api, flow_run_id, plan["workflow"])
     notes = _logger(RUN_NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
     try:
         the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
@@ -431,7 +436,6 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         notes.error(said)
         return Failed(message=said)
     settings = get_settings()
-    api_url = str(PREFECT_API_URL.value())
     reaper = Reaper(api_url, flow_run_id)
     executors = make_executors()
     rt = Runtime(

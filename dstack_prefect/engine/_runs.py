@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._api import DSTACK_TAG, PrefectAPI
 from dstack_prefect.engine._reaper import marker_groups
 from dstack_prefect.engine._status import (
     ABORTING,
@@ -121,6 +121,31 @@ def allocate_name(api: PrefectAPI) -> str:
     prefix = random_prefix()
     taken = [fr["name"] for fr in api.flow_runs(name_like=f"{prefix}-")]
     return next_name(prefix, taken)
+
+
+_PREFECT_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+"""Prefect's own flow-run names (adjective-animal, not unique)."""
+
+
+def adopt_run(api: PrefectAPI, flow_run_id: str, workflow: str) -> str:
+    """Make a flow run started through the Prefect API or UI a dstack run, as `dstack run`'s
+    are: a unique name (Prefect's adjective-animal gets dstack's -N; another name is kept when
+    it is a valid, unused run name, else replaced by a fresh one) and the tags `dstack` and
+    `workflow:W` that `dstack ps` lists. Returns the name."""
+    from dstack_prefect._words import word_problem  # noqa: PLC0415
+    from dstack_prefect.engine._names import next_name  # noqa: PLC0415
+
+    fr = api.flow_run(flow_run_id) or {}
+    name = str(fr.get("name") or "")
+    if _PREFECT_NAME.match(name):
+        name = next_name(name, [r["name"] for r in api.flow_runs(name_like=f"{name}-")])
+    elif word_problem("run", name) or any(r["id"] != flow_run_id for r in api.flow_runs(names=[name])):
+        name = allocate_name(api)
+    tags = [t for t in fr.get("tags") or [] if not t.startswith("workflow:")]
+    tags = [*dict.fromkeys([*tags, DSTACK_TAG, f"workflow:{workflow}"])]
+    if name != fr.get("name") or tags != fr.get("tags"):
+        api.call("PATCH", f"/flow_runs/{flow_run_id}", {"name": name, "tags": tags})
+    return name
 
 
 def humanize(when: datetime | None, now: datetime | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -746,6 +747,18 @@ class TestBadInput:
         assert "ran" in res.out
 
 
+def run_as_a_worker(server: Server, home: Path, flow_run_id: str) -> None:
+    """Run an existing flow run to its end as a worker would (`python -m dstack_prefect.engine`)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dstack_prefect.engine", flow_run_id],
+        env=server.env(home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 class TestApiTriggered:
     def test_a_run_created_through_the_prefect_api_builds_its_plan_and_runs(
         self, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
@@ -759,17 +772,31 @@ class TestApiTriggered:
             tags=["dstack", "workflow:d"],
         )
 
-        done = subprocess.run(
-            [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
-            env=prefect_server.env(dstack_home),
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        run_as_a_worker(prefect_server, dstack_home, fr["id"])
 
-        assert done.returncode == 0, done.stderr[-2000:]
         assert run_row(api.flow_run(fr["id"]) or {}).status == "done"
         assert sorted(t["name"] for t in api.task_runs(fr["id"])) == ["a", "b", "c", "d"]
+
+    def test_a_run_the_prefect_ui_started_gets_a_dstack_name_and_shows_in_ps(
+        self, cli: CLI, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """A deployment run from the UI carries Prefect's adjective-animal name and only the
+        deployment's `dstack` tag: it becomes adjective-animal-N, listed with its workflow, and
+        `dstack logs` finds it by that name."""
+        fr = api.create_flow_run(
+            api.ensure_flow("dstack-run"),
+            name="gregarious-galago",
+            parameters={"plan": {"workflow": "a", "args": []}, "repo_root": str(repo)},
+            tags=["dstack"],
+        )
+
+        run_as_a_worker(prefect_server, dstack_home, fr["id"])
+
+        row = next(
+            r for r in json.loads(cli("ps", "-a", "--json", cwd=repo).out) if r["flow_run_id"] == fr["id"]
+        )
+        assert (row["name"], row["workflow"], row["status"]) == ("gregarious-galago-1", "a", "done")
+        assert "a-out" in cli("logs", "gregarious-galago-1", cwd=repo).out
 
     def test_the_prefect_ui_cancel_stops_a_run_gracefully(
         self, cli: CLI, repo: Path, api: PrefectAPI
