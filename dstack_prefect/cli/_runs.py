@@ -45,6 +45,12 @@ def _status_text(status: str) -> str:
     return f"[{STATUS_COLORS.get(status, 'white')}]{status.capitalize()}[/]"
 
 
+def _error_cell(error: str) -> str:
+    """A run's error on one line for a table: a located error's quoted source line and caret
+    (indented lines) are left to `dstack logs` and `--json`."""
+    return " ".join(line.strip() for line in error.splitlines() if line.strip() and not line[0].isspace())
+
+
 def _runs_table(rows: list[Any], verbose: bool) -> Table:
     from dstack_prefect.engine import humanize  # noqa: PLC0415
 
@@ -56,7 +62,7 @@ def _runs_table(rows: list[Any], verbose: bool) -> Table:
     for r in rows:
         cells = [r.name, r.workflow, humanize(r.submitted_at), _status_text(r.status), r.tag]
         if verbose:
-            cells.append(r.error)
+            cells.append(_error_cell(r.error))
         table.add_row(*cells)
     return table
 
@@ -72,7 +78,7 @@ def _print_plain(rows: list[Any], verbose: bool) -> None:
     header = ["RUN", "WORKFLOW", "SUBMITTED", "STATUS", "TAG"] + (["ERROR"] if verbose else [])
     cells = [header] + [
         [r.name, r.workflow, humanize(r.submitted_at), r.status.capitalize(), r.tag]
-        + ([r.error] if verbose else [])
+        + ([_error_cell(r.error)] if verbose else [])
         for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
@@ -451,7 +457,9 @@ def ps(
     run_name: Annotated[str | None, typer.Argument(metavar="RUN", help="Show only this run")] = None,
     all_runs: Annotated[bool, typer.Option("-a", "--all", help="Show all runs")] = False,
     watch: Annotated[bool, typer.Option("-w", "--watch", help="Refresh the table every 2 s")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Add the ERROR column")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Add the ERROR column (on one line; --json has it whole)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
 ) -> None:
     """List runs: the unfinished ones, or the last finished one; -a lists all.

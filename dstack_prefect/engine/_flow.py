@@ -126,9 +126,9 @@ def resolve_step_secrets(
 
 def with_hint(exc: DstackError) -> str:
     """The error's message with what to do next: a run's failure keeps only its message, so
-    the hint rides in it (once)."""
+    the hint rides in it (once), on a line of its own after a located, several-line message."""
     if exc.hint and exc.hint not in exc.message:
-        return f"{exc.message}; {exc.hint}"
+        return f"{exc.message}{chr(10) if chr(10) in exc.message else '; '}{exc.hint}"
     return exc.message
 
 

@@ -798,6 +798,36 @@ class TestApiTriggered:
         assert (row["name"], row["workflow"], row["status"]) == ("gregarious-galago-1", "a", "done")
         assert "a-out" in cli("logs", "gregarious-galago-1", cwd=repo).out
 
+    def test_a_located_error_reads_on_one_line_in_ps_and_whole_in_json(
+        self, cli: CLI, make_repo: Any, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """A run started through the API on a broken workflow file fails with the located error;
+        `ps -v` shows it on one line (no quoted source, no caret), `--json` keeps all of it with
+        the hint on a line of its own."""
+        repo = make_repo({".dstack/workflows.yaml": "workflows:\n  - name: a\n    provider: bsh\n"})
+        fr = api.create_flow_run(
+            api.ensure_flow("dstack-run"),
+            name="broken-file-1",
+            parameters={"plan": {"workflow": "a", "args": []}, "repo_root": str(repo)},
+            tags=["dstack"],
+        )
+        run_as_a_worker(prefect_server, dstack_home, fr["id"])
+
+        table = cli("ps", "-v", "broken-file-1", cwd=repo).out
+        error = json.loads(cli("ps", "--json", "broken-file-1", cwd=repo).out)[0]["error"]
+
+        cell = " ".join(line.strip() for line in table.splitlines()[1:])  # rich wraps long cells
+        assert cell.endswith(
+            "1 problem in the workflow files .dstack/workflows.yaml:3:15: workflows[0].provider: "
+            "unknown provider 'bsh'; did you mean 'bash'? fix the problems above, then run "
+            "`dstack validate` again"
+        )
+        assert error.splitlines()[2:] == [
+            "        provider: bsh",
+            "                  ^",
+            "fix the problems above, then run `dstack validate` again",
+        ]
+
     def test_the_prefect_ui_cancel_stops_a_run_gracefully(
         self, cli: CLI, repo: Path, api: PrefectAPI
     ) -> None:
