@@ -23,8 +23,8 @@ own Prefect server: ``dstack.home`` (:func:`home_id`) says which home started a 
 cleanup only ever judges its own home's containers.
 
     with DockerExecutor(runtime_image="dstack-prefect/runtime:0.1.0-py3.11") as ex:
-        ex.check(step)
-        handle = ex.start(job)         # pulls a missing docker-provider image first
+        ex.check(step)                 # pulls a missing docker-provider image
+        handle = ex.start(job)         # pulls it here instead when the step has registry_auth
         result = ex.wait(handle)       # lines to job.on_line; removes the container
 
 Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors.docker_errors`.
@@ -284,6 +284,7 @@ class DockerExecutor(Executor):
         self._own_client = client is None
         self._lock = threading.Lock()
         self._info: dict[str, Any] | None = None
+        self._pull_locks: dict[str, threading.Lock] = {}
 
     @property
     def client(self) -> Any:
@@ -301,7 +302,9 @@ class DockerExecutor(Executor):
 
     def check(self, step: Step) -> None:
         """Fail before running: no engine, missing runtime image, NVIDIA runtime, or too many CPUs
-        / too much memory."""
+        / too much memory. A docker-provider image the engine lacks is pulled here, so an image
+        no registry has fails the run before any step runs; one with ``registry_auth`` (whose
+        secrets are resolved only when the step starts) is left to :meth:`start`."""
         try:
             info = self.info()
         except ExecutorUnavailableError as exc:
@@ -334,6 +337,8 @@ class DockerExecutor(Executor):
             raise ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
         if step.provider == "docker":
             self._check_image_name(step)
+            if step.registry_auth is None:
+                self._ensure_image(self._image(step), step)
         else:
             image = self._image(step)
             if not self._has_image(image):
@@ -355,8 +360,7 @@ class DockerExecutor(Executor):
                 raise ExecutorUnavailableError(msg, hint=hint)
 
     def _check_image_name(self, step: Step) -> None:
-        """Refuse a docker-provider ``image`` the engine cannot parse (a missing one may still
-        be pulled at start)."""
+        """Refuse a docker-provider ``image`` the engine cannot parse (before a pull is tried)."""
         image = self._image(step)
         try:
             self._has_image(image)
@@ -484,9 +488,15 @@ class DockerExecutor(Executor):
         return True
 
     def _ensure_image(self, image: str, step: Step) -> None:
-        """Pull ``image`` (with the step's registry_auth) unless the engine has it."""
-        if self._has_image(image):
-            return
+        """Pull ``image`` (with the step's registry_auth) unless the engine has it: once, as a
+        step on the same image waits for a pull in progress and then finds it here."""
+        with self._lock:
+            lock = self._pull_locks.setdefault(image, threading.Lock())
+        with lock:
+            if not self._has_image(image):
+                self._pull(image, step)
+
+    def _pull(self, image: str, step: Step) -> None:
         auth = step.registry_auth
         auth_config = (
             {"username": auth.username, "password": auth.password} if auth and auth.username else None

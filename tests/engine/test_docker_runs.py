@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -17,13 +18,18 @@ from typing import Any
 import docker.errors
 import pytest
 
-from dstack_prefect.engine import PrefectAPI
+from dstack_prefect.engine import PrefectAPI, run_row
 from dstack_prefect.engine._runs import cleanup_leftovers
 from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
 from tests.conftest import CLI, Server, serve, supervisor_pid, wait_until
 from tests.docker_fixtures import TINY_IMAGE
 from tests.engine.test_local_runs import attached_run, cmdline, submitted_name, wait_finished
+from tests.executors.test_docker_pull import (  # noqa: F401 - the registry fixtures
+    LocalRegistry,
+    local_registry,
+    pullable,
+)
 
 pytestmark = [pytest.mark.service("docker"), pytest.mark.service("prefect")]
 
@@ -412,3 +418,99 @@ def test_a_port_in_use_here_stops_the_run_before_it_starts(
         line.partition(" (")[0] for line in res.err.splitlines()[:1]
     ]
     assert "RUN" not in res.out
+
+
+def missing_image_chain(make_repo: Any, marker: Path) -> Path:
+    """`first` (a host bash step that leaves ``marker``) -> `second`, a docker-provider step
+    whose image is neither on the engine nor pullable (no registry answers here)."""
+    yaml = f"""
+workflows:
+  - name: first
+    provider: bash
+    commands: [touch {marker}]
+  - name: second
+    provider: docker
+    image: dstack-test/no-such-image:1
+    deps: [first]
+    commands: [echo unreachable]
+"""
+    return make_repo({".dstack/workflows.yaml": yaml})
+
+
+def test_a_missing_docker_image_fails_the_run_before_its_first_step_runs(
+    cli: CLI, make_repo: Any, env: dict[str, str], tmp_path: Path, docker_engine: Any
+) -> None:
+    """first -> second (image not here, not pullable): the pull is tried before any step runs,
+    so the run fails with the image, the step and the fix, and `first` never ran (old dstack
+    found it only once `first` was done, however long that took)."""
+    marker = tmp_path / "first-ran"
+    repo = missing_image_chain(make_repo, marker)
+
+    res = cli("run", "second", cwd=repo, env=env)
+
+    assert 1 == res.code, res.text
+    assert (
+        "error: image dstack-test/no-such-image:1 of step 'second' is not on this machine "
+        "and pulling it failed: "
+    ) in res.err
+    assert "hint: build it on this machine (`docker build -t dstack-test/no-such-image:1 .`)" in res.err
+    assert not marker.exists()
+
+
+def test_a_run_started_through_the_api_checks_the_missing_image_before_its_first_step(
+    make_repo: Any,
+    api: PrefectAPI,
+    prefect_server: Server,
+    dstack_home: Path,
+    tmp_path: Path,
+    docker_engine: Any,
+) -> None:
+    """The same chain triggered as a worker would (no `dstack run` checks first): the flow's own
+    check tries the pull before any step, the run ends failed with the pull message, and
+    `first` has no task run and left no marker."""
+    marker = tmp_path / "first-ran"
+    repo = missing_image_chain(make_repo, marker)
+    fr = api.create_flow_run(
+        api.ensure_flow("dstack-run"),
+        name="missing-image-1",
+        parameters={"plan": {"workflow": "second", "args": []}, "repo_root": str(repo), "options": {}},
+        tags=["dstack", "workflow:second"],
+    )
+
+    subprocess.run(
+        [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
+        env=prefect_server.env(dstack_home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    run = api.flow_run(fr["id"]) or {}
+    assert "failed" == run_row(run).status
+    assert "image dstack-test/no-such-image:1 of step 'second' is not on this machine" in str(
+        (run.get("state") or {}).get("message")
+    )
+    assert [] == api.task_runs(fr["id"])
+    assert not marker.exists()
+
+
+def test_two_steps_on_one_missing_image_run_from_one_pull(
+    cli: CLI,
+    make_repo: Any,
+    env: dict[str, str],
+    local_registry: LocalRegistry,  # noqa: F811 - the imported fixture
+    pullable: tuple[str, str],  # noqa: F811
+) -> None:
+    """a -> b, both on an image the engine lacks and a registry has: it is pulled once, before
+    `a` runs, and neither step's start pulls it again."""
+    image, tag = pullable
+    step = "  - name: {}\n    provider: docker\n    image: {}\n{}    commands: [cat /etc/tiny-marker]\n"
+    steps = step.format("a", image, "") + step.format("b", image, "    deps: [a]\n")
+    repo = make_repo({".dstack/workflows.yaml": "workflows:\n" + steps})
+
+    res = cli("run", "b", cwd=repo, env=env)
+
+    assert 0 == res.code, res.text
+    assert ("a | tiny", "b | tiny") == tuple(line for line in res.out.splitlines() if "| tiny" in line)
+    assert 1 == local_registry.pulls[tag]

@@ -1,0 +1,241 @@
+"""Missing docker-provider images: pulled in check(), once, before any step runs.
+
+The engine pulls from a registry served here (:class:`LocalRegistry`, the Docker Registry HTTP
+API's read side over one ``docker save`` of the tiny test image at ``127.0.0.1:PORT``, which the
+engine trusts over plain HTTP), so a pull succeeds without the network and the registry counts
+how often each tag was pulled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import io
+import json
+import re
+import tarfile
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from dstack_prefect.errors import ExecutorUnavailableError
+from dstack_prefect.executors.docker import DockerExecutor
+from dstack_prefect.graph import Step
+from dstack_prefect.graph._plan import RegistryAuth
+from tests.docker_fixtures import _has_image as has_image
+from tests.executors.test_docker import make_job
+
+pytestmark = pytest.mark.service("docker")
+
+NAME = "dstack-test/pulled"
+"""The one repository the local registry has."""
+_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+_PATH = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$")
+
+
+class LocalRegistry:
+    """A read-only registry at ``host`` serving one image as :data:`NAME` under any tag;
+    ``pulls[tag]`` counts the engine's pulls of each tag."""
+
+    def __init__(self, saved: bytes) -> None:
+        self.blobs: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
+            (entry,) = json.loads(_read(tar, "manifest.json"))
+            config = self._add(_read(tar, entry["Config"]))
+            layers = [self._add(_read(tar, name)) for name in entry["Layers"]]
+        self.manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": _MANIFEST,
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", **config},
+                "layers": [
+                    {"mediaType": "application/vnd.docker.image.rootfs.diff.tar", **layer} for layer in layers
+                ],
+            }
+        ).encode()
+        self.pulls: Counter[str] = Counter()
+        self._headed: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def count(self, ref: str, *, head: bool) -> None:
+        """One pull of ``ref`` asks for its manifest with HEAD, GET, or HEAD then GET."""
+        with self._lock:
+            if head or ref not in self._headed:
+                self.pulls[ref] += 1
+            if head:
+                self._headed.add(ref)
+            else:
+                self._headed.discard(ref)
+
+    def _add(self, data: bytes) -> dict[str, Any]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def _answer(self, *, body: bool) -> None:
+                match = _PATH.match(self.path)
+                data, kind = (b"{}", "application/json") if self.path == "/v2/" else (None, "")
+                if match and match["name"] != NAME:
+                    data = None
+                elif match and match["kind"] == "manifests":
+                    data, kind = registry.manifest, _MANIFEST
+                    registry.count(match["ref"], head=not body)
+                elif match:
+                    data, kind = registry.blobs.get(match["ref"]), "application/octet-stream"
+                if data is None:
+                    unknown = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}'
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(unknown)))
+                    self.end_headers()
+                    if body:
+                        self.wfile.write(unknown)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                if match:
+                    self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(data).hexdigest())
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _read(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.extractfile(name)
+    assert member is not None, name
+    return member.read()
+
+
+@pytest.fixture(scope="session")
+def local_registry(docker_engine: Any, tiny_image: str) -> Iterator[LocalRegistry]:
+    """The tiny test image, pullable as ``<host>/dstack-test/pulled:<any tag>``."""
+    saved = b"".join(docker_engine.images.get(tiny_image).save())
+    registry = LocalRegistry(saved)
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def pullable(local_registry: LocalRegistry, docker_engine: Any) -> Iterator[tuple[str, str]]:
+    """``(image, tag)``: a reference the engine does not have and can pull from the local
+    registry; untagged again afterwards."""
+    tag = uuid.uuid4().hex[:12]
+    image = f"{local_registry.host}/{NAME}:{tag}"
+    yield image, tag
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_engine.images.remove(image)
+
+
+@pytest.fixture
+def executor(runtime_image: str) -> Iterator[DockerExecutor]:
+    with DockerExecutor(runtime_image=runtime_image) as ex:
+        yield ex
+
+
+def test_check_pulls_a_missing_image_and_start_does_not_pull_it_again(
+    executor: DockerExecutor,
+    local_registry: LocalRegistry,
+    pullable: tuple[str, str],
+    docker_engine: Any,
+    tmp_path: Path,
+    run_name: str,
+) -> None:
+    """check() of a docker-provider step whose image is missing pulls it; the step then starts
+    from it without a second pull."""
+    image, tag = pullable
+    step = Step(name="train", provider="docker", image=image, commands=["cat /etc/tiny-marker"])
+    job, lines = make_job(step, tmp_path, run_name)
+
+    executor.check(step)
+    pulled_in_check = (has_image(docker_engine, image), local_registry.pulls[tag])
+    result = executor.wait(executor.start(job))
+
+    assert (True, 1) == pulled_in_check
+    assert (0, ["tiny"]) == (result.exit_code, lines)
+    assert 1 == local_registry.pulls[tag]
+
+
+def test_steps_on_one_missing_image_pull_it_once(
+    executor: DockerExecutor, local_registry: LocalRegistry, pullable: tuple[str, str]
+) -> None:
+    """Three docker-provider steps on the same missing image: one pull, in the first check()."""
+    image, tag = pullable
+    steps = [Step(name=f"s{i}", provider="docker", image=image, commands=["true"]) for i in range(3)]
+
+    for step in steps:
+        executor.check(step)
+
+    assert 1 == local_registry.pulls[tag]
+
+
+def test_a_step_with_registry_auth_is_pulled_at_its_start_not_in_check(
+    executor: DockerExecutor,
+    local_registry: LocalRegistry,
+    pullable: tuple[str, str],
+    docker_engine: Any,
+    tmp_path: Path,
+    run_name: str,
+) -> None:
+    """registry_auth may name secrets, resolved only when the step starts: check() leaves the
+    pull to start(), which pulls it once."""
+    image, tag = pullable
+    auth = RegistryAuth(username="me", password="${{ secrets.REGISTRY_TOKEN }}")
+    step = Step(name="train", provider="docker", image=image, registry_auth=auth, commands=["true"])
+    resolved = RegistryAuth(username="me", password="token")
+    job, _ = make_job(step.model_copy(update={"registry_auth": resolved}), tmp_path, run_name)
+
+    executor.check(step)
+    after_check = (has_image(docker_engine, image), local_registry.pulls[tag])
+    result = executor.wait(executor.start(job))
+
+    assert (False, 0) == after_check
+    assert 0 == result.exit_code
+    assert 1 == local_registry.pulls[tag]
+
+
+def test_a_missing_image_no_registry_has_fails_in_check(
+    executor: DockerExecutor, local_registry: LocalRegistry
+) -> None:
+    """A missing image the pull cannot get fails in check(), before any step runs, with the
+    image, the step, the registry's answer and how to get it onto the machine."""
+    image = f"{local_registry.host}/dstack-test/none:1"
+    step = Step(name="train", provider="docker", image=image, commands=["true"])
+
+    with pytest.raises(
+        ExecutorUnavailableError,
+        match=rf"image {re.escape(image)} of step 'train' is not on this machine and pulling it failed: ",
+    ) as err:
+        executor.check(step)
+
+    assert f"docker build -t {image} ." in (err.value.hint or "")
