@@ -302,7 +302,11 @@ def _check_steps(plan: Any, docker: bool) -> None:
     if containerised:
         from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
 
-        with DockerExecutor() as engine:
+        def pulling(image: str, step: str) -> None:
+            note = f"Pulling image {image} for step '{step}': it is not on this machine"
+            err_console.print(note, highlight=False, markup=False)
+
+        with DockerExecutor(on_pull=pulling) as engine:
             for step in containerised:
                 engine.check(step)
 

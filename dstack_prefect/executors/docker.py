@@ -267,12 +267,14 @@ class DockerExecutor(Executor):
         user: tuple[int, int] | None = None,
         client: Any = None,
         home: str | None = None,
+        on_pull: Callable[[str, str], None] | None = None,
     ) -> None:
         """``runtime_image``: for bash/code/lab/notebook steps; default $DSTACK_RUNTIME_IMAGE, else
         ``dstack-prefect/runtime:<version>-py<step python or 3.11>``. ``cuda_runtime_image``: the
         same for GPU steps. ``user``: the host uid:gid files in the workdir must end up owned by
         (default this process's). ``client``: a docker-py client (default ``docker.from_env()``).
         ``home``: the containers' ``dstack.home`` label (default :func:`home_id` of this home).
+        ``on_pull(image, step_name)``: told before an image is pulled (a pull may take minutes).
         """
         self.runtime_image = runtime_image
         self.cuda_runtime_image = cuda_runtime_image
@@ -280,6 +282,7 @@ class DockerExecutor(Executor):
         self.host_network = network_mode == "host"
         self.user = user if user is not None else (os.getuid(), os.getgid())
         self.home = home or home_id()
+        self.on_pull = on_pull
         self._client = client
         self._own_client = client is None
         self._lock = threading.Lock()
@@ -494,6 +497,8 @@ class DockerExecutor(Executor):
             lock = self._pull_locks.setdefault(image, threading.Lock())
         with lock:
             if not self._has_image(image):
+                if self.on_pull:
+                    self.on_pull(image, step.name)
                 self._pull(image, step)
 
     def _pull(self, image: str, step: Step) -> None:

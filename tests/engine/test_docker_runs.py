@@ -503,7 +503,7 @@ def test_two_steps_on_one_missing_image_run_from_one_pull(
     pullable: tuple[str, str],  # noqa: F811
 ) -> None:
     """a -> b, both on an image the engine lacks and a registry has: it is pulled once, before
-    `a` runs, and neither step's start pulls it again."""
+    `a` runs, saying so, and neither step's start pulls it again."""
     image, tag = pullable
     step = "  - name: {}\n    provider: docker\n    image: {}\n{}    commands: [cat /etc/tiny-marker]\n"
     steps = step.format("a", image, "") + step.format("b", image, "    deps: [a]\n")
@@ -514,3 +514,6 @@ def test_two_steps_on_one_missing_image_run_from_one_pull(
     assert 0 == res.code, res.text
     assert ("a | tiny", "b | tiny") == tuple(line for line in res.out.splitlines() if "| tiny" in line)
     assert 1 == local_registry.pulls[tag]
+    assert [f"Pulling image {image} for step 'a': it is not on this machine"] == [
+        line for line in res.err.splitlines() if line.startswith("Pulling")
+    ]
