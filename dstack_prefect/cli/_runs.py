@@ -526,7 +526,7 @@ def logs(
                 if isinstance(item, LogLine):
                     _print_line(item, multi)
             return
-        for line in LogReader(api, fr["id"], since=when).read():
+        for line in LogReader(api, fr["id"], since=when).lines():  # printed as the next pages come
             _print_line(line, multi)
 
 
@@ -666,13 +666,28 @@ def server_start() -> None:
 @server_app.command("stop")
 @handles_errors
 def server_stop() -> None:
-    """Stop the local Prefect server dstack started.
+    """Stop the local Prefect server dstack started. Unfinished runs go on and report to it
+    again when it is back (`dstack server start`, or any command that needs it).
 
     Example: dstack server stop
     """
+    from dstack_prefect.engine import PrefectAPI, is_finished, list_runs  # noqa: PLC0415
+    from dstack_prefect.server import status  # noqa: PLC0415
     from dstack_prefect.server import stop as stop_server  # noqa: PLC0415
 
-    console.print("Stopped" if stop_server() else "The local server was not running")
+    settings = get_settings()
+    info = status(settings)
+    unfinished: list[str] = []
+    if info is not None and info.managed:
+        with PrefectAPI(info.url) as api:
+            unfinished = [r.name for r in list_runs(api) if not is_finished(r.status)]
+    console.print("Stopped" if stop_server(settings) else "The local server was not running")
+    if unfinished:
+        note = (
+            f"warning: {len(unfinished)} unfinished run(s) go on without it: {', '.join(unfinished)};"
+            " they report their states and logs again once it is back (`dstack server start`)"
+        )
+        err_console.print(note, style="yellow", highlight=False, markup=False)
 
 
 @server_app.command("status")

@@ -226,6 +226,31 @@ def test_a_run_outlives_its_server_being_killed_and_restarted(tmp_path: Path) ->
         emb.dstack("server", "stop")
 
 
+def test_server_stop_names_the_runs_that_go_on_without_it(tmp_path: Path) -> None:
+    """`server stop` under a detached run stops the server, names the run that goes on, and
+    after `server start` that run ends Done with its lines."""
+    emb, go = waiter_home(tmp_path)
+    try:
+        name = run_name(emb.dstack("run", "waiter", "-d"))
+        with emb.api() as api:
+            wait_until(lambda: run_row(api.flow_run_by_name(name)).status == "running", 60)
+
+        stopped = emb.dstack("server", "stop")
+        restarted = emb.dstack("server", "start")
+        go.touch()
+        with emb.api() as api:
+            row = wait_until(lambda: (r := run_row(api.flow_run_by_name(name))).status != "running" and r, 90)
+
+        assert stopped.code == 0, stopped.text
+        assert stopped.out.strip() == "Stopped"
+        assert f"warning: 1 unfinished run(s) go on without it: {name};" in " ".join(stopped.err.split())
+        assert restarted.code == 0, restarted.text
+        assert row.status == "done", row
+        assert "finished" in emb.dstack("logs", name).out
+    finally:
+        emb.dstack("server", "stop")
+
+
 def test_an_attached_run_starts_its_dead_server_again_and_goes_on(tmp_path: Path) -> None:
     """kill -9 of the local server under an attached `dstack run`: the CLI starts it again at
     the same address, says so, and follows the run to its end."""
