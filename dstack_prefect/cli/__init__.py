@@ -8,7 +8,7 @@ import sys
 
 from typer.models import CommandInfo
 
-from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _spec  # noqa: F401 - registers the commands
+from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _server, _spec  # noqa: F401 - registers the commands
 from dstack_prefect.cli._app import app, reflow_help
 
 #: The order `dstack -h` lists the commands in: a first session's, then the artifacts'.

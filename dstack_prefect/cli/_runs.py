@@ -1,34 +1,26 @@
-"""Commands: run, ps, logs, stop, rm, server."""
+"""Commands: run, ps, logs, stop, rm."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
+from dstack_prefect.cli._attach import attach, print_line, status_text
 from dstack_prefect.cli._runopts import RunArgsCommand, RunOptions, split_run_options, unshield
 from dstack_prefect.cli._spec import print_warnings
 from dstack_prefect.errors import DstackError, NoWorkflowsError, RunNotFoundError
 from dstack_prefect.settings import Settings, get_settings
 
 PROVIDERS = ("bash", "docker", "code", "lab", "notebook")
-
-server_app = typer.Typer(help="The local Prefect server dstack starts on demand.", no_args_is_help=True)
-app.add_typer(server_app, name="server")
 
 
 def _api() -> Any:
@@ -37,12 +29,6 @@ def _api() -> Any:
 
     info = ensure_server()
     return PrefectAPI(info.url)
-
-
-def _status_text(status: str) -> str:
-    from dstack_prefect.engine import STATUS_COLORS  # noqa: PLC0415
-
-    return f"[{STATUS_COLORS.get(status, 'white')}]{status.capitalize()}[/]"
 
 
 def _error_cell(error: str) -> str:
@@ -60,7 +46,7 @@ def _runs_table(rows: list[Any], verbose: bool) -> Table:
     if verbose:
         table.add_column("ERROR")
     for r in rows:
-        cells = [r.name, r.workflow, humanize(r.submitted_at), _status_text(r.status), r.tag]
+        cells = [r.name, r.workflow, humanize(r.submitted_at), status_text(r.status), r.tag]
         if verbose:
             cells.append(_error_cell(r.error))
         table.add_row(*cells)
@@ -200,7 +186,7 @@ def run(
             f"Run [bold]{launched.name}[/] submitted; follow it with `dstack logs {launched.name} -a`"
         )
         return
-    code = _attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
+    code = attach(api, launched.flow_run_id, launched.name, multi=len(plan.steps) > 1, settings=settings)
     raise typer.Exit(code)
 
 
@@ -282,7 +268,7 @@ def _record_if_all_reused(
         note = f"{step.name}: reusing {step.name} from run {run} ({d.reason})"  # as the run's log says
         err_console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
     console.print(
-        _status_text("done") + f": every step reused, nothing ran (run {fr['name']})", soft_wrap=True
+        status_text("done") + f": every step reused, nothing ran (run {fr['name']})", soft_wrap=True
     )
     return True
 
@@ -309,150 +295,6 @@ def _check_steps(plan: Any, docker: bool) -> None:
         with DockerExecutor(on_pull=pulling) as engine:
             for step in containerised:
                 engine.check(step)
-
-
-T = TypeVar("T")
-
-
-class _Interrupts:
-    """Ctrl-C for an attached run: counted, and held back while the CLI prints or talks to the
-    server, so an interrupt never lands inside rich's output machinery or half a request."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._shielded = 0
-        self._deferred = False
-
-    def handler(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self._shielded:
-            self._deferred = True
-            return
-        raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def shield(self) -> Iterator[None]:
-        self._shielded += 1
-        try:
-            yield
-        finally:
-            self._shielded -= 1
-            if not self._shielded and self._deferred:
-                self._deferred = False
-                raise KeyboardInterrupt
-
-
-def _quietly(ctrl_c: _Interrupts, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``action`` with Ctrl-C held back; one that arrived meanwhile is counted, not raised."""
-    try:
-        with ctrl_c.shield():
-            result = action(*args, **kwargs)
-    except KeyboardInterrupt:
-        pass
-    return result
-
-
-def _ask_stop(name: str) -> bool:
-    """Ask whether to stop (True) or detach (False); a Ctrl-C here raises KeyboardInterrupt."""
-    sys.stderr.write(f"\nStop the run '{name}'? y stops it, N detaches and leaves it running [y/N]: ")
-    sys.stderr.flush()
-    try:
-        answer = input()
-    except EOFError:  # nobody can answer (no terminal): an interrupt means stop
-        return True
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Settings) -> int:
-    """Stream logs and status. Ctrl-C once: stop or detach; twice: abort."""
-    ctrl_c = _Interrupts()
-    previous = signal.signal(signal.SIGINT, ctrl_c.handler)
-    try:
-        return _attached(api, flow_run_id, name, multi, ctrl_c, settings)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _attached(
-    api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts, settings: Settings
-) -> int:
-    from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
-    from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
-
-    final = None
-    held: list[str] = []
-    stream = follow(api, flow_run_id, settings=settings)
-    while True:
-        try:
-            for item in stream:
-                with ctrl_c.shield():
-                    if isinstance(item, LogLine):
-                        if item.note and not item.step and item.level >= logging.ERROR:
-                            held.append(item.message)  # the run's error: the last line says it
-                        else:
-                            _print_line(item, multi)
-                    else:
-                        final = item
-            break
-        except KeyboardInterrupt:
-            row = _quietly(
-                ctrl_c, lambda: run_row(api.flow_run(flow_run_id) or {"name": name, "id": flow_run_id})
-            )
-            abort = ctrl_c.count >= 2
-            if not abort:
-                try:
-                    stop = _ask_stop(name)
-                except KeyboardInterrupt:  # Ctrl-C again: abort
-                    abort = True
-                else:
-                    if not stop:
-                        detach = f"Detaching... the run goes on; `dstack logs {name} -a` follows it"
-                        _quietly(ctrl_c, err_console.print, detach)
-                        return 0
-                    _quietly(ctrl_c, err_console.print, f"Stopping the run '{name}'...")
-                    _quietly(ctrl_c, request_stop, api, row, abort=False)
-                    abort = ctrl_c.count >= 3  # Ctrl-C while stopping: abort
-            if abort:
-                _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
-                _quietly(ctrl_c, request_stop, api, row, abort=True)
-            stream = _follow_rest(api, flow_run_id, settings)
-    for message in held:
-        if final is None or message != final.error:
-            err_console.print(
-                f"dstack: {message}", style="dim", highlight=False, markup=False, soft_wrap=True
-            )
-    if final is None:
-        return 1
-    error = f": {escape(final.error)}" if final.error else ""
-    console.print(f"{_status_text(final.status)}{error}", highlight=False, soft_wrap=True)
-    return 0 if final.status == "done" else 1
-
-
-def _follow_rest(api: Any, flow_run_id: str, settings: Settings) -> Any:
-    """Follow again after an interrupt, without printing what was already shown."""
-    from datetime import datetime  # noqa: PLC0415
-
-    from dstack_prefect.engine import follow  # noqa: PLC0415
-
-    return follow(api, flow_run_id, since=datetime.now(UTC), settings=settings)
-
-
-def _print_line(line: Any, multi: bool) -> None:
-    """One log line as the step printed it: never wrapped or padded by us (a terminal wraps
-    it; a pipe or a file gets the line whole, for grep)."""
-    if line.note:
-        err_console.print(
-            f"{line.step or 'dstack'}: {line.message}",
-            style="dim",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-    elif multi and line.step:
-        console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False, soft_wrap=True)
-        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
-    else:
-        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -524,10 +366,10 @@ def logs(
         if attach:
             for item in follow(api, fr["id"], since=when, settings=get_settings()):
                 if isinstance(item, LogLine):
-                    _print_line(item, multi)
+                    print_line(item, multi)
             return
-        for line in LogReader(api, fr["id"], since=when).lines():  # printed as the next pages come
-            _print_line(line, multi)
+        for line in LogReader(api, fr["id"], since=when).read():
+            print_line(line, multi)
 
 
 def _several_steps(api: Any, fr: dict[str, Any]) -> bool:
@@ -577,7 +419,7 @@ def stop(
         for r in rows:
             done = wait_finished(api, r.flow_run_id, timeout=settings.stop_grace + 30)
             status = done.status if done else "stopping"
-            console.print(f"{r.name}: {_status_text(status)}")
+            console.print(f"{r.name}: {status_text(status)}")
         cleanup_leftovers(api, settings)
 
 
@@ -639,90 +481,3 @@ def _rm_store_only_run(name: str, settings: Settings, yes: bool) -> bool:
     store.delete_run(name)  # tagged artifacts stay: tags keep copies
     console.print(f"Removed {name} (its artifacts; `dstack prune artifacts` frees the files)")
     return True
-
-
-@server_app.command("start")
-@handles_errors
-def server_start() -> None:
-    """Start the local Prefect server (other commands start it on demand).
-
-    Example: dstack server start
-    """
-    from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
-    from dstack_prefect.engine._launcher import start_launcher, wait_launcher  # noqa: PLC0415
-    from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
-    from dstack_prefect.server import ensure_server  # noqa: PLC0415
-
-    settings = get_settings()
-    info = ensure_server(settings)
-    with PrefectAPI(info.url) as api:
-        cleanup_leftovers(api, settings)
-    if info.managed:  # warm: the next `dstack run` skips `import prefect`
-        start_launcher(settings, info.pid)
-        wait_launcher(settings, timeout=30)
-    console.print(f"Prefect server: {info.url}  UI: {info.ui_url}")
-
-
-@server_app.command("stop")
-@handles_errors
-def server_stop() -> None:
-    """Stop the local Prefect server dstack started. Unfinished runs go on and report to it
-    again when it is back (`dstack server start`, or any command that needs it).
-
-    Example: dstack server stop
-    """
-    from dstack_prefect.engine import PrefectAPI, is_finished, list_runs  # noqa: PLC0415
-    from dstack_prefect.server import status  # noqa: PLC0415
-    from dstack_prefect.server import stop as stop_server  # noqa: PLC0415
-
-    settings = get_settings()
-    info = status(settings)
-    unfinished: list[str] = []
-    if info is not None and info.managed:
-        with PrefectAPI(info.url) as api:
-            unfinished = [r.name for r in list_runs(api) if not is_finished(r.status)]
-    console.print("Stopped" if stop_server(settings) else "The local server was not running")
-    if unfinished:
-        note = (
-            f"warning: {len(unfinished)} unfinished run(s) go on without it: {', '.join(unfinished)};"
-            " they report their states and logs again once it is back (`dstack server start`)"
-        )
-        err_console.print(note, style="yellow", highlight=False, markup=False)
-
-
-@server_app.command("status")
-@handles_errors
-def server_status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
-) -> None:
-    """Say which Prefect server dstack uses, whether it is up, and whether the warm launcher
-    (which starts runs without paying `import prefect`) serves beside the local one.
-
-    Example: dstack server status --json
-    """
-    from dstack_prefect.engine._launcher import launcher_pid  # noqa: PLC0415
-    from dstack_prefect.server import status  # noqa: PLC0415
-
-    settings = get_settings()
-    info = status(settings)
-    launcher = launcher_pid(settings)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "up": info is not None,
-                    "url": info.url if info else None,
-                    "managed": bool(info and info.managed),
-                    "launcher": launcher is not None,
-                }
-            )
-        )
-        return
-    if info is None:
-        console.print("No server is running; the next command starts one")
-    else:
-        console.print(
-            f"{'Local' if info.managed else 'External'} Prefect server: {info.url}  UI: {info.ui_url}"
-        )
-        if launcher is not None:
-            console.print(f"Warm launcher: pid {launcher}")

@@ -1,0 +1,167 @@
+"""An attached `dstack run`: its log lines and final status as they come, and Ctrl-C (once:
+stop or detach; twice: abort)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from typing import Any, TypeVar
+
+from rich.markup import escape
+
+from dstack_prefect.cli._app import console, err_console
+from dstack_prefect.settings import Settings
+
+
+def status_text(status: str) -> str:
+    from dstack_prefect.engine import STATUS_COLORS  # noqa: PLC0415
+
+    return f"[{STATUS_COLORS.get(status, 'white')}]{status.capitalize()}[/]"
+
+
+T = TypeVar("T")
+
+
+class _Interrupts:
+    """Ctrl-C for an attached run: counted, and held back while the CLI prints or talks to the
+    server, so an interrupt never lands inside rich's output machinery or half a request."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._shielded = 0
+        self._deferred = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self._shielded:
+            self._deferred = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
+            if not self._shielded and self._deferred:
+                self._deferred = False
+                raise KeyboardInterrupt
+
+
+def _quietly(ctrl_c: _Interrupts, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``action`` with Ctrl-C held back; one that arrived meanwhile is counted, not raised."""
+    try:
+        with ctrl_c.shield():
+            result = action(*args, **kwargs)
+    except KeyboardInterrupt:
+        pass
+    return result
+
+
+def _ask_stop(name: str) -> bool:
+    """Ask whether to stop (True) or detach (False); a Ctrl-C here raises KeyboardInterrupt."""
+    sys.stderr.write(f"\nStop the run '{name}'? y stops it, N detaches and leaves it running [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = input()
+    except EOFError:  # nobody can answer (no terminal): an interrupt means stop
+        return True
+    return answer.strip().lower() in ("y", "yes")
+
+
+def attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Settings) -> int:
+    """Stream logs and status. Ctrl-C once: stop or detach; twice: abort."""
+    ctrl_c = _Interrupts()
+    previous = signal.signal(signal.SIGINT, ctrl_c.handler)
+    try:
+        return _attached(api, flow_run_id, name, multi, ctrl_c, settings)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _attached(
+    api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts, settings: Settings
+) -> int:
+    from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
+    from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
+
+    final = None
+    held: list[str] = []
+    stream = follow(api, flow_run_id, settings=settings)
+    while True:
+        try:
+            for item in stream:
+                with ctrl_c.shield():
+                    if isinstance(item, LogLine):
+                        if item.note and not item.step and item.level >= logging.ERROR:
+                            held.append(item.message)  # the run's error: the last line says it
+                        else:
+                            print_line(item, multi)
+                    else:
+                        final = item
+            break
+        except KeyboardInterrupt:
+            row = _quietly(
+                ctrl_c, lambda: run_row(api.flow_run(flow_run_id) or {"name": name, "id": flow_run_id})
+            )
+            abort = ctrl_c.count >= 2
+            if not abort:
+                try:
+                    stop = _ask_stop(name)
+                except KeyboardInterrupt:  # Ctrl-C again: abort
+                    abort = True
+                else:
+                    if not stop:
+                        detach = f"Detaching... the run goes on; `dstack logs {name} -a` follows it"
+                        _quietly(ctrl_c, err_console.print, detach)
+                        return 0
+                    _quietly(ctrl_c, err_console.print, f"Stopping the run '{name}'...")
+                    _quietly(ctrl_c, request_stop, api, row, abort=False)
+                    abort = ctrl_c.count >= 3  # Ctrl-C while stopping: abort
+            if abort:
+                _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
+                _quietly(ctrl_c, request_stop, api, row, abort=True)
+            stream = _follow_rest(api, flow_run_id, settings)
+    for message in held:
+        if final is None or message != final.error:
+            err_console.print(
+                f"dstack: {message}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
+    if final is None:
+        return 1
+    error = f": {escape(final.error)}" if final.error else ""
+    console.print(f"{status_text(final.status)}{error}", highlight=False, soft_wrap=True)
+    return 0 if final.status == "done" else 1
+
+
+def _follow_rest(api: Any, flow_run_id: str, settings: Settings) -> Any:
+    """Follow again after an interrupt, without printing what was already shown."""
+    from datetime import datetime  # noqa: PLC0415
+
+    from dstack_prefect.engine import follow  # noqa: PLC0415
+
+    return follow(api, flow_run_id, since=datetime.now(UTC), settings=settings)
+
+
+def print_line(line: Any, multi: bool) -> None:
+    """One log line as the step printed it: never wrapped or padded by us (a terminal wraps
+    it; a pipe or a file gets the line whole, for grep)."""
+    if line.note:
+        err_console.print(
+            f"{line.step or 'dstack'}: {line.message}",
+            style="dim",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    elif multi and line.step:
+        console.print(f"[cyan]{line.step}[/] | ", end="", highlight=False, soft_wrap=True)
+        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(line.message, markup=False, highlight=False, soft_wrap=True)
