@@ -460,7 +460,7 @@ def prune_cache(
 
     from dstack_prefect.engine._artifacts import cache_mount_root, repo_identity  # noqa: PLC0415
     from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
-    from dstack_prefect.spec._models import did_you_mean  # noqa: PLC0415
+    from dstack_prefect.spec._fields import did_you_mean  # noqa: PLC0415
 
     root = find_repo_root(Path.cwd())
     repo_id = repo_identity(root)

@@ -45,18 +45,11 @@ from dstack_prefect.spec import (
     quote_args,
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
+from dstack_prefect.spec._fields import check_artifact_path, check_cache_path, check_working_dir, did_you_mean
 from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._interp import misplaced_secrets, uses_run_args
 from dstack_prefect.spec._locate import describe
-from dstack_prefect.spec._models import (
-    check_artifact_path,
-    check_cache_path,
-    check_working_dir,
-    did_you_mean,
-    env_mapping,
-    repeated_deps,
-    repeated_local_ports,
-)
+from dstack_prefect.spec._models import env_mapping, repeated_deps, repeated_local_ports
 
 
 def build_plan(

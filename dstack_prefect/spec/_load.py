@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from dstack_prefect.errors import NoWorkflowsError, SpecError, SpecErrors
 from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
+from dstack_prefect.spec._fields import did_you_mean, show, unknown_key
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Workflow, WorkflowFile, did_you_mean, show, unknown_key
+from dstack_prefect.spec._models import Workflow, WorkflowFile
 from dstack_prefect.spec._yaml import Parsed, YAMLSyntaxProblem, parse
 from dstack_prefect.spec._yaml import Path as KeyPath
 

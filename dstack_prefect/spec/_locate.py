@@ -18,15 +18,8 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
-from dstack_prefect.spec._models import (
-    PROVIDERS,
-    Issue,
-    WorkflowFile,
-    current_keys,
-    did_you_mean,
-    show,
-    unknown_key,
-)
+from dstack_prefect.spec._fields import Issue, current_keys, did_you_mean, show, unknown_key
+from dstack_prefect.spec._models import PROVIDERS, WorkflowFile
 from dstack_prefect.spec._yaml import Parsed, Path
 
 _EXPECTED = {

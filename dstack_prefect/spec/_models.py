@@ -14,17 +14,34 @@ one error whose ``ctx["issues"]`` lists each finding at its own place; the loade
 
 from __future__ import annotations
 
-import difflib
-import posixpath
 import re
 import shlex
 from collections.abc import Hashable, Iterable
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
 
-from dstack_prefect.spec._sizes import SIZE_EXPECTED, parse_size
+from dstack_prefect.spec._fields import (
+    INTEGER,
+    NO_CLIMB,
+    PORT_RE,
+    ArtifactText,
+    CacheText,
+    Issue,
+    Lines,
+    PortNumber,
+    PortText,
+    Size,
+    StrictFlag,
+    accepts,
+    check_artifact_path,
+    check_cache_path,
+    check_working_dir,
+    did_you_mean,
+    fail,
+    fail_each,
+    show,
+)
 
 PROVIDERS = ("bash", "docker", "code", "lab", "notebook")
 ProviderName = Literal["bash", "docker", "code", "lab", "notebook"]
@@ -38,184 +55,7 @@ _NAMED_GPU_PATTERN = r"^[^/\s]+/gpu$"  # `A100/gpu: 2`
 _ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(=[\s\S]*)?$"
 _DEP_WORKFLOW_PATTERN = r"^[^/]+(/[^/]+/[^/]+)?$"  # NAME or owner/repo/NAME
 _DEP_TEXT_PATTERN = r"^(?!:?$)(:|[^/]+(/[^/]+/[^/]+)?$)"  # ':TAG', or a workflow as above
-_NO_CLIMB = r"(?!\s*(\./+)*\.\.(/|\s*$))"  # does not start by climbing out with '..'
-_RELATIVE_DIR_PATTERN = rf"^(?!\s*/){_NO_CLIMB}"
-_ARTIFACT_PATTERN = rf"^(?!\s*\.?/*\s*$){_NO_CLIMB}"  # not empty, `.` or `/`
-_CACHE_PATTERN = rf"^(?!\s*$){_NO_CLIMB}"
-
-Loc = tuple[str | int, ...]
-
-
-class Issue(NamedTuple):
-    """One finding of a check that reports several: where (under the field) and what."""
-
-    loc: Loc
-    message: str
-    at_key: bool = False
-
-
-def fail(message: str) -> PydanticCustomError:
-    """A validation error whose message is shown as written."""
-    return PydanticCustomError("dstack", "{message}", {"message": message})
-
-
-def fail_each(issues: list[Issue]) -> PydanticCustomError:
-    """One validation error standing for several findings, each at its own place under the field.
-
-    The message is the first finding's; the loader reports every finding from ``ctx["issues"]``.
-    """
-    return PydanticCustomError("dstack", "{message}", {"message": issues[0].message, "issues": issues})
-
-
-def show(value: object) -> str:
-    """How a bad value is quoted in a message: scalars as written, containers by kind."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def unknown_key(key: str, known: list[str]) -> str:
-    """``unknown key 'k'`` with the closest known key, or else the known keys."""
-    hint = did_you_mean(key, known)
-    if hint or not known:
-        return f"unknown key '{key}'{hint}"
-    if len(known) == 1:
-        return f"unknown key '{key}', expected '{known[0]}'"
-    return f"unknown key '{key}', expected one of {', '.join(known)}"
-
-
-def current_keys(model: type[BaseModel]) -> list[str]:
-    """The keys of ``model`` that are not legacy, in the order the model lists them."""
-    return [
-        name for name, info in model.model_fields.items() if not (info.description or "").startswith("Legacy")
-    ]
-
-
-def _accepts(input_type: Any) -> BeforeValidator:
-    """Document a wider YAML input type in the JSON Schema; the model normalises it."""
-    return BeforeValidator(lambda v: v, json_schema_input_type=input_type)
-
-
-def _string_list(what: str) -> Any:
-    def convert(value: Any) -> Any:
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [line for line in value.split("\n") if line.strip()]
-        if not isinstance(value, list):
-            msg = f"got {show(value)}, expected {what}"
-            raise fail(msg)
-        return value
-
-    return BeforeValidator(convert, json_schema_input_type=str | list[str] | None)
-
-
-Lines = Annotated[list[str], _string_list("a list of strings or one multi-line string")]
-
-
-def _size(value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        msg = f"got {show(value)}, expected {SIZE_EXPECTED}"
-        raise fail(msg)
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        msg = str(exc)
-        raise fail(msg) from None
-
-
-def _integer(value: Any) -> Any:
-    """YAML `true` and `"2"` are not numbers (pydantic would take them as 1 and 2; JSON Schema
-    would not)."""
-    if isinstance(value, bool | str):
-        msg = f"got {show(value)}, expected an integer"
-        raise fail(msg)
-    return value
-
-
-INTEGER = BeforeValidator(_integer)
-StrictFlag = Annotated[bool, Field(strict=True)]  # `"yes"` and `1` are not booleans
-
-_SizeText = Annotated[
-    str, Field(pattern=r"^\s*(?=[^1-9]*[1-9])\d+(\.\d+)?\s*([KkMmGgTt]([Ii]?[Bb]|[Ii])?)?\s*$")
-]
-Size = Annotated[
-    int | None, BeforeValidator(_size, json_schema_input_type=_SizeText | Annotated[int, Field(ge=1)] | None)
-]
-_PortNumber = Annotated[int, Field(ge=1, le=65535)]
-_PORT_RE = re.compile(r"^\s*([0-9]+)\s*(?::\s*([0-9]+)\s*)?$")
-# 1-65535 (leading zeros allowed), as a regex for the JSON Schema
-_PORT_DIGITS = r"0*(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-_PortText = Annotated[str, Field(pattern=rf"^\s*{_PORT_DIGITS}\s*(:\s*{_PORT_DIGITS}\s*)?$")]
-_ArtifactText = Annotated[str, Field(pattern=_ARTIFACT_PATTERN)]
-_CacheText = Annotated[str, Field(pattern=_CACHE_PATTERN)]
-
-
-def _climbs_out(path: str) -> bool:
-    """``path`` (relative) leaves its folder through ``..``: ``..``, ``../x``, ``a/../../x``."""
-    norm = posixpath.normpath(path.strip())
-    return norm == ".." or norm.startswith("../")
-
-
-def check_working_dir(value: Any) -> Any:
-    """A `working_dir` stays inside the repo: relative, and not climbing out with ``..``."""
-    if not isinstance(value, str):
-        return value
-    if value.strip().startswith("/"):
-        msg = f"got {value!r}, an absolute path, expected a folder relative to the repo root, e.g. 'src'"
-        raise fail(msg)
-    if _climbs_out(value):
-        msg = (
-            f"got {value!r}, which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
-        )
-        raise fail(msg)
-    return value
-
-
-def check_artifact_path(value: Any) -> Any:
-    """An artifact path is a sub-folder of `working_dir` (not climbing out with ``..``), or absolute."""
-    if not isinstance(value, str):
-        return value
-    if posixpath.normpath(value.strip() or ".") in (".", "/", "//"):
-        msg = f"got {value!r}, the whole folder or filesystem root, expected a sub-folder, e.g. 'output'"
-        raise fail(msg)
-    if not value.strip().startswith("/") and _climbs_out(value):
-        msg = (
-            f"got {value!r}, which climbs out of the working folder with '..',"
-            " expected a path inside it, or an absolute one"
-        )
-        raise fail(msg)
-    return value
-
-
-def check_cache_path(value: Any) -> Any:
-    """A cache path is inside `working_dir` (not climbing out with ``..``), under `~`, or absolute."""
-    if not isinstance(value, str):
-        return value
-    if not value.strip():
-        msg = "got '', expected a folder such as '~/.cache/pip'"
-        raise fail(msg)
-    if not value.strip().startswith(("/", "~")) and _climbs_out(value):
-        msg = (
-            f"got {value!r}, which climbs out of the working folder with '..',"
-            " expected a path inside it, under '~', or an absolute one"
-        )
-        raise fail(msg)
-    return value
+_RELATIVE_DIR_PATTERN = rf"^(?!\s*/){NO_CLIMB}"
 
 
 class _Model(BaseModel):
@@ -271,7 +111,7 @@ class Resources(_Model):
     memory: Size = Field(
         None, description="Minimum RAM, a size such as `16GB` (decimal) or `16GiB`; stored in MiB"
     )
-    gpu: Annotated[Gpu | None, _accepts(Annotated[int, Field(ge=1)] | Gpu | None)] = Field(
+    gpu: Annotated[Gpu | None, accepts(Annotated[int, Field(ge=1)] | Gpu | None)] = Field(
         None,
         description="GPUs: a count, or a mapping of `count`, `name`, `memory`; `<NAME>/gpu: N` also works",
     )
@@ -309,7 +149,7 @@ class Artifact(_Model):
 
     path: Annotated[
         str,
-        BeforeValidator(check_artifact_path, json_schema_input_type=_ArtifactText),
+        BeforeValidator(check_artifact_path, json_schema_input_type=ArtifactText),
     ] = Field(
         description="Folder to save, relative to `working_dir` (not climbing out with `..`), or absolute"
     )
@@ -326,7 +166,7 @@ class CacheItem(_Model):
 
     path: Annotated[
         str,
-        BeforeValidator(check_cache_path, json_schema_input_type=_CacheText),
+        BeforeValidator(check_cache_path, json_schema_input_type=CacheText),
     ] = Field(
         description="Folder restored before and saved after the step: relative (not climbing out with `..`),"
         " under `~`, or absolute"
@@ -458,7 +298,7 @@ class Port(_Model):
     def _from_scalar(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return {"port": value}
-        match = _PORT_RE.match(value) if isinstance(value, str) else None
+        match = PORT_RE.match(value) if isinstance(value, str) else None
         if match:
             app, local = match.groups()
             return {"port": int(app), "local_port": int(local) if local else None}
@@ -656,21 +496,21 @@ class Workflow(_Model):
         default_factory=dict,
         description="Environment variables: a list of `NAME=VALUE` / `NAME`, or a mapping",
     )
-    artifacts: Annotated[list[Artifact], _accepts(list[_ArtifactText | Artifact])] = Field(
+    artifacts: Annotated[list[Artifact], accepts(list[ArtifactText | Artifact])] = Field(
         default_factory=list, description="Folders saved when the step ends: paths or `{path, mount}`"
     )
-    deps: Annotated[list[Dep], _accepts(list[_DepText | Dep])] = Field(
+    deps: Annotated[list[Dep], accepts(list[_DepText | Dep])] = Field(
         default_factory=list,
         description="Upstreams: `NAME`, `:TAG`, `owner/repo/NAME`, `{workflow: NAME}` or `{tag: TAG}`",
     )
-    cache: Annotated[list[CacheItem], _accepts(list[_CacheText | CacheItem])] = Field(
+    cache: Annotated[list[CacheItem], accepts(list[CacheText | CacheItem])] = Field(
         default_factory=list, description="Folders kept between runs of this workflow: paths or `{path}`"
     )
     ports: Annotated[
         list[Port],
         BeforeValidator(
             _ports,
-            json_schema_input_type=Annotated[int, Field(ge=1)] | list[_PortNumber | _PortText | Port] | None,
+            json_schema_input_type=Annotated[int, Field(ge=1)] | list[PortNumber | PortText | Port] | None,
         ),
     ] = Field(
         default_factory=list,

@@ -22,7 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dstack_prefect.spec import _interp
-from dstack_prefect.spec._models import show
+from dstack_prefect.spec._fields import show
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
