@@ -48,7 +48,7 @@ from dstack_prefect.engine._runs import (
     step_logger_name,
 )
 from dstack_prefect.engine._runtime import Runtime, host_env
-from dstack_prefect.engine._secrets import Secrets, secret_env_name
+from dstack_prefect.engine._secrets import Secrets, resolve_step_secrets, secret_env_name
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
@@ -62,8 +62,6 @@ from dstack_prefect.graph import (
     Plan,
     Step,
     ide_url,
-    resolve_secrets,
-    secret_refs,
 )
 from dstack_prefect.settings import get_settings
 from dstack_prefect.storage import ArtifactStore, Manifest
@@ -80,48 +78,6 @@ def secret_value(name: str) -> str | None:
         return value
     with PrefectAPI(str(PREFECT_API_URL.value())) as api:
         return Secrets(api).get(name)
-
-
-def resolve_step_secrets(
-    step: Step, lookup: Callable[[str], str | None] = secret_value
-) -> tuple[Step, list[str]]:
-    """Put secret values in place of ``${{ secrets.X }}``: in env, registry_auth and entrypoint
-    the value itself; in commands and setup the shell expansion ``${DSTACK_SECRET_X}``, with
-    that variable in the step's environment, so a value never shows in a process's command line.
-
-    Values exist only in this process and the step; logs mask them, the plan never holds them.
-    """
-    names: set[str] = set(secret_refs(step))
-    values: dict[str, str] = {}
-    for name in sorted(names):
-        value = lookup(name)
-        if value is None:
-            msg = f"step '{step.name}': secret '{name}' is not set"
-            hint = f"add it with `dstack secrets add {name}`, or set {secret_env_name(name)} for the run"
-            raise DstackError(msg, hint=hint)
-        values[name] = value
-    if not values:
-        return step, []
-    env = {k: resolve_secrets(v, values) for k, v in step.env.items()}
-    shell_refs = {name: "${" + secret_env_name(name) + "}" for name in values}
-    scripts = {
-        field: [resolve_secrets(line, shell_refs) for line in getattr(step, field)]
-        for field in ("commands", "setup")
-    }
-    for name, ref in shell_refs.items():
-        if any(ref in line for lines in scripts.values() for line in lines):
-            env[secret_env_name(name)] = values[name]
-    entrypoint = [resolve_secrets(part, values) for part in step.entrypoint] if step.entrypoint else None
-    auth = step.registry_auth
-    if auth is not None:
-        auth = auth.model_copy(
-            update={
-                "username": resolve_secrets(auth.username, values) if auth.username else None,
-                "password": resolve_secrets(auth.password, values) if auth.password else None,
-            }
-        )
-    update = {"env": env, "registry_auth": auth, "entrypoint": entrypoint, **scripts}
-    return step.model_copy(update=update), list(values.values())
 
 
 def with_hint(exc: DstackError) -> str:
@@ -298,7 +254,7 @@ def _execute(
     executor = rt.executor_for(step)
     slot = rt.slots[step.name]
     ports = rt.allocate_ports(step)
-    step_for_run, secret_values = resolve_step_secrets(step)
+    step_for_run, secret_values = resolve_step_secrets(step, secret_value)
     ide = {TOKEN_VARIABLE[step.provider]: token_urlsafe(24)} if step.provider in IDE_PROVIDERS else {}
     env = rt.step_env(step_for_run, slot, ports, ide)
     if executor.name == "local":

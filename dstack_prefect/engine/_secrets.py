@@ -13,6 +13,7 @@ REST only (no prefect import): the CLI stays fast.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.errors import DstackError, ServerError
+from dstack_prefect.graph import Step, resolve_secrets, secret_refs
 
 PREFIX = "dstack-secret-"
 BLOCK_TYPE = "secret"
@@ -133,3 +135,44 @@ def _time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def resolve_step_secrets(step: Step, lookup: Callable[[str], str | None]) -> tuple[Step, list[str]]:
+    """Put secret values in place of ``${{ secrets.X }}``: in env, registry_auth and entrypoint
+    the value itself; in commands and setup the shell expansion ``${DSTACK_SECRET_X}``, with
+    that variable in the step's environment, so a value never shows in a process's command line.
+
+    ``lookup(NAME)``: the value, None when unset. Values exist only in this process and the
+    step; logs mask them, the plan never holds them.
+    """
+    names: set[str] = set(secret_refs(step))
+    values: dict[str, str] = {}
+    for name in sorted(names):
+        value = lookup(name)
+        if value is None:
+            msg = f"step '{step.name}': secret '{name}' is not set"
+            hint = f"add it with `dstack secrets add {name}`, or set {secret_env_name(name)} for the run"
+            raise DstackError(msg, hint=hint)
+        values[name] = value
+    if not values:
+        return step, []
+    env = {k: resolve_secrets(v, values) for k, v in step.env.items()}
+    shell_refs = {name: "${" + secret_env_name(name) + "}" for name in values}
+    scripts = {
+        field: [resolve_secrets(line, shell_refs) for line in getattr(step, field)]
+        for field in ("commands", "setup")
+    }
+    for name, ref in shell_refs.items():
+        if any(ref in line for lines in scripts.values() for line in lines):
+            env[secret_env_name(name)] = values[name]
+    entrypoint = [resolve_secrets(part, values) for part in step.entrypoint] if step.entrypoint else None
+    auth = step.registry_auth
+    if auth is not None:
+        auth = auth.model_copy(
+            update={
+                "username": resolve_secrets(auth.username, values) if auth.username else None,
+                "password": resolve_secrets(auth.password, values) if auth.password else None,
+            }
+        )
+    update = {"env": env, "registry_auth": auth, "entrypoint": entrypoint, **scripts}
+    return step.model_copy(update=update), list(values.values())
