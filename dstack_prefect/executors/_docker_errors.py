@@ -37,6 +37,21 @@ IMAGE_HINT = (
     "build it on this machine (`docker build -t IMAGE .`), load a saved one (`docker load -i FILE.tar`, "
     "from `docker save IMAGE` elsewhere), or give registry access (registry_auth)"
 )
+CREDENTIALS_HINT = (
+    "check registry_auth's username and password; a password from `${{ secrets.NAME }}` is the "
+    "secret NAME that `dstack secrets` lists: set it again with `dstack secrets update NAME` "
+    "(or DSTACK_SECRET_NAME for the run)"
+)
+LOGIN_HINT = (
+    "give the step registry_auth: {username: USER, password: ${{ secrets.NAME }}}, "
+    "with the password added by `dstack secrets add NAME`"
+)
+_AUTH_REFUSED = (
+    "unauthorized",  # a registry's 401 (dockerd says only this for Basic auth)
+    "authentication required",
+    "incorrect username or password",  # Docker Hub's token server
+    "no basic auth credentials",  # dockerd: a Basic challenge and no registry_auth to answer it
+)
 
 _Row = tuple[type[BaseException], type[ExecutionError], str | None]
 
@@ -110,6 +125,29 @@ def translate(exc: BaseException, doing: str) -> DstackError | None:
         code = getattr(exc, "exit_status", None)
         return StepFailedError(f"{doing}: {text}", exit_code=code, hint=hint)
     return ours(f"{doing}: {text}", hint=hint)
+
+
+def pull_refusal(exc: BaseException, username: str | None) -> tuple[str, str] | None:
+    """``(why, hint)`` when a pull failed because the registry wants credentials: it refused
+    registry_auth's (those of ``username``), or asked for some and the step gave none (``None``);
+    else None.
+
+    ``exc`` is the docker-py error or ours chained from it. dockerd asks ``/v2/`` without
+    credentials first; a 401 there with ``WWW-Authenticate: Basic`` makes it send them with each
+    request after, so a wrong password comes back from the manifest request as "unauthorized"
+    and a missing one as "no basic auth credentials".
+    """
+    cause = exc.__cause__ if isinstance(exc, DstackError) and exc.__cause__ is not None else exc
+    if not isinstance(cause, _d.APIError):
+        return None
+    text = _explain(cause)
+    if not any(marker in text.lower() for marker in _AUTH_REFUSED):
+        return None
+    if username is not None:
+        why = f"the registry refused the credentials of registry_auth (username '{username}'; it answered: "
+        return f"{why}{text})", CREDENTIALS_HINT
+    why = "the registry asks for credentials and the step has no registry_auth (it answered: "
+    return f"{why}{text})", LOGIN_HINT
 
 
 _WHY: dict[type[BaseException], str] = {

@@ -43,7 +43,13 @@ from typing import Any
 
 from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
-from dstack_prefect.executors._docker_errors import ENGINE_HINT, IMAGE_HINT, NVIDIA_HINT, docker_errors
+from dstack_prefect.executors._docker_errors import (
+    ENGINE_HINT,
+    IMAGE_HINT,
+    NVIDIA_HINT,
+    docker_errors,
+    pull_refusal,
+)
 from dstack_prefect.executors._docker_image import (
     BASE_IMAGE,
     DEFAULT_PYTHON,
@@ -511,9 +517,12 @@ class DockerExecutor(Executor):
             with docker_errors(doing):
                 self.client.images.pull(image, auth_config=auth_config)
         except Exception as exc:
-            why = str(exc).removeprefix(f"{doing}: ")
+            refused = pull_refusal(exc, auth_config["username"] if auth_config else None)
+            why, hint = refused or (str(exc).removeprefix(f"{doing}: "), IMAGE_HINT.replace("IMAGE", image))
             msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
-            raise ExecutorUnavailableError(msg, hint=IMAGE_HINT.replace("IMAGE", image)) from exc
+            if auth and auth.password:  # dockerd does not echo it; never let a message carry it
+                msg = msg.replace(auth.password, "***")
+            raise ExecutorUnavailableError(msg, hint=hint) from exc
 
 
 def docker_client() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,18 @@ from dstack_prefect.engine import PrefectAPI, run_row
 from dstack_prefect.engine._runs import cleanup_leftovers
 from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
-from tests.conftest import CLI, Server, serve, supervisor_pid, wait_until
+from tests.conftest import CLI, Result, Server, serve, supervisor_pid, wait_until
 from tests.docker_fixtures import TINY_IMAGE
 from tests.engine.test_local_runs import attached_run, cmdline, submitted_name, wait_finished
 from tests.executors.test_docker_pull import (  # noqa: F401 - the registry fixtures
+    PASSWORD,
+    USERNAME,
     LocalRegistry,
     local_registry,
+    private_pullable,
+    private_registry,
     pullable,
+    saved_tiny_image,
 )
 
 pytestmark = [pytest.mark.service("docker"), pytest.mark.service("prefect")]
@@ -517,3 +524,135 @@ def test_two_steps_on_one_missing_image_run_from_one_pull(
     assert [f"Pulling image {image} for step 'a': it is not on this machine"] == [
         line for line in res.err.splitlines() if line.startswith("Pulling")
     ]
+
+
+def private_repo(make_repo: Any, image: str, password: str) -> Path:
+    """Workflow `private`: a docker-provider step on ``image`` with registry_auth
+    :data:`USERNAME` + ``password`` (as written: a value or a `${{ secrets.X }}` reference)."""
+    yaml = f"""
+workflows:
+  - name: private
+    provider: docker
+    image: {image}
+    registry_auth:
+      username: {USERNAME}
+      password: "{password}"
+    commands: [cat /etc/tiny-marker]
+"""
+    return make_repo({".dstack/workflows.yaml": yaml})
+
+
+def all_logs(api: PrefectAPI, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every log record of a flow run, whatever its logger."""
+    records: list[dict[str, Any]] = []
+    while page := api.logs(flow_run_id, offset=len(records)):
+        records += page
+    return records
+
+
+@dataclass
+class PrivateRun:
+    """`dstack secrets add` and `dstack run` of workflow `private`, and what is kept of the run
+    by where: its `dstack logs`, every Prefect log record of the flow run, its parameters, its
+    state message, and each file in the dstack home (by path)."""
+
+    image: str
+    added: Result
+    res: Result
+    kept: dict[str, str]
+
+
+@pytest.fixture
+def run_private(
+    cli: CLI,
+    make_repo: Any,
+    env: dict[str, str],
+    api: PrefectAPI,
+    private_pullable: tuple[str, str],  # noqa: F811 - the imported fixture
+) -> Iterator[Callable[[str], PrivateRun]]:
+    """``run_private(value)``: workflow `private` on an image only the authenticating registry
+    has, its registry_auth password `${{ secrets.REG_PASS_... }}`, a secret of this test's own
+    (secrets are server-wide) holding ``value``; deleted afterwards."""
+    image, _ = private_pullable
+    secret = f"REG_PASS_{uuid.uuid4().hex[:8].upper()}"
+    repo = private_repo(make_repo, image, "${{ secrets." + secret + " }}")
+
+    def run(value: str) -> PrivateRun:
+        added = cli("secrets", "add", secret, value, "-y", cwd=repo, env=env)
+        res = cli("run", "private", cwd=repo, env=env)
+        row = re.search(r"^(\S+)\s+private\s", res.out, re.M)
+        assert row, res.text
+        fr = api.flow_run_by_name(row.group(1))
+        kept = {
+            "dstack logs": cli("logs", row.group(1), cwd=repo, env=env).text,
+            "prefect logs": json.dumps(all_logs(api, fr["id"])),
+            "parameters": json.dumps(fr["parameters"]),
+            "state message": str((fr.get("state") or {}).get("message")),
+        }
+        home = Path(env["DSTACK_HOME"])
+        for f in home.rglob("*"):
+            if f.is_file():
+                kept[str(f.relative_to(home))] = f.read_bytes().decode(errors="replace")
+        return PrivateRun(image, added, res, kept)
+
+    yield run
+    cli("secrets", "delete", secret, "-y", cwd=repo, env=env)
+
+
+def test_registry_auth_from_a_secret_pulls_from_a_registry_that_asks_and_the_password_shows_nowhere(
+    run_private: Callable[[str], PrivateRun],
+    private_registry: LocalRegistry,  # noqa: F811 - the imported fixture
+    private_pullable: tuple[str, str],  # noqa: F811
+) -> None:
+    """registry_auth with `password: ${{ secrets.REG_PASS }}` against a registry behind Basic
+    auth: the step pulls its image and runs; the password is not in the CLI's output, the
+    run's logs, its parameters or the dstack home's files."""
+    run = run_private(PASSWORD)
+
+    assert 0 == run.added.code, run.added.text
+    assert 0 == run.res.code, run.res.text
+    assert "tiny" in run.res.out.splitlines()
+    assert 1 == private_registry.pulls[private_pullable[1]]
+    assert "tiny" in run.kept["dstack logs"]
+    assert len(run.kept) > 4, "the dstack home holds the run's files"
+    assert [] == [where for where, text in run.kept.items() if PASSWORD in text]
+    assert PASSWORD not in run.added.text + run.res.text
+
+
+def test_a_wrong_registry_password_fails_the_run_saying_the_registry_refused_it(
+    run_private: Callable[[str], PrivateRun],
+) -> None:
+    """A secret with the wrong password: the run fails with the image, the step, the registry's
+    refusal of registry_auth's credentials and `dstack secrets` to check them; the wrong
+    password shows nowhere."""
+    wrong = "wrong-Reg-Pass-5be1"
+
+    run = run_private(wrong)
+
+    assert 1 == run.res.code, run.res.text
+    assert (
+        f"Failed: image {run.image} of step 'private' is not on this machine and pulling it failed: "
+        "the registry refused the credentials of registry_auth"
+    ) in run.res.out, run.res.text
+    assert "`dstack secrets`" in run.res.out
+    assert "tiny" not in run.res.out.splitlines()
+    assert [] == [where for where, text in run.kept.items() if wrong in text]
+    assert wrong not in run.added.text + run.res.text
+
+
+def test_registry_auth_with_the_password_written_in_the_file_pulls_too(
+    cli: CLI,
+    make_repo: Any,
+    env: dict[str, str],
+    private_registry: LocalRegistry,  # noqa: F811 - the imported fixture
+    private_pullable: tuple[str, str],  # noqa: F811
+) -> None:
+    """registry_auth with a literal password (no secret) logs in the same way."""
+    image, tag = private_pullable
+    repo = private_repo(make_repo, image, PASSWORD)
+
+    res = cli("run", "private", cwd=repo, env=env)
+
+    assert 0 == res.code, res.text
+    assert "tiny" in res.out.splitlines()
+    assert 1 == private_registry.pulls[tag]

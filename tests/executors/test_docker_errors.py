@@ -10,7 +10,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from dstack_prefect.errors import ExecutionError, ExecutorUnavailableError
-from dstack_prefect.executors._docker_errors import _TABLE, docker_errors, error_class_for
+from dstack_prefect.executors._docker_errors import _TABLE, docker_errors, error_class_for, pull_refusal
 from dstack_prefect.executors.docker import DockerExecutor
 from dstack_prefect.graph import Step
 
@@ -81,3 +81,41 @@ def test_a_socket_the_user_may_not_use_says_so_and_how_to_get_access() -> None:
 
     assert err.value.message.endswith(": permission denied (connecting to the Docker engine)")
     assert "docker group" in (err.value.hint or "")
+
+
+def _pull_failed(explanation: str) -> ExecutionError:
+    """Ours for a failed pull, chained from dockerd's answer, as docker_errors() raises it."""
+    err = ExecutionError(f"pulling image a:1: {explanation}")
+    err.__cause__ = docker.errors.APIError("500", explanation=explanation)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("explanation", "username", "why"),
+    [
+        ("unauthorized", "me", "the registry refused the credentials of registry_auth (username 'me'"),
+        (
+            'Get "https://registry-1.docker.io/v2/": unauthorized: incorrect username or password',
+            "me",
+            "the registry refused the credentials of registry_auth (username 'me'",
+        ),
+        (
+            'Head "http://127.0.0.1:5000/v2/a/manifests/1": no basic auth credentials',
+            None,
+            "the registry asks for credentials and the step has no registry_auth",
+        ),
+    ],
+    ids=["basic-401", "hub-token", "no-auth"],
+)
+def test_a_pull_refused_for_credentials_says_so(explanation: str, username: str | None, why: str) -> None:
+    """dockerd's answers to a pull the registry refused for credentials read as such, with the
+    engine's own words after and how to fix the credentials."""
+    said, hint = pull_refusal(_pull_failed(explanation), username) or ("", "")
+
+    assert said.startswith(why) and said.endswith(f"{explanation})"), said
+    assert ("`dstack secrets`" if username else "registry_auth: {username: USER") in hint
+
+
+def test_a_pull_that_failed_otherwise_is_no_refusal() -> None:
+    """A missing manifest is not about credentials."""
+    assert pull_refusal(_pull_failed("manifest for a:1 not found: manifest unknown"), "me") is None

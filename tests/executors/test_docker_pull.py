@@ -3,13 +3,16 @@
 The engine pulls from a registry served here (:class:`LocalRegistry`, the Docker Registry HTTP
 API's read side over one ``docker save`` of the tiny test image at ``127.0.0.1:PORT``, which the
 engine trusts over plain HTTP), so a pull succeeds without the network and the registry counts
-how often each tag was pulled.
+how often each tag was pulled. Given a username and password it asks for them with HTTP Basic
+auth, as a private registry does (fixture ``private_registry``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import http.server
 import io
 import json
@@ -36,15 +39,26 @@ pytestmark = pytest.mark.service("docker")
 
 NAME = "dstack-test/pulled"
 """The one repository the local registry has."""
+USERNAME = "me"
+PASSWORD = "s3cret-Reg-Pass-7f2c"
+"""The password of :func:`private_registry` (distinctive, so a leak of it can be searched for)."""
 _MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+REALM = "dstack-test"
+"""The Basic auth realm of an authenticating :class:`LocalRegistry`."""
 _PATH = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$")
 
 
 class LocalRegistry:
     """A read-only registry at ``host`` serving one image as :data:`NAME` under any tag;
-    ``pulls[tag]`` counts the engine's pulls of each tag."""
+    ``pulls[tag]`` counts the engine's pulls of each tag.
 
-    def __init__(self, saved: bytes) -> None:
+    With ``username`` and ``password`` it answers every request without them in an
+    ``Authorization: Basic`` header (``/v2/`` included, which the engine asks first to learn
+    how to log in) with 401 and ``WWW-Authenticate: Basic realm="dstack-test"``, as a private
+    registry does. ``requests`` lists each request as ``(method, path, authorized)``.
+    """
+
+    def __init__(self, saved: bytes, *, username: str | None = None, password: str | None = None) -> None:
         self.blobs: dict[str, bytes] = {}
         with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
             (entry,) = json.loads(_read(tar, "manifest.json"))
@@ -61,6 +75,12 @@ class LocalRegistry:
             }
         ).encode()
         self.pulls: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, bool]] = []
+        self._basic = (
+            "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+            if username is not None and password is not None
+            else None
+        )
         self._headed: set[str] = set()
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -76,6 +96,12 @@ class LocalRegistry:
                 self._headed.add(ref)
             else:
                 self._headed.discard(ref)
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request with this ``Authorization`` header may read (always, without auth)."""
+        if self._basic is None:
+            return True
+        return header is not None and hmac.compare_digest(header.encode(), self._basic.encode())
 
     def _add(self, data: bytes) -> dict[str, Any]:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -93,6 +119,12 @@ class LocalRegistry:
                 self._answer(body=True)
 
             def _answer(self, *, body: bool) -> None:
+                allowed = registry.authorized(self.headers.get("Authorization"))
+                with registry._lock:
+                    registry.requests.append((self.command, self.path, allowed))
+                if not allowed:
+                    self._refuse(body=body)
+                    return
                 match = _PATH.match(self.path)
                 data, kind = (b"{}", "application/json") if self.path == "/v2/" else (None, "")
                 if match and match["name"] != NAME:
@@ -121,6 +153,19 @@ class LocalRegistry:
                 if body:
                     self.wfile.write(data)
 
+            def _refuse(self, *, body: bool) -> None:
+                """401 as the Docker registry answers it: a Basic challenge and an UNAUTHORIZED error."""
+                error = {"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}
+                data = json.dumps({"errors": [error]}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.send_header("WWW-Authenticate", f'Basic realm="{REALM}"')
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -138,23 +183,50 @@ def _read(tar: tarfile.TarFile, name: str) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def local_registry(docker_engine: Any, tiny_image: str) -> Iterator[LocalRegistry]:
+def saved_tiny_image(docker_engine: Any, tiny_image: str) -> bytes:
+    """``docker save`` of the tiny test image."""
+    return b"".join(docker_engine.images.get(tiny_image).save())
+
+
+@pytest.fixture(scope="session")
+def local_registry(saved_tiny_image: bytes) -> Iterator[LocalRegistry]:
     """The tiny test image, pullable as ``<host>/dstack-test/pulled:<any tag>``."""
-    saved = b"".join(docker_engine.images.get(tiny_image).save())
-    registry = LocalRegistry(saved)
+    registry = LocalRegistry(saved_tiny_image)
     yield registry
     registry.close()
+
+
+@pytest.fixture(scope="session")
+def private_registry(saved_tiny_image: bytes) -> Iterator[LocalRegistry]:
+    """The tiny test image behind HTTP Basic auth: user :data:`USERNAME`, password :data:`PASSWORD`."""
+    registry = LocalRegistry(saved_tiny_image, username=USERNAME, password=PASSWORD)
+    yield registry
+    registry.close()
+
+
+@contextlib.contextmanager
+def _missing_image(registry: LocalRegistry, engine: Any) -> Iterator[tuple[str, str]]:
+    tag = uuid.uuid4().hex[:12]
+    image = f"{registry.host}/{NAME}:{tag}"
+    yield image, tag
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        engine.images.remove(image)
 
 
 @pytest.fixture
 def pullable(local_registry: LocalRegistry, docker_engine: Any) -> Iterator[tuple[str, str]]:
     """``(image, tag)``: a reference the engine does not have and can pull from the local
     registry; untagged again afterwards."""
-    tag = uuid.uuid4().hex[:12]
-    image = f"{local_registry.host}/{NAME}:{tag}"
-    yield image, tag
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        docker_engine.images.remove(image)
+    with _missing_image(local_registry, docker_engine) as pair:
+        yield pair
+
+
+@pytest.fixture
+def private_pullable(private_registry: LocalRegistry, docker_engine: Any) -> Iterator[tuple[str, str]]:
+    """``(image, tag)``: a reference the engine does not have and only
+    :func:`private_registry` (with its credentials) gives; untagged again afterwards."""
+    with _missing_image(private_registry, docker_engine) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -239,3 +311,77 @@ def test_a_missing_image_no_registry_has_fails_in_check(
         executor.check(step)
 
     assert f"docker build -t {image} ." in (err.value.hint or "")
+
+
+def private_step(image: str, password: str | None, commands: list[str] | None = None) -> Step:
+    """A docker-provider step on ``image``, with registry_auth :data:`USERNAME` + ``password``
+    (none at all when ``password`` is None)."""
+    auth = RegistryAuth(username=USERNAME, password=password) if password is not None else None
+    return Step(
+        name="train", provider="docker", image=image, registry_auth=auth, commands=commands or ["true"]
+    )
+
+
+def test_registry_auth_logs_in_to_a_registry_that_asks_for_it(
+    executor: DockerExecutor,
+    private_registry: LocalRegistry,
+    private_pullable: tuple[str, str],
+    tmp_path: Path,
+    run_name: str,
+) -> None:
+    """A registry behind Basic auth: the engine asks /v2/ without credentials, learns from the
+    401's challenge that it wants Basic, and sends registry_auth's username and password with
+    every request after; the step pulls its image and runs."""
+    image, tag = private_pullable
+    job, lines = make_job(private_step(image, PASSWORD, ["cat /etc/tiny-marker"]), tmp_path, run_name)
+    seen = len(private_registry.requests)
+
+    result = executor.wait(executor.start(job))
+
+    asked = private_registry.requests[seen:]
+    assert (0, ["tiny"]) == (result.exit_code, lines)
+    assert ("GET", "/v2/", False) == asked[0]
+    assert [] == [request for request in asked[1:] if not request[2]]
+    assert 1 == private_registry.pulls[tag]
+
+
+def test_a_registry_that_refuses_registry_auth_fails_the_step_saying_so(
+    executor: DockerExecutor,
+    private_registry: LocalRegistry,
+    private_pullable: tuple[str, str],
+    tmp_path: Path,
+    run_name: str,
+) -> None:
+    """A wrong password: the step fails naming its image and itself, says the registry refused
+    registry_auth's credentials and how to check the secret; the password shows nowhere."""
+    image, tag = private_pullable
+    wrong = "wrong-Reg-Pass-93ad"
+    job, _ = make_job(private_step(image, wrong), tmp_path, run_name)
+
+    with pytest.raises(ExecutorUnavailableError) as err:
+        executor.start(job)
+
+    assert err.value.message.startswith(
+        f"image {image} of step 'train' is not on this machine and pulling it failed: "
+        f"the registry refused the credentials of registry_auth (username '{USERNAME}'"
+    ), err.value.message
+    assert "`dstack secrets`" in (err.value.hint or "")
+    assert wrong not in f"{err.value.message} {err.value.hint}"
+    assert 0 == private_registry.pulls[tag]
+
+
+def test_a_registry_that_asks_for_credentials_a_step_has_not_given_fails_in_check(
+    executor: DockerExecutor, private_registry: LocalRegistry, private_pullable: tuple[str, str]
+) -> None:
+    """No registry_auth for a registry that asks for credentials: check() fails saying so, with
+    how to give them."""
+    image, _ = private_pullable
+
+    with pytest.raises(ExecutorUnavailableError) as err:
+        executor.check(private_step(image, None))
+
+    assert err.value.message.startswith(
+        f"image {image} of step 'train' is not on this machine and pulling it failed: "
+        "the registry asks for credentials and the step has no registry_auth"
+    ), err.value.message
+    assert "registry_auth: {username: USER, password: ${{ secrets.NAME }}}" in (err.value.hint or "")
