@@ -380,6 +380,15 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
             message = "legacy key 'mount' in deps is ignored; set 'mount: true' on the upstream's artifacts"
             out.append(source.warning(("deps", j, "mount"), message, at_key=True))
     out += _bare_memory_warnings(source, resources)
+    auth = item.get("registry_auth")
+    password = auth.get("password") if isinstance(auth, dict) else None
+    if isinstance(password, str) and password and "${{" not in password:
+        message = (
+            "a password written in the file is kept with each run (in the Prefect flow run's plan);"
+            " keep it in a secret: `dstack secrets add REGISTRY_PASSWORD`, then"
+            " 'password: ${{ secrets.REGISTRY_PASSWORD }}'"
+        )
+        out.append(source.warning(("registry_auth", "password"), message))
     ports = item.get("ports")
     if isinstance(ports, int) and not isinstance(ports, bool):
         message = f"legacy port count {ports}, list the ports instead, e.g. 'ports: [8000]'"

@@ -162,6 +162,27 @@ class TestWarnings:
             " write '24GB' for gigabytes, or '24MiB' to keep it and silence this",
         ]
 
+    def test_a_registry_password_written_in_the_file_points_to_secrets(self) -> None:
+        """A literal registry_auth password loads, with a warning that it is kept with each run
+        and how to keep it in a secret; a `${{ secrets.X }}` password gets none."""
+        step = "  - name: {}\n    provider: docker\n    image: r.example/app:1\n    commands: [x]\n"
+        auth = "    registry_auth:\n      username: me\n      password: {}\n"
+        text = (
+            "workflows:\n"
+            + step.format("literal")
+            + auth.format("hunter2")
+            + step.format("secret")
+            + auth.format('"${{ secrets.REG_PASS }}"')
+        )
+
+        workflows = load_text(text)
+
+        assert [str(w) for w in workflows.warnings] == [
+            "workflows.yaml:8:17: workflows[0].registry_auth.password: a password written in the file"
+            " is kept with each run (in the Prefect flow run's plan); keep it in a secret:"
+            " `dstack secrets add REGISTRY_PASSWORD`, then 'password: ${{ secrets.REGISTRY_PASSWORD }}'"
+        ]
+
     def test_a_warning_in_a_merged_anchor_is_said_once(self) -> None:
         """A legacy form in an anchor that two workflows merge is one warning, not two."""
         text = (
