@@ -134,8 +134,9 @@ def take_snapshot(root: Path) -> Snapshot:
 
 
 def copy_snapshot(snapshot: Snapshot, target: Path) -> None:
-    """Copy the snapshot's files into ``target`` (created), keeping modes."""
-    made: set[Path] = set()
+    """Copy the snapshot's files into ``target`` (created, also for no files), keeping modes."""
+    target.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = {target}
     for rel in snapshot.files:
         dst = target / rel
         parent = dst.parent

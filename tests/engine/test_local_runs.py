@@ -759,6 +759,18 @@ def run_as_a_worker(server: Server, home: Path, flow_run_id: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_provider_mode_runs_in_an_empty_folder(cli: CLI, tmp_path: Path) -> None:
+    """`dstack run bash -c ...` needs no files at all: an empty folder (a fresh `git init`) runs."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+
+    res = cli("run", "bash", "-c", "echo hi from nowhere", cwd=empty)
+
+    assert res.code == 0, res.text
+    assert "hi from nowhere" in res.out
+
+
 class TestApiTriggered:
     def test_a_run_created_through_the_prefect_api_builds_its_plan_and_runs(
         self, repo: Path, api: PrefectAPI, prefect_server: Server, dstack_home: Path
