@@ -13,10 +13,11 @@ from rich.text import Text
 
 from dstack_prefect.cli._app import app, console, err_console, handles_errors
 from dstack_prefect.cli._runopts import RunArgsCommand
-from dstack_prefect.errors import DstackError, NoWorkflowsError, SpecErrors
+from dstack_prefect.errors import DstackError, NoWorkflowsError, SpecError, SpecErrors
 from dstack_prefect.graph import Plan, Step, build_plan
 from dstack_prefect.spec import (
     PROVIDERS,
+    Source,
     SpecWarning,
     Workflows,
     check_workflows,
@@ -117,7 +118,7 @@ def validate(
             {
                 "valid": not errors,
                 "files": len(files),
-                "workflows": len(workflows),
+                "workflows": sum(1 for src in workflows.sources.values() if not _has_errors(src, errors)),
                 "errors": [e.as_dict() for e in errors],
                 "warnings": [w.as_dict() for w in workflows.warnings],
             }
@@ -132,6 +133,14 @@ def validate(
     if workflows.warnings:
         counts += ", " + _count(len(workflows.warnings), "warning")
     console.print(f"[green]OK[/]: {counts}", highlight=False)
+
+
+def _has_errors(source: Source, errors: list[SpecError]) -> bool:
+    """Whether any of ``errors`` is inside the workflow defined at ``source`` (an unknown dep or
+    name in it counts: the workflow loads, but cannot run)."""
+    mine = f"workflows[{source.index}]"
+    inside = (mine, f"{mine}.", f"{mine}[")
+    return any(e.path == source.path and (e.key == mine or e.key.startswith(inside[1:])) for e in errors)
 
 
 def _count(n: int, noun: str) -> str:

@@ -29,7 +29,7 @@ from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
 from dstack_prefect.spec._fields import did_you_mean, show, unknown_key
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Workflow, WorkflowFile
+from dstack_prefect.spec._models import Dep, Workflow, WorkflowFile
 from dstack_prefect.spec._yaml import Parsed, YAMLSyntaxProblem, parse
 from dstack_prefect.spec._yaml import Path as KeyPath
 
@@ -98,6 +98,9 @@ class Workflows:
     warnings: list[SpecWarning] = field(default_factory=list)
     unresolved: list[SpecError] = field(default_factory=list)
     """Deps naming a workflow no file defines, located: errors for validate and for a plan."""
+    broken: dict[str, tuple[Source, list[tuple[int, Dep]]]] = field(default_factory=dict)
+    """Workflows that did not validate, by name: where, and their deps that are valid on their
+    own (checked with the others' for unknown names and cycles)."""
 
     def source(self, name: str) -> str:
         """``file:line`` where workflow ``name`` is defined."""
@@ -239,8 +242,8 @@ def _build(
     for shown, text in texts:
         if text is not None:
             errors += _load_file(result, shown, text, named)
-    errors += _check_graph(result, named)
     key = _in_file_order([shown for shown, _ in texts])
+    errors += _check_graph(result, named, [shown for shown, _ in texts])
     errors.sort(key=key)
     result.warnings = sorted(_once_per_place(result.warnings), key=key)
     result.unresolved.sort(key=key)
@@ -350,6 +353,7 @@ def _load_item(
     try:
         workflow = Workflow.model_validate(item)
     except ValidationError as exc:
+        _keep_deps_of_broken(result, Source(shown, parsed.locate(prefix)[0], parsed, index, lines), item)
         return [w for e in exc.errors(include_url=False) for w in _locate.locate(parsed, shown, prefix, e)]
     line = parsed.locate(prefix)[0]
     source = Source(shown, line, parsed, index, lines)
@@ -362,6 +366,21 @@ def _load_item(
     result.by_name[workflow.name] = workflow
     result.sources[workflow.name] = source
     return []
+
+
+def _keep_deps_of_broken(result: Workflows, source: Source, item: Any) -> None:
+    """A workflow with problems still has its deps checked (unknown names, cycles), so that
+    validate lists every problem in one pass: its deps that are valid on their own are kept."""
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or item["name"] in result.broken:
+        return
+    written = item.get("deps")
+    deps = []
+    for j, raw in enumerate(written if isinstance(written, list) else []):
+        try:
+            deps.append((j, Dep.model_validate(raw)))
+        except ValidationError:
+            continue
+    result.broken[item["name"]] = (source, deps)
 
 
 def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
@@ -415,32 +434,44 @@ def _bare_memory_warnings(source: Source, resources: object) -> list[SpecWarning
     return out
 
 
-def _check_graph(result: Workflows, named: set[str]) -> list[SpecError]:
+def _check_graph(result: Workflows, named: set[str], file_order: list[str]) -> list[SpecError]:
     """Cycles are errors. A workflow dep of this repo that no file defines goes to
     ``result.unresolved`` (an error for validate and for a plan that needs it); a dep on a
-    workflow that is written but invalid is left to that workflow's own errors."""
+    workflow that is written but invalid is left to that workflow's own errors. Workflows with
+    problems of their own take part with the deps they have that are valid."""
     errors = []
     names = list(result.by_name)
-    for name, workflow in result.by_name.items():
-        for j, dep in enumerate(workflow.deps):
+    placed: dict[str, tuple[Source, list[tuple[int, Dep]]]] = {
+        name: (result.sources[name], list(enumerate(workflow.deps)))
+        for name, workflow in result.by_name.items()
+    }
+    for name, (source, deps) in result.broken.items():
+        placed.setdefault(name, (source, deps))
+    files = {path: i for i, path in enumerate(file_order)}
+    placed = dict(sorted(placed.items(), key=lambda kv: (files.get(kv[1][0].path, -1), kv[1][0].line)))
+    for name, (source, deps) in placed.items():
+        for j, dep in deps:
             if dep.kind == "workflow" and dep.repo is None and dep.name not in named:
                 message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, names)}"
-                result.unresolved.append(result.sources[name].error(("deps", j), message))
-            elif dep.repo is not None:
+                result.unresolved.append(source.error(("deps", j), message))
+            elif dep.repo is not None and name in result.by_name:
                 message = f"the repo prefix '{dep.repo}' is ignored, as dstack 0.9 did" + (
                     f": the dep is this repo's '{dep.name}'"
                     if dep.name in named
                     else f", and this repo has no '{dep.name}': the dep is skipped"
                 )
-                result.warnings.append(result.sources[name].warning(("deps", j), message))
-    for cycle in find_cycles(result):
-        first = result.sources[cycle[0]]
-        j = next(
-            j
-            for j, d in enumerate(result.by_name[cycle[0]].deps)
-            if d.kind == "workflow" and d.name == cycle[1]
-        )
-        errors.append(first.error(("deps", j), f"deps form a cycle: {' -> '.join(cycle)}"))
+                result.warnings.append(source.warning(("deps", j), message))
+    edges = {
+        name: [
+            (j, dep.name)
+            for j, dep in deps
+            if dep.kind == "workflow" and dep.repo is None and dep.name in placed
+        ]
+        for name, (_, deps) in placed.items()
+    }
+    for cycle in _cycles(edges):
+        j = next(j for j, target in edges[cycle[0]] if target == cycle[1])
+        errors.append(placed[cycle[0]][0].error(("deps", j), f"deps form a cycle: {' -> '.join(cycle)}"))
     return errors
 
 
@@ -453,17 +484,21 @@ def local_deps(workflows: Workflows, workflow: Workflow) -> list[str]:
     return out
 
 
-def find_cycles(workflows: Workflows) -> list[list[str]]:
-    """Each dep cycle once, as ``[a, b, a]``, starting at the first workflow (in file order) on it."""
+def _cycles(edges: dict[str, list[tuple[int, str]]]) -> list[list[str]]:
+    """Each cycle of ``edges`` (name -> its deps, in order) once, as ``[a, b, a]``, starting at the
+    first workflow (in file order) on it."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     cycles: list[list[str]] = []
-    for start in workflows.by_name:
+
+    def deps(name: str) -> list[str]:
+        return list(dict.fromkeys(target for _, target in edges[name]))
+
+    for start in edges:
         if state.get(start):
             continue
-        path: list[str] = []
-        stack: list[tuple[str, list[str]]] = [(start, local_deps(workflows, workflows.by_name[start]))]
+        path: list[str] = [start]
+        stack: list[tuple[str, list[str]]] = [(start, deps(start))]
         state[start] = 1
-        path.append(start)
         while stack:
             node, todo = stack[-1]
             if not todo:
@@ -477,5 +512,5 @@ def find_cycles(workflows: Workflows) -> list[list[str]]:
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
-                stack.append((nxt, local_deps(workflows, workflows.by_name[nxt])))
+                stack.append((nxt, deps(nxt)))
     return cycles

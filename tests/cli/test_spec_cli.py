@@ -136,7 +136,8 @@ class TestValidate:
         assert (code, json.loads(out)["workflows"]) == (1, 2)
 
     def test_json_lists_an_unknown_dep_among_other_errors(self, repo: Path) -> None:
-        """An unknown dep is an error in --json even when another file has errors too."""
+        """An unknown dep is an error in --json even when another file has errors too, and its
+        workflow is not counted among those without problems."""
         (repo / ".dstack" / "workflows").mkdir()
         (repo / ".dstack" / "workflows" / "bad.yaml").write_text(BAD)
         (repo / ".dstack" / "workflows" / "c.yaml").write_text(
@@ -145,6 +146,7 @@ class TestValidate:
 
         code, out, _ = run("validate", "--json")
 
+        assert json.loads(out)["workflows"] == 2
         assert code == 1
         assert [(e["path"], e["line"], e["message"]) for e in json.loads(out)["errors"]] == [
             (".dstack/workflows/bad.yaml", 3, "unknown provider 'bsh'; did you mean 'bash'?"),

@@ -54,6 +54,28 @@ class TestUnknownDeps:
             "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?"
         ]
 
+    def test_a_workflow_with_its_own_problems_has_its_deps_checked_too(self, make_repo: RepoFactory) -> None:
+        """Every problem in one pass: a workflow whose resources are wrong still gets its unknown
+        dep and the cycle through it reported, not only after the resources are fixed."""
+        root = make_repo(
+            {
+                ".dstack/workflows.yaml": (
+                    "workflows:\n"
+                    "  - name: c\n    provider: bash\n    commands: [x]\n    deps: [zz, d]\n"
+                    "    resources: {cpu: 0}\n"
+                    "  - name: d\n    provider: bash\n    commands: [x]\n    deps: [c]\n"
+                )
+            }
+        )
+
+        _, errors = check_workflows(root)
+
+        assert [e.message for e in errors] == [
+            ".dstack/workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'zz' in deps",
+            ".dstack/workflows.yaml:5:16: workflows[0].deps[1]: deps form a cycle: c -> d -> c",
+            ".dstack/workflows.yaml:6:22: workflows[0].resources.cpu: got 0, expected a number >= 1",
+        ]
+
     def test_not_a_warning(self) -> None:
         """It is never also a warning, so no command prints it twice."""
         text = "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps: [trian]\n"
