@@ -35,12 +35,14 @@ class Settings(BaseModel):
     def from_env(
         cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> Settings:
-        """DSTACK_<FIELD> variables of ``environ`` (os.environ by default), then ``overrides``."""
+        """DSTACK_<FIELD> variables of ``environ`` (os.environ by default), then ``overrides``. An
+        empty variable counts as unset (``DSTACK_HOME= dstack ...`` keeps ~/.dstack, not the
+        current folder)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             key = f"DSTACK_{name.upper()}"
-            if key in env:
+            if env.get(key):
                 values[name] = env[key]
         return cls(**{**values, **(overrides or {})})
 
@@ -96,5 +98,5 @@ def write_config(updates: dict[str, str | None], home: Path | None = None) -> di
 def get_settings() -> Settings:
     """Settings from the environment (DSTACK_*), then <home>/config.json, then defaults."""
     base = Settings.from_env()
-    from_file = {k: v for k, v in read_config(base.home).items() if f"DSTACK_{k.upper()}" not in os.environ}
+    from_file = {k: v for k, v in read_config(base.home).items() if not os.environ.get(f"DSTACK_{k.upper()}")}
     return Settings.from_env(from_file) if from_file else base

@@ -1,0 +1,52 @@
+"""`dstack config` and the DSTACK_* variables as a shell passes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def config(home: Path, **env: str) -> dict[str, object]:
+    """`dstack config --json` with HOME=``home`` and ``env`` on top of a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DSTACK_", "PREFECT_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "dstack_prefect", "config", "--json"],
+        env={**clean, "HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    """`DSTACK_HOME= dstack ...` (as `env -u` is often written) keeps ~/.dstack; it used to make
+    the current folder the home, with runs and a store inside whatever folder one stood in."""
+    shown = config(tmp_path, DSTACK_HOME="", DSTACK_STORE="", DSTACK_EXECUTOR="")
+
+    assert shown["home"] == str(tmp_path / ".dstack")
+    assert shown["store"] == str(tmp_path / ".dstack" / "store")
+    assert shown["executor"] == "local"
+
+
+def test_a_set_variable_wins_over_the_config_file(tmp_path: Path) -> None:
+    """`dstack config --store` writes config.json; DSTACK_STORE in the environment overrides it."""
+    home = tmp_path / "home"
+    subprocess.run(
+        [sys.executable, "-m", "dstack_prefect", "config", "--store", str(tmp_path / "kept")],
+        env={**os.environ, "DSTACK_HOME": str(home)},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert config(tmp_path, DSTACK_HOME=str(home))["store"] == str(tmp_path / "kept")
+    assert config(tmp_path, DSTACK_HOME=str(home), DSTACK_STORE=str(tmp_path / "env"))["store"] == str(
+        tmp_path / "env"
+    )
+    assert config(tmp_path, DSTACK_HOME=str(home), DSTACK_STORE="")["store"] == str(tmp_path / "kept")
