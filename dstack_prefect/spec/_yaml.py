@@ -14,6 +14,7 @@ more than `MAX_ALIAS_EXPANSIONS` nodes ("billion laughs").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dstack_prefect.spec import _interp
-from dstack_prefect.spec._fields import show
+from dstack_prefect.spec._fields import did_you_mean, show
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -119,7 +120,21 @@ def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
         return "invalid YAML: a tab character, expected spaces for indentation"
     if exc.context and "single document" in exc.context:
         return "invalid YAML: a second document ('---'), expected a single document"
+    if mark is not None and "undefined alias" in f"{exc.problem} {exc.context}":
+        return _undefined_alias(text, mark.index)
     return f"invalid YAML: {exc.problem or exc}"
+
+
+def _undefined_alias(text: str, index: int) -> str:
+    """``*name`` with no ``&name`` before it: which, and the anchors there are."""
+    name = re.match(r"\*([^\s,\[\]{}]+)", text[index:])
+    alias = name.group(1) if name else "?"
+    anchors = list(dict.fromkeys(re.findall(r"&([^\s,\[\]{}]+)", text[:index])))
+    message = f"invalid YAML: alias '*{alias}' names no anchor, expected an '&{alias}' defined above it"
+    suggestion = did_you_mean(alias, anchors)
+    if suggestion:
+        return message + suggestion
+    return message + (f" (anchors above: {', '.join('&' + a for a in anchors)})" if anchors else "")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YAMLSyntaxProblem:

@@ -51,6 +51,17 @@ CASES = [
         schema=False,
     ),
     Case(
+        "undefined-alias",
+        ONE(
+            "x-res: &res {cpu: 1}\nworkflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    resources: *rse\n"
+        ),
+        [
+            ".dstack/workflows.yaml:6:16: invalid YAML: alias '*rse' names no anchor,"
+            " expected an '&rse' defined above it; did you mean 'res'?"
+        ],
+        schema=False,
+    ),
+    Case(
         "empty-file",
         ONE(""),
         [".dstack/workflows.yaml:1:1: an empty file, expected a mapping with a 'workflows' list"],
