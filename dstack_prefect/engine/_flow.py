@@ -276,7 +276,7 @@ def _execute(
     for i, port in enumerate(ports):
         local = locals_[i] or port
         if i == 0 and ide:
-            notes.info(f"{step.provider}: {ide_url(step.provider, local, next(iter(ide.values())))}")
+            notes.info(ide_url(step.provider, local, next(iter(ide.values()))))
             continue
         notes.info(
             f"port {i}: http://127.0.0.1:{local}" + (f" (the app's port {port})" if local != port else "")

@@ -18,6 +18,9 @@ IDE_PROVIDERS = ("code", "lab", "notebook")
 #: The variable that holds each IDE's access token (set by the engine when the step starts).
 TOKEN_VARIABLE = {"code": "CONNECTION_TOKEN", "lab": "TOKEN", "notebook": "TOKEN"}
 
+#: What each IDE is called where its URL is logged ("code: VS Code: http://...").
+LABEL = {"code": "VS Code", "lab": "JupyterLab", "notebook": "Jupyter Notebook"}
+
 #: The path that opens each IDE in a browser, with its token.
 URL_PATH = {"code": "/?tkn=", "lab": "/lab?token=", "notebook": "/tree?token="}
 
@@ -60,5 +63,6 @@ def ide_step(step: Step) -> Step:
 
 
 def ide_url(provider: str, port: int, token: str) -> str:
-    """Where a user opens the IDE of a step of ``provider`` serving on ``port``."""
-    return f"http://127.0.0.1:{port}{URL_PATH[provider]}{token}"
+    """Where a user opens the IDE of a step of ``provider`` serving on ``port``, named:
+    ``JupyterLab: http://127.0.0.1:PORT/lab?token=...``."""
+    return f"{LABEL[provider]}: http://127.0.0.1:{port}{URL_PATH[provider]}{token}"

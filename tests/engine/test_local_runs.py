@@ -263,7 +263,8 @@ class TestIdeProviders:
 
         def ide_url() -> str | None:
             said = [r["message"] for r in api.logs(fr_id)]
-            found = [m for text in said if (m := re.search(rf"{provider}: (http://\S+)", text))]
+            label = {"lab": "JupyterLab", "notebook": "Jupyter Notebook"}[provider]
+            found = [m for text in said if (m := re.search(rf"{label}: (http://\S+)", text))]
             return found[0].group(1) if found else None
 
         url = wait_until(ide_url, 90)
