@@ -368,7 +368,7 @@ def logs(
                 if isinstance(item, LogLine):
                     print_line(item, multi)
             return
-        for line in LogReader(api, fr["id"], since=when).read():
+        for line in LogReader(api, fr["id"], since=when).lines():  # printed as the next pages come
             print_line(line, multi)
 
 

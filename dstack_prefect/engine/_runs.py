@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dstack_prefect.engine._api import DSTACK_TAG, PrefectAPI
+from dstack_prefect.engine._api import DSTACK_TAG, LOG_WORKERS, PAGE, PrefectAPI
 from dstack_prefect.engine._reaper import marker_groups
 from dstack_prefect.engine._status import (
     ABORTING,
@@ -204,44 +204,55 @@ class LogLine:
 class LogReader:
     """Pages a run's log lines in order, remembering what it has shown."""
 
-    def __init__(self, api: PrefectAPI, flow_run_id: str, since: datetime | None = None) -> None:
+    def __init__(
+        self,
+        api: PrefectAPI,
+        flow_run_id: str,
+        since: datetime | None = None,
+        *,
+        page: int = PAGE,
+        workers: int = LOG_WORKERS,
+    ) -> None:
         self.api = api
         self.flow_run_id = flow_run_id
         self.after = since
         self.floor = since
         """Nothing before this is shown, however far a later page looks back."""
-        self.seen: set[str] = set()
+        self.seen: dict[str, datetime] = {}
+        """The ids of the lines shown, with their times: a later read looks back over them."""
+        self.page = page
+        self.workers = workers
+        """Pages fetched at once (`PrefectAPI.log_pages`)."""
 
-    def read(self) -> list[LogLine]:
-        lines: list[LogLine] = []
-        offset = 0
-        while True:
-            page = self.api.logs(self.flow_run_id, after=self.after, offset=offset)
+    def lines(self) -> Iterator[LogLine]:
+        """The lines not shown yet, in order, as their pages come: the next pages are fetched
+        while the caller prints these."""
+        last: LogLine | None = None
+        pages = self.api.log_pages(self.flow_run_id, after=self.after, page=self.page, workers=self.workers)
+        for page in pages:
             for rec in page:
                 kind = classify_logger(rec.get("name") or "")
                 if rec["id"] in self.seen or kind is None:
                     continue
-                self.seen.add(rec["id"])
                 note, step = kind
-                lines.append(
-                    LogLine(
-                        step=step,
-                        message=rec["message"],
-                        timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
-                        note=note,
-                        level=int(rec.get("level") or 20),
-                    )
+                last = LogLine(
+                    step=step,
+                    message=rec["message"],
+                    timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
+                    note=note,
+                    level=int(rec.get("level") or 20),
                 )
-            if len(page) < 200:
-                break
-            offset += len(page)
-        if lines:  # the next page starts a little before the last line: ids de-duplicate
-            self.after = lines[-1].timestamp - timedelta(seconds=5)
+                self.seen[rec["id"]] = last.timestamp
+                yield last
+        if last is not None:  # the next read starts a little before the last line: ids de-duplicate
+            self.after = last.timestamp - timedelta(seconds=5)
             if self.floor is not None and self.after < self.floor:
                 self.after = self.floor
-            if len(self.seen) > 50000:
-                self.seen.clear()
-        return lines
+            if len(self.seen) > 50000:  # forget only what no later read looks back at
+                self.seen = {key: when for key, when in self.seen.items() if when >= self.after}
+
+    def read(self) -> list[LogLine]:
+        return list(self.lines())
 
 
 def follow(
