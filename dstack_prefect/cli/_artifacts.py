@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shlex
 from datetime import datetime
 from enum import StrEnum
@@ -32,7 +33,7 @@ from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
 if TYPE_CHECKING:
     from dstack_prefect.engine._runs import RunRow
-    from dstack_prefect.storage import ArtifactStore, Tag
+    from dstack_prefect.storage import ArtifactStore, Manifest, Tag
 
 tags_app = typer.Typer()
 app.add_typer(tags_app, name="tags")
@@ -91,9 +92,13 @@ def ls(
     """
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
-    rows = ArtifactStore.ls(_local_store().resolve(ref), prefix, recursive, name=ref)
+    manifests = _local_store().resolve(ref, synced=True)
+    rows = ArtifactStore.ls(manifests, prefix, recursive, name=ref)
     if as_json:
-        found = [{"artifact": r.artifact, "file": r.file, "size": r.size, "folder": r.folder} for r in rows]
+        found = [
+            {"artifact": r.artifact, "file": r.file, "size": r.size, "folder": r.folder, "synced": r.synced}
+            for r in rows
+        ]
         print(json.dumps(found, indent=2))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -106,6 +111,29 @@ def ls(
         table.add_row(art if r.artifact != shown else "", r.file or "(empty)", decimal(r.size))
         shown = r.artifact
     console.print(table)
+    _synced_notes(manifests)
+
+
+def _synced_notes(manifests: list[Manifest]) -> None:
+    """Say which steps' files are from a sync of their `mount: true` artifacts, not stored by
+    the step (still running, or it ended without storing them), and when they were synced."""
+    from dstack_prefect.engine import humanize  # noqa: PLC0415
+
+    for m in manifests:
+        if not m.synced:
+            continue
+        arts = ", ".join(a + "/" for a in m.artifacts)
+        when = humanize(datetime.fromisoformat(m.created_at))
+        state = (
+            "ended without storing its artifacts (aborted or failed)"
+            if m.extra.get("final")
+            else "has not stored its artifacts (it is still running, or its run crashed)"
+        )
+        err_console.print(
+            f"note: step '{m.step}' {state}: {arts} as synced {when} (mount: true)",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()
@@ -129,10 +157,14 @@ def cp(
     from dstack_prefect.storage import rich_progress  # noqa: PLC0415
 
     store = _local_store()
-    manifests = store.resolve(ref)
+    manifests = store.resolve(ref, synced=True)
     with rich_progress(err_console) as progress:  # a TARGET ending in / stays a folder: pass the text
         written = store.copy_out(manifests, source, target, overwrite=force, progress=progress, name=ref)
     console.print(f"Artifact files copied ({len(written)} written)")
+    src = posixpath.normpath(source.strip())
+    _synced_notes(
+        [m for m in manifests if any(f.path == src or f.path.startswith(f"{src}/") for f in m.files)]
+    )
 
 
 # tags ----------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 Before a step: its deps' manifests (steps of this run, reused runs, tags) are placed at their
 paths in the working directory, each blob checked against its sha256 first; `cache` folders
-are restored. After it (also after a graceful stop, never after an abort): its artifact paths
-are uploaded (only blobs the store lacks) and its manifest is committed last; cache folders are
-saved. Paths are relative to the step's working_dir, as in old dstack.
+are restored. While it runs: its `mount: true` artifacts are synced to the store every
+DSTACK_MOUNT_SYNC_INTERVAL seconds (:class:`MountSync`). After it (also after a graceful stop,
+never after an abort): its artifact paths are uploaded (only blobs the store lacks) and its
+manifest is committed last; cache folders are saved. Paths are relative to the step's
+working_dir, as in old dstack.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from dstack_prefect.errors import ArtifactNotFoundError, StorageError
 from dstack_prefect.graph import Step
-from dstack_prefect.storage import ArtifactStore, Manifest, normalize_artifact_path
+from dstack_prefect.storage import ArtifactStore, Manifest, StepSync, normalize_artifact_path
 
 ABSOLUTE_ROOT = ".dstack-absolute"
 """Absolute artifact paths (old dstack allowed /opt/conda/envs/x) land under this folder."""
@@ -104,7 +109,7 @@ def absolute_root(workdir: Path, step: Step) -> Path:
     return step_dir(workdir, step) / ABSOLUTE_ROOT
 
 
-def collected_paths(step: Step, *, container: bool) -> tuple[list[str], list[str]]:
+def collected_paths(step: Step, *, container: bool, mount_only: bool = False) -> tuple[list[str], list[str]]:
     """The step's artifact paths as they are read after it, and those that cannot be.
 
     `~` is the home of whoever ran the step: for a local step this machine's (as for `cache`).
@@ -116,6 +121,8 @@ def collected_paths(step: Step, *, container: bool) -> tuple[list[str], list[str
     paths: list[str] = []
     lost: list[str] = []
     for art in step.artifacts:
+        if mount_only and not art.mount:
+            continue
         path = art.path.strip()
         home = path == "~" or path.startswith("~/")
         if container and home:
@@ -166,6 +173,133 @@ def save(
     return store.put_step(
         run, step.name, step.name, step_dir(workdir, step), paths, extra, absolute_root=root
     )
+
+
+SYNC_INTERVAL_S = 10.0
+SYNC_INTERVAL_VAR = "DSTACK_MOUNT_SYNC_INTERVAL"
+
+
+def sync_interval(environ: Mapping[str, str] | None = None) -> tuple[float, str | None]:
+    """Seconds between two syncs of a step's `mount: true` artifacts (DSTACK_MOUNT_SYNC_INTERVAL,
+    10 by default), and a note when the variable is not a positive number of seconds."""
+    raw = (os.environ if environ is None else environ).get(SYNC_INTERVAL_VAR)
+    if raw is None:
+        return SYNC_INTERVAL_S, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if 0 < value < float("inf"):
+        return value, None
+    return SYNC_INTERVAL_S, (
+        f"{SYNC_INTERVAL_VAR}={raw!r} is not a positive number of seconds: "
+        f"mount artifacts are synced every {SYNC_INTERVAL_S:g} s"
+    )
+
+
+class MountSync:
+    """Syncs a running step's `mount: true` artifacts to the store: every ``interval`` seconds
+    in a thread while the ``with`` block runs, and once more on :meth:`final` (the step ended
+    without storing its artifacts: aborted or failed).
+
+    Old dstack mounted these folders from the bucket, so what a step wrote there outlived an
+    abort or a crash. The synced manifest (``storage/_sync.py``) is what ``ls`` and ``cp`` show
+    of them until the step's own manifest is stored; :meth:`drop` then removes it. A sync that
+    fails (the store down, a full disk) never fails the step: the first failure is noted on the
+    step's log and later syncs try again. A step without mount artifacts costs nothing.
+    """
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        run: str,
+        step: Step,
+        workdir: Path,
+        *,
+        container: bool,
+        notes: Any,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        paths, _lost = collected_paths(step, container=container, mount_only=True)
+        self.store, self.run, self.step, self.notes = store, run, step, notes
+        self.interval, bad = sync_interval(environ)
+        self._sync = (
+            StepSync(
+                store,
+                run,
+                step.name,
+                step.name,
+                step_dir(workdir, step),
+                paths,
+                absolute_root=absolute_root(workdir, step) if container else None,
+                staging=workdir.parent / f".sync-{step.name}",  # a non-local store's copies
+            )
+            if paths
+            else None
+        )
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failed = False
+        if bad and paths:
+            notes.warning(bad)
+
+    def __enter__(self) -> MountSync:
+        if self._sync is not None:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"dstack-sync-{self.step.name}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._halt.wait(self.interval):
+            self._once(final=False)
+
+    def _once(self, *, final: bool) -> None:
+        if self._sync is None:
+            return
+        with self._lock:
+            try:
+                self._sync.sync(final=final)
+            except Exception as exc:  # noqa: BLE001 - a sync must never fail the step
+                self._failed_once(exc)
+
+    def _failed_once(self, exc: Exception) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        said = exc.message if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+        self.notes.warning(
+            f"syncing the mount artifacts of {self.step.name} to {self.store.url} failed: {said}; "
+            "the step goes on, and later syncs try again (said once)"
+        )
+
+    @property
+    def kept(self) -> str:
+        """What an abort's message adds: the mount artifacts kept as synced ("" without any)."""
+        return "" if self._sync is None else " (mount: true ones: as last synced)"
+
+    def final(self) -> None:
+        """One more sync, after the step ended without storing its artifacts (aborted, failed):
+        its mount artifacts stay readable as they were when it ended."""
+        self._once(final=True)
+
+    def drop(self) -> None:
+        """Remove the synced manifest: the step's own manifest is stored, and is the truth now."""
+        if self._sync is None:
+            return
+        try:
+            self.store.drop_synced(self.run, self.step.name)
+        except StorageError as exc:  # harmless: readers prefer the step's manifest; rm removes it
+            self._failed_once(exc)
 
 
 def _local_cache_path(path: str) -> bool:

@@ -157,11 +157,14 @@ def _run_step(step_name: str, flow_run_id: str) -> Any:
                 f"dep artifact {path} is at {artifacts.ABSOLUTE_ROOT}{path} in the working directory:"
                 " a local step does not write outside it; with --docker it is mounted at its path"
             )
-    result = _execute(rt, step, workdir, flow_run_id, notes, deps)
+    with artifacts.MountSync(rt.store, rt.run_name, step, workdir, container=container, notes=notes) as sync:
+        result = _execute(rt, step, workdir, flow_run_id, notes, deps)
     if rt.mode() == "abort":
-        return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved")
+        sync.final()  # its mount artifacts stay as they were, as old dstack's mounted folders did
+        return Cancelled(name=ABORTED, message=f"step '{step.name}' aborted; artifacts not saved{sync.kept}")
     stopped = result.stopped or rt.mode() == "stop"
     if not stopped and result.exit_code != 0:
+        sync.final()
         why = result.message or ("out of memory" if result.oom else f"exit code {result.exit_code}")
         msg = f"step '{step.name}' failed: {why}"
         raise StepFailedError(msg, exit_code=result.exit_code)
@@ -175,6 +178,7 @@ def _run_step(step_name: str, flow_run_id: str) -> Any:
         for entry in manifest.skipped:
             notes.warning(f"artifact file {entry['path']} is not saved: {entry['reason']}")
         record_done(rt.store, manifest)  # only a done one: a stopped step is never reused
+        sync.drop()
         artifacts.save_caches(rt.store, rt.repo_id, step, workdir)
     finally:
         if uploads:

@@ -7,6 +7,8 @@ is the shipped in-memory store for tests. Layout under the URL::
 
     blobs/sha256/ab/cdef...                       file contents, named by sha256 (ab = first 2 hex)
     manifests/<run>/<step>.json                   one step's Manifest, written last: the commit point
+    synced/<run>/<step>.json                      a running step's `mount: true` folders as last
+                                                  synced (StepSync): never the step's Manifest
     tags/<tag>.json                               Tag: run, workflow, copies of the run's manifests
                                                   (tag names: letters, digits, . _ -; check_tag_name)
     cache/<repo_id>/<workflow>/<path-key>.json    Manifest of one cache folder (path-key: the path, %-quoted)
@@ -32,6 +34,9 @@ Rules:
   to; symlinks to folders, dangling links and special files are skipped and listed in
   ``Manifest.skipped``. Empty sub-folders are not kept (an empty declared artifact folder is).
 * Tags hold copies of their manifests, so ``delete_run`` leaves tagged artifacts intact.
+* A synced manifest (``_sync``) is read only where asked for (``resolve(ref, synced=True)``:
+  ``ls``, ``cp``), for a step with no manifest; prune keeps what it names, ``delete_run``
+  removes it. Reuse, tags, push and pull read ``manifests/`` only.
 * ``prune`` deletes blobs no manifest, tag or cache manifest names, except ones younger than
   ``grace_s`` (10 minutes), which may belong to an upload still running; it counts those. It
   also removes what killed uploads left: ``.tmp-`` files and, on S3, incomplete multipart
@@ -46,6 +51,7 @@ from ._fetch import TransferResult
 from ._model import FileEntry, LsRow, Manifest, Tag, check_tag_name, normalize_artifact_path
 from ._progress import CountingProgress, NullProgress, Progress, rich_progress
 from ._store import ArtifactStore, PruneResult
+from ._sync import StepSync
 from ._transfer import transfer
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "NullProgress",
     "Progress",
     "PruneResult",
+    "StepSync",
     "Tag",
     "TransferResult",
     "check_tag_name",

@@ -234,9 +234,12 @@ class Backend:
         return {d: Path(_tmp_sibling(self.blob_key(d))) for d in digests}
 
     def adopt(self, staged: dict[str, Path]) -> None:
-        """Move each verified staged file (from :meth:`staging_paths`) to its blob, atomically."""
+        """Move each verified staged file (from :meth:`staging_paths`, or any in the store's
+        folder) to its blob, atomically."""
         for digest, path in staged.items():
-            os.replace(path, self.blob_key(digest))
+            key = self.blob_key(digest)
+            os.makedirs(os.path.dirname(key), exist_ok=True)
+            os.replace(path, key)
 
     def local_blob_path(self, digest: str) -> Path | None:
         """The blob's path on disk when the store is a local folder, else None."""

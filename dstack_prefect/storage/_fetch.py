@@ -263,7 +263,10 @@ def ls_rows(
 
     sums: dict[tuple[str, str], int] = defaultdict(int)
     single: set[str] = set()  # artifacts that are one file
+    synced: set[str] = set()  # artifacts of synced manifests
     for m in manifests:
+        if m.synced:
+            synced.update(m.artifacts)
         filled: set[str] = set()
         for e in m.files:
             art = m.artifact_of(e.path)
@@ -284,7 +287,10 @@ def ls_rows(
         where = name or ", ".join(sorted({m.run for m in manifests})) or "the run"
         msg = f"no artifact file under {prefix!r} in {where}"
         raise ArtifactNotFoundError(msg, hint=f"see the paths there are with `dstack ls {where}`")
-    return [LsRow(artifact=a, file=f, size=s, folder=a not in single) for (a, f), s in sorted(sums.items())]
+    return [
+        LsRow(artifact=a, file=f, size=s, folder=a not in single, synced=a in synced)
+        for (a, f), s in sorted(sums.items())
+    ]
 
 
 @dataclass(frozen=True)

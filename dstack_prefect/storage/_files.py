@@ -24,12 +24,24 @@ WORKERS = min(32, (os.cpu_count() or 2) * 4)
 
 @dataclass(frozen=True)
 class LocalFile:
-    """A file found under an artifact: its store path, where it is on disk, its size and mode."""
+    """A file found under an artifact: its store path, where it is on disk, its size and mode,
+    and its mtime and inode (a sync hashes again only the files whose stamp changed)."""
 
     path: str
     local: Path
     size: int
     mode: int
+    mtime_ns: int = 0
+    ino: int = 0
+
+    @property
+    def stamp(self) -> tuple[int, int, int]:
+        """(size, mtime_ns, inode): what changes when the file is written or replaced."""
+        return self.size, self.mtime_ns, self.ino
+
+
+def _local_file(path: str, local: Path, st: os.stat_result) -> LocalFile:
+    return LocalFile(path, local, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_ino)
 
 
 def walk_artifacts(
@@ -54,8 +66,7 @@ def walk_artifacts(
         else:
             top = absolute_root / art.lstrip("/") if absolute_root is not None else Path(art)
         if top.is_file():
-            st = top.stat()
-            files[art] = LocalFile(art, top, st.st_size, stat.S_IMODE(st.st_mode))
+            files[art] = _local_file(art, top, top.stat())
             continue
         if not top.is_dir():
             continue
@@ -77,7 +88,7 @@ def walk_artifacts(
                 if not stat.S_ISREG(st.st_mode):
                     skipped.append({"path": store_path, "reason": "not a regular file"})
                     continue
-                files[store_path] = LocalFile(store_path, Path(full), st.st_size, stat.S_IMODE(st.st_mode))
+                files[store_path] = _local_file(store_path, Path(full), st)
     return artifacts, sorted(files.values(), key=lambda f: f.path), skipped
 
 
@@ -91,6 +102,19 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tu
             size += len(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))
+    return h.hexdigest(), size
+
+
+def copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` and return the sha256 and size of what was written: read once, so
+    the digest names the copy even when ``src`` is being written meanwhile."""
+    h = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
     return h.hexdigest(), size
 
 

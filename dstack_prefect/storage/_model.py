@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from dstack_prefect._words import word_problem
 from dstack_prefect.errors import StorageError, UnsafePathError
 
+SYNCED = "synced"
+"""``extra.status`` of a synced manifest (``_sync``); a step's own manifest says done or stopped."""
+
 
 class FileEntry(BaseModel):
     """One stored file: where it lands, how big it is, its content address and permission bits."""
@@ -49,6 +52,11 @@ class Manifest(BaseModel):
         """Total bytes of the step's files."""
         return sum(f.size for f in self.files)
 
+    @property
+    def synced(self) -> bool:
+        """A synced manifest (a running step's `mount: true` folders, ``_sync``), not the step's own."""
+        return self.extra.get("status") == SYNCED
+
     def artifact_of(self, path: str) -> str:
         """The declared artifact ``path`` belongs to (the longest matching one)."""
         best = ""
@@ -72,7 +80,8 @@ class Tag(BaseModel):
 
 class LsRow(BaseModel):
     """One row of ``dstack ls``: artifact, file (or ``sub/`` folder; ``""`` for an artifact the
-    step left empty) and size in bytes; ``folder`` is False for an artifact that is one file."""
+    step left empty) and size in bytes; ``folder`` is False for an artifact that is one file;
+    ``synced`` is True for one read from a synced manifest (a step that stored no manifest)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -80,6 +89,7 @@ class LsRow(BaseModel):
     file: str
     size: int
     folder: bool = True
+    synced: bool = False
 
 
 def utc_now() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -205,11 +206,20 @@ class ArtifactStore:
             ]
         return sorted(found, key=lambda m: m.created_at, reverse=True)
 
-    def resolve(self, ref: str) -> list[Manifest]:
-        """The manifests ``ref`` names: ``RUN`` or ``:TAG`` (as in ``dstack ls|cp|pull``)."""
+    def resolve(self, ref: str, *, synced: bool = False) -> list[Manifest]:
+        """The manifests ``ref`` names: ``RUN`` or ``:TAG`` (as in ``dstack ls|cp|pull``).
+
+        With ``synced``, a run's steps that stored no manifest contribute their synced one
+        (``extra.status == "synced"``: `mount: true` folders as last synced), as ``ls`` and
+        ``cp`` show them.
+        """
         if ref.startswith(":"):
             return self.get_tag(ref[1:]).manifests
         found = self.list_manifests(ref)
+        if synced:
+            stored = {m.step for m in found}
+            found += [m for m in self.list_synced(ref) if m.step not in stored]
+            found.sort(key=lambda m: m.step)
         if not found:
             msg = f"run {ref!r} has no stored artifacts in {self.url}"
             raise ArtifactNotFoundError(
@@ -218,12 +228,33 @@ class ArtifactStore:
         return found
 
     def delete_run(self, run: str) -> int:
-        """Delete the run's manifests (not its blobs: `prune` does that); returns how many."""
+        """Delete the run's manifests, synced ones too (not its blobs: `prune` does that);
+        returns how many."""
         check_name("run", run)
         with translate_errors(f"deleting run {run}"):
-            keys = self._b.find_json("manifests", run)
+            keys = self._b.find_json("manifests", run) + self._b.find_json("synced", run)
             self._b.rm(keys)
             return len(keys)
+
+    # synced manifests (`mount: true`, written by _sync.StepSync) ---------------------------
+    def _synced_key(self, run: str, step: str) -> str:
+        return self._b.key("synced", check_name("run", run), check_name("step", step) + ".json")
+
+    def list_synced(self, run: str) -> list[Manifest]:
+        """The synced manifests of ``run``'s steps, by step name ([] when there are none)."""
+        check_name("run", run)
+        with translate_errors(f"listing the synced manifests of {run}"):
+            return self._read_manifests(self._b.find_json("synced", run))
+
+    def drop_synced(self, run: str, step: str) -> None:
+        """Remove the step's synced manifest (its own manifest is stored); none is no error."""
+        key = self._synced_key(run, step)
+        with translate_errors(f"removing the synced manifest of {run}/{step}"):
+            if self._b.exists(key):
+                self._b.rm([key])
+            if self._b.is_local:  # the run's folder, when that was its last step with one
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(key))
 
     # tags ---------------------------------------------------------------------------------
     def _tag_key(self, tag: str) -> str:
@@ -491,9 +522,9 @@ class ArtifactStore:
 
     # housekeeping -------------------------------------------------------------------------
     def referenced_blobs(self) -> set[str]:
-        """Digests named by any manifest, tag or cache manifest."""
+        """Digests named by any manifest (synced ones too), tag or cache manifest."""
         with translate_errors("reading manifests"):
-            keys = self._b.find_json("manifests") + self._b.find_json("cache")
+            keys = self._b.find_json("manifests") + self._b.find_json("synced") + self._b.find_json("cache")
             refs = {f.sha256 for m in self._read_manifests(keys) for f in m.files}
             for t in self.list_tags():
                 refs |= {f.sha256 for m in t.manifests for f in m.files}
@@ -551,6 +582,8 @@ def _damaged(store: ArtifactStore, key: str, exc: ValidationError) -> IntegrityE
     by_hand = f"or delete it by hand: {key}"
     if parts[0] == "manifests":
         hint = f"copy a good one with `dstack pull {parts[1]} --force` (or push), {by_hand}"
+    elif parts[0] == "synced":
+        hint = f"the step's next sync replaces it; `dstack rm {parts[1]}` deletes it, {by_hand}"
     elif parts[0] == "tags":
         tag = "/".join(parts[1:])
         hint = (

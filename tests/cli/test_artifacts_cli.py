@@ -157,11 +157,13 @@ class TestLs:
         assert re.search(r"output/\s+hello\.txt\s+12 bytes", res.out)
 
     def test_ls_json_gives_sizes_in_bytes(self, dstack: DSTACK, repo: Path, hello_run: str) -> None:
-        """`ls RUN --json` lists artifact, file, size and whether the artifact is a folder (the
-        table's trailing /) for machines."""
+        """`ls RUN --json` lists artifact, file, size, whether the artifact is a folder (the
+        table's trailing /) and whether the file is from a sync of a running step, for machines."""
         res = dstack("ls", hello_run, "--json", cwd=repo)
 
-        assert [{"artifact": "output", "file": "hello.txt", "size": 12, "folder": True}] == res.json()
+        assert [
+            {"artifact": "output", "file": "hello.txt", "size": 12, "folder": True, "synced": False}
+        ] == res.json()
 
     def test_ls_of_a_prefix_with_no_files_is_an_error(
         self, dstack: DSTACK, repo: Path, hello_run: str
