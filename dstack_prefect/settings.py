@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dstack_prefect.errors import DstackError
 
 
 class Settings(BaseModel):
@@ -27,7 +29,12 @@ class Settings(BaseModel):
     server_start_timeout: float = Field(
         120.0, description="Seconds to wait for the local server to be healthy"
     )
-    stop_grace: float = Field(10.0, description="Seconds between SIGTERM and SIGKILL on a graceful stop")
+    stop_grace: float = Field(
+        10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on a graceful stop"
+    )
+    mount_sync_interval: float = Field(
+        10.0, gt=0, description="Seconds between two syncs of a running step's `mount: true` artifacts"
+    )
     keep_workdirs: bool = Field(False, description="Keep each step's working folder after it ends")
     executor: str = Field("local", description="Default executor: local or docker")
 
@@ -44,7 +51,10 @@ class Settings(BaseModel):
             key = f"DSTACK_{name.upper()}"
             if env.get(key):
                 values[name] = env[key]
-        return cls(**{**values, **(overrides or {})})
+        try:
+            return cls(**{**values, **(overrides or {})})
+        except ValidationError as exc:
+            raise _settings_error(exc, values) from None
 
     @property
     def prefect_home(self) -> Path:
@@ -57,6 +67,18 @@ class Settings(BaseModel):
     @property
     def store_url(self) -> str:
         return self.store or str(self.home / "store")
+
+
+def _settings_error(exc: ValidationError, from_env: Mapping[str, Any]) -> DstackError:
+    """The first bad setting, named as the user wrote it (DSTACK_X or config.json)."""
+    first = exc.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    field = Settings.model_fields.get(name)
+    about = field.description if field and field.description else ""
+    what = f" ({about[:1].lower()}{about[1:]})" if about else ""
+    where = f"DSTACK_{name.upper()}" if name in from_env else f"'{name}' in config.json"
+    msg = f"{where}={first.get('input')!r} is not valid: {first['msg'].lower()}{what}"
+    return DstackError(msg, hint=f"fix or unset {where}")
 
 
 CONFIG_KEYS = ("store", "remote_store", "executor")

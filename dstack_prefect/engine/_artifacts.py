@@ -3,8 +3,8 @@
 Before a step: its deps' manifests (steps of this run, reused runs, tags) are placed at their
 paths in the working directory, each blob checked against its sha256 first; `cache` folders
 are restored. While it runs: its `mount: true` artifacts are synced to the store every
-DSTACK_MOUNT_SYNC_INTERVAL seconds (:class:`MountSync`). After it (also after a graceful stop,
-never after an abort): its artifact paths are uploaded (only blobs the store lacks) and its
+``Settings.mount_sync_interval`` seconds (:class:`MountSync`). After it (also after a graceful
+stop, never after an abort): its artifact paths are uploaded (only blobs the store lacks) and its
 manifest is committed last; cache folders are saved. Paths are relative to the step's
 working_dir, as in old dstack.
 """
@@ -15,7 +15,6 @@ import hashlib
 import os
 import subprocess
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -175,28 +174,6 @@ def save(
     )
 
 
-SYNC_INTERVAL_S = 10.0
-SYNC_INTERVAL_VAR = "DSTACK_MOUNT_SYNC_INTERVAL"
-
-
-def sync_interval(environ: Mapping[str, str] | None = None) -> tuple[float, str | None]:
-    """Seconds between two syncs of a step's `mount: true` artifacts (DSTACK_MOUNT_SYNC_INTERVAL,
-    10 by default), and a note when the variable is not a positive number of seconds."""
-    raw = (os.environ if environ is None else environ).get(SYNC_INTERVAL_VAR)
-    if raw is None:
-        return SYNC_INTERVAL_S, None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if 0 < value < float("inf"):
-        return value, None
-    return SYNC_INTERVAL_S, (
-        f"{SYNC_INTERVAL_VAR}={raw!r} is not a positive number of seconds: "
-        f"mount artifacts are synced every {SYNC_INTERVAL_S:g} s"
-    )
-
-
 class MountSync:
     """Syncs a running step's `mount: true` artifacts to the store: every ``interval`` seconds
     in a thread while the ``with`` block runs, and once more on :meth:`final` (the step ended
@@ -218,11 +195,11 @@ class MountSync:
         *,
         container: bool,
         notes: Any,
-        environ: Mapping[str, str] | None = None,
+        interval: float,
     ) -> None:
         paths, _lost = collected_paths(step, container=container, mount_only=True)
         self.store, self.run, self.step, self.notes = store, run, step, notes
-        self.interval, bad = sync_interval(environ)
+        self.interval = interval
         self._sync = (
             StepSync(
                 store,
@@ -241,8 +218,6 @@ class MountSync:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failed = False
-        if bad and paths:
-            notes.warning(bad)
 
     def __enter__(self) -> MountSync:
         if self._sync is not None:

@@ -157,7 +157,15 @@ def _run_step(step_name: str, flow_run_id: str) -> Any:
                 f"dep artifact {path} is at {artifacts.ABSOLUTE_ROOT}{path} in the working directory:"
                 " a local step does not write outside it; with --docker it is mounted at its path"
             )
-    with artifacts.MountSync(rt.store, rt.run_name, step, workdir, container=container, notes=notes) as sync:
+    with artifacts.MountSync(
+        rt.store,
+        rt.run_name,
+        step,
+        workdir,
+        container=container,
+        notes=notes,
+        interval=rt.settings.mount_sync_interval,
+    ) as sync:
         result = _execute(rt, step, workdir, flow_run_id, notes, deps)
     if rt.mode() == "abort":
         sync.final()  # its mount artifacts stay as they were, as old dstack's mounted folders did

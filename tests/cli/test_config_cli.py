@@ -50,3 +50,25 @@ def test_a_set_variable_wins_over_the_config_file(tmp_path: Path) -> None:
         tmp_path / "env"
     )
     assert config(tmp_path, DSTACK_HOME=str(home), DSTACK_STORE="")["store"] == str(tmp_path / "kept")
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    """DSTACK_STOP_GRACE=abc (or a zero sync interval) is a user mistake: a one-line reason
+    naming the variable and what it is for, exit 1, no traceback."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DSTACK_", "PREFECT_"))}
+    for variable, value, why in [
+        ("DSTACK_STOP_GRACE", "abc", "input should be a valid number"),
+        ("DSTACK_MOUNT_SYNC_INTERVAL", "0", "input should be greater than 0"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "dstack_prefect", "ps"],
+            env={**clean, "HOME": str(tmp_path), variable: value},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"error: {variable}={value!r} is not valid: {why}"), done.stderr
+        assert f"hint: fix or unset {variable}" in done.stderr
+        assert "Traceback" not in done.stderr
