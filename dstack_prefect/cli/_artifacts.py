@@ -88,6 +88,8 @@ def ls(
 ) -> None:
     """List a run's (or a tag's) artifact files: one folder level, or every file with -r.
 
+    A step still running (or aborted) shows its `mount: true` folders as last synced.
+
     Example: dstack ls :txt-file -r output
     """
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
@@ -151,6 +153,8 @@ def cp(
     ] = False,
 ) -> None:
     """Copy an artifact file or folder of a run (or tag) to a local path, each file sha256-verified.
+
+    A step still running (or aborted) gives its `mount: true` folders as last synced.
 
     Example: dstack cp :txt-file output/hello.txt ./hello.txt
     """
