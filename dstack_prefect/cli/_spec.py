@@ -270,9 +270,16 @@ def describe_resources(step: Step) -> str:
 
 
 def _deps(step: Step) -> str:
-    shown = [
-        (f"{d.repo}/" if d.repo else "") + (f":{d.name}" if d.kind == "tag" else d.name) for d in step.deps
-    ]
+    """The deps as they take effect: an owner/repo/ prefix is ignored (this repo's workflow of
+    that name, or skipped when there is none), as the loader's warning says."""
+    shown = []
+    for d in step.deps:
+        if d.kind == "tag":
+            shown.append(f":{d.name}")
+        elif d.repo and d.name not in step.upstream:
+            shown.append(f"{d.repo}/{d.name} (skipped)")
+        else:
+            shown.append(d.name)
     return ", ".join(shown) or "-"
 
 

@@ -187,6 +187,18 @@ class TestValidate:
 
 
 class TestPlan:
+    def test_repo_prefixed_deps_show_as_they_take_effect(self, repo: Path) -> None:
+        """owner/repo/NAME is this repo's NAME (prefix ignored, as dstack 0.9 did), or skipped
+        when there is none: the plan shows which, as the warnings say."""
+        (repo / ".dstack" / "workflows.yaml").write_text(
+            GOOD.replace("deps: [prep]", "deps: [me/repo/zz, me/repo/prep]")
+        )
+
+        code, out, _ = run("plan", "train")
+
+        assert code == 0
+        assert "deps: me/repo/zz (skipped), prep" in out
+
     def test_table(self, repo: Path) -> None:
         """The table lists steps in run order with resolved commands and resources."""
 
