@@ -408,7 +408,8 @@ def cleanup_leftovers(api: PrefectAPI, settings: Settings) -> list[str]:
     reap_dead_runs(api, settings)
     if not os.path.exists("/var/run/docker.sock") and not os.environ.get("DOCKER_HOST"):
         return []
-    from dstack_prefect.executors.docker import FLOW_RUN_LABEL, cleanup_containers, home_id  # noqa: PLC0415
+    from dstack_prefect.executors._docker_spec import FLOW_RUN_LABEL, home_id  # noqa: PLC0415
+    from dstack_prefect.executors.docker import cleanup_containers  # noqa: PLC0415
 
     @functools.cache
     def finished(flow_run_id: str) -> bool:

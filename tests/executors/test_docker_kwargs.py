@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.executors import StepJob
-from dstack_prefect.executors.docker import container_kwargs, home_id, runtime_image_hint, step_command
+from dstack_prefect.executors._docker_spec import container_kwargs, home_id, runtime_image_hint, step_command
 from dstack_prefect.graph import Step
 from dstack_prefect.graph._plan import GpuRequest, PortSpec, Resources
 
