@@ -132,7 +132,7 @@ def _synced_notes(manifests: list[Manifest]) -> None:
             else "has not stored its artifacts (it is still running, or its run crashed)"
         )
         err_console.print(
-            f"note: step '{m.step}' {state}: {arts} as synced {when} (mount: true)",
+            f"note: step '{m.step}' {state}: {arts} as last synced ({when}; mount: true)",
             highlight=False,
             markup=False,
         )

@@ -138,7 +138,7 @@ class TestWhileRunning:
         assert table.code == 0, table.text
         assert re.search(r"^ck/\s+1\.txt\s+4 bytes", table.out, re.MULTILINE)
         said = " ".join(table.err.split())
-        assert "step 'ckpt' has not stored its artifacts" in said and "as synced" in said
+        assert "step 'ckpt' has not stored its artifacts" in said and "as last synced (" in said
         assert [{"artifact": "ck", "file": "1.txt", "size": 4, "folder": True, "synced": True}] == rows
         assert copied.code == 0, copied.text
         assert "one\n" == (tmp_path / "1.txt").read_text()
