@@ -135,6 +135,7 @@ def _synced_notes(manifests: list[Manifest]) -> None:
             f"note: step '{m.step}' {state}: {arts} as last synced ({when}; mount: true)",
             highlight=False,
             markup=False,
+            soft_wrap=True,
         )
 
 
