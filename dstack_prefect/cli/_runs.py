@@ -369,7 +369,7 @@ def logs(
                     print_line(item, multi)
             return
         for line in LogReader(api, fr["id"], since=when).lines():  # printed as the next pages come
-            print_line(line, multi)
+            print_line(line, multi, live=False)
 
 
 def _several_steps(api: Any, fr: dict[str, Any]) -> bool:
