@@ -265,8 +265,9 @@ def follow(
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late). With ``settings``, a run of
     this home whose flow process is gone is marked Crashed on the way, so a follower never
-    waits for a run nobody runs."""
-    reader = LogReader(api, flow_run_id, since)
+    waits for a run nobody runs. Pages are read one at a time: a live run's server is busy
+    storing its lines, and pages fetched ahead on every poll slowed a 20000-line run by half."""
+    reader = LogReader(api, flow_run_id, since, workers=1)
     last_status = None
     checked = time.monotonic()
     revived = 0
