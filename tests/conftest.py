@@ -200,3 +200,33 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_through_the_api(
+    api: Any,
+    server: Server,
+    home: Path,
+    repo: Path,
+    workflow: str,
+    *,
+    name: str,
+    tags: tuple[str, ...] = ("dstack",),
+) -> dict[str, Any]:
+    """A flow run of the run flow created over REST as a deployment run is (``{"workflow": NAME}``
+    parameters, the deployment's tags), then run to its end as a worker would
+    (`python -m dstack_prefect.engine ID`, which exits 0 whatever state the run ends in)."""
+    fr: dict[str, Any] = api.create_flow_run(
+        api.ensure_flow("dstack-run"),
+        name=name,
+        parameters={"plan": {"workflow": workflow, "args": []}, "repo_root": str(repo)},
+        tags=list(tags),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
+        env=server.env(home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return fr

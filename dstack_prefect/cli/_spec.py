@@ -139,8 +139,8 @@ def _has_errors(source: Source, errors: list[SpecError]) -> bool:
     """Whether any of ``errors`` is inside the workflow defined at ``source`` (an unknown dep or
     name in it counts: the workflow loads, but cannot run)."""
     mine = f"workflows[{source.index}]"
-    inside = (mine, f"{mine}.", f"{mine}[")
-    return any(e.path == source.path and (e.key == mine or e.key.startswith(inside[1:])) for e in errors)
+    inside = (f"{mine}.", f"{mine}[")
+    return any(e.path == source.path and (e.key == mine or e.key.startswith(inside)) for e in errors)
 
 
 def _count(n: int, noun: str) -> str:

@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from dstack_prefect.engine import PrefectAPI, run_row
 from dstack_prefect.engine._runs import cleanup_leftovers
 from dstack_prefect.server import pid_alive
 from dstack_prefect.settings import Settings
-from tests.conftest import CLI, Result, Server, serve, supervisor_pid, wait_until
+from tests.conftest import CLI, Result, Server, run_through_the_api, serve, supervisor_pid, wait_until
 from tests.docker_fixtures import TINY_IMAGE
 from tests.engine.test_local_runs import attached_run, cmdline, submitted_name, wait_finished
 from tests.executors.test_docker_pull import (  # noqa: F401 - the registry fixtures
@@ -477,21 +476,7 @@ def test_a_run_started_through_the_api_checks_the_missing_image_before_its_first
     `first` has no task run and left no marker."""
     marker = tmp_path / "first-ran"
     repo = missing_image_chain(make_repo, marker)
-    fr = api.create_flow_run(
-        api.ensure_flow("dstack-run"),
-        name="missing-image-1",
-        parameters={"plan": {"workflow": "second", "args": []}, "repo_root": str(repo), "options": {}},
-        tags=["dstack", "workflow:second"],
-    )
-
-    subprocess.run(
-        [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
-        env=prefect_server.env(dstack_home),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    fr = run_through_the_api(api, prefect_server, dstack_home, repo, "second", name="missing-image-1")
 
     run = api.flow_run(fr["id"]) or {}
     assert "failed" == run_row(run).status

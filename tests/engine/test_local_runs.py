@@ -18,7 +18,7 @@ import pytest
 
 from dstack_prefect.engine import PrefectAPI, run_row
 from dstack_prefect.server import free_port
-from tests.conftest import CLI, Server, supervisor_pid, wait_until
+from tests.conftest import CLI, Server, run_through_the_api, supervisor_pid, wait_until
 
 pytestmark = pytest.mark.service("prefect")
 
@@ -748,18 +748,6 @@ class TestBadInput:
         assert "ran" in res.out
 
 
-def run_as_a_worker(server: Server, home: Path, flow_run_id: str) -> None:
-    """Run an existing flow run to its end as a worker would (`python -m dstack_prefect.engine`)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "dstack_prefect.engine", flow_run_id],
-        env=server.env(home),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
 def test_provider_mode_runs_in_an_empty_folder(cli: CLI, tmp_path: Path) -> None:
     """`dstack run bash -c ...` needs no files at all: an empty folder (a fresh `git init`) runs."""
     empty = tmp_path / "empty"
@@ -778,14 +766,9 @@ class TestApiTriggered:
     ) -> None:
         """A flow run created over REST with {"workflow": NAME} runs that workflow and its deps,
         as a worker would."""
-        fr = api.create_flow_run(
-            api.ensure_flow("dstack-run"),
-            name="api-triggered-1",
-            parameters={"plan": {"workflow": "d", "args": []}, "repo_root": str(repo), "options": {}},
-            tags=["dstack", "workflow:d"],
+        fr = run_through_the_api(
+            api, prefect_server, dstack_home, repo, "d", name="api-triggered-1", tags=("dstack", "workflow:d")
         )
-
-        run_as_a_worker(prefect_server, dstack_home, fr["id"])
 
         assert run_row(api.flow_run(fr["id"]) or {}).status == "done"
         assert sorted(t["name"] for t in api.task_runs(fr["id"])) == ["a", "b", "c", "d"]
@@ -796,14 +779,7 @@ class TestApiTriggered:
         """A deployment run from the UI carries Prefect's adjective-animal name and only the
         deployment's `dstack` tag: it becomes adjective-animal-N, listed with its workflow, and
         `dstack logs` finds it by that name."""
-        fr = api.create_flow_run(
-            api.ensure_flow("dstack-run"),
-            name="gregarious-galago",
-            parameters={"plan": {"workflow": "a", "args": []}, "repo_root": str(repo)},
-            tags=["dstack"],
-        )
-
-        run_as_a_worker(prefect_server, dstack_home, fr["id"])
+        fr = run_through_the_api(api, prefect_server, dstack_home, repo, "a", name="gregarious-galago")
 
         row = next(
             r for r in json.loads(cli("ps", "-a", "--json", cwd=repo).out) if r["flow_run_id"] == fr["id"]
@@ -818,13 +794,7 @@ class TestApiTriggered:
         `ps -v` shows it on one line (no quoted source, no caret), `--json` keeps all of it with
         the hint on a line of its own."""
         repo = make_repo({".dstack/workflows.yaml": "workflows:\n  - name: a\n    provider: bsh\n"})
-        fr = api.create_flow_run(
-            api.ensure_flow("dstack-run"),
-            name="broken-file-1",
-            parameters={"plan": {"workflow": "a", "args": []}, "repo_root": str(repo)},
-            tags=["dstack"],
-        )
-        run_as_a_worker(prefect_server, dstack_home, fr["id"])
+        run_through_the_api(api, prefect_server, dstack_home, repo, "a", name="broken-file-1")
 
         table = cli("ps", "-v", "broken-file-1", cwd=repo).out
         error = json.loads(cli("ps", "--json", "broken-file-1", cwd=repo).out)[0]["error"]
