@@ -35,8 +35,35 @@ BASE_IMAGE = "dstack-prefect/base:bookworm"
 """The registry-free Debian base .ci/docker-setup.sh makes with debootstrap (Python 3.11)."""
 CUDA_BASE_IMAGE = "nvidia/cuda:12.6.3-runtime-ubuntu24.04"
 
-DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
-"""The Dockerfiles; present in a source checkout (images are built from source)."""
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""Where an editable install (``pip install -e .``) has the source checkout."""
+
+
+def find_source_tree(cwd: Path | None = None, *, package_root: Path = PACKAGE_ROOT) -> Path:
+    """The dstack-prefect checkout whose ``docker/`` the images are built from.
+
+    The package's own checkout with an editable install; else the current folder or one above
+    it, so that ``pip install . && dstack image build`` in a checkout works too.
+
+    Raises:
+        ExecutionError: neither is a dstack-prefect checkout.
+    """
+    here = (cwd or Path.cwd()).resolve()
+    for root in (package_root, here, *here.parents):
+        if _is_source_tree(root):
+            return root
+    msg = (
+        "images are built from a source checkout of dstack-prefect (its docker/ folder), "
+        f"and neither {here} nor a folder above it is one"
+    )
+    raise ExecutionError(msg, hint="run `dstack image build` inside a clone of the dstack-prefect repository")
+
+
+def _is_source_tree(root: Path) -> bool:
+    pyproject = root / "pyproject.toml"
+    if not (root / "docker" / "Dockerfile").is_file() or not pyproject.is_file():
+        return False
+    return re.search(r'^name\s*=\s*"dstack-prefect"', pyproject.read_text(errors="replace"), re.M) is not None
 
 
 def runtime_tag(python: str = DEFAULT_PYTHON, *, cuda: bool = False, slim: bool = False) -> str:
@@ -102,7 +129,8 @@ def build_runtime_image(
 
     Raises:
         ExecutorUnavailableError: no Docker engine, or the base image is missing.
-        ExecutionError: no source checkout, the wheelhouse or the build failed.
+        ExecutionError: no source checkout (:func:`find_source_tree`), the wheelhouse or the build
+            failed.
     """
     import docker  # noqa: PLC0415
 
@@ -115,15 +143,13 @@ def build_runtime_image(
         if if_missing and _has_image(client, tag):
             on_line(f"image {tag} present")
             return tag
+        source = find_source_tree()
         _ensure_base(client, base, base_hint(python, cuda=cuda), on_line)
         if cuda:  # Dockerfile.cuda copies Python from the official image
             python_base = default_base(python, cuda=False)
             hint = f"`docker load -i FILE.tar` it (`docker save {python_base}` where a registry answers)"
             _ensure_base(client, python_base, hint, on_line)
-        dockerfile = DOCKER_DIR / ("Dockerfile.cuda" if cuda else "Dockerfile")
-        if not dockerfile.is_file():
-            msg = f"{dockerfile} not found: images are built from a source checkout of dstack-prefect"
-            raise ExecutionError(msg, hint="clone the repository and run `dstack image build` inside it")
+        dockerfile = source / "docker" / ("Dockerfile.cuda" if cuda else "Dockerfile")
         with tempfile.TemporaryDirectory(prefix="dstack-image-") as ctx:
             context = Path(ctx)
             shutil.copy(dockerfile, context / "Dockerfile")
@@ -135,7 +161,7 @@ def build_runtime_image(
                 msg = f"the base image {base} has Python {full}, not {python}"
                 raise ExecutionError(msg, hint=f"pass --python {full.rsplit('.', 1)[0]}, or another --base")
             if not slim:
-                cache = build_wheelhouse(python, full_version=full, on_line=on_line)
+                cache = build_wheelhouse(source, python, full_version=full, on_line=on_line)
                 if full:
                     _fill_gaps(client, base, cache, on_line)
                 for whl in cache.glob("*.whl"):
@@ -151,20 +177,20 @@ def build_runtime_image(
 
 
 def build_wheelhouse(
-    python: str, *, full_version: str | None = None, on_line: Callable[[str], None] = print
+    source: Path, python: str, *, full_version: str | None = None, on_line: Callable[[str], None] = print
 ) -> Path:
-    """docker/.wheelhouse/py<python>: this tree's wheel and every dependency's, for ``python``.
+    """docker/.wheelhouse/py<python> of ``source``: its wheel and every dependency's, for ``python``.
 
     ``full_version`` (``3.11.2``) is the image's exact Python when known: markers such as
     ``python_full_version < "3.11.3"`` depend on it. Dependency wheels are reused between builds
     (pip skips files already there); this tree's wheel is rebuilt each time.
     """
-    out = DOCKER_DIR / ".wheelhouse" / f"py{python}"
+    out = source / "docker" / ".wheelhouse" / f"py{python}"
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("dstack_prefect-*.whl"):
         old.unlink()
     on_line(f"wheelhouse {out}: this tree")
-    _pip("wheel", "--no-deps", "-w", str(out), str(DOCKER_DIR.parent))
+    _pip("wheel", "--no-deps", "-w", str(out), str(source))
     (own,) = out.glob("dstack_prefect-*.whl")
     target = ["--python-version", full_version or python]
     on_line(f"wheelhouse {out}: dependencies for Python {full_version or python}")
