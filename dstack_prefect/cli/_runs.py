@@ -28,7 +28,24 @@ def _api() -> Any:
     from dstack_prefect.server import ensure_server  # noqa: PLC0415
 
     info = ensure_server()
-    return PrefectAPI(info.url)
+    return PrefectAPI(info.url, shared=not info.managed)
+
+
+def _this_homes(rows: list[Any], api: Any, settings: Settings, command: str) -> list[Any]:
+    """``rows`` for `stop -a` / `rm -a`: on a server dstack does not manage (PREFECT_API_URL, a
+    team server) only the runs started from this dstack home (its runs folder has them); the
+    others are teammates' or another machine's, and are named one at a time or not at all."""
+    if not api.shared:
+        return rows
+    mine = [r for r in rows if (settings.runs_dir / r.name).is_dir()]
+    if len(mine) < len(rows):
+        n = len(rows) - len(mine)
+        console.print(
+            f"Leaving {n} run(s) alone that other dstack homes started on this Prefect server "
+            f"(PREFECT_API_URL); name one to {command} it: dstack {command} RUN",
+            highlight=False,
+        )
+    return mine
 
 
 def _error_cell(error: str) -> str:
@@ -386,7 +403,12 @@ def _several_steps(api: Any, fr: dict[str, Any]) -> bool:
 @handles_errors
 def stop(
     run_name: Annotated[str | None, typer.Argument(metavar="RUN")] = None,
-    all_runs: Annotated[bool, typer.Option("-a", "--all", help="Stop all unfinished runs")] = False,
+    all_runs: Annotated[
+        bool,
+        typer.Option(
+            "-a", "--all", help="Stop all unfinished runs (on a PREFECT_API_URL server: this home's)"
+        ),
+    ] = False,
     abort: Annotated[
         bool, typer.Option("-x", "--abort", help="Kill at once; artifacts are not saved")
     ] = False,
@@ -407,6 +429,8 @@ def stop(
     with _api() as api:
         rows = list_runs(api, name=run_name) if run_name else list_runs(api)
         rows = [r for r in rows if r.status not in ("done", "failed", "stopped", "aborted")]
+        if all_runs and not run_name:
+            rows = _this_homes(rows, api, settings, "stop")
         if not rows:
             console.print("No unfinished runs" if all_runs else f"The run '{run_name}' is already finished")
             return
@@ -427,7 +451,12 @@ def stop(
 @handles_errors
 def rm(
     run_name: Annotated[str | None, typer.Argument(metavar="RUN")] = None,
-    all_runs: Annotated[bool, typer.Option("-a", "--all", help="Remove all finished runs")] = False,
+    all_runs: Annotated[
+        bool,
+        typer.Option(
+            "-a", "--all", help="Remove all finished runs (on a PREFECT_API_URL server: this home's)"
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Remove finished runs (their Prefect records, working folders and artifacts; tagged
@@ -453,6 +482,7 @@ def rm(
                 raise
         else:
             rows = [r for r in list_runs(api, all_runs=True) if is_finished(r.status)]
+            rows = _this_homes(rows, api, settings, "rm")
         if not rows:
             console.print("No finished runs")
             return
@@ -463,8 +493,16 @@ def rm(
         if not yes:
             confirm(f"Delete {what}?", with_yes=f"dstack rm {run_name or '-a'} -y")
         for r in rows:
-            remove_run(api, r, settings)
+            left = remove_run(api, r, settings)
             console.print(f"Removed {r.name}")
+            if left is not None:
+                err_console.print(
+                    f"warning: part of {left} could not be deleted (files of another user): "
+                    "remove it as that user",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
 
 
 def _rm_store_only_run(name: str, settings: Settings, yes: bool) -> bool:

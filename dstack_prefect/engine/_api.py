@@ -90,8 +90,10 @@ class _Http:
 
 
 class PrefectAPI:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, *, shared: bool = False) -> None:
         self.url = url.rstrip("/")
+        self.shared = shared
+        """A server dstack does not manage (PREFECT_API_URL): other homes' runs are on it too."""
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         try:

@@ -9,13 +9,13 @@ import contextlib
 import functools
 import os
 import re
-import shutil
 import signal
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dstack_prefect.engine._api import DSTACK_TAG, LOG_WORKERS, PAGE, PrefectAPI
@@ -27,6 +27,7 @@ from dstack_prefect.engine._status import (
     dstack_status,
     is_finished,
 )
+from dstack_prefect.engine._trees import remove_tree
 from dstack_prefect.errors import DstackError, RunStateError, ServerUnreachableError
 from dstack_prefect.server import ensure_server, is_process, read_pid_file
 from dstack_prefect.settings import Settings
@@ -343,7 +344,12 @@ def wait_finished(api: PrefectAPI, flow_run_id: str, timeout: float) -> RunRow |
     return None
 
 
-def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> None:
+def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> Path | None:
+    """Delete a finished run: its manifests (tagged copies stay), its flow run, its folder.
+
+    Returns the run's folder when part of it could not be deleted (files of another user), else
+    None.
+    """
     if not is_finished(row.status):
         msg = f"the run '{row.name}' is {row.status}, not finished"
         raise RunStateError(msg, hint=f"stop it first: dstack stop {row.name}")
@@ -351,7 +357,8 @@ def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> None:
 
     ArtifactStore(settings.store_url).delete_run(row.name)  # tagged artifacts stay: tags keep copies
     api.delete_flow_run(row.flow_run_id)
-    shutil.rmtree(settings.runs_dir / row.name, ignore_errors=True)
+    folder = settings.runs_dir / row.name
+    return None if remove_tree(folder) else folder
 
 
 def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:

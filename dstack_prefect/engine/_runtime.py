@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from dstack_prefect.engine._cache import History, step_executor
 from dstack_prefect.engine._reaper import STEP_MARKER
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import hash_files
+from dstack_prefect.engine._trees import remove_tree
 from dstack_prefect.errors import ServerError
 from dstack_prefect.executors import Executor, Handle
 from dstack_prefect.executors.local import Machine, matching_gpus
@@ -240,8 +240,8 @@ class Runtime:
         """Remove the steps' folders and the run's code snapshot (a run that ended needs
         neither: its artifacts are in the store), unless ``keep_workdirs``."""
         if not self.settings.keep_workdirs:
-            shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
-            shutil.rmtree(self.code_dir, ignore_errors=True)
+            remove_tree(self.run_dir / "steps")
+            remove_tree(self.code_dir)
 
 
 def host_env() -> dict[str, str]:

@@ -406,6 +406,30 @@ class TestDetachedRuns:
         assert removed.code == 0, removed.text
         assert list(api.flow_runs(names=[name])) == []
 
+    def test_rm_all_on_a_shared_server_removes_only_this_homes_runs(
+        self, cli: CLI, repo: Path, api: PrefectAPI, prefect_server: Server, tmp_path: Path
+    ) -> None:
+        """On a server dstack does not manage (PREFECT_API_URL: a team's), `rm -a` removes the
+        runs this dstack home started and leaves a teammate's, saying so; by name it removes it."""
+        teammate = tmp_path / "teammate-home"
+        teammate.mkdir()
+        theirs_env = prefect_server.env(teammate)
+        theirs = submitted_name(cli("run", "a", "-d", cwd=repo, env=theirs_env).out)
+        mine = submitted_name(cli("run", "a", "-d", "--rerun", cwd=repo).out)
+        wait_finished(api, theirs)
+        wait_finished(api, mine)
+
+        res = cli("rm", "-a", "-y", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert f"Removed {mine}" in res.out
+        assert f"Removed {theirs}" not in res.out
+        assert "other dstack homes started on this Prefect server" in res.out
+        assert [] == list(api.flow_runs(names=[mine]))
+        assert [theirs] == [fr["name"] for fr in api.flow_runs(names=[theirs])]
+        assert 0 == cli("rm", theirs, "-y", cwd=repo).code
+        assert [] == list(api.flow_runs(names=[theirs]))
+
 
 class TestPs:
     def test_a_named_run_is_found_by_its_name_and_the_name_stays_unique(
