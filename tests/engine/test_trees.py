@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from dstack_prefect.engine._trees import remove_tree
@@ -12,21 +13,21 @@ from dstack_prefect.engine._trees import remove_tree
 NOBODY = 65534
 
 
-def _as_a_user(work: object) -> int:
+def _as_a_user(work: Callable[[], bool]) -> int:
     """Run ``work()`` as a non-root user and return its exit status (0: it returned True).
 
     Permission bits do not bind root, which is what CI runs as: there the work runs in a child
     process that has dropped to ``nobody``, as a user's dstack would run.
     """
     if os.geteuid() != 0:
-        return 0 if work() else 1  # type: ignore[operator]
+        return 0 if work() else 1
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's status is what the test reads
         try:
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            os._exit(0 if work() else 1)  # type: ignore[operator]
-        except BaseException:
+            os._exit(0 if work() else 1)
+        except BaseException:  # noqa: BLE001 - the child must never return into pytest
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
