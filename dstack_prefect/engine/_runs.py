@@ -398,11 +398,26 @@ def crash_if_gone(api: PrefectAPI, settings: Settings, fr: dict[str, Any]) -> di
     latest = api.flow_run(fr["id"]) or fr  # it may have ended just before its process did
     if (latest.get("state") or {}).get("type") not in _UNFINISHED:
         return latest
-    api.set_flow_run_state(
-        fr["id"], "CRASHED", name="Crashed", message="the process running this run is gone", force=True
-    )
+    message = gone_message(settings.runs_dir / fr["name"] / "supervisor.log")
+    api.set_flow_run_state(fr["id"], "CRASHED", name="Crashed", message=message, force=True)
     kill_step_processes(fr["id"])  # its reaper is gone too, or they would be
     return api.flow_run(fr["id"]) or latest
+
+
+def gone_message(log: Path) -> str:
+    """Why a run ended Crashed when its flow process vanished: with the error its log ends on
+    (an import error, a full disk) and where that log is, which is where the traceback is."""
+    message = "the process running this run is gone"
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return message
+    last = next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
+    if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", last):
+        message += f" ({last[:300]})"
+    return f"{message}; its log: {log}"
 
 
 def cleanup_leftovers(api: PrefectAPI, settings: Settings) -> list[str]:

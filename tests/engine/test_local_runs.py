@@ -386,7 +386,9 @@ class TestDetachedRuns:
                 proc.kill()  # a CLI that never noticed must not hang the suite
 
         assert code == 1
-        assert "CRASHED" == api.flow_run_by_name(name)["state"]["type"]
+        state = api.flow_run_by_name(name)["state"]
+        assert "CRASHED" == state["type"]
+        assert state["message"].endswith(f"; its log: {dstack_home / 'runs' / name / 'supervisor.log'}")
         wait_until(lambda: marker_processes(f"DSTACK_FLOW_RUN_ID={fr_id}") == [], 10)
 
     def test_rm_removes_a_finished_run_and_refuses_a_running_one(
