@@ -89,6 +89,19 @@ def split_run_options(args: list[str], workflow_names: set[str]) -> RunOptions:
     return opts
 
 
+def check_rerun_in_plan(opts: RunOptions, steps: list[str]) -> None:
+    """``--rerun W`` for a W the run does not include would be silently ignored: W does not
+    run at all. Refused, naming the run's steps (``steps``)."""
+    if not isinstance(opts.rerun, list):
+        return
+    outside = [w for w in opts.rerun if w not in steps]
+    if outside:
+        w = outside[0]
+        msg = f"--rerun {w}: '{w}' is not a step of this run (its steps: {', '.join(steps)})"
+        hint = f"to run it: dstack run {w} --rerun; a run argument that is a workflow's name goes after --"
+        raise DstackError(msg, hint=hint)
+
+
 def _refuse_near_miss(token: str, workflow_names: set[str]) -> None:
     """A token after --rerun that is almost a workflow name is a typo, not a run argument:
     taken as an argument it would silently rerun everything."""

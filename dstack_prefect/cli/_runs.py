@@ -15,7 +15,13 @@ from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
 from dstack_prefect.cli._attach import attach, print_line, status_text
-from dstack_prefect.cli._runopts import RunArgsCommand, RunOptions, split_run_options, unshield
+from dstack_prefect.cli._runopts import (
+    RunArgsCommand,
+    RunOptions,
+    check_rerun_in_plan,
+    split_run_options,
+    unshield,
+)
 from dstack_prefect.cli._spec import print_warnings
 from dstack_prefect.errors import DstackError, NoWorkflowsError, RunNotFoundError
 from dstack_prefect.settings import Settings, get_settings
@@ -125,7 +131,9 @@ def _build(
     from dstack_prefect.graph import build_plan  # noqa: PLC0415
 
     opts = split_run_options(argv, set(workflows.by_name) if workflows else set())
-    return build_plan(workflows, target, opts.rest, run_name), opts
+    plan = build_plan(workflows, target, opts.rest, run_name)
+    check_rerun_in_plan(opts, [s.name for s in plan.steps])
+    return plan, opts
 
 
 @app.command(

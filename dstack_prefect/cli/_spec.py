@@ -199,7 +199,7 @@ def plan(
 
     Example: dstack plan train --gpu 2 -e LR=0.1 --epochs 3
     """
-    from dstack_prefect.cli._runopts import split_run_options, unshield  # noqa: PLC0415
+    from dstack_prefect.cli._runopts import check_rerun_in_plan, split_run_options, unshield  # noqa: PLC0415
     from dstack_prefect.engine._cache import plan_decisions  # noqa: PLC0415
     from dstack_prefect.settings import get_settings  # noqa: PLC0415
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
@@ -207,6 +207,7 @@ def plan(
     workflows = _workflows_or_none(workflow, quiet=as_json)
     opts = split_run_options(unshield(list(ctx.args)), set(workflows.by_name) if workflows else set())
     result = build_plan(workflows, workflow, opts.rest)
+    check_rerun_in_plan(opts, [s.name for s in result.steps])
     root = workflows.root if workflows else Path.cwd()
     settings = get_settings()
     executor = "docker" if docker else settings.executor

@@ -165,6 +165,20 @@ def test_a_near_miss_after_rerun_is_an_error_not_a_run_argument(cli: CLI, repo: 
     assert "error: --rerun: no workflow named 'prpe'; did you mean 'prep'?" in res.err
 
 
+def test_rerun_of_a_workflow_outside_the_run_is_an_error(cli: CLI, repo: Path) -> None:
+    """`dstack run train --rerun slow`: slow is a workflow but not a step of train's run, so
+    nothing would rerun it; run and plan refuse it, naming the run's steps."""
+    res = cli("run", "train", "--rerun", "slow", cwd=repo)
+    planned = cli("plan", "train", "--rerun", "slow", cwd=repo)
+
+    expected = "error: --rerun slow: 'slow' is not a step of this run (its steps: prep, train)"
+    assert res.code == 1
+    assert expected in res.err
+    assert "dstack run slow --rerun" in res.err
+    assert planned.code == 1
+    assert expected in planned.err
+
+
 def test_run_with_an_existing_tag_is_refused(cli: CLI, repo: Path) -> None:
     """`dstack run -t T` never moves tag T off another run silently."""
     assert cli("run", "prep", "-t", "data-v1", cwd=repo).code == 0
