@@ -4,8 +4,9 @@ A docker-provider step runs as its image's USER. When that is not root, :func:`h
 the step folder and cache folders to it (a throwaway root container of the same image runs
 ``chown -R``) and :func:`chown_back` gives them back to the host user afterwards;
 :func:`own_folders_to_mounts` makes the folders Docker would create as root on the way to a
-``~`` mount the step user's. Without ``home_dir`` the step's ``~`` is :func:`image_home`, the
-HOME Docker gives the image's USER.
+``~`` mount the step user's, and a ``home_dir`` the image lacks (:func:`image_has_path`) too.
+Without ``home_dir`` the step's ``~`` is :func:`image_home`, the HOME Docker gives the image's
+USER.
 
 Each helper takes the docker-py ``client`` and the ``labels`` its throwaway containers carry
 (the step's, so the engine's cleanup finds one an orchestrator left behind).
@@ -52,6 +53,24 @@ def image_home(client: Any, image: str, labels: dict[str, str]) -> str:
         if len(fields) >= 6 and user in (fields[0], fields[2]):
             return fields[5] or "/"
     return "/"
+
+
+def image_has_path(client: Any, image: str, path: str, labels: dict[str, str]) -> bool:
+    """Whether ``path`` exists in ``image``: a stat (``HEAD .../archive``, as ``docker cp`` asks)
+    in a created, never started, container without mounts (a stat of the step's own container
+    would find the mount points Docker makes for it)."""
+    with docker_errors(f"looking for {path} in image {image}"):
+        container = client.containers.create(image, entrypoint=["true"], command=[], labels=labels)
+        try:
+            api = client.api
+            url = f"{api.base_url}/v{api.api_version}/containers/{container.id}/archive"
+            response = api.head(url, params={"path": path})
+            if response.status_code == 404:
+                return False
+            response.raise_for_status()
+            return True
+        finally:
+            container.remove(force=True)
 
 
 def read_image_file(client: Any, image: str, path: str, labels: dict[str, str]) -> str:
@@ -129,15 +148,18 @@ def run_chown(client: Any, job: StepJob, image: str, owner: str, labels: dict[st
         )
 
 
-def own_folders_to_mounts(container: Any, kwargs: dict[str, Any], owner: tuple[int, int]) -> None:
+def own_folders_to_mounts(
+    container: Any, kwargs: dict[str, Any], owner: tuple[int, int], *, make_home: bool = False
+) -> None:
     """Make the folders between HOME and each mount point under it ``owner``'s, in ``container``
-    (created, not started).
+    (created, not started); with ``make_home`` HOME itself too (a ``home_dir`` the image lacks).
 
     Docker makes a missing mount point's parents as root, so a step running as another uid
-    could not write ~/.cache/other beside a mounted ~/.cache/pip.
+    could not write ~/.cache/other beside a mounted ~/.cache/pip, nor ~ itself when the image
+    has no such folder (the folders above HOME stay root's, as ``mkdir -p`` would make them).
     """
     home = str(kwargs["environment"].get("HOME") or "").rstrip("/")
-    folders: set[str] = set()
+    folders: set[str] = {""} if make_home else set()
     for volume in kwargs["volumes"].values():
         target = str(volume["bind"])
         if not home or not target.startswith(home + "/"):
@@ -149,9 +171,9 @@ def own_folders_to_mounts(container: Any, kwargs: dict[str, Any], owner: tuple[i
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
         for rel in sorted(folders):
-            info = tarfile.TarInfo(f"{home.lstrip('/')}/{rel}")
+            info = tarfile.TarInfo(f"{home.lstrip('/')}/{rel}".rstrip("/"))
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             info.uid, info.gid = owner
             tar.addfile(info)
-    with docker_errors("making the folders on the way to the cache mounts"):
+    with docker_errors("making the home folder and the folders on the way to the cache mounts"):
         container.put_archive("/", data.getvalue())

@@ -14,7 +14,8 @@ leftovers. The container is removed when the step ends.
 Files stay the host user's. A docker-provider step runs as its image's USER: a throwaway root
 container of that image ``chown -R``s the step folder and cache folders to a non-root USER
 before the step and back to the host uid:gid after. A step running as a non-root uid gets the
-folders between HOME and its ``~`` mount points made as its own in the created container.
+folders between HOME and its ``~`` mount points made as its own in the created container, and a
+``home_dir`` its image lacks is made as the step user's (root's for a root image).
 Without ``home_dir``, a docker-provider step's ``~`` is the HOME Docker gives its image's USER
 (the image's ENV HOME, else its /etc/passwd entry), not /root.
 
@@ -57,6 +58,7 @@ from dstack_prefect.executors._docker_owner import (
     chown_back,
     hand_over,
     image_config,
+    image_has_path,
     image_user,
     own_folders_to_mounts,
 )
@@ -226,7 +228,7 @@ class DockerExecutor(Executor):
         image = self._image(step)
         (job.workdir / step.working_dir).mkdir(parents=True, exist_ok=True)
         owner = self.user if self.user[0] != 0 else None  # who the commands run as, unless root
-        handed = False
+        handed = make_home = False
         image_home = None
         chown_labels = _labels(job, "chown", self.home)
         if step.provider == "docker":
@@ -234,8 +236,11 @@ class DockerExecutor(Executor):
             user = image_user(self.client, image)
             owner = hand_over(self.client, job, image, user, chown_labels) if user else None
             handed = owner is not None
-            if not step.home_dir and any(inside.startswith("~") for inside in job.mounts):
-                image_home = docker_image_home(self.client, image, _labels(job, "inspect", self.home))
+            inspect_labels = _labels(job, "inspect", self.home)
+            if step.home_dir:
+                make_home = not image_has_path(self.client, image, step.home_dir, inspect_labels)
+            elif any(inside.startswith("~") for inside in job.mounts):
+                image_home = docker_image_home(self.client, image, inspect_labels)
         kwargs = container_kwargs(
             job,
             image=image,
@@ -247,8 +252,8 @@ class DockerExecutor(Executor):
         with docker_errors(f"creating the container of step '{step.name}'"):
             container = self.client.containers.create(**kwargs)
         try:
-            if owner is not None:
-                own_folders_to_mounts(container, kwargs, owner)
+            if owner is not None or make_home:  # a root image's step makes its home as root
+                own_folders_to_mounts(container, kwargs, owner or (0, 0), make_home=make_home)
             with docker_errors(f"starting the container of step '{step.name}'"):
                 container.start()
         except BaseException:

@@ -146,6 +146,38 @@ class TestDockerProvider:
         assert (0, ["/home/app"]) == (result.exit_code, lines)
         assert "c\n" == (cache / "c").read_text()
 
+    @pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "home-cache"])
+    @pytest.mark.parametrize("image", ["root", "non-root"])
+    def test_a_home_dir_the_image_lacks_is_made_as_the_step_users(
+        self,
+        runtime_image: str,
+        tiny_image: str,
+        nonroot_image: str,
+        tmp_path: Path,
+        run_name: str,
+        image: str,
+        cache: bool,
+    ) -> None:
+        """A `home_dir` the image does not have exists when the step starts and is the step
+        user's (the image's USER), with or without a `~` cache mount under it."""
+        workdir, folder = tmp_path / "wd", tmp_path / "cache"
+        workdir.mkdir()
+        folder.mkdir()
+        step = Step(
+            name="h",
+            provider="docker",
+            image=nonroot_image if image == "non-root" else tiny_image,
+            home_dir="/data/home",
+            commands=["stat -c '%n %U' ~", "touch ~/t"],
+        )
+        job, lines = make_job(step, workdir, run_name, mounts={"~/.cache/pip": folder} if cache else {})
+
+        with DockerExecutor(runtime_image=runtime_image, user=(4321, 4321)) as ex:
+            result = run(ex, job)
+
+        user = "app" if image == "non-root" else "root"
+        assert (0, [f"/data/home {user}"]) == (result.exit_code, lines)
+
     def test_missing_image_without_registry_fails_before_running(
         self, executor: DockerExecutor, tmp_path: Path, run_name: str, docker_engine: Any
     ) -> None:
