@@ -84,6 +84,7 @@ from dstack_prefect.executors._lines import LineBuffer, stream_lines
 from dstack_prefect.executors._ports import check_fixed_ports
 from dstack_prefect.executors.local import Machine, check_resources
 from dstack_prefect.graph import Step
+from dstack_prefect.spec._fields import did_you_mean
 
 
 @dataclass
@@ -362,10 +363,23 @@ class DockerExecutor(Executor):
         except Exception as exc:
             refused = pull_refusal(exc, auth_config["username"] if auth_config else None)
             why, hint = refused or (str(exc).removeprefix(f"{doing}: "), IMAGE_HINT.replace("IMAGE", image))
-            msg = f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
+            msg = (
+                f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
+                f"{did_you_mean(image, self._local_tags())}"
+            )
             if auth and auth.password:  # dockerd does not echo it; never let a message carry it
                 msg = msg.replace(auth.password, "***")
             raise ExecutorUnavailableError(msg, hint=hint) from exc
+
+    def _local_tags(self) -> list[str]:
+        """The engine's image tags (``name`` beside each ``name:latest``, as a step may write it);
+        none when listing fails, as it only adds a suggestion to another error."""
+        try:
+            with docker_errors("listing the images on the Docker engine"):
+                tags = [str(tag) for img in self.client.images.list() for tag in img.tags]
+        except ExecutionError:
+            return []
+        return tags + [tag.removesuffix(":latest") for tag in tags if tag.endswith(":latest")]
 
 
 def docker_client() -> Any:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,24 @@ class TestDockerProvider:
         assert "docker load -i" in (err.value.hint or "")
         assert "pulling it failed: pulling" not in err.value.message
         assert [] == leftovers(docker_engine, run_name)
+
+    def test_a_mistyped_image_name_asks_whether_the_image_here_was_meant(
+        self, executor: DockerExecutor, tiny_image: str, docker_engine: Any
+    ) -> None:
+        """A missing image whose name is close to one on this machine: the pull failure, one
+        line, ends asking whether that one was meant."""
+        here = f"127.0.0.1:9/audit/img-{uuid.uuid4().hex[:8]}:1"
+        docker_engine.images.get(tiny_image).tag(here)
+        step = Step(name="x", provider="docker", image=here.replace("/img-", "/imgg-"), commands=["true"])
+        try:
+            with pytest.raises(ExecutorUnavailableError) as err:
+                executor.check(step)
+        finally:
+            docker_engine.images.remove(here)
+
+        assert err.value.message.startswith(f"image {step.image} of step 'x' is not on this machine")
+        assert err.value.message.endswith(f"; did you mean '{here}'?")
+        assert "\n" not in err.value.message
 
     @pytest.mark.parametrize("host", ["user", "root"])
     def test_a_non_root_image_user_writes_the_workdir_and_the_user_gets_it_back(
