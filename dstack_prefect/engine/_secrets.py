@@ -141,6 +141,7 @@ def resolve_step_secrets(step: Step, lookup: Callable[[str], str | None]) -> tup
     """Put secret values in place of ``${{ secrets.X }}``: in env, registry_auth and entrypoint
     the value itself; in commands and setup the shell expansion ``${DSTACK_SECRET_X}``, with
     that variable in the step's environment, so a value never shows in a process's command line.
+    Escaped text (`$${{ secrets.X }}` in the plan) becomes `${{ secrets.X }}`, secret or not.
 
     ``lookup(NAME)``: the value, None when unset. Values exist only in this process and the
     step; logs mask them, the plan never holds them.
@@ -154,8 +155,6 @@ def resolve_step_secrets(step: Step, lookup: Callable[[str], str | None]) -> tup
             hint = f"add it with `dstack secrets add {name}`, or set {secret_env_name(name)} for the run"
             raise DstackError(msg, hint=hint)
         values[name] = value
-    if not values:
-        return step, []
     env = {k: resolve_secrets(v, values) for k, v in step.env.items()}
     shell_refs = {name: "${" + secret_env_name(name) + "}" for name in values}
     scripts = {

@@ -31,7 +31,7 @@ from dstack_prefect.graph._plan import (
     Step,
     StepDep,
 )
-from dstack_prefect.graph._secrets import strings
+from dstack_prefect.graph._secrets import SECRETS_PUT_IN, strings
 from dstack_prefect.spec import (
     PROVIDERS,
     Artifact,
@@ -422,17 +422,18 @@ def _provider_step(provider: str, options: RunOptions) -> Step:
 
 
 def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:
-    def render(value: Any) -> Any:
+    def render(value: Any, secrets_put_in: bool) -> Any:
         if isinstance(value, str):
-            return interpolate(value, run_args=run_args, run_name=run_name)
+            return interpolate(value, run_args=run_args, run_name=run_name, secrets_put_in=secrets_put_in)
         if isinstance(value, list):
-            return [render(v) for v in value]
+            return [render(v, secrets_put_in) for v in value]
         if isinstance(value, dict):
-            return {k: render(v) for k, v in value.items()}
+            return {k: render(v, secrets_put_in) for k, v in value.items()}
         return value
 
     try:
-        rendered = Step.model_validate(render(step.model_dump()))
+        dumped = step.model_dump()
+        rendered = Step.model_validate({k: render(v, k in SECRETS_PUT_IN) for k, v in dumped.items()})
     except ValueError as exc:
         msg = f"step '{step.name}': {exc}"
         raise PlanError(msg) from None

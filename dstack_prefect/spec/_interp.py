@@ -5,6 +5,11 @@
     ${{ secrets.NAME }}   kept as written; the executor injects the value when the step starts
     $$                    a literal `$`
 
+In a key whose secrets are put in when the step starts (SECRET_KEYS), the plan keeps `$$` right
+before `{{` (the plan travels as JSON; the step-start code must tell `$${{ secrets.X }}`, text,
+from `${{ secrets.X }}`, a reference): there a run of 2k `$` before `{{` is k `$` of text, and
+2k+1 is k `$` and a reference. Everywhere else in the plan `$$` is already `$`.
+
 Unlike old dstack (which dropped unknown names silently), an unknown name or an unclosed `${{`
 is an error, found when the files are validated.
 """
@@ -17,7 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 _NAME_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
-_SECRET_RE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PLAN_SECRET_RE = re.compile(r"(?<!\$)(\$+)\{\{(?:\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\})?")
+_DOLLARS_BEFORE_BRACES = re.compile(r"\$+(?=\{\{)")
+_TRAILING_DOLLARS = re.compile(r"\$+\Z")
 RUN_NAMES = ("run.args", "run.name")
 KNOWN = "run.args, run.name or secrets.NAME"
 
@@ -149,8 +156,12 @@ def quote_args(args: list[str]) -> str:
     return " ".join(out)
 
 
-def interpolate(text: str, *, run_args: list[str], run_name: str) -> str:
+def interpolate(text: str, *, run_args: list[str], run_name: str, secrets_put_in: bool = False) -> str:
     """Substitute ``run.*`` names and `$$`; keep ``secrets.*`` references as written.
+
+    ``secrets_put_in``: ``text`` is a value of a key in SECRET_KEYS; the result is in the plan's
+    form for such keys, which `secret_names` and `substitute_secrets` read: text `$` right before
+    `{{` or before a reference stays doubled. A run arg is text there too, never a reference.
 
     Raises:
         ValueError: an unknown name or an unclosed `${{` (validation reports these first).
@@ -158,28 +169,49 @@ def interpolate(text: str, *, run_args: list[str], run_name: str) -> str:
     if "$" not in text:
         return text
     values = {"run.args": quote_args(run_args), "run.name": run_name}
-    out: list[str] = []
+    parts = [""]  # text, reference, text, reference, ..., text
     for tok in _tokens(text):
         if isinstance(tok, InterpolationProblem):
             raise ValueError(tok.message)
         if tok.literal is not None:
-            out.append(tok.literal)
+            parts[-1] += tok.literal
         elif tok.ref in values:
-            out.append(values[tok.ref])
+            parts[-1] += values[tok.ref]
         else:
-            out.append(tok.raw)
-    return "".join(out)
+            parts += [tok.raw, ""]
+    if not secrets_put_in:
+        return "".join(parts)
+    last = len(parts) - 1
+    return "".join(part if i % 2 else _escape_dollars(part, i < last) for i, part in enumerate(parts))
+
+
+def _escape_dollars(text: str, before_ref: bool) -> str:
+    """Text in the plan's form: each run of `$` before `{{` (or before a reference) doubled."""
+    text = _DOLLARS_BEFORE_BRACES.sub(lambda m: m.group() * 2, text)
+    return _TRAILING_DOLLARS.sub(lambda m: m.group() * 2, text) if before_ref else text
 
 
 def secret_names(text: str) -> set[str]:
-    """The NAMEs of every `${{ secrets.NAME }}` in ``text``."""
-    return set(_SECRET_RE.findall(text)) if "${{" in text else set()
+    """The NAMEs of every `${{ secrets.NAME }}` in ``text``, a plan value in SECRET_KEYS' form
+    (`$${{ secrets.NAME }}` is text, not one)."""
+    if "${{" not in text:
+        return set()
+    return {m.group(2) for m in _PLAN_SECRET_RE.finditer(text) if m.group(2) and len(m.group(1)) % 2}
 
 
 def substitute_secrets(text: str, secrets: Mapping[str, str]) -> str:
-    """Replace each `${{ secrets.NAME }}` with its value.
+    """``text``, a plan value in SECRET_KEYS' form, as the step sees it: each
+    `${{ secrets.NAME }}` replaced with its value, each `$$` before `{{` made one `$`.
 
     Raises:
         KeyError: a referenced secret is not in ``secrets``.
     """
-    return _SECRET_RE.sub(lambda m: secrets[m.group(1)], text) if "${{" in text else text
+
+    def put_in(match: re.Match[str]) -> str:
+        dollars, name = match.group(1), match.group(2)
+        text = "$" * (len(dollars) // 2)
+        if len(dollars) % 2 and name:
+            return text + secrets[name]
+        return text + ("$" if len(dollars) % 2 else "") + match.group()[len(dollars) :]
+
+    return _PLAN_SECRET_RE.sub(put_in, text) if "{{" in text else text
