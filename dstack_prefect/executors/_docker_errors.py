@@ -37,6 +37,12 @@ IMAGE_HINT = (
     "build it on this machine (`docker build -t IMAGE .`), load a saved one (`docker load -i FILE.tar`, "
     "from `docker save IMAGE` elsewhere), or give registry access (registry_auth)"
 )
+REGISTRY_IMAGE_HINT = (
+    "check the image name, that its registry answers from this machine (`docker pull IMAGE` here), "
+    "and registry_auth's username and password; or build it on this machine (`docker build -t IMAGE .`) "
+    "or load a saved one (`docker load -i FILE.tar`)"
+)
+"""IMAGE_HINT for a step that has registry_auth: its pull failed for another reason than a refusal."""
 CREDENTIALS_HINT = (
     "check registry_auth's username and password; a password from `${{ secrets.NAME }}` is the "
     "secret NAME that `dstack secrets` lists: set it again with `dstack secrets update NAME` "

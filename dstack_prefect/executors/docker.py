@@ -25,7 +25,8 @@ cleanup only ever judges its own home's containers.
 
     with DockerExecutor(runtime_image="dstack-prefect/runtime:0.1.0-py3.11") as ex:
         ex.check(step)                 # pulls a missing docker-provider image
-        handle = ex.start(job)         # pulls it here instead when the step has registry_auth
+        handle = ex.start(job)         # pulls it here instead when the step has registry_auth,
+                                       # saying so on the step's log first
         result = ex.wait(handle)       # lines to job.on_line; removes the container
 
 Every docker-py call runs inside :func:`~dstack_prefect.executors._docker_errors.docker_errors`.
@@ -46,6 +47,7 @@ from dstack_prefect.executors._docker_errors import (
     ENGINE_HINT,
     IMAGE_HINT,
     NVIDIA_HINT,
+    REGISTRY_IMAGE_HINT,
     docker_errors,
     pull_refusal,
 )
@@ -233,7 +235,7 @@ class DockerExecutor(Executor):
         image_home = None
         chown_labels = _labels(job, "chown", self.home)
         if step.provider == "docker":
-            self._ensure_image(image, step)
+            self._ensure_image(image, step, job)
             user = image_user(self.client, image)
             owner = hand_over(self.client, job, image, user, chown_labels) if user else None
             handed = owner is not None
@@ -340,15 +342,20 @@ class DockerExecutor(Executor):
                 return False
         return True
 
-    def _ensure_image(self, image: str, step: Step) -> None:
+    def _ensure_image(self, image: str, step: Step, job: StepJob | None = None) -> None:
         """Pull ``image`` (with the step's registry_auth) unless the engine has it: once, as a
-        step on the same image waits for a pull in progress and then finds it here."""
+        step on the same image waits for a pull in progress and then finds it here. Said first
+        to ``on_pull``, and on the step's log when ``job`` is starting (a pull may take minutes)."""
         with self._lock:
             lock = self._pull_locks.setdefault(image, threading.Lock())
         with lock:
             if not self._has_image(image):
                 if self.on_pull:
                     self.on_pull(image, step.name)
+                if job is not None:
+                    job.on_line(
+                        f"dstack: Pulling image {image} for step '{step.name}': it is not on this machine"
+                    )
                 self._pull(image, step)
 
     def _pull(self, image: str, step: Step) -> None:
@@ -362,7 +369,8 @@ class DockerExecutor(Executor):
                 self.client.images.pull(image, auth_config=auth_config)
         except Exception as exc:
             refused = pull_refusal(exc, auth_config["username"] if auth_config else None)
-            why, hint = refused or (str(exc).removeprefix(f"{doing}: "), IMAGE_HINT.replace("IMAGE", image))
+            hint = REGISTRY_IMAGE_HINT if auth else IMAGE_HINT
+            why, hint = refused or (str(exc).removeprefix(f"{doing}: "), hint.replace("IMAGE", image))
             msg = (
                 f"image {image} of step '{step.name}' is not on this machine and pulling it failed: {why}"
                 f"{did_you_mean(image, self._local_tags())}"

@@ -632,12 +632,14 @@ def test_registry_auth_with_the_password_written_in_the_file_pulls_too(
     private_registry: LocalRegistry,  # noqa: F811 - the imported fixture
     private_pullable: tuple[str, str],  # noqa: F811
 ) -> None:
-    """registry_auth with a literal password (no secret) logs in the same way."""
+    """registry_auth with a literal password (no secret) logs in the same way, pulling when the
+    step starts and saying so before the step's output."""
     image, tag = private_pullable
     repo = private_repo(make_repo, image, PASSWORD)
 
     res = cli("run", "private", cwd=repo, env=env)
 
     assert 0 == res.code, res.text
-    assert "tiny" in res.out.splitlines()
+    pulling = f"dstack: Pulling image {image} for step 'private': it is not on this machine"
+    assert [pulling, "tiny"] == [line for line in res.out.splitlines() if line in (pulling, "tiny")]
     assert 1 == private_registry.pulls[tag]

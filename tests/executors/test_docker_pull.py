@@ -280,12 +280,12 @@ def test_a_step_with_registry_auth_is_pulled_at_its_start_not_in_check(
     run_name: str,
 ) -> None:
     """registry_auth may name secrets, resolved only when the step starts: check() leaves the
-    pull to start(), which pulls it once."""
+    pull to start(), which pulls it once, saying so on the step's log first."""
     image, tag = pullable
     auth = RegistryAuth(username="me", password="${{ secrets.REGISTRY_TOKEN }}")
     step = Step(name="train", provider="docker", image=image, registry_auth=auth, commands=["true"])
     resolved = RegistryAuth(username="me", password="token")
-    job, _ = make_job(step.model_copy(update={"registry_auth": resolved}), tmp_path, run_name)
+    job, lines = make_job(step.model_copy(update={"registry_auth": resolved}), tmp_path, run_name)
 
     executor.check(step)
     after_check = (has_image(docker_engine, image), local_registry.pulls[tag])
@@ -294,6 +294,7 @@ def test_a_step_with_registry_auth_is_pulled_at_its_start_not_in_check(
     assert (False, 0) == after_check
     assert 0 == result.exit_code
     assert 1 == local_registry.pulls[tag]
+    assert [f"dstack: Pulling image {image} for step 'train': it is not on this machine"] == lines
 
 
 def test_a_missing_image_no_registry_has_fails_in_check(
@@ -339,7 +340,7 @@ def test_registry_auth_logs_in_to_a_registry_that_asks_for_it(
     result = executor.wait(executor.start(job))
 
     asked = private_registry.requests[seen:]
-    assert (0, ["tiny"]) == (result.exit_code, lines)
+    assert (0, "tiny") == (result.exit_code, lines[-1])
     assert ("GET", "/v2/", False) == asked[0]
     assert [] == [request for request in asked[1:] if not request[2]]
     assert 1 == private_registry.pulls[tag]
@@ -368,6 +369,25 @@ def test_a_registry_that_refuses_registry_auth_fails_the_step_saying_so(
     assert "`dstack secrets`" in (err.value.hint or "")
     assert wrong not in f"{err.value.message} {err.value.hint}"
     assert 0 == private_registry.pulls[tag]
+
+
+def test_an_image_a_step_with_registry_auth_cannot_pull_gets_a_hint_for_that_case(
+    executor: DockerExecutor, tmp_path: Path, run_name: str
+) -> None:
+    """registry_auth and a registry that does not answer: the hint says to check the image
+    name, the registry from this machine and the credentials, not to give registry_auth."""
+    image = "127.0.0.1:9/nowhere/none:1"
+    job, _ = make_job(private_step(image, PASSWORD), tmp_path, run_name)
+
+    with pytest.raises(ExecutorUnavailableError) as err:
+        executor.start(job)
+
+    assert err.value.message.startswith(f"image {image} of step 'train' is not on this machine"), err.value
+    assert (
+        f"check the image name, that its registry answers from this machine (`docker pull {image}` "
+        "here), and registry_auth's username and password; or build it on this machine "
+        f"(`docker build -t {image} .`) or load a saved one (`docker load -i FILE.tar`)"
+    ) == err.value.hint
 
 
 def test_a_registry_that_asks_for_credentials_a_step_has_not_given_fails_in_check(
