@@ -318,11 +318,22 @@ def _transfer(ref: str, src: ArtifactStore, dst: ArtifactStore, verb: str, force
     from dstack_prefect.storage import rich_progress, transfer  # noqa: PLC0415
 
     runs, tag = ((), ref[1:]) if ref.startswith(":") else ((ref,), None)
+    # a file the remote store lacks or holds damaged: only a push from a store that has it mends it
+    repair = (
+        f"put a good copy there with `dstack push {ref} --force` from a machine whose store has it"
+        if verb == "Pulled"
+        else None
+    )
     with rich_progress(err_console) as progress:
-        r = transfer(src, dst, runs=runs, tag=tag, progress=progress, force=force)
+        r = transfer(src, dst, runs=runs, tag=tag, progress=progress, force=force, repair_hint=repair)
+    unchecked = (
+        f"; {r.unchecked} blob(s) not checked (their manifests are there unchanged; --force checks them)"
+        if r.unchecked
+        else ""
+    )
     console.print(
         f"{verb} {ref}: {r.manifests} manifest(s), {r.blobs} blob(s) ({decimal(r.nbytes)}), "
-        f"{r.skipped} blob(s) already there"
+        f"{r.skipped} blob(s) already there{unchecked}"
     )
 
 
@@ -332,7 +343,8 @@ def push(ref: Ref, force: Force = False) -> None:
     """Upload a run's (or tag's) artifacts from the local store to the remote store.
 
     A run or tag of the same name with other content there (run names can collide between
-    machines) is refused unless --force.
+    machines) is refused unless --force. The files of a manifest already there unchanged are
+    not looked for; --force checks them and sends any the remote store lost (a damaged one).
 
     Example: dstack push :txt-file
     """
@@ -347,7 +359,7 @@ def pull(ref: Ref, force: Force = False) -> None:
 
     Afterwards local runs can use it as a dep, and ls and cp can read it. A local run or tag of
     the same name with other content (run names can collide between machines) is refused
-    unless --force.
+    unless --force, which also checks the files of manifests already here unchanged.
 
     Example: dstack pull :txt-file
     """

@@ -83,14 +83,16 @@ def _check_targets(plan: Sequence[Planned], root: Path) -> None:
             folders.add(parent)
 
 
-def redo_hint(m: Manifest) -> str:
+def redo_hint(m: Manifest, ref: str | None = None) -> str:
     """How to store ``m``'s files again: rerun the workflow that made them (the manifest names
-    it), or copy them from a store that has a good copy."""
+    it), or copy them from the remote store with `dstack pull REF --force` (``ref`` as the user
+    named them, by default :attr:`Manifest.ref`: a tag of `-a` folders as ``:TAG``)."""
     if m.run.startswith("cache:"):
         return f"run {m.workflow or 'the workflow'} again: it saves a fresh cache"
-    copy = f"`dstack pull {m.run} --force` (or push)"
+    copy = f"`dstack pull {ref or m.ref} --force`"
     if m.extra.get("synthetic"):
-        return f"upload the folder again with `dstack tags add TAG -a FOLDER -y`, or copy it with {copy}"
+        tag = m.ref.removeprefix(":") if m.ref.startswith(":") else "TAG"
+        return f"upload the folder again with `dstack tags add {tag} -a FOLDER -y`, or copy it with {copy}"
     if m.workflow:
         w = m.workflow
         return f"store it again with `dstack run {w} --rerun {w}`, or copy it with {copy}"
@@ -101,16 +103,27 @@ def _more(n: int, what: str) -> str:
     return f" (and {n} more {what})" if n else ""
 
 
+def _whose(m: Manifest) -> str:
+    """``m`` in an error about one of its files: the run and step, or the tag of `-a` folders."""
+    return f"tag {m.ref!r}" if m.ref.startswith(":") else f"run {m.run!r} (step {m.step!r})"
+
+
 def missing_error(
-    b: Backend, missing: set[str], owners: dict[str, tuple[FileEntry, Manifest]]
+    b: Backend,
+    missing: set[str],
+    owners: dict[str, tuple[FileEntry, Manifest]],
+    *,
+    ref: str | None = None,
+    hint: str | None = None,
 ) -> ArtifactNotFoundError:
-    """The error for blobs the store lacks: the first file by name, its run and step, and how to fix it."""
+    """The error for blobs the store lacks: the first file by name, its run and step, and how to
+    fix it (``hint``, by default :func:`redo_hint` with ``ref``)."""
     entry, m = min((owners[d] for d in missing), key=lambda o: (o[1].label, o[0].path))
     msg = (
-        f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is missing from the store "
+        f"artifact file {entry.path!r} of {_whose(m)} is missing from the store "
         f"{b.url} (sha256 {entry.sha256[:12]}...){_more(len(missing) - 1, 'missing file(s)')}"
     )
-    return ArtifactNotFoundError(msg, hint=redo_hint(m))
+    return ArtifactNotFoundError(msg, hint=hint or redo_hint(m, ref))
 
 
 def _remove_damaged(b: Backend, digests: Sequence[str]) -> str:
@@ -126,23 +139,32 @@ def _remove_damaged(b: Backend, digests: Sequence[str]) -> str:
 
 
 def damaged_error(
-    b: Backend, bad: dict[str, str], owners: dict[str, tuple[FileEntry, Manifest]]
+    b: Backend,
+    bad: dict[str, str],
+    owners: dict[str, tuple[FileEntry, Manifest]],
+    *,
+    ref: str | None = None,
+    hint: str | None = None,
 ) -> IntegrityError:
-    """Remove the blobs of ``bad`` (expected digest -> actual) and return the error naming the first."""
+    """Remove the blobs of ``bad`` (expected digest -> actual) and return the error naming the
+    first (``hint`` as for :func:`missing_error`)."""
     removed = _remove_damaged(b, sorted(bad))
     d = min(bad, key=lambda x: (owners[x][1].label, owners[x][0].path))
     entry, m = owners[d]
     msg = (
-        f"artifact file {entry.path!r} of run {m.run!r} (step {m.step!r}) is corrupt in {b.url}: "
+        f"artifact file {entry.path!r} of {_whose(m)} is corrupt in {b.url}: "
         f"sha256 {bad[d][:12]}... instead of {d[:12]}...{_more(len(bad) - 1, 'corrupt file(s)')}{removed}"
     )
-    return IntegrityError(msg, hint=redo_hint(m))
+    return IntegrityError(msg, hint=hint or redo_hint(m, ref))
 
 
-def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: Progress | None) -> list[Path]:
+def _fetch_verified(
+    b: Backend, plan: Sequence[Planned], root: Path, progress: Progress | None, ref: str | None = None
+) -> list[Path]:
     """Download each distinct blob once into a staging folder under ``root``, verify, then place.
 
     A blob that fails its check is removed from the store (IntegrityError); nothing is placed.
+    ``ref`` names the manifests as the user did, for the hints.
     """
     by_digest: dict[str, list[Planned]] = defaultdict(list)
     for item in plan:
@@ -150,7 +172,7 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
     owners = {d: (items[0][1], items[0][2]) for d, items in by_digest.items()}
     missing = set(by_digest) - b.existing_blobs(set(by_digest))
     if missing:
-        raise missing_error(b, missing, owners)
+        raise missing_error(b, missing, owners, ref=ref)
     made = next((p for p in [*reversed(root.parents), root] if not p.exists()), None)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".dstack-staging-{uuid.uuid4().hex[:12]}"
@@ -161,7 +183,7 @@ def _fetch_verified(b: Backend, plan: Sequence[Planned], root: Path, progress: P
         hashed = hash_many([staged[d] for d in digests], progress, "verify")
         bad = {d: actual for d, (actual, _) in zip(digests, hashed, strict=True) if actual != d}
         if bad:
-            raise damaged_error(b, bad, owners)
+            raise damaged_error(b, bad, owners, ref=ref)
         written: list[Path] = []
         for d, items in by_digest.items():
             for dest, entry, _m in items[1:]:
@@ -249,7 +271,7 @@ def copy_out(
             msg = f"{len(clash)} file(s) already exist in {str(root)!r} with other content: {shown}"
             raise StorageError(msg, hint="pass --force to overwrite them, or copy to another folder")
         plan = [p for p in plan if not p[0].exists()]
-    return _fetch_verified(b, plan, root, progress)
+    return _fetch_verified(b, plan, root, progress, name)
 
 
 def ls_rows(
@@ -295,12 +317,16 @@ def ls_rows(
 
 @dataclass(frozen=True)
 class TransferResult:
-    """What a push or pull did: manifests written, blobs copied and their bytes, blobs already there."""
+    """What a push or pull did: manifests written, blobs copied and their bytes, blobs found
+    already there (``skipped``), and blobs not looked for (``unchecked``): those of manifests
+    the destination holds unchanged, which a plain push or pull takes as complete there (a
+    forced one checks them)."""
 
     manifests: int
     blobs: int
     nbytes: int
     skipped: int
+    unchecked: int = 0
 
 
 def copy_blobs(
@@ -308,17 +334,21 @@ def copy_blobs(
     dst: Backend,
     wanted: dict[str, tuple[FileEntry, Manifest]],
     progress: Progress | None,
+    *,
+    ref: str | None = None,
+    hint: str | None = None,
 ) -> tuple[int, int, int]:
     """Copy the blobs of ``wanted`` (digest -> a file and manifest naming it) that ``dst`` lacks.
 
     Each is verified on the way; a corrupt one is removed from ``src`` and nothing is sent.
+    A blob ``src`` lacks or holds damaged is an error with ``hint`` (see :func:`missing_error`).
     """
     missing = sorted(set(wanted) - dst.existing_blobs(set(wanted)))
     if not missing:
         return 0, 0, len(wanted)
     absent = set(missing) - src.existing_blobs(set(missing))
     if absent:
-        raise missing_error(src, absent, wanted)
+        raise missing_error(src, absent, wanted, ref=ref, hint=hint)
     nbytes = sum(wanted[d][0].size for d in missing)
     with contextlib.ExitStack() as stack:
         into_place = dst.is_local and not src.is_local  # downloaded next to where each lands
@@ -335,7 +365,7 @@ def copy_blobs(
         hashed = hash_many([staged[d] for d in missing], progress, "verify")
         bad = {d: actual for d, (actual, _) in zip(missing, hashed, strict=True) if actual != d}
         if bad:
-            error = damaged_error(src, bad, wanted)
+            error = damaged_error(src, bad, wanted, ref=ref, hint=hint)
             msg = f"{error.message}; nothing was sent"
             raise IntegrityError(msg, hint=error.hint)
         if into_place:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,18 @@ class Manifest(BaseModel):
         return f"{self.run}/{self.step}"
 
     @property
+    def ref(self) -> str:
+        """How a user names the run: ``:TAG`` for the folders of `dstack tags add TAG -a` (stored
+        under an internal run ``tag-TAG-<time>`` that no listing shows), else the run name."""
+        tag = synthetic_tag(self.run) if self.extra.get("synthetic") else None
+        return f":{tag}" if tag else self.run
+
+    @property
+    def shown(self) -> str:
+        """The manifest as messages name it: ``run/step``, or ``:TAG`` for `-a` folders."""
+        return self.ref if self.ref.startswith(":") else self.label
+
+    @property
     def size(self) -> int:
         """Total bytes of the step's files."""
         return sum(f.size for f in self.files)
@@ -90,6 +103,22 @@ class LsRow(BaseModel):
     size: int
     folder: bool = True
     synced: bool = False
+
+
+_SYNTHETIC = re.compile(r"tag-(?P<tag>.+)-\d{8}T\d{6}")
+
+
+def synthetic_run(tag: str, now: str) -> str:
+    """The internal run that `dstack tags add TAG -a` stores folders under: ``tag-TAG-<time>``
+    (``now`` as :func:`utc_now` gives it)."""
+    stamp = now.replace(":", "").replace("-", "").replace("+0000", "")[:15]
+    return f"tag-{tag}-{stamp}"
+
+
+def synthetic_tag(run: str) -> str | None:
+    """The tag whose folders the internal run ``run`` holds (see :func:`synthetic_run`), or None."""
+    found = _SYNTHETIC.fullmatch(run)
+    return found["tag"] if found else None
 
 
 def utc_now() -> str:

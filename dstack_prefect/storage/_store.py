@@ -20,7 +20,16 @@ from . import _fetch
 from ._backend import OBJECT_STORES, Backend
 from ._errors import translate_errors
 from ._files import hash_many, walk_artifacts
-from ._model import FileEntry, LsRow, Manifest, Tag, check_name, check_tag_name, utc_now
+from ._model import (
+    FileEntry,
+    LsRow,
+    Manifest,
+    Tag,
+    check_name,
+    check_tag_name,
+    synthetic_run,
+    utc_now,
+)
 from ._progress import Progress
 
 PRUNE_GRACE_S = 600.0
@@ -330,8 +339,7 @@ class ArtifactStore:
             raise StorageError(
                 msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
             )
-        stamp = utc_now().replace(":", "").replace("-", "").replace("+0000", "")[:15]
-        run = f"tag-{tag}-{stamp}"
+        run = synthetic_run(tag, utc_now())
         m = self.put_step(run, "main", None, cwd, arts, {"status": "done", "synthetic": True}, progress)
         return self.add_tag(tag, run, None, [m], overwrite=True)
 

@@ -24,6 +24,7 @@ def transfer(
     progress: Progress | None = None,
     *,
     force: bool = False,
+    repair_hint: str | None = None,
 ) -> TransferResult:
     """Copy runs' manifests, or a tag with its manifests, from ``src`` to ``dst`` (push / pull).
 
@@ -36,7 +37,13 @@ def transfer(
     A manifest or tag ``dst`` holds with other content (run names are drawn per machine and can
     collide) is refused with a StorageError before anything is copied, unless ``force``, which
     replaces them and also copies the blobs ``dst`` lacks for unchanged manifests (a blob
-    removed there as damaged).
+    removed there as damaged). The result counts the blobs of unchanged manifests a plain
+    transfer did not look for as ``unchecked``, not as there.
+
+    A file ``src`` lacks or holds damaged is an error whose hint is ``repair_hint`` (how to put
+    a good copy into ``src``: the CLI's pull says to push it again from a machine that has
+    it), by default how to store it again or copy it (`dstack pull REF --force`, REF as
+    ``runs`` or ``:tag`` name it).
     """
     if not runs and tag is None:
         msg = "transfer needs runs or a tag"
@@ -61,14 +68,19 @@ def transfer(
             _refuse_tag_collision(src, dst, t)
         # force also checks the blobs of unchanged manifests: it repairs a store that lost a damaged blob
         wanted = {f.sha256: (f, m) for m in (manifests if force else changed) for f in m.files}
-        blobs, nbytes, skipped = _fetch.copy_blobs(src._b, dst._b, wanted, progress)
-        skipped += len({f.sha256 for m in manifests for f in m.files} - set(wanted))
+        ref = f":{tag}" if tag is not None else runs[0] if len(runs) == 1 else None
+        blobs, nbytes, skipped = _fetch.copy_blobs(
+            src._b, dst._b, wanted, progress, ref=ref, hint=repair_hint
+        )
+        unchecked = len({f.sha256 for m in manifests for f in m.files} - set(wanted))
         dst._b.rm(stale)  # --force: the run is src's alone
         for m in changed:
             dst._write_manifest(m)
         if t is not None:
             dst._b.write_atomic(dst._tag_key(t.tag), t.model_dump_json().encode())
-    return TransferResult(manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped)
+    return TransferResult(
+        manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped, unchecked=unchecked
+    )
 
 
 def _same(data: bytes, m: Manifest) -> bool:

@@ -6,6 +6,7 @@ fixtures, because a run takes seconds; each test then checks one behaviour on th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -525,11 +526,50 @@ class TestPushPull:
     def test_pushing_again_sends_nothing(
         self, dstack: DSTACK, repo: Path, pulled_home: Path, s3_env: dict[str, str]
     ) -> None:
-        """A second push finds the manifest and blob there and skips them."""
+        """A second push finds the manifest there unchanged and skips it with its blob, saying
+        the blob was not checked (not that it is there)."""
         res = dstack("push", ":txt-file", cwd=repo, env=s3_env)
 
         assert res.code == 0, res.text
-        assert "0 manifest(s), 0 blob(s) (0 bytes), 1 blob(s) already there" in res.out
+        assert (
+            "0 manifest(s), 0 blob(s) (0 bytes), 0 blob(s) already there; 1 blob(s) not checked "
+            "(their manifests are there unchanged; --force checks them)"
+        ) in " ".join(res.out.split())
+
+    def test_a_file_damaged_in_the_remote_store_is_repaired_by_the_push_the_hint_names(
+        self,
+        dstack: DSTACK,
+        repo: Path,
+        tmp_path: Path,
+        s3_env: dict[str, str],
+        moto_server: dict[str, Any],  # noqa: F811
+    ) -> None:
+        """A tag of `-a` folders whose file is corrupt in the remote store: `pull :TAG` fails and
+        names the command that repairs it, `dstack push :TAG --force` (not pull, and not the
+        internal run tag-TAG-<time>); a plain push does not call the file there; the named
+        command sends it, and the pull then works."""
+        mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+        write_tree(tmp_path / "up", {"rows.txt": "1\n2\n"})
+        assert dstack("tags", "add", "up1", "-a", str(tmp_path / "up"), cwd=repo, home_dir=mine).code == 0
+        assert dstack("push", ":up1", cwd=repo, home_dir=mine, env=s3_env).code == 0
+        s3 = boto_client(moto_server)
+        digest = hashlib.sha256(b"1\n2\n").hexdigest()
+        prefix = s3_env["DSTACK_REMOTE_STORE"].removeprefix(f"s3://{BUCKET}/")
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/blobs/sha256/{digest[:2]}/{digest[2:]}", Body=b"1\n3\n")
+
+        pulled = dstack("pull", ":up1", cwd=repo, home_dir=theirs, env=s3_env)
+        plain = dstack("push", ":up1", cwd=repo, home_dir=mine, env=s3_env)
+        forced = dstack("push", ":up1", "--force", cwd=repo, home_dir=mine, env=s3_env)
+        again = dstack("pull", ":up1", cwd=repo, home_dir=theirs, env=s3_env)
+
+        said = " ".join(pulled.err.split())
+        assert pulled.code == 1
+        assert "of tag ':up1' is corrupt in" in said
+        assert "hint: put a good copy there with `dstack push :up1 --force` from a machine whose" in said
+        assert "tag-up1-" not in said
+        assert "0 blob(s) already there; 1 blob(s) not checked" in " ".join(plain.out.split())
+        assert forced.code == 0 and "1 blob(s) (4 bytes)" in forced.out, forced.text
+        assert again.code == 0, again.text
 
     def test_cp_from_a_pulled_tag_keeps_an_existing_file(
         self, dstack: DSTACK, repo: Path, pulled_home: Path, tmp_path: Path

@@ -780,7 +780,7 @@ class StoreContract:
         local.materialize(local.resolve("run-2"), tmp_path / "t2")
 
         assert (first.manifests, first.blobs) == (1, 4)
-        assert (again.manifests, again.blobs, again.skipped) == (0, 0, 4)
+        assert (again.manifests, again.blobs, again.skipped, again.unchecked) == (0, 0, 0, 4)
         assert (back.blobs, back.skipped) == (1, 1)
         assert (tmp_path / "t1/out/run.sh").exists()
         assert (tmp_path / "t2/out/new.txt").read_text() == "n"
@@ -804,8 +804,9 @@ class StoreContract:
     def test_a_forced_transfer_repairs_a_store_that_lost_a_damaged_blob(
         self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
     ) -> None:
-        """A push skips a manifest the destination holds unchanged, blobs and all; after a read
-        there removed a damaged blob, a forced push sends that blob again."""
+        """A push skips a manifest the destination holds unchanged, blobs and all, and counts
+        those blobs as not checked (not as there: one may be gone); after a read there removed a
+        damaged blob, a forced push checks them all and sends that blob again."""
         m = _put_tree(local, tmp_path, "run-1")
         transfer(local, store, runs=["run-1"])
         _flip_byte(store, m.files[0].sha256)
@@ -816,8 +817,32 @@ class StoreContract:
         forced = transfer(local, store, runs=["run-1"], force=True)
         store.materialize([m], tmp_path / "t2")
 
-        assert (plain.blobs, forced.blobs, forced.manifests) == (0, 1, 0)
+        assert (0, 0, 4) == (plain.blobs, plain.skipped, plain.unchecked)
+        assert (1, 3, 0, 0) == (forced.blobs, forced.skipped, forced.unchecked, forced.manifests)
         assert (tmp_path / "t2/out/model.bin").read_bytes() == b"\x00weights" * 100
+
+    def test_a_damaged_source_file_is_named_by_the_tag_the_user_used(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A tag of `-a` folders whose file is damaged (then missing) in the source of a transfer:
+        the hints copy it as `:TAG`, never by the internal run `tag-TAG-<time>`; a caller's
+        ``repair_hint`` (pull: push it again from elsewhere) replaces the default."""
+        gen(tmp_path / "cwd", {"a": {"x.bin": "a" * 100}})
+        monkeypatch.chdir(tmp_path / "cwd")
+        t = store.add_tag_from_dirs("up1", [Path("a")])
+        _flip_byte(store, t.manifests[0].files[0].sha256)
+
+        with pytest.raises(IntegrityError) as damaged:
+            transfer(store, local, tag="up1")
+        with pytest.raises(ArtifactNotFoundError) as missing:
+            transfer(store, local, tag="up1", repair_hint="push it again")
+        with pytest.raises(ArtifactNotFoundError) as by_run:
+            store.materialize(t.manifests, tmp_path / "t")
+
+        assert "`dstack pull :up1 --force`" in (damaged.value.hint or "")
+        assert "`dstack pull :up1 --force`" in (by_run.value.hint or "")
+        assert "tag-up1-" not in (damaged.value.hint or "") + (by_run.value.hint or "")
+        assert "push it again" == missing.value.hint
 
     def test_transfer_refuses_another_run_of_the_same_name(
         self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path
