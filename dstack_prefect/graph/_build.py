@@ -45,7 +45,13 @@ from dstack_prefect.spec import (
     quote_args,
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
-from dstack_prefect.spec._fields import check_artifact_path, check_cache_path, check_working_dir, did_you_mean
+from dstack_prefect.spec._fields import (
+    check_artifact_path,
+    check_cache_path,
+    check_input_path,
+    check_working_dir,
+    did_you_mean,
+)
 from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._interp import misplaced_secrets, uses_run_args
 from dstack_prefect.spec._locate import describe
@@ -442,8 +448,8 @@ def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:
 
 
 def _check_rendered_paths(written: Step, rendered: Step) -> None:
-    """Paths that `${{ ... }}` changed are checked again, as the YAML's were (`src/${{ run.args }}`
-    with `../..` climbs out of the repo).
+    """Paths that `${{ ... }}` changed (working_dir, artifacts, cache, inputs) are checked again,
+    as the YAML's were (`src/${{ run.args }}` with `../..` climbs out of the repo).
 
     Raises:
         PlanError: a path climbs out once the values are put in; names the step and the key.
@@ -456,6 +462,10 @@ def _check_rendered_paths(written: Step, rendered: Step) -> None:
     paths += [
         (f"cache[{i}]", check_cache_path, w, r)
         for i, (w, r) in enumerate(zip(written.cache, rendered.cache, strict=True))
+    ]
+    paths += [
+        (f"inputs[{i}]", check_input_path, w, r)
+        for i, (w, r) in enumerate(zip(written.inputs or [], rendered.inputs or [], strict=True))
     ]
     for key, check, before, after in paths:
         if after == before:

@@ -146,19 +146,29 @@ def _climbs_out(path: str) -> bool:
     return norm == ".." or norm.startswith("../")
 
 
-def check_working_dir(value: Any) -> Any:
-    """A `working_dir` stays inside the repo: relative, and not climbing out with ``..``."""
+def _in_repo(value: Any, noun: str) -> Any:
+    """``value`` when it is not a string, or a path relative to the repo root, inside it."""
     if not isinstance(value, str):
         return value
     if value.strip().startswith("/"):
-        msg = f"got {value!r}, an absolute path, expected a folder relative to the repo root, e.g. 'src'"
+        msg = f"got {value!r}, an absolute path, expected a {noun} relative to the repo root, e.g. 'src'"
         raise fail(msg)
     if _climbs_out(value):
         msg = (
-            f"got {value!r}, which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'"
+            f"got {value!r}, which climbs out of the repo with '..', expected a {noun} inside it, e.g. 'src'"
         )
         raise fail(msg)
     return value
+
+
+def check_working_dir(value: Any) -> Any:
+    """A `working_dir` stays inside the repo: relative, and not climbing out with ``..``."""
+    return _in_repo(value, "folder")
+
+
+def check_input_path(value: Any) -> Any:
+    """An `inputs` entry names files of the repo's code: relative to the repo root, inside it."""
+    return _in_repo(value, "path")
 
 
 def check_artifact_path(value: Any) -> Any:

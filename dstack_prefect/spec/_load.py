@@ -194,7 +194,34 @@ def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
         except OSError as exc:
             errors.append(SpecError(_unreadable(file, exc), path=shown))
             texts.append((shown, None))
-    return _build(root, files, texts, errors)
+    workflows, errors = _build(root, files, texts, errors)
+    if any(workflow.inputs for workflow in workflows.by_name.values()):
+        key = _in_file_order([shown for shown, _ in texts])
+        workflows.warnings = sorted([*workflows.warnings, *_inputs_warnings(workflows)], key=key)
+    return workflows, errors
+
+
+def _inputs_warnings(workflows: Workflows) -> list[SpecWarning]:
+    """Each `inputs` entry that matches no file of the code snapshot (as the cache key reads it):
+    with none, the step's code key never changes, and a typo reuses old results forever. An
+    entry holding `${{` is left out: run args complete it."""
+    from dstack_prefect.engine._cache import code_files  # noqa: PLC0415 - the engine imports spec
+    from dstack_prefect.engine._snapshot import take_snapshot  # noqa: PLC0415
+    from dstack_prefect.graph import Step  # noqa: PLC0415
+
+    files = take_snapshot(workflows.root).files
+    code = dict.fromkeys(files, "")
+    out = []
+    for name, workflow in workflows.by_name.items():
+        for j, entry in enumerate(workflow.inputs or []):
+            if "${{" in entry or code_files(Step(name=name, inputs=[entry]), code):
+                continue
+            message = (
+                f"{entry!r} matches no file in the repo's code (tracked, or untracked and not ignored),"
+                f" so no change would make the step run again{did_you_mean(entry, files)}"
+            )
+            out.append(workflows.sources[name].warning(("inputs", j), message))
+    return out
 
 
 def _not_utf8(shown: str, data: bytes, start: int) -> SpecError:

@@ -36,6 +36,7 @@ from dstack_prefect.spec._fields import (
     accepts,
     check_artifact_path,
     check_cache_path,
+    check_input_path,
     check_working_dir,
     did_you_mean,
     fail,
@@ -539,9 +540,21 @@ class Workflow(_Model):
     version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = (
         Field(None, description="code: openvscode-server version; lab/notebook: the Jupyter version")
     )
-    inputs: list[str] | None = Field(
+    inputs: (
+        list[
+            Annotated[
+                str,
+                BeforeValidator(
+                    check_input_path,
+                    json_schema_input_type=Annotated[str, Field(pattern=_RELATIVE_DIR_PATTERN)],
+                ),
+            ]
+        ]
+        | None
+    ) = Field(
         None,
-        description="Paths (files, folders, globs) that make up the step's code; unset means the whole repo",
+        description="Paths (files, folders, globs) relative to the repo root, inside it, that make up the"
+        " step's code; unset means the whole repo",
     )
 
     @model_validator(mode="after")

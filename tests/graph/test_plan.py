@@ -382,8 +382,12 @@ class TestInterpolation:
                 '    cache: ["${{ run.args }}"]\n',
                 "step 'a': cache[0]: got '../..', which climbs out of the working folder with '..', expected a path inside it, under '~', or an absolute one",
             ),
+            (
+                '    inputs: ["src/${{ run.args }}"]\n',
+                "step 'a': inputs[0]: got 'src/../..', which climbs out of the repo with '..', expected a path inside it, e.g. 'src'",
+            ),
         ],
-        ids=["working-dir", "artifact", "cache"],
+        ids=["working-dir", "artifact", "cache", "inputs"],
     )
     def test_paths_are_checked_after_run_args_go_in(self, body: str, message: str) -> None:
         """A path that is fine as written but climbs out once ${{ run.args }} is put in is refused."""

@@ -1181,3 +1181,22 @@ CASES += [
         schema=True,
     ),
 ]
+# `inputs` are paths of the repo's code: relative to the repo root, inside it.
+CASES += [
+    Case(
+        "inputs-climbs-out",
+        ONE(BASH + '    inputs: [src, "../shared/x.py"]\n'),
+        [
+            ".dstack/workflows.yaml:5:19: workflows[0].inputs[1]: got '../shared/x.py', which climbs out of the repo with '..', expected a path inside it, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "inputs-absolute",
+        ONE(BASH + "    inputs:\n      - /etc/hosts\n"),
+        [
+            ".dstack/workflows.yaml:6:9: workflows[0].inputs[0]: got '/etc/hosts', an absolute path, expected a path relative to the repo root, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+]

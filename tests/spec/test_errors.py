@@ -10,6 +10,7 @@ from dstack_prefect.errors import SpecErrors
 from dstack_prefect.spec import check_workflows, load_text, load_workflows
 from dstack_prefect.spec._locate import _MISSING
 from dstack_prefect.spec._models import MODELS
+from tests.conftest import git_init
 from tests.spec.bad_inputs import CASES, Case, W
 from tests.spec.conftest import RepoFactory
 
@@ -234,6 +235,40 @@ class TestWarnings:
             (".dstack/workflows/a.yaml", 6),
             (".dstack/workflows/b.yaml", 5),
         ]
+
+
+class TestInputsMatchingNoFile:
+    """An `inputs` entry that matches no file of the code snapshot would keep the step's code
+    key the same forever (a typo reused old results silently): a located warning."""
+
+    TEXT = (
+        "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n"
+        '    inputs: [src/prep.py, src/prepp.py, "src/*.py", src, data/raw.csv, "lib/${{ run.args }}"]\n'
+    )
+
+    def test_warning(self, make_repo: RepoFactory) -> None:
+        """A typo and a gitignored file are each named at their place; matching entries and one
+        that run args complete are not."""
+        root = make_repo({W: self.TEXT, "src/prep.py": "", ".gitignore": "data/\n", "data/raw.csv": ""})
+        git_init(root)
+        note = "matches no file in the repo's code (tracked, or untracked and not ignored), so no change would make the step run again"
+
+        warnings = load_workflows(root).warnings
+
+        assert [str(w) for w in warnings] == [
+            f".dstack/workflows.yaml:5:27: workflows[0].inputs[1]: 'src/prepp.py' {note}; did you mean 'src/prep.py'?",
+            f".dstack/workflows.yaml:5:58: workflows[0].inputs[4]: 'data/raw.csv' {note}",
+        ]
+
+    def test_validate_lists_it(self, make_repo: RepoFactory) -> None:
+        """`dstack validate` (check_workflows) has the same warning, and no error."""
+        root = make_repo({W: self.TEXT.replace("src/prepp.py, ", ""), "src/prep.py": ""})
+        git_init(root)
+
+        workflows, errors = check_workflows(root)
+
+        assert errors == []
+        assert [w.key for w in workflows.warnings] == ["workflows[0].inputs[3]"]
 
 
 class TestHostileYAML:
