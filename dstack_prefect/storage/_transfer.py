@@ -37,7 +37,8 @@ def transfer(
     A manifest or tag ``dst`` holds with other content (run names are drawn per machine and can
     collide) is refused with a StorageError before anything is copied, unless ``force``, which
     replaces them and also copies the blobs ``dst`` lacks for unchanged manifests (a blob
-    removed there as damaged). The result counts the blobs of unchanged manifests a plain
+    removed there as damaged); a replaced tag of `-a` folders takes its internal run with it,
+    as :meth:`ArtifactStore.add_tag` does. The result counts the blobs of unchanged manifests a plain
     transfer did not look for as ``unchecked``, not as there.
 
     A file ``src`` lacks or holds damaged is an error whose hint is ``repair_hint`` (how to put
@@ -77,7 +78,9 @@ def transfer(
         for m in changed:
             dst._write_manifest(m)
         if t is not None:
+            old = dst._tag_or_none(dst._tag_key(t.tag))
             dst._b.write_atomic(dst._tag_key(t.tag), t.model_dump_json().encode())
+            dst._drop_synthetic(old, keep=t.run)  # a replaced tag of -a folders takes its run along
     return TransferResult(
         manifests=len(changed), blobs=blobs, nbytes=nbytes, skipped=skipped, unchecked=unchecked
     )

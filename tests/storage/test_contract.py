@@ -887,6 +887,23 @@ class StoreContract:
         assert local.get_tag("best") == store.get_tag("best")
         assert again.manifests == 0
 
+    def test_a_forced_transfer_over_a_tag_of_folders_takes_its_internal_run_with_it(
+        self, store: ArtifactStore, local: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A tag of `-a` folders replaced by a forced push or pull goes with its internal run
+        `tag-TAG-<time>`, as when `tags add` moves it: no listing shows that run, so nothing
+        removed it and prune never freed its files."""
+        gen(tmp_path / "cwd", {"a": {"x.bin": "a" * 100}})
+        monkeypatch.chdir(tmp_path / "cwd")
+        local.add_tag_from_dirs("data", [Path("a")])
+        _put_tree(store, tmp_path, "run-1")
+        store.add_tag("data", "run-1")
+
+        transfer(store, local, tag="data", force=True)
+
+        assert ["run-1"] == local.list_runs()
+        assert "run-1" == local.get_tag("data").run
+
     # faults -----------------------------------------------------------------------------
     def test_killed_upload_leaves_no_manifest_and_rerun_completes(
         self, store: ArtifactStore, tmp_path: Path
