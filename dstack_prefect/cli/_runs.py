@@ -298,8 +298,9 @@ def _record_if_all_reused(
     return True
 
 
-def _check_steps(plan: Any, docker: bool) -> None:
-    """Resources, and for containerised steps the engine, images and NVIDIA runtime."""
+def _check_steps(plan: Any, docker: bool, *, pull: bool = True) -> None:
+    """Resources, and for containerised steps the engine, images and NVIDIA runtime (pulling a
+    missing docker-provider image unless not ``pull``, as for `dstack plan`)."""
     from dstack_prefect.executors.local import LocalExecutor  # noqa: PLC0415
 
     local = LocalExecutor()
@@ -317,7 +318,7 @@ def _check_steps(plan: Any, docker: bool) -> None:
             note = f"Pulling image {image} for step '{step}': it is not on this machine"
             err_console.print(note, highlight=False, markup=False)
 
-        with DockerExecutor(on_pull=pulling) as engine:
+        with DockerExecutor(on_pull=pulling, pull=pull) as engine:
             for step in containerised:
                 engine.check(step)
 

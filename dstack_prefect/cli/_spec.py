@@ -196,6 +196,8 @@ def plan(
 
     Each step says whether it would run or reuse an earlier run, and why (no earlier run, spec
     changed, code changed (files), dep changed, forced). --rerun [W ...] and --reuse as in run.
+    What `dstack run` would refuse here (no runtime image or NVIDIA runtime, too few CPUs, a port
+    in use...) follows the plan as a warning (in --json, `refused`); plan pulls no image.
 
     Example: dstack plan train --gpu 2 -e LR=0.1 --epochs 3
     """
@@ -213,6 +215,7 @@ def plan(
     executor = "docker" if docker else settings.executor
     store = ArtifactStore(settings.store_url)
     decisions = plan_decisions(result, store, root, rerun=opts.rerun, reuse=opts.reuse, executor=executor)
+    refused = _run_refusal(result, docker)
     if as_json:
         payload = result.model_dump(mode="json")
         payload["decisions"] = {
@@ -220,9 +223,34 @@ def plan(
             for name, d in decisions.items()
         }
         payload["warnings"] = [w.as_dict() for w in workflows.warnings] if workflows else []
+        payload["refused"] = (
+            {"error": refused.message, "type": type(refused).__name__, "hint": refused.hint}
+            if refused
+            else None
+        )
         typer.echo(json.dumps(payload, indent=2))
         return
     console.print(render_plan(result, {name: d.describe() for name, d in decisions.items()}))
+    if refused:
+        err_console.print(
+            "[yellow]warning:[/] `dstack run` would refuse this plan: ", end="", highlight=False
+        )
+        err_console.print(refused.message, highlight=False, markup=False, soft_wrap=True)
+        if refused.hint:
+            err_console.print("[dim]hint:[/] ", end="", highlight=False)
+            err_console.print(refused.hint, highlight=False, markup=False, soft_wrap=True)
+
+
+def _run_refusal(plan: Plan, docker: bool) -> DstackError | None:
+    """The error `dstack run` would stop with before running ``plan`` here (its own check,
+    pulling nothing), or None."""
+    from dstack_prefect.cli._runs import _check_steps  # noqa: PLC0415
+
+    try:
+        _check_steps(plan, docker, pull=False)
+    except DstackError as exc:
+        return exc
+    return None
 
 
 def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:

@@ -117,6 +117,7 @@ class DockerExecutor(Executor):
         client: Any = None,
         home: str | None = None,
         on_pull: Callable[[str, str], None] | None = None,
+        pull: bool = True,
     ) -> None:
         """``runtime_image``: for bash/code/lab/notebook steps; default $DSTACK_RUNTIME_IMAGE, else
         ``dstack-prefect/runtime:<version>-py<step python or 3.11>``. ``cuda_runtime_image``: the
@@ -124,6 +125,8 @@ class DockerExecutor(Executor):
         (default this process's). ``client``: a docker-py client (default ``docker.from_env()``).
         ``home``: the containers' ``dstack.home`` label (default :func:`home_id` of this home).
         ``on_pull(image, step_name)``: told before an image is pulled (a pull may take minutes).
+        ``pull``: False leaves a missing docker-provider image to :meth:`start` (``dstack plan``'s
+        check, which changes nothing).
         """
         self.runtime_image = runtime_image
         self.cuda_runtime_image = cuda_runtime_image
@@ -132,6 +135,7 @@ class DockerExecutor(Executor):
         self.user = user if user is not None else (os.getuid(), os.getgid())
         self.home = home or home_id()
         self.on_pull = on_pull
+        self.pull = pull
         self._client = client
         self._own_client = client is None
         self._lock = threading.Lock()
@@ -189,7 +193,7 @@ class DockerExecutor(Executor):
             raise ExecutorUnavailableError(msg, hint=NVIDIA_HINT)
         if step.provider == "docker":
             self._check_image_name(step)
-            if step.registry_auth is None:
+            if step.registry_auth is None and self.pull:
                 self._ensure_image(self._image(step), step)
         else:
             image = self._image(step)

@@ -379,6 +379,28 @@ def test_a_gpu_step_fails_before_running_without_the_nvidia_runtime(
     assert "Traceback" not in res.text
 
 
+def test_plan_says_as_a_warning_the_error_run_refuses_the_plan_with(
+    cli: CLI, repo: Path, env: dict[str, str]
+) -> None:
+    """`plan --docker` of a step whose runtime image is not on the engine shows the plan, then
+    as a warning the very error and hint `run --docker` stops with; --json carries them."""
+    env = {**env, "DSTACK_RUNTIME_IMAGE": f"dstack-test/no-runtime:{uuid.uuid4().hex[:8]}"}
+
+    ran = cli("run", "where", "--docker", cwd=repo, env=env)
+    planned = cli("plan", "where", "--docker", cwd=repo, env=env)
+    as_json = cli("plan", "where", "--docker", "--json", cwd=repo, env=env)
+
+    error, hint = ran.err.splitlines()[-2:]
+    assert (1, "error: ", "hint: ") == (ran.code, error[:7], hint[:6])
+    assert 0 == planned.code, planned.text
+    assert "where" in planned.out
+    said = "warning: `dstack run` would refuse this plan: "
+    assert [said + error.removeprefix("error: "), hint] == planned.err.splitlines()[-2:]
+    assert {"error": error.removeprefix("error: "), "hint": hint.removeprefix("hint: ")} == {
+        key: as_json.json()["refused"][key] for key in ("error", "hint")
+    }
+
+
 @pytest.mark.parametrize(
     ("args", "docker_flag"),
     [(("in-image",), False), (("where", "--docker"), True), (("image", "build"), False)],
