@@ -28,6 +28,7 @@ from dstack_prefect.errors import (
     IntegrityError,
     RunNotFoundError,
     RunStateError,
+    StorageError,
 )
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
@@ -402,6 +403,10 @@ def config(
 ) -> None:
     """Set or show settings kept in <home>/config.json (DSTACK_* variables win over them).
 
+    An empty value unsets a setting (--store ""), as an empty DSTACK_* variable does. An s3://
+    store whose endpoint says the bucket does not exist is refused; one that cannot be reached
+    now is saved with a warning.
+
     Example: dstack config --remote-store s3://my-bucket/dstack
     """
     from dstack_prefect.settings import read_config, write_config  # noqa: PLC0415
@@ -409,11 +414,12 @@ def config(
 
     updates: dict[str, str | None] = {_key(k): None for k in unset or []}
     store, remote_store = _absolute(store), _absolute(remote_store)
-    for url in (store, remote_store):  # a URL no store can open is refused before it is saved
-        if url:
-            ArtifactStore(url)
+    for option, url in (("--store", store), ("--remote-store", remote_store)):
+        if url:  # a URL no store can open, or a bucket the endpoint says is not there, is refused
+            _check_store(option, ArtifactStore(url))
     given = {"store": store, "remote_store": remote_store, "executor": executor.value if executor else None}
-    updates.update({k: v for k, v in given.items() if v is not None})
+    # an empty value unsets the setting, as an empty DSTACK_* variable counts as unset
+    updates.update({k: v or None for k, v in given.items() if v is not None})
     if updates:
         write_config(updates)
     settings = get_settings()
@@ -435,6 +441,24 @@ def config(
         source = env if env in os.environ else "config.json" if key in saved else "default"
         table.add_row(key.replace("_", "-"), value or "", source)
     console.print(table)
+
+
+def _check_store(option: str, store: ArtifactStore) -> None:
+    """Refuse an S3 store whose endpoint says its bucket does not exist (every run would compute,
+    then fail at upload); warn, and go on, when it cannot be asked now (offline, no credentials
+    yet: it may work later or from elsewhere)."""
+    try:
+        problem = store.check()
+    except StorageError as exc:
+        msg = f"{option} {store.url!r}: {exc.message}"
+        raise StorageError(msg, hint=exc.hint) from None
+    if problem:
+        err_console.print(
+            f"warning: {option} {store.url!r} could not be checked now ({problem}); saved anyway",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _absolute(url: str | None) -> str | None:

@@ -311,6 +311,12 @@ class Backend:
             if k.rsplit("/", 1)[-1].startswith(".tmp-") and now - _mtime(info) >= min_age_s
         ]
 
+    def probe(self) -> None:
+        """One cheap request to an S3 store (a listing of at most one key under the root); raises
+        what the endpoint answers: a missing bucket, no credentials, no connection..."""
+        bucket, _, prefix = self.key("").partition("/")
+        self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+
     def stale_uploads(self, min_age_s: float) -> list[tuple[str, str]]:
         """Incomplete multipart uploads under the blobs (S3 only) that a killed upload left:
         ``(key, upload_id)`` of each whose last part (or its start, with no part yet) is older

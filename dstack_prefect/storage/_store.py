@@ -18,7 +18,7 @@ from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, Storage
 
 from . import _fetch
 from ._backend import OBJECT_STORES, Backend
-from ._errors import translate_errors
+from ._errors import missing_bucket, translate_errors
 from ._files import hash_many, walk_artifacts
 from ._model import (
     FileEntry,
@@ -83,6 +83,33 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
+
+    def check(self, timeout_s: float = 5.0) -> str | None:
+        """Ask an S3 store's endpoint about its bucket, in one short request (``dstack config``).
+
+        StorageError when the endpoint answers that the bucket does not exist (every upload would
+        fail); the reason, as text, when the store cannot be asked now (no connection, no
+        credentials, access denied: it may work later, or from another machine); None when it
+        answers, and for stores of other kinds (a folder is made when first written).
+        """
+        if self._b.protocol not in {"s3", "s3a"}:
+            return None
+        config = {
+            **self.storage_options.get("config_kwargs", {}),
+            "connect_timeout": timeout_s,
+            "read_timeout": timeout_s,
+            "retries": {"max_attempts": 2},
+        }
+        try:
+            with translate_errors(f"checking {self.url}"):
+                Backend(self.url, {**self.storage_options, "config_kwargs": config}).probe()
+        except StorageError as exc:
+            bucket = missing_bucket(exc.__cause__) if exc.__cause__ is not None else None
+            if bucket is not None:
+                msg = f"the bucket {bucket!r} does not exist"
+                raise StorageError(msg, hint="create the bucket, or name one that exists") from exc
+            return exc.message.removeprefix(f"artifact store: checking {self.url} failed: ")
+        return None
 
     # writing ------------------------------------------------------------------------------
     def _store_files(

@@ -769,6 +769,67 @@ class TestConfig:
         assert "Traceback" not in unknown.err + no_bucket.err
         assert not (tmp_path / "config.json").exists()
 
+    def test_config_refuses_a_bucket_the_endpoint_says_does_not_exist(
+        self,
+        dstack: DSTACK,
+        repo: Path,
+        tmp_path: Path,
+        moto_server: dict[str, Any],  # noqa: F811
+    ) -> None:
+        """`config --store s3://no-such-bucket/p` fails in one line naming the option and the
+        bucket, and saves nothing (every run computed, then failed at upload); a bucket that
+        exists is saved; a store that cannot be reached now is saved with a warning saying so."""
+        env = {
+            "AWS_ENDPOINT_URL": moto_server["client_kwargs"]["endpoint_url"],
+            "AWS_ACCESS_KEY_ID": moto_server["key"],
+            "AWS_SECRET_ACCESS_KEY": moto_server["secret"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        closed = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # the discard port: nothing listens
+
+        missing = dstack("config", "--store", "s3://no-such-bucket/p", cwd=repo, home_dir=tmp_path, env=env)
+        remote = dstack(
+            "config", "--remote-store", "s3://no-such-bucket", cwd=repo, home_dir=tmp_path, env=env
+        )
+        nothing_saved = not (tmp_path / "config.json").exists()
+        there = dstack("config", "--store", f"s3://{BUCKET}/p", cwd=repo, home_dir=tmp_path, env=env)
+        away = dstack("config", "--remote-store", "s3://far/p", cwd=repo, home_dir=tmp_path, env=closed)
+
+        assert (1, 1) == (missing.code, remote.code)
+        assert missing.err.startswith(
+            "error: --store 's3://no-such-bucket/p': the bucket 'no-such-bucket' does not exist\n"
+        ), missing.err
+        assert "hint: create the bucket, or name one that exists" in missing.err
+        assert remote.err.startswith("error: --remote-store 's3://no-such-bucket': the bucket"), remote.err
+        assert nothing_saved
+        assert (0, "") == (there.code, there.err), there.text
+        assert away.code == 0, away.text
+        assert away.err.startswith("warning: --remote-store 's3://far/p' could not be checked now ("), (
+            away.err
+        )
+        assert {"store": f"s3://{BUCKET}/p", "remote_store": "s3://far/p"} == json.loads(
+            (tmp_path / "config.json").read_text()
+        )
+
+    def test_config_with_an_empty_value_unsets_it(self, dstack: DSTACK, repo: Path, tmp_path: Path) -> None:
+        """`config --store ""` removes the setting, as an empty DSTACK_STORE counts as unset
+        (it wrote "store": "" to config.json)."""
+        dstack(
+            "config",
+            "--store",
+            str(tmp_path / "s"),
+            "--remote-store",
+            "s3://b/p",
+            cwd=repo,
+            home_dir=tmp_path,
+        )
+
+        res = dstack("config", "--store", "", "--remote-store", "", cwd=repo, home_dir=tmp_path)
+
+        assert res.code == 0, res.text
+        assert {} == json.loads((tmp_path / "config.json").read_text())
+        assert re.search(r"store\s+\S+/store\s+default", res.out)
+
     def test_config_rejects_an_unknown_key(self, dstack: DSTACK, repo: Path, tmp_path: Path) -> None:
         """`config --unset nope` fails and lists the settings there are."""
         res = dstack("config", "--unset", "nope", cwd=repo, home_dir=tmp_path)
