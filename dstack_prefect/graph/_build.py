@@ -194,7 +194,8 @@ def _topological(workflows: Workflows, target: str, overridden: Workflow) -> lis
 
 
 def _unknown_dep(workflows: Workflows, name: str, j: int, dep: Dep) -> None:
-    message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, list(workflows.by_name))}"
+    others = [n for n in workflows.by_name if n != name]  # never the workflow itself: a self-cycle
+    message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, others)}"
     written = workflows.by_name[name].deps
     if j < len(written) and written[j] == dep:
         raise SpecErrors([workflows.sources[name].error(("deps", j), message)])

@@ -55,9 +55,22 @@ def show(value: object) -> str:
     return repr(value)
 
 
+def squash(word: str) -> str:
+    """``word`` with case, ``-`` and ``_`` left out: `ENV`, `shm-size` and `shmsize` are `env`
+    and `shm_size` written another way."""
+    return word.lower().replace("-", "").replace("_", "")
+
+
+def same_but_spelling(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The one choice that is ``word`` in another case or with other separators, else None."""
+    same = [c for c in choices if squash(c) == squash(word)]
+    return same[0] if len(same) == 1 else None
+
+
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
+    """``"; did you mean 'x'?"`` for the closest choice (one written in another case first), or ``""``."""
+    same = same_but_spelling(word, choices)
+    close = [same] if same else difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

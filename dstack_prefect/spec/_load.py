@@ -479,7 +479,8 @@ def _check_graph(result: Workflows, named: set[str], file_order: list[str]) -> l
     for name, (source, deps) in placed.items():
         for j, dep in deps:
             if dep.kind == "workflow" and dep.repo is None and dep.name not in named:
-                message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, names)}"
+                others = [n for n in names if n != name]  # never the workflow itself: a self-cycle
+                message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, others)}"
                 result.unresolved.append(source.error(("deps", j), message))
             elif dep.repo is not None and name in result.by_name:
                 message = f"the repo prefix '{dep.repo}' is ignored, as dstack 0.9 did" + (

@@ -18,7 +18,15 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
-from dstack_prefect.spec._fields import Issue, current_keys, did_you_mean, show, unknown_key
+from dstack_prefect.spec._fields import (
+    Issue,
+    current_keys,
+    did_you_mean,
+    same_but_spelling,
+    show,
+    squash,
+    unknown_key,
+)
 from dstack_prefect.spec._models import PROVIDERS, WorkflowFile
 from dstack_prefect.spec._yaml import Parsed, Path
 
@@ -92,21 +100,54 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+_MEANT = {  # another tool's word (or a common slip) -> the key meant, from the model the key is in
+    "Workflow": {
+        "environment": "env",
+        "enviroment": "env",
+        "variables": "env",
+        "setupcommands": "setup",
+        "spot": "resources.interruptible",
+        "preemptible": "resources.interruptible",
+        "shm": "resources.shm_size",
+    },
+    "Resources": {"spot": "interruptible", "preemptible": "interruptible", "shm": "shm_size"},
+}
+
+
+def _meant(key: str, model: type[BaseModel]) -> str:
+    """``"did you mean 'x'?"`` or where ``key`` belongs (`spot`: under 'resources' as
+    'interruptible'), for a key of another tool or a common slip; else ``""``."""
+    meant = _MEANT.get(model.__name__, {}).get(squash(key))
+    if meant is None:
+        return ""
+    block, _, inner = meant.rpartition(".")
+    if not block:
+        return f"did you mean '{inner}'?"
+    return f"it belongs under '{block}' as '{inner}', indent it below '{block}:'"
+
+
 def _misplaced(key: str, parent: Path, model: type[BaseModel]) -> str:
     """Where ``key``, unknown in ``model`` (at ``parent``), belongs when it is a key of a block
-    one level in (`cpu` beside `resources:`) or out (`setup` under `resources:`); else ``""``."""
+    one level in (`cpu` beside `resources:`, `shm-size` too) or out (`setup` under
+    `resources:`); else ``""``."""
     for name, info in model.model_fields.items():
         inner = _inner_model(info.annotation)
-        if inner is not None and key in inner.model_fields:
+        same = same_but_spelling(key, list(inner.model_fields)) if inner is not None else None
+        if same is not None:
             if typing.get_origin(info.annotation) is list:
-                return f"it belongs in an item of '{name}', e.g. '{name}: [{{{key}: ...}}]'"
-            return f"it belongs under '{name}', indent it below '{name}:'"
+                return f"it belongs in an item of '{name}', e.g. '{name}: [{{{same}: ...}}]'"
+            written = f" as '{same}'" if same != key else ""
+            return f"it belongs under '{name}'{written}, indent it below '{name}:'"
     names = [seg for seg in parent if isinstance(seg, str)]
     for depth in range(len(parent) - 1, 1, -1):  # the workflow (workflows[i]) at the shallowest
         outer = _model_at(parent[:depth])
-        if outer is not None and key in outer.model_fields:
+        same = same_but_spelling(key, list(outer.model_fields)) if outer is not None else None
+        if same is not None:
             owner = "the workflow" if depth == 2 else f"'{parent[depth - 1]}'"
-            return f"it is a key of {owner}, not of '{names[-1]}': indent it level with '{names[-1]}:'"
+            written = f" (as '{same}')" if same != key else ""
+            return (
+                f"it is a key of {owner}{written}, not of '{names[-1]}': indent it level with '{names[-1]}:'"
+            )
     return ""
 
 
@@ -120,7 +161,11 @@ def describe(error: ErrorDetails, loc: Path) -> tuple[str, bool]:
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         key, known = str(loc[-1]), list(model.model_fields) if model else []
-        if model is not None and not difflib.get_close_matches(key, known, n=1, cutoff=0.8):
+        meant = _meant(key, model) if model is not None else ""
+        if meant:
+            return f"unknown key '{key}'; {meant}", True
+        close = same_but_spelling(key, known) or difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if model is not None and not close:
             misplaced = _misplaced(key, loc[:-1], model)
             if misplaced:
                 return f"unknown key '{key}'; {misplaced}", True

@@ -588,6 +588,21 @@ class TestErrors:
             ".dstack/workflows/a.yaml:9:9: workflows[1].deps[0]: unknown workflow 'perp' in deps; did you mean 'prep'?"
         ]
 
+    def test_unknown_dep_never_suggests_the_workflow_itself(self) -> None:
+        """A dep close to the workflow's own name gets no "did you mean" naming it (a self-cycle),
+        in the YAML or in a --dep option."""
+        text = "workflows:\n  - name: xgboost\n    provider: bash\n    commands: [x]\n    deps: {}\n"
+
+        with pytest.raises(SpecErrors) as in_yaml:
+            build_plan(load_text(text.format("[xgboost-env]")), "xgboost", [])
+        with pytest.raises(PlanError) as in_option:
+            build_plan(load_text(text.format("[]")), "xgboost", ["--dep", "xgboost-env"])
+
+        assert [e.message for e in in_yaml.value.errors] == [
+            "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'xgboost-env' in deps"
+        ]
+        assert in_option.value.message == "--dep: unknown workflow 'xgboost-env' in deps"
+
     def test_unknown_dep_elsewhere_does_not_block(self) -> None:
         """A workflow whose upstreams are all defined plans even if another one's dep is unknown."""
         workflows = load_text(

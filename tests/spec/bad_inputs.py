@@ -684,9 +684,7 @@ CASES += [
     Case(
         "unknown-dep",
         ONE(BASH + "    deps: [trian]\n"),
-        [
-            ".dstack/workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?"
-        ],
+        [".dstack/workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps"],
         schema=False,
     ),
     Case(
@@ -1198,5 +1196,49 @@ CASES += [
             ".dstack/workflows.yaml:6:9: workflows[0].inputs[0]: got '/etc/hosts', an absolute path, expected a path relative to the repo root, e.g. 'src'"
         ],
         schema=True,
+    ),
+]
+# Keys of other tools, other spellings and other cases name the key meant.
+CASES += [
+    Case(
+        f"key-{key}",
+        ONE(BASH + f"    {key}: {value}\n"),
+        [f".dstack/workflows.yaml:5:5: workflows[0]: unknown key '{key}'; {meant}"],
+        schema=True,
+    )
+    for key, value, meant in [
+        ("environment", "[A=1]", "did you mean 'env'?"),
+        ("enviroment", "[A=1]", "did you mean 'env'?"),
+        ("setup_commands", "[x]", "did you mean 'setup'?"),
+        ("ENV", "[A=1]", "did you mean 'env'?"),
+        ("PORTS", "[8000]", "did you mean 'ports'?"),
+        ("spot", "true", "it belongs under 'resources' as 'interruptible', indent it below 'resources:'"),
+        ("shm-size", "1GB", "it belongs under 'resources' as 'shm_size', indent it below 'resources:'"),
+        ("shmsize", "1GB", "it belongs under 'resources' as 'shm_size', indent it below 'resources:'"),
+        ("GPU", "1", "it belongs under 'resources' as 'gpu', indent it below 'resources:'"),
+    ]
+]
+CASES += [
+    Case(
+        "resources-key-in-upper-case",
+        ONE(BASH + "    resources: {GPU: 1}\n"),
+        [".dstack/workflows.yaml:5:17: workflows[0].resources: unknown key 'GPU'; did you mean 'gpu'?"],
+        schema=True,
+    ),
+    Case(
+        "resources-spot",
+        ONE(BASH + "    resources:\n      spot: true\n"),
+        [
+            ".dstack/workflows.yaml:6:7: workflows[0].resources: unknown key 'spot'; did you mean 'interruptible'?"
+        ],
+        schema=True,
+    ),
+    Case(
+        "unknown-dep-close-to-its-own-name",
+        ONE(
+            "workflows:\n  - name: xgboost\n    provider: bash\n    commands: [x]\n    deps: [xgboost-env]\n"
+        ),
+        [".dstack/workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'xgboost-env' in deps"],
+        schema=False,
     ),
 ]

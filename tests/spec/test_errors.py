@@ -47,12 +47,15 @@ class TestUnknownDeps:
 
     def test_load_keeps_it_unresolved(self) -> None:
         """load_text loads the file and keeps the located error, so unrelated workflows still run."""
-        text = "workflows:\n  - name: train\n    provider: bash\n    commands: [x]\n    deps: [trian]\n"
+        text = (
+            "workflows:\n  - name: prep\n    provider: bash\n    commands: [x]\n"
+            "  - name: train\n    provider: bash\n    commands: [x]\n    deps: [perp]\n"
+        )
 
         workflows = load_text(text)
 
         assert [e.message for e in workflows.unresolved] == [
-            "workflows.yaml:5:12: workflows[0].deps[0]: unknown workflow 'trian' in deps; did you mean 'train'?"
+            "workflows.yaml:8:12: workflows[1].deps[0]: unknown workflow 'perp' in deps; did you mean 'prep'?"
         ]
 
     def test_a_workflow_with_its_own_problems_has_its_deps_checked_too(self, make_repo: RepoFactory) -> None:
