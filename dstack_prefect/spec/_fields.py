@@ -15,8 +15,8 @@ from pydantic_core import PydanticCustomError
 from dstack_prefect.spec._sizes import SIZE_EXPECTED, parse_size
 
 NO_CLIMB = r"(?!\s*(\./+)*\.\.(/|\s*$))"  # does not start by climbing out with '..'
-_ARTIFACT_PATTERN = rf"^(?!\s*\.?/*\s*$){NO_CLIMB}"  # not empty, `.` or `/`
-_CACHE_PATTERN = rf"^(?!\s*$){NO_CLIMB}"
+NOT_HOME = r"(?!\s*~(/|\s*$))"  # not `~` or under it
+_SUB_FOLDER_PATTERN = rf"^(?!\s*(\.|~)?/*\s*$){NO_CLIMB}"  # not empty, `.`, `/`, `~` or `~/`
 
 Loc = tuple[str | int, ...]
 
@@ -149,8 +149,8 @@ PORT_RE = re.compile(r"^\s*([0-9]+)\s*(?::\s*([0-9]+)\s*)?$")
 # 1-65535 (leading zeros allowed), as a regex for the JSON Schema
 _PORT_DIGITS = r"0*(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 PortText = Annotated[str, Field(pattern=rf"^\s*{_PORT_DIGITS}\s*(:\s*{_PORT_DIGITS}\s*)?$")]
-ArtifactText = Annotated[str, Field(pattern=_ARTIFACT_PATTERN)]
-CacheText = Annotated[str, Field(pattern=_CACHE_PATTERN)]
+ArtifactText = Annotated[str, Field(pattern=_SUB_FOLDER_PATTERN)]
+CacheText = ArtifactText
 
 
 def _climbs_out(path: str) -> bool:
@@ -165,6 +165,12 @@ def _in_repo(value: Any, noun: str) -> Any:
         return value
     if value.strip().startswith("/"):
         msg = f"got {value!r}, an absolute path, expected a {noun} relative to the repo root, e.g. 'src'"
+        raise fail(msg)
+    if value.strip() == "~" or value.strip().startswith("~/"):
+        msg = (
+            f"got {value!r}, but '~' is not the home folder here,"
+            f" expected a {noun} relative to the repo root, e.g. 'src'"
+        )
         raise fail(msg)
     if _climbs_out(value):
         msg = (
@@ -184,13 +190,28 @@ def check_input_path(value: Any) -> Any:
     return _in_repo(value, "path")
 
 
+def _not_a_whole_folder(value: str, example: str) -> None:
+    """An artifact or cache folder is a sub-folder: not the working folder, `/` or the home."""
+    norm = posixpath.normpath(value.strip() or ".")
+    what = "folder or filesystem root" if norm in (".", "/", "//") else "home folder" if norm == "~" else ""
+    if what:
+        msg = f"got {value!r}, the whole {what}, expected a sub-folder, e.g. {example!r}"
+        raise fail(msg)
+
+
+def check_home_dir(value: Any) -> Any:
+    """`home_dir` is a folder in the container: an absolute path."""
+    if isinstance(value, str) and not value.strip().startswith("/"):
+        msg = f"got {value!r}, expected an absolute path in the container, e.g. '/root'"
+        raise fail(msg)
+    return value
+
+
 def check_artifact_path(value: Any) -> Any:
     """An artifact path is a sub-folder of `working_dir` (not climbing out with ``..``), or absolute."""
     if not isinstance(value, str):
         return value
-    if posixpath.normpath(value.strip() or ".") in (".", "/", "//"):
-        msg = f"got {value!r}, the whole folder or filesystem root, expected a sub-folder, e.g. 'output'"
-        raise fail(msg)
+    _not_a_whole_folder(value, "output")
     if not value.strip().startswith("/") and _climbs_out(value):
         msg = (
             f"got {value!r}, which climbs out of the working folder with '..',"
@@ -207,6 +228,7 @@ def check_cache_path(value: Any) -> Any:
     if not value.strip():
         msg = "got '', expected a folder such as '~/.cache/pip'"
         raise fail(msg)
+    _not_a_whole_folder(value, "~/.cache/pip")
     if not value.strip().startswith(("/", "~")) and _climbs_out(value):
         msg = (
             f"got {value!r}, which climbs out of the working folder with '..',"

@@ -437,7 +437,9 @@ def _legacy_warnings(source: Source, item: dict[str, Any]) -> list[SpecWarning]:
         out.append(source.warning(("registry_auth", "password"), message))
     ports = item.get("ports")
     if isinstance(ports, int) and not isinstance(ports, bool):
-        message = f"legacy port count {ports}, list the ports instead, e.g. 'ports: [8000]'"
+        listed = [str(8000 + i) for i in range(ports)]
+        listed = listed if ports <= 4 else [*listed[:2], "...", listed[-1]]
+        message = f"legacy port count {ports}, list the ports instead, e.g. 'ports: [{', '.join(listed)}]'"
         out.append(source.warning(("ports",), message))
     return out
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from dstack_prefect.spec._fields import (
     INTEGER,
     NO_CLIMB,
+    NOT_HOME,
     PORT_RE,
     ArtifactText,
     CacheText,
@@ -36,6 +37,7 @@ from dstack_prefect.spec._fields import (
     accepts,
     check_artifact_path,
     check_cache_path,
+    check_home_dir,
     check_input_path,
     check_working_dir,
     did_you_mean,
@@ -56,7 +58,7 @@ _NAMED_GPU_PATTERN = r"^[^/\s]+/gpu$"  # `A100/gpu: 2`
 _ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(=[\s\S]*)?$"
 _DEP_WORKFLOW_PATTERN = r"^[^/]+(/[^/]+/[^/]+)?$"  # NAME or owner/repo/NAME
 _DEP_TEXT_PATTERN = r"^(?!:?$)(:|[^/]+(/[^/]+/[^/]+)?$)"  # ':TAG', or a workflow as above
-_RELATIVE_DIR_PATTERN = rf"^(?!\s*/){NO_CLIMB}"
+_RELATIVE_DIR_PATTERN = rf"^(?!\s*/){NOT_HOME}{NO_CLIMB}"
 
 
 class _Model(BaseModel):
@@ -287,6 +289,8 @@ def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
 class Port(_Model):
     """One port the step serves: `8000`, or `"8000:80"` to see app port 8000 on local port 80."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["port"]})
+
     port: Annotated[int | None, INTEGER] = Field(
         None, ge=1, le=65535, description="Port the app listens on; null means any free port"
     )
@@ -304,6 +308,12 @@ class Port(_Model):
             app, local = match.groups()
             return {"port": int(app), "local_port": int(local) if local else None}
         if isinstance(value, dict):
+            if "port" not in value:
+                msg = (
+                    "missing key 'port', expected the port the app listens on,"
+                    " e.g. {port: 8000, local_port: 3000}"
+                )
+                raise fail(msg)
             return value
         msg = f"got {show(value)}, expected a port number or 'APP_PORT:LOCAL_PORT'"
         raise fail(msg)
@@ -323,7 +333,7 @@ def _ports(value: Any) -> Any:
         if value < 1:
             msg = f"got {value}, expected a port count >= 1 or a list of ports"
             raise fail(msg)
-        return [{}] * value
+        return [Port.model_construct() for _ in range(value)]  # any free port each (no `port` key)
     if not isinstance(value, list):
         msg = f"got {show(value)}, expected a list of ports such as [8000, '7860:80']"
         raise fail(msg)
@@ -442,6 +452,7 @@ _EnvMapping = Annotated[
     Field(json_schema_extra={"propertyNames": {"pattern": _ENV_KEY_RE.pattern}}),
 ]
 _DepText = Annotated[str, Field(pattern=_DEP_TEXT_PATTERN)]
+_AbsolutePathText = Annotated[str, Field(pattern=r"^\s*/")]
 
 
 def _needs(provider: str, key: str, value_schema: dict[str, Any]) -> dict[str, Any]:
@@ -535,7 +546,10 @@ class Workflow(_Model):
         list[str] | None, BeforeValidator(_entrypoint, json_schema_input_type=str | list[str] | None)
     ] = Field(None, description="docker: the entrypoint, a string (shell-split) or a list")
     registry_auth: RegistryAuth | None = Field(None, description="docker: private registry credentials")
-    home_dir: str | None = Field(None, description="docker: home folder in the container (for `~` in paths)")
+    home_dir: Annotated[
+        str | None,
+        BeforeValidator(check_home_dir, json_schema_input_type=_AbsolutePathText | None),
+    ] = Field(None, description="docker: home folder in the container, an absolute path (for `~` in paths)")
     ssh: StrictFlag = Field(False, description="Run sshd in the container so you can ssh in")
     version: Annotated[str | None, BeforeValidator(_version, json_schema_input_type=str | float | None)] = (
         Field(None, description="code: openvscode-server version; lab/notebook: the Jupyter version")

@@ -1242,3 +1242,51 @@ CASES += [
         schema=False,
     ),
 ]
+# Artifacts and cache are sub-folders: never the whole working folder, filesystem root or home.
+CASES += [
+    Case(
+        f"{key}-whole-{name}",
+        ONE(BASH + f"    {key}: [{path}]\n"),
+        [
+            f".dstack/workflows.yaml:5:{len(key) + 8}: workflows[0].{key}[0].path: got {path.strip(chr(34))!r}, the whole {what}, expected a sub-folder, e.g. {example!r}"
+        ],
+        schema=True,
+    )
+    for key, example in [("artifacts", "output"), ("cache", "~/.cache/pip")]
+    for name, path, what in [
+        ("dot", '"."', "folder or filesystem root"),
+        ("root", "/", "folder or filesystem root"),
+        ("home", '"~"', "home folder"),
+        ("home-slash", '"~/"', "home folder"),
+    ]
+    if (key, name) != ("artifacts", "dot")  # "artifact-whole-folder" above
+]
+CASES += [
+    Case(
+        "home-dir-relative",
+        ONE(
+            "workflows:\n  - name: a\n    provider: docker\n    image: ubuntu\n    home_dir: relative/path\n"
+        ),
+        [
+            ".dstack/workflows.yaml:5:15: workflows[0].home_dir: got 'relative/path', expected an absolute path in the container, e.g. '/root'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "working-dir-under-home",
+        ONE(BASH + "    working_dir: ~/x\n"),
+        [
+            ".dstack/workflows.yaml:5:18: workflows[0].working_dir: got '~/x', but '~' is not the home folder here, expected a folder relative to the repo root, e.g. 'src'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "port-mapping-without-port",
+        ONE(BASH + "    ports: [{local_port: 90}, {}]\n"),
+        [
+            ".dstack/workflows.yaml:5:13: workflows[0].ports[0]: missing key 'port', expected the port the app listens on, e.g. {port: 8000, local_port: 3000}",
+            ".dstack/workflows.yaml:5:31: workflows[0].ports[1]: missing key 'port', expected the port the app listens on, e.g. {port: 8000, local_port: 3000}",
+        ],
+        schema=True,
+    ),
+]

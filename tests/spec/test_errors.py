@@ -154,7 +154,15 @@ class TestWarnings:
             ),
             (
                 "    commands: [x]\n    ports: 2\n",
-                "workflows.yaml:5:12: workflows[0].ports: legacy port count 2, list the ports instead, e.g. 'ports: [8000]'",
+                "workflows.yaml:5:12: workflows[0].ports: legacy port count 2, list the ports instead, e.g. 'ports: [8000, 8001]'",
+            ),
+            (
+                "    commands: [x]\n    ports: 1\n",
+                "workflows.yaml:5:12: workflows[0].ports: legacy port count 1, list the ports instead, e.g. 'ports: [8000]'",
+            ),
+            (
+                "    commands: [x]\n    ports: 9\n",
+                "workflows.yaml:5:12: workflows[0].ports: legacy port count 9, list the ports instead, e.g. 'ports: [8000, 8001, ..., 8008]'",
             ),
             (
                 "    commands: [x]\n    deps:\n      - tag: t\n        mount: true\n",
@@ -162,7 +170,15 @@ class TestWarnings:
                 " set 'mount: true' on the upstream's artifacts",
             ),
         ],
-        ids=["before_run", "requirements", "resources-local", "ports-count", "deps-mount"],
+        ids=[
+            "before_run",
+            "requirements",
+            "resources-local",
+            "ports-count",
+            "one-port",
+            "nine-ports",
+            "deps-mount",
+        ],
     )
     def test_warning(self, body: str, expected: str) -> None:
         """The legacy form loads and the warning says where and what to write instead."""
