@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -48,6 +49,7 @@ from dstack_prefect.spec import Resources as ResourcesSpec
 from dstack_prefect.spec._fields import (
     check_artifact_path,
     check_cache_path,
+    check_image,
     check_input_path,
     check_working_dir,
     did_you_mean,
@@ -450,10 +452,12 @@ def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:
 
 def _check_rendered_paths(written: Step, rendered: Step) -> None:
     """Paths that `${{ ... }}` changed (working_dir, artifacts, cache, inputs) are checked again,
-    as the YAML's were (`src/${{ run.args }}` with `../..` climbs out of the repo).
+    as the YAML's were (`src/${{ run.args }}` with `../..` climbs out of the repo), and so is
+    the image (`${{ run.args }}` with no args is no image).
 
     Raises:
-        PlanError: a path climbs out once the values are put in; names the step and the key.
+        PlanError: a path climbs out, or the image is empty or has spaces, once the values are
+            put in; names the step and the key.
     """
     paths = [("working_dir", check_working_dir, written.working_dir, rendered.working_dir)]
     paths += [
@@ -468,6 +472,8 @@ def _check_rendered_paths(written: Step, rendered: Step) -> None:
         (f"inputs[{i}]", check_input_path, w, r)
         for i, (w, r) in enumerate(zip(written.inputs or [], rendered.inputs or [], strict=True))
     ]
+    if rendered.image is not None and written.image is not None:
+        paths.append(("image", partial(check_image, rendered=True), written.image, rendered.image))
     for key, check, before, after in paths:
         if after == before:
             continue

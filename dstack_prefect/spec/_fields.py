@@ -207,6 +207,19 @@ def check_home_dir(value: Any) -> Any:
     return value
 
 
+IMAGE_PATTERN = r"^(?:[^\s$]|\$(?!\{\{)|\$\{\{[^}]*\}\})*$"  # no whitespace outside `${{ ... }}`
+
+
+def check_image(value: Any, *, rendered: bool = False) -> Any:
+    """A Docker image is one word (no spaces); ``rendered`` (its `${{ ... }}` put in): not empty."""
+    if not isinstance(value, str) or ("${{" in value and not rendered):
+        return value
+    if (rendered and not value) or any(c.isspace() for c in value):
+        msg = f"got {value!r}, expected a Docker image such as 'ubuntu:22.04'"
+        raise fail(msg)
+    return value
+
+
 def check_artifact_path(value: Any) -> Any:
     """An artifact path is a sub-folder of `working_dir` (not climbing out with ``..``), or absolute."""
     if not isinstance(value, str):

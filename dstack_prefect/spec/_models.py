@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from dstack_prefect.spec._fields import (
+    IMAGE_PATTERN,
     INTEGER,
     NO_CLIMB,
     NOT_HOME,
@@ -38,6 +39,7 @@ from dstack_prefect.spec._fields import (
     check_artifact_path,
     check_cache_path,
     check_home_dir,
+    check_image,
     check_input_path,
     check_working_dir,
     did_you_mean,
@@ -453,6 +455,7 @@ _EnvMapping = Annotated[
 ]
 _DepText = Annotated[str, Field(pattern=_DEP_TEXT_PATTERN)]
 _AbsolutePathText = Annotated[str, Field(pattern=r"^\s*/")]
+_ImageText = Annotated[str, Field(pattern=IMAGE_PATTERN)]
 
 
 def _needs(provider: str, key: str, value_schema: dict[str, Any]) -> dict[str, Any]:
@@ -541,7 +544,12 @@ class Workflow(_Model):
         None,
         description="Folder, relative to the repo root, the commands run in (not climbing out with `..`)",
     )
-    image: str | None = Field(None, description="Docker image; required for docker")
+    image: Annotated[
+        str | None,
+        BeforeValidator(
+            check_image, json_schema_input_type=Annotated[str, Field(pattern=IMAGE_PATTERN)] | None
+        ),
+    ] = Field(None, description="Docker image; required for docker")
     entrypoint: Annotated[
         list[str] | None, BeforeValidator(_entrypoint, json_schema_input_type=str | list[str] | None)
     ] = Field(None, description="docker: the entrypoint, a string (shell-split) or a list")

@@ -398,6 +398,29 @@ class TestInterpolation:
 
         assert info.value.message == message
 
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            ([], "step 'a': image: got '', expected a Docker image such as 'ubuntu:22.04'"),
+            (
+                ["two", "words"],
+                "step 'a': image: got 'two words', expected a Docker image such as 'ubuntu:22.04'",
+            ),
+        ],
+        ids=["no-args", "two-words"],
+    )
+    def test_image_is_checked_after_run_args_go_in(self, argv: list[str], message: str) -> None:
+        """`image: "${{ run.args }}"` with no args is no image, and with two tokens not one."""
+        workflows = load_text('workflows:\n  - name: a\n    provider: docker\n    image: "${{ run.args }}"\n')
+
+        with pytest.raises(PlanError) as info:
+            build_plan(workflows, "a", argv)
+
+        assert (info.value.message, info.value.hint) == (
+            message,
+            "it is '${{ run.args }}' with the values put in",
+        )
+
     def test_secrets_stay_references(self, pipeline: Workflows) -> None:
         """The plan holds `${{ secrets.X }}`, never a value; the executor resolves it at start."""
 

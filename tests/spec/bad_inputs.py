@@ -1290,3 +1290,13 @@ CASES += [
         schema=True,
     ),
 ]
+CASES += [
+    Case(
+        "image-with-a-space",
+        ONE("workflows:\n  - name: a\n    provider: docker\n    image: ubuntu 22.04\n"),
+        [
+            ".dstack/workflows.yaml:4:12: workflows[0].image: got 'ubuntu 22.04', expected a Docker image such as 'ubuntu:22.04'"
+        ],
+        schema=True,
+    ),
+]
