@@ -57,7 +57,7 @@ from dstack_prefect.spec._fields import (
 from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._interp import misplaced_secrets, uses_run_args
 from dstack_prefect.spec._locate import describe
-from dstack_prefect.spec._models import env_mapping, repeated_deps, repeated_local_ports
+from dstack_prefect.spec._models import env_mapping, prefix_note, repeated_deps, repeated_local_ports
 
 
 def build_plan(
@@ -225,7 +225,9 @@ def apply_overrides(workflow: Workflow, options: RunOptions) -> Workflow:
         deps = [_checked("--dep", Dep.model_validate, d) for d in options.deps]
         repeated = repeated_deps(deps)
         if repeated:
-            error = _option_error("--dep", f"'{deps[repeated[0][0]]}' is given twice, expected each dep once")
+            j, first = repeated[0]
+            message = f"'{deps[j]}' is given twice{prefix_note(deps, j, first)}, expected each dep once"
+            error = _option_error("--dep", message)
             raise error
         update["deps"] = deps
     if options.working_dir is not None:

@@ -284,8 +284,15 @@ def _repeats(keys: Iterable[Hashable | None]) -> list[tuple[int, int]]:
 
 def repeated_deps(deps: list[Dep]) -> list[tuple[int, int]]:
     """``(index, index of the first)`` for each dep that names the same workflow or tag as an
-    earlier one (`prep` and `workflow: prep`)."""
-    return _repeats((dep.kind, dep.repo, dep.name) for dep in deps)
+    earlier one (`prep` and `workflow: prep`; `owner/repo/prep` too: the prefix is ignored)."""
+    return _repeats((dep.kind, dep.name) for dep in deps)
+
+
+def prefix_note(deps: list[Dep], j: int, first: int) -> str:
+    """Why ``deps[j]`` repeats ``deps[first]`` when a repo prefix hides it, else ``""``."""
+    if (deps[j].repo or deps[first].repo) and deps[j].repo != deps[first].repo:
+        return f" (the repo prefix is ignored: it is '{deps[j].name}')"
+    return ""
 
 
 class Port(_Model):
@@ -605,8 +612,12 @@ class Workflow(_Model):
     def _deps_once(self) -> Workflow:
         repeats = repeated_deps(self.deps)
         if repeats:
-            message = "duplicate dep '{}', first at deps[{}]; list each dep once"
-            raise fail_each([Issue(("deps", j), message.format(self.deps[j], i)) for j, i in repeats])
+            message = "duplicate dep '{}', first at deps[{}]{}; list each dep once"
+            issues = [
+                Issue(("deps", j), message.format(self.deps[j], i, prefix_note(self.deps, j, i)))
+                for j, i in repeats
+            ]
+            raise fail_each(issues)
         return self
 
 

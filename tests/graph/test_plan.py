@@ -278,6 +278,10 @@ class TestOverrides:
             (["--dep", "nope"], "--dep: unknown workflow 'nope' in deps"),
             (["--dep", "left", "--dep", "left"], "--dep: 'left' is given twice, expected each dep once"),
             (
+                ["--dep", "left", "--dep", "owner/repo/left"],
+                "--dep: 'owner/repo/left' is given twice (the repo prefix is ignored: it is 'left'), expected each dep once",
+            ),
+            (
                 ["-w", "../.."],
                 "-w/--working-dir: got '../..', which climbs out of the repo with '..', expected a folder inside it, e.g. 'src'",
             ),
@@ -329,6 +333,7 @@ class TestOverrides:
             "port",
             "dep",
             "dep-twice",
+            "dep-twice-through-the-repo-prefix",
             "working-dir-climbs-out",
             "working-dir-absolute",
             "artifact-climbs-out",

@@ -1300,3 +1300,16 @@ CASES += [
         schema=True,
     ),
 ]
+CASES += [
+    Case(
+        "dep-listed-twice-through-the-repo-prefix",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n"
+            '  - name: b\n    provider: bash\n    commands: [x]\n    deps: [a, "owner/repo/a"]\n'
+        ),
+        [
+            ".dstack/workflows.yaml:8:15: workflows[1].deps[1]: duplicate dep 'owner/repo/a', first at deps[0] (the repo prefix is ignored: it is 'a'); list each dep once"
+        ],
+        schema=False,
+    ),
+]
