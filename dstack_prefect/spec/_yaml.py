@@ -29,6 +29,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_BOOL = "tag:yaml.org,2002:bool"
 _COMMAND_KEYS = ("commands", "setup", "before_run")  # a string there is split into lines
 
 MAX_DEPTH = 100
@@ -200,11 +201,14 @@ def parse(text: str) -> Parsed:
     return parsed
 
 
-def _kept_as_written(path: Path) -> bool:
-    """Where a number is text to keep as written: an `env` mapping's values and `version`."""
-    if len(path) == 4 and path[::2] == ("workflows", "env"):
-        return isinstance(path[3], str)
-    return len(path) == 3 and path[0] == "workflows" and path[2] == "version"
+def _kept_as_written(node: ScalarNode, path: Path) -> bool:
+    """Where a number or a YAML 1.1 boolean is text to keep as written: an `env` mapping's
+    values (`DEBUG: on` is "on", not "true"), and `version` (numbers)."""
+    env_value = len(path) == 4 and path[::2] == ("workflows", "env") and isinstance(path[3], str)
+    if node.tag == _BOOL:
+        return env_value
+    version = len(path) == 3 and path[0] == "workflows" and path[2] == "version"
+    return node.tag in _NUMBER_TAGS and (env_value or version)
 
 
 def _pos(node: Node) -> Pos:
@@ -258,7 +262,7 @@ class _Builder:
             if not node.style and node.end_mark.line > node.start_mark.line:  # plain: None or ""
                 self._check_joined_item(node, path)
             return value
-        if node.tag in _NUMBER_TAGS and _kept_as_written(path):
+        if _kept_as_written(node, path):
             return node.value  # `PY: 3.10` in an env mapping is the text "3.10", not the float 3.1
         try:
             return self.constructor.construct_object(node)

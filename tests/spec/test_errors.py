@@ -367,16 +367,28 @@ def test_every_required_key_says_what_it_expects() -> None:
 
 
 def test_env_mapping_values_are_kept_as_written() -> None:
-    """`PY: 3.10` is "3.10" and `UMASK: 0022` is "0022" in the step's environment, not the
-    numbers YAML reads (3.1 and 18)."""
+    """`PY: 3.10` is "3.10", `UMASK: 0022` is "0022" and `DEBUG: on` is "on" in the step's
+    environment, not the numbers and booleans YAML 1.1 reads (3.1, 18, true)."""
     text = (
         "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    env:\n"
         "      PY: 3.10\n      UMASK: 0022\n      N: 8\n      SIZE: 1_000\n      DEBUG: true\n      EMPTY:\n"
+        "      VERBOSE: on\n      FLAG: yes\n      QUIET: Off\n      NO_COLOR: n\n"
     )
 
     env = load_text(text).by_name["a"].env
 
-    assert env == {"PY": "3.10", "UMASK": "0022", "N": "8", "SIZE": "1_000", "DEBUG": "true", "EMPTY": ""}
+    assert env == {
+        "PY": "3.10",
+        "UMASK": "0022",
+        "N": "8",
+        "SIZE": "1_000",
+        "DEBUG": "true",
+        "EMPTY": "",
+        "VERBOSE": "on",
+        "FLAG": "yes",
+        "QUIET": "Off",
+        "NO_COLOR": "n",
+    }
 
 
 def test_version_number_is_kept_as_written() -> None:
