@@ -33,6 +33,8 @@ from dstack_prefect.errors import (
 from dstack_prefect.settings import CONFIG_KEYS, Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dstack_prefect.engine._runs import RunRow
     from dstack_prefect.storage import ArtifactStore, Manifest, Tag
 
@@ -95,7 +97,9 @@ def ls(
     """
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
-    manifests = _local_store().resolve(ref, synced=True)
+    store = _local_store()
+    with _says_why_nothing_is_stored(store, ref):
+        manifests = store.resolve(ref, synced=True)
     rows = ArtifactStore.ls(manifests, prefix, recursive, name=ref)
     if as_json:
         found = [
@@ -163,7 +167,8 @@ def cp(
     from dstack_prefect.storage import rich_progress  # noqa: PLC0415
 
     store = _local_store()
-    manifests = store.resolve(ref, synced=True)
+    with _says_why_nothing_is_stored(store, ref):
+        manifests = store.resolve(ref, synced=True)
     with rich_progress(err_console) as progress:  # a TARGET ending in / stays a folder: pass the text
         written = store.copy_out(manifests, source, target, overwrite=force, progress=progress, name=ref)
     console.print(f"Artifact files copied ({len(written)} written)")
@@ -171,6 +176,57 @@ def cp(
     _synced_notes(
         [m for m in manifests if any(f.path == src or f.path.startswith(f"{src}/") for f in m.files)]
     )
+
+
+@contextlib.contextmanager
+def _says_why_nothing_is_stored(store: ArtifactStore, ref: str) -> Iterator[None]:
+    """Run the body; its ArtifactNotFoundError for a run that stored nothing in ``store`` becomes
+    why, when the Prefect server knows the run: still going, or aborted / failed / stopped
+    before any step stored its artifacts (not "check the run name")."""
+    try:
+        yield
+    except ArtifactNotFoundError:
+        if ref.startswith(":") or store.list_manifests(ref):
+            raise
+        row = _known_row(ref)
+        if row is None:
+            raise
+        raise _nothing_stored(row, store) from None
+
+
+def _known_row(run_name: str) -> RunRow | None:
+    """The run's row when the Prefect server knows it, else None. The local server is asked only
+    about a run started from this home (its runs folder): a mistyped name starts no server."""
+    from dstack_prefect.engine._runs import run_row  # noqa: PLC0415
+    from dstack_prefect.errors import ServerError  # noqa: PLC0415
+
+    if not os.environ.get("PREFECT_API_URL") and not (get_settings().runs_dir / run_name).is_dir():
+        return None
+    try:
+        with _api() as api:
+            found: RunRow = run_row(api.flow_run_by_name(run_name))
+            return found
+    except (RunNotFoundError, ServerError):
+        return None
+
+
+def _nothing_stored(row: RunRow, store: ArtifactStore) -> DstackError:
+    """The error for run ``row`` that has no stored artifacts in ``store``, by its status."""
+    from dstack_prefect.engine._status import is_finished  # noqa: PLC0415
+
+    when = "a step stores its artifacts when it is done or gracefully stopped"
+    if not is_finished(row.status):
+        msg = f"run {row.name!r} is {row.status} and has stored no artifacts yet in {store.url}"
+        return RunStateError(msg, hint=f"{when}: try again then (`dstack logs {row.name} -a` follows it)")
+    again = f"`dstack run {row.workflow}`" if row.workflow else "the workflow"
+    if row.status == "done":
+        msg = f"run {row.name!r} is done but stored no artifacts in {store.url}"
+        hint = "its steps declare none, or it ran with another store (`dstack config` shows this one)"
+        return ArtifactNotFoundError(msg, hint=hint)
+    verb = {"aborted": "was aborted", "stopped": "was stopped", "failed": "failed"}[row.status]
+    msg = f"run {row.name!r} {verb} before any step stored its artifacts in {store.url}"
+    why = "none of its steps got that far" if row.status == "stopped" else "not when it fails or is aborted"
+    return ArtifactNotFoundError(msg, hint=f"{when}, {why}: run {again} again")
 
 
 # tags ----------------------------------------------------------------------------------------
@@ -350,7 +406,9 @@ def push(ref: Ref, force: Force = False) -> None:
     Example: dstack push :txt-file
     """
     settings = get_settings()
-    _transfer(ref, _local_store(settings), _remote_store(settings), "Pushed", force)
+    local = _local_store(settings)
+    with _says_why_nothing_is_stored(local, ref):
+        _transfer(ref, local, _remote_store(settings), "Pushed", force)
 
 
 @app.command()

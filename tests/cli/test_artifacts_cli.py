@@ -133,6 +133,18 @@ def run_workflow(dstack: DSTACK, repo: Path, workflow: str, *args: str) -> str:
     return m.group(1)
 
 
+def start_slow(dstack: DSTACK, tmp_path: Path) -> tuple[Path, str]:
+    """A repo with SLOW and a detached run of it (still going); returns both."""
+    other = tmp_path / "slow-repo"
+    write_tree(other, {".dstack/workflows.yaml": SLOW})
+    git_init(other)
+    started = dstack("run", "slow", "-d", cwd=other)
+    assert started.code == 0, started.text
+    found = re.search(r"Run (\S+) submitted", started.out)
+    assert found, started.out
+    return other, found.group(1)
+
+
 @pytest.fixture(scope="module")
 def hello_run(dstack: DSTACK, repo: Path) -> str:
     return run_workflow(dstack, repo, "hello-txt")
@@ -183,6 +195,38 @@ class TestLs:
         assert res.code == 1
         assert "no-such-run-1" in res.err and "dstack ps -a" in res.err
         assert "Traceback" not in res.err
+
+    def test_ls_cp_push_of_a_run_that_stored_nothing_say_why(self, dstack: DSTACK, tmp_path: Path) -> None:
+        """`ls`, `cp` and `push` of a run that exists but stored nothing say it is still going,
+        or was aborted, and when a step stores its artifacts; not "check the run name"."""
+        other, name = start_slow(dstack, tmp_path)
+        remote = {"DSTACK_REMOTE_STORE": str(tmp_path / "remote")}
+
+        def reads() -> list[Result]:
+            return [
+                dstack("ls", name, cwd=other),
+                dstack("cp", name, "out", str(tmp_path / "copy"), cwd=other),
+                dstack("push", name, cwd=other, env=remote),
+            ]
+
+        going = reads()
+        stopped = dstack("stop", name, "-x", "-y", cwd=other)
+        aborted = reads()
+
+        assert stopped.code == 0, stopped.text
+        for res in going:
+            assert res.code == 1
+            assert re.search(
+                rf"^error: run '{name}' is (submitted|pending|downloading|running) and has stored no "
+                "artifacts yet",
+                res.err,
+            ), res.err
+            assert "hint: a step stores its artifacts when it is done or gracefully stopped" in res.err
+        for res in aborted:
+            assert res.code == 1
+            assert res.err.startswith(f"error: run '{name}' was aborted before any step stored its artifacts")
+            assert "not when it fails or is aborted" in res.err
+        assert "dstack ps -a" not in "".join(r.err for r in going + aborted)
 
 
 def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, repo: Path) -> None:
@@ -419,19 +463,13 @@ class TestTags:
     def test_a_run_that_is_not_finished_is_not_tagged(self, dstack: DSTACK, tmp_path: Path) -> None:
         """`tags add T RUN` while RUN is still going is refused, saying so and what to do: the
         tag would keep only the steps stored so far, and miss the rest for good."""
-        other = tmp_path / "slow-repo"
-        write_tree(other, {".dstack/workflows.yaml": SLOW})
-        git_init(other)
-        started = dstack("run", "slow", "-d", cwd=other)
-        assert started.code == 0, started.text
-        run = re.search(r"Run (\S+) submitted", started.out)
-        assert run, started.out
+        other, name = start_slow(dstack, tmp_path)
 
-        res = dstack("tags", "add", "too-early", run.group(1), "-y", cwd=other)
-        dstack("stop", run.group(1), "-x", "-y", cwd=other)
+        res = dstack("tags", "add", "too-early", name, "-y", cwd=other)
+        dstack("stop", name, "-x", "-y", cwd=other)
 
         assert res.code == 1
-        assert f"error: the run '{run.group(1)}' is " in res.err and ", not finished" in res.err
+        assert f"error: the run '{name}' is " in res.err and ", not finished" in res.err
         assert "hint: tag it when it is done" in res.err
         assert "too-early" not in [t["tag"] for t in dstack("tags", "--json", cwd=other).json()]
 
