@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import NoWorkflowsError, SpecError, SpecErrors
 from dstack_prefect.settings import Settings
@@ -381,7 +382,8 @@ def _load_item(
         workflow = Workflow.model_validate(item)
     except ValidationError as exc:
         _keep_deps_of_broken(result, Source(shown, parsed.locate(prefix)[0], parsed, index, lines), item)
-        return [w for e in exc.errors(include_url=False) for w in _locate.locate(parsed, shown, prefix, e)]
+        errors = [*exc.errors(include_url=False), *_errors_beside(item, exc)]
+        return [w for e in errors for w in _locate.locate(parsed, shown, prefix, e)]
     line = parsed.locate(prefix)[0]
     source = Source(shown, line, parsed, index, lines)
     result.warnings += _legacy_warnings(source, item)
@@ -392,6 +394,31 @@ def _load_item(
         return [Located(shown, line, col, _locate.key_path((*prefix, "name")), message)]
     result.by_name[workflow.name] = workflow
     result.sources[workflow.name] = source
+    return []
+
+
+_STAND_INS: dict[str, Any] = {"name": "_", "provider": "code", "commands": ["true"], "image": "x"}
+"""Valid values put in for a failed key that the whole-workflow checks read (a required key, or
+one the provider requires), so that they run and do not report it missing as well."""
+
+
+def _errors_beside(item: Any, exc: ValidationError) -> list[ErrorDetails]:
+    """Every problem in one pass: pydantic skips the whole-workflow checks (repeated ports and
+    deps, the provider's keys) when any key fails, so the workflow is validated again without
+    the failed keys and the errors on the other keys are kept. An unknown key may be the
+    provider's key misspelled (`comands`): then that key is not reported missing."""
+    errors = exc.errors()
+    failed = {str(e["loc"][0]) for e in errors if e["loc"]}
+    if not isinstance(item, dict) or not failed:
+        return []
+    if any(e["type"] == "extra_forbidden" for e in errors):
+        failed |= {"commands", "image"} - set(item)
+    rest = {k: v for k, v in item.items() if str(k) not in failed}
+    rest.update({k: v for k, v in _STAND_INS.items() if k in failed})
+    try:
+        Workflow.model_validate(rest)
+    except ValidationError as again:
+        return [e for e in again.errors(include_url=False) if not e["loc"] or str(e["loc"][0]) not in failed]
     return []
 
 

@@ -587,38 +587,33 @@ class Workflow(_Model):
     )
 
     @model_validator(mode="after")
-    def _provider_needs(self) -> Workflow:
+    def _whole_workflow(self) -> Workflow:
+        """The checks that read several keys, all of them: one finding does not hide another."""
+        issues = [*self._provider_needs(), *self._local_ports_once(), *self._deps_once()]
+        if issues:
+            raise fail_each(issues)
+        return self
+
+    def _provider_needs(self) -> list[Issue]:
         if self.provider == "bash" and not self.commands:
-            msg = "missing 'commands', which provider 'bash' requires"
-            raise fail(msg)
+            return [Issue((), "missing 'commands', which provider 'bash' requires")]
         if self.provider == "docker" and not self.image:
-            msg = "missing 'image', which provider 'docker' requires"
-            raise fail(msg)
-        return self
+            return [Issue((), "missing 'image', which provider 'docker' requires")]
+        return []
 
-    @model_validator(mode="after")
-    def _local_ports_once(self) -> Workflow:
-        repeats = repeated_local_ports(self.ports)
-        if repeats:
-            message = "duplicate local port {}, first at ports[{}]; give each port its own local port"
-            issues = [
-                Issue(("ports", j), message.format(self.ports[j].local_port or self.ports[j].port, i))
-                for j, i in repeats
-            ]
-            raise fail_each(issues)
-        return self
+    def _local_ports_once(self) -> list[Issue]:
+        message = "duplicate local port {}, first at ports[{}]; give each port its own local port"
+        return [
+            Issue(("ports", j), message.format(self.ports[j].local_port or self.ports[j].port, i))
+            for j, i in repeated_local_ports(self.ports)
+        ]
 
-    @model_validator(mode="after")
-    def _deps_once(self) -> Workflow:
-        repeats = repeated_deps(self.deps)
-        if repeats:
-            message = "duplicate dep '{}', first at deps[{}]{}; list each dep once"
-            issues = [
-                Issue(("deps", j), message.format(self.deps[j], i, prefix_note(self.deps, j, i)))
-                for j, i in repeats
-            ]
-            raise fail_each(issues)
-        return self
+    def _deps_once(self) -> list[Issue]:
+        message = "duplicate dep '{}', first at deps[{}]{}; list each dep once"
+        return [
+            Issue(("deps", j), message.format(self.deps[j], i, prefix_note(self.deps, j, i)))
+            for j, i in repeated_deps(self.deps)
+        ]
 
 
 class WorkflowFile(_Model):

@@ -1313,3 +1313,71 @@ CASES += [
         schema=False,
     ),
 ]
+CASES += [  # every problem in one pass: a key that fails does not hide the whole-workflow checks
+    Case(
+        "type-error-beside-duplicate-ports-and-deps",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [echo]\n"
+            '    ports: [8000, 8000]\n    deps: [":v1", {tag: v1}]\n    help: 1\n'
+        ),
+        [
+            ".dstack/workflows.yaml:5:19: workflows[0].ports[1]: duplicate local port 8000, first at ports[0]; give each port its own local port",
+            ".dstack/workflows.yaml:6:19: workflows[0].deps[1]: duplicate dep ':v1', first at deps[0]; list each dep once",
+            ".dstack/workflows.yaml:7:11: workflows[0].help: got 1, expected a string",
+        ],
+        schema=True,
+    ),
+    Case(
+        "bad-name-and-unknown-key-beside-duplicate-ports",
+        ONE(
+            "workflows:\n  - name: my train\n    provider: bash\n    commands: [echo]\n"
+            "    ports: [8000, 8000]\n    comands: [x]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'",
+            ".dstack/workflows.yaml:5:19: workflows[0].ports[1]: duplicate local port 8000, first at ports[0]; give each port its own local port",
+            ".dstack/workflows.yaml:6:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?",
+        ],
+        schema=True,
+    ),
+    Case(
+        "type-error-beside-missing-commands",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    help: 1\n"),
+        [
+            ".dstack/workflows.yaml:2:5: workflows[0]: missing 'commands', which provider 'bash' requires",
+            ".dstack/workflows.yaml:4:11: workflows[0].help: got 1, expected a string",
+        ],
+        schema=True,
+    ),
+    Case(
+        "bad-commands-are-not-also-missing",
+        ONE("workflows:\n  - name: a\n    provider: bash\n    commands: {run: x}\n    ports: [80, 80]\n"),
+        [
+            ".dstack/workflows.yaml:4:15: workflows[0].commands: got a mapping, expected a list of strings or one multi-line string",
+            ".dstack/workflows.yaml:5:17: workflows[0].ports[1]: duplicate local port 80, first at ports[0]; give each port its own local port",
+        ],
+        schema=True,
+    ),
+    Case(
+        "bad-provider-beside-duplicate-deps",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bsh\n    deps: [b, b]\n  - name: b\n    provider: bash\n    commands: [x]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:3:15: workflows[0].provider: unknown provider 'bsh'; did you mean 'bash'?",
+            ".dstack/workflows.yaml:4:15: workflows[0].deps[1]: duplicate dep 'b', first at deps[0]; list each dep once",
+        ],
+        schema=True,
+    ),
+]
+CASES += [
+    Case(
+        "duplicate-ports-and-duplicate-deps",
+        ONE(BASH + "    ports: [8000, 8000]\n    deps: [':v1', ':v1']\n"),
+        [
+            ".dstack/workflows.yaml:5:19: workflows[0].ports[1]: duplicate local port 8000, first at ports[0]; give each port its own local port",
+            ".dstack/workflows.yaml:6:19: workflows[0].deps[1]: duplicate dep ':v1', first at deps[0]; list each dep once",
+        ],
+        schema=False,
+    ),
+]
