@@ -448,7 +448,10 @@ def _entrypoint(value: Any) -> Any:
 
 def _name(value: Any) -> Any:
     if isinstance(value, str) and not _NAME_RE.match(value):
-        msg = f"got {value!r}, expected a name of letters, digits, '-', '_' and '.'"
+        msg = (
+            f"got {value!r}, expected a name of letters, digits, '-', '_' and '.'"
+            " that starts with a letter, digit or '_'"
+        )
         raise fail(msg)
     return value
 

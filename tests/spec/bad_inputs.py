@@ -199,7 +199,7 @@ CASES = [
         "name-with-space",
         ONE("workflows:\n  - name: my train\n    provider: bash\n    commands: [x]\n"),
         [
-            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'"
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.' that starts with a letter, digit or '_'"
         ],
         schema=True,
     ),
@@ -1334,7 +1334,7 @@ CASES += [  # every problem in one pass: a key that fails does not hide the whol
             "    ports: [8000, 8000]\n    comands: [x]\n"
         ),
         [
-            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.'",
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got 'my train', expected a name of letters, digits, '-', '_' and '.' that starts with a letter, digit or '_'",
             ".dstack/workflows.yaml:5:19: workflows[0].ports[1]: duplicate local port 8000, first at ports[0]; give each port its own local port",
             ".dstack/workflows.yaml:6:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?",
         ],
@@ -1379,5 +1379,23 @@ CASES += [
             ".dstack/workflows.yaml:6:19: workflows[0].deps[1]: duplicate dep ':v1', first at deps[0]; list each dep once",
         ],
         schema=False,
+    ),
+]
+CASES += [  # a name of the right characters that starts with another: the message says how it starts
+    Case(
+        "name-starts-with-a-dash",
+        ONE("workflows:\n  - name: -dash\n    provider: bash\n    commands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got '-dash', expected a name of letters, digits, '-', '_' and '.' that starts with a letter, digit or '_'"
+        ],
+        schema=True,
+    ),
+    Case(
+        "name-starts-with-dots",
+        ONE("workflows:\n  - name: ..dots\n    provider: bash\n    commands: [x]\n"),
+        [
+            ".dstack/workflows.yaml:2:11: workflows[0].name: got '..dots', expected a name of letters, digits, '-', '_' and '.' that starts with a letter, digit or '_'"
+        ],
+        schema=True,
     ),
 ]
