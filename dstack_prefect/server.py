@@ -194,11 +194,18 @@ def _configure_client_env(url: str, settings: Settings) -> None:
     os.environ.update(client_env(url, settings))
 
 
+def external_url() -> str | None:
+    """PREFECT_API_URL when it names a server dstack does not manage (a team server, Prefect
+    Cloud), else None (unset, or set by dstack to its own local server)."""
+    external = os.environ.get("PREFECT_API_URL")
+    return external if external and not os.environ.get("DSTACK_MANAGED_SERVER") else None
+
+
 def status(settings: Settings | None = None) -> ServerInfo | None:
     """The server commands would use now, or None when no server is up."""
     settings = settings or get_settings()
-    external = os.environ.get("PREFECT_API_URL")
-    if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
+    external = external_url()
+    if external:
         return ServerInfo(url=external, pid=None, managed=False) if healthy(external) else None
     info = _read_state(settings)
     if info and (info.pid is None or is_process(info.pid, info.stamp)) and healthy(info.url):
@@ -213,8 +220,8 @@ def ensure_server(settings: Settings | None = None) -> ServerInfo:
         ServerError: PREFECT_API_URL is set but unreachable, or the local server did not start.
     """
     settings = settings or get_settings()
-    external = os.environ.get("PREFECT_API_URL")
-    if external and not os.environ.get("DSTACK_MANAGED_SERVER"):
+    external = external_url()
+    if external:
         if not healthy(external, timeout=5.0):
             msg = f"the Prefect server at PREFECT_API_URL={external} is not reachable"
             raise ServerError(msg, hint="start that server, or unset PREFECT_API_URL to use the local one")

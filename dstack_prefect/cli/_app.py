@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +31,10 @@ app = typer.Typer(
 
 # emoji=False: a step's line or a name holding ':fire:' prints as written, not as an emoji
 console = Console(emoji=False)
+if not console.is_terminal and not os.environ.get("COLUMNS"):
+    # A pipe or a file: one line per table row, whatever its length (a script greps `ps -v`);
+    # rich would wrap cells at 80 columns.
+    console.width = 1 << 16
 err_console = Console(stderr=True, emoji=False)
 
 

@@ -45,7 +45,7 @@ def server_stop() -> None:
     Example: dstack server stop
     """
     from dstack_prefect.engine import PrefectAPI, is_finished, list_runs  # noqa: PLC0415
-    from dstack_prefect.server import status  # noqa: PLC0415
+    from dstack_prefect.server import external_url, status  # noqa: PLC0415
     from dstack_prefect.server import stop as stop_server  # noqa: PLC0415
 
     settings = get_settings()
@@ -54,7 +54,13 @@ def server_stop() -> None:
     if info is not None and info.managed:
         with PrefectAPI(info.url) as api:
             unfinished = [r.name for r in list_runs(api) if not is_finished(r.status)]
-    console.print("Stopped" if stop_server(settings) else "The local server was not running")
+    stopped = stop_server(settings)
+    external = external_url()
+    if external:  # the server in use is not dstack's to stop: say which one this was
+        what = "Stopped the local Prefect server" if stopped else "The local Prefect server was not running"
+        console.print(f"{what}; PREFECT_API_URL={external}, the server in use, is not dstack's to stop")
+    else:
+        console.print("Stopped" if stopped else "The local server was not running")
     if unfinished:
         note = (
             f"warning: {len(unfinished)} unfinished run(s) go on without it: {', '.join(unfinished)};"
@@ -74,24 +80,31 @@ def server_status(
     Example: dstack server status --json
     """
     from dstack_prefect.engine._launcher import launcher_pid  # noqa: PLC0415
-    from dstack_prefect.server import status  # noqa: PLC0415
+    from dstack_prefect.server import external_url, status  # noqa: PLC0415
 
     settings = get_settings()
     info = status(settings)
     launcher = launcher_pid(settings)
+    external = external_url()
     if as_json:
         print(
             json.dumps(
                 {
                     "up": info is not None,
-                    "url": info.url if info else None,
+                    "url": info.url if info else external,
                     "managed": bool(info and info.managed),
                     "launcher": launcher is not None,
                 }
             )
         )
         return
-    if info is None:
+    if info is None and external:
+        console.print(
+            f"The Prefect server at PREFECT_API_URL={external} is not answering; commands fail until "
+            "it does (unset PREFECT_API_URL to use the local one)",
+            highlight=False,
+        )
+    elif info is None:
         console.print("No server is running; the next command starts one")
     else:
         console.print(

@@ -624,6 +624,24 @@ class TestLogs:
         assert attached.out.splitlines()[-3:-1] == [long, words], attached.out
         assert logs.out.splitlines() == [long, words], logs.out
 
+    def test_ps_verbose_into_a_pipe_keeps_each_run_on_one_line(
+        self, cli: CLI, make_repo: Any, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """`dstack ps -v | grep`: a run's row, its error included, is one line however long,
+        not wrapped at a pipe's 80 columns."""
+        step = "a-workflow-with-a-rather-long-name-to-push-the-row-past-eighty"
+        yaml = f"workflows:\n  - name: {step}\n    provider: bash\n    commands: [exit 3]\n"
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        env = prefect_server.env(dstack_home)
+        del env["COLUMNS"]
+        name = submitted_name(cli("run", step, "-d", cwd=repo, env=env).out)
+        wait_until(lambda: cli("ps", name, "--json", cwd=repo).json()[0]["status"] == "failed", 60)
+
+        res = cli("ps", name, "-v", cwd=repo, env=env)
+
+        row = next(line for line in res.out.splitlines() if line.startswith(name))
+        assert row.endswith(f"step '{step}' failed: exit code 3"), res.out
+
     def test_a_large_code_snapshot_is_warned_about_and_gone_after_the_run(
         self, cli: CLI, make_repo: Any, dstack_home: Path
     ) -> None:
