@@ -194,8 +194,8 @@ def plan(
 
     ARGS are `dstack run`'s: override options (-e, -a, --dep, --gpu, ...) and run args.
 
-    Each step says whether it would run or reuse an earlier run, and why (no earlier run, spec
-    changed, code changed (files), dep changed, forced). --rerun [W ...] and --reuse as in run.
+    Each step says whether it would run or reuse an earlier run, and why (no earlier done run,
+    spec changed, code changed (files), dep changed, forced). --rerun [W ...] and --reuse as in run.
     What `dstack run` would refuse here (no runtime image or NVIDIA runtime, too few CPUs, a port
     in use...) follows the plan as a warning (in --json, `refused`); plan pulls no image.
 

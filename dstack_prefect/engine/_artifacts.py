@@ -64,7 +64,8 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
 
 
 def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
-    """The manifests of the step's tag deps.
+    """The manifests of the step's tag deps, each marked with its tag (``Manifest.through_tag``:
+    messages and `dep changed` name it ``:TAG``, not the run it names).
 
     Raises:
         ArtifactNotFoundError: a tag dep is not in the store: located at the workflow, with the
@@ -75,7 +76,7 @@ def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
         if dep.kind != "tag":
             continue
         try:
-            found.extend(store.get_tag(dep.name).manifests)
+            manifests = store.get_tag(dep.name).manifests
         except ArtifactNotFoundError:
             where = f"{step.source}: " if step.source else ""
             msg = f"{where}workflow '{step.name}' depends on the tag '{dep.name}', not in {store.url}"
@@ -85,6 +86,7 @@ def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
                 " dstack tags lists the tags"
             )
             raise ArtifactNotFoundError(msg, hint=hint) from None
+        found += [m.through_tag(dep.name) for m in manifests]
     return found
 
 

@@ -10,8 +10,9 @@
 A step is reused when the store holds a done manifest of the same workflow and repo with the
 same key. `--rerun` forces a run; `--reuse` takes the deps' latest done steps whatever changed
 (old dstack's rule; the target is decided by its key as always). The decision and why:
-"no earlier run", "spec changed (commands, env)", "code changed (a.py, b.py)",
-"dep changed (prep)", "forced", "reuse: same inputs as RUN".
+"no earlier done run" (none, or only stopped, failed or aborted ones), "spec changed (commands,
+env)", "code changed (a.py, b.py)", "dep changed (prep)" (a tag dep as ":TAG"), "forced",
+"reuse: same inputs as RUN".
 Pure: no prefect import; `dstack plan` and the run flow share it.
 """
 
@@ -95,8 +96,14 @@ def deps_digest(dep_manifests: list[Manifest]) -> str:
 
 
 def deps_parts(dep_manifests: list[Manifest]) -> dict[str, str]:
-    """One digest per dep: a later decision names the deps whose output changed."""
-    return {m.workflow or m.step: _digest(sorted((f.path, f.sha256) for f in m.files)) for m in dep_manifests}
+    """One digest per dep: a later decision names the deps whose output changed, a tag dep as
+    ``:TAG`` (not the workflow of the run it names)."""
+    return {
+        m.ref if m.ref.startswith(":") else m.workflow or m.step: _digest(
+            sorted((f.path, f.sha256) for f in m.files)
+        )
+        for m in dep_manifests
+    }
 
 
 def _digest(obj: Any) -> str:
@@ -187,14 +194,14 @@ def decide(
         raise DstackError(msg, hint=f"run it first (dstack run {step.name}), or drop --reuse")
     if fp is None:
         if not found:
-            return Decision("run", "no earlier run")
+            return Decision("run", "no earlier done run")
         return Decision("run", "a dep runs first; reused if the dep's output comes out the same")
     key = fp.key
     for m in found:
         if m.extra.get("cache_key") == key:
             return Decision("reuse", "same inputs", m)
     if not found:
-        return Decision("run", "no earlier run")
+        return Decision("run", "no earlier done run")
     last = found[0].extra
     if last.get("spec_digest") != fp.spec:
         return Decision("run", _changed("spec changed", last.get("spec_parts") or {}, fp.parts))

@@ -38,7 +38,7 @@ def _check_conflicts(plan: Sequence[Planned]) -> None:
         prev = seen.get(dest)
         if prev is not None and prev[0].sha256 != entry.sha256:
             msg = (
-                f"{entry.path!r} is in both {prev[1].label} and {m.label} with different content; "
+                f"{entry.path!r} is in both {prev[1].shown} and {m.shown} with different content; "
                 "one would overwrite the other"
             )
             raise StorageError(msg, hint="depend on only one of them, or give the artifacts different paths")
@@ -48,7 +48,7 @@ def _check_conflicts(plan: Sequence[Planned]) -> None:
             other = seen.get(parent)
             if other is not None:
                 msg = (
-                    f"{other[0].path!r} is a file in {other[1].label} but a folder in {m.label} "
+                    f"{other[0].path!r} is a file in {other[1].shown} but a folder in {m.shown} "
                     f"(which has {entry.path!r})"
                 )
                 raise StorageError(
@@ -68,7 +68,7 @@ def _check_targets(plan: Sequence[Planned], root: Path) -> None:
         if dest.is_dir():
             msg = (
                 f"{dest.relative_to(root).as_posix()!r} is a folder in {str(root)!r}, "
-                f"but {m.label} has a file {entry.path!r} there"
+                f"but {m.shown} has a file {entry.path!r} there"
             )
             raise StorageError(msg, hint=hint)
         for parent in dest.parents:
@@ -77,7 +77,7 @@ def _check_targets(plan: Sequence[Planned], root: Path) -> None:
             if parent.exists() and not parent.is_dir():
                 msg = (
                     f"{parent.relative_to(root).as_posix()!r} is a file in {str(root)!r}, "
-                    f"but {m.label} has {entry.path!r} under it"
+                    f"but {m.shown} has {entry.path!r} under it"
                 )
                 raise StorageError(msg, hint=hint)
             folders.add(parent)
@@ -105,7 +105,10 @@ def _more(n: int, what: str) -> str:
 
 def _whose(m: Manifest) -> str:
     """``m`` in an error about one of its files: the run and step, or the tag of `-a` folders."""
-    return f"tag {m.ref!r}" if m.ref.startswith(":") else f"run {m.run!r} (step {m.step!r})"
+    if m.extra.get("synthetic") and m.ref.startswith(":"):
+        return f"tag {m.ref!r}"
+    tag = f" of tag {m.ref!r}" if m.ref.startswith(":") else ""
+    return f"run {m.run!r} (step {m.step!r}){tag}"
 
 
 def missing_error(
@@ -218,7 +221,7 @@ def materialize(
         if abs_root != root and root not in abs_root.parents:
             msg = f"absolute_root {str(absolute_root)!r} is outside the target {str(root)!r}"
             raise UnsafePathError(msg, hint="pass a folder inside the target, e.g. absolute_root='_root'")
-    plan = [(destination(root, e.path, abs_root, label=m.label), e, m) for m in manifests for e in m.files]
+    plan = [(destination(root, e.path, abs_root, label=m.shown), e, m) for m in manifests for e in m.files]
     _check_conflicts(plan)
     _check_targets(plan, root)
     for m in manifests:  # declared folders exist even when the step left them empty
@@ -226,7 +229,7 @@ def materialize(
             if not any(m.artifact_of(e.path) == art for e in m.files) and (
                 abs_root or not art.startswith("/")
             ):
-                make_folder(destination(root, art, abs_root, label=m.label), root)
+                make_folder(destination(root, art, abs_root, label=m.shown), root)
     return _fetch_verified(b, plan, root, progress)
 
 
@@ -247,18 +250,18 @@ def copy_out(
     matches = [(e, m) for m in manifests for e in m.files if e.path == src or e.path.startswith(src + "/")]
     if not matches:
         arts = sorted({a for m in manifests for a in m.artifacts})
-        msg = f"no artifact file or folder {source!r} in {', '.join(m.label for m in manifests) or 'the run'}"
+        msg = f"no artifact file or folder {source!r} in {', '.join(m.shown for m in manifests) or 'the run'}"
         raise ArtifactNotFoundError(msg, hint=f"artifacts: {', '.join(arts) or 'none'}; see `{ls} -r`")
     slash = str(target).endswith(("/", os.sep))  # Path() would drop it: a folder, made if need be
     target = Path(os.path.abspath(target))
     if all(e.path == src for e, _ in matches):  # one file
         to_dir = target.is_dir() or slash
         root, name = (target, posixpath.basename(src)) if to_dir else (target.parent, target.name)
-        plan = [(destination(root, name, None, label=m.label), e, m) for e, m in matches]
+        plan = [(destination(root, name, None, label=m.shown), e, m) for e, m in matches]
     else:
         root = target
         plan = [
-            (destination(root, e.path[len(src) + 1 :], None, label=m.label), e, m)
+            (destination(root, e.path[len(src) + 1 :], None, label=m.shown), e, m)
             for e, m in matches
             if e.path != src
         ]

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from dstack_prefect._words import word_problem
 from dstack_prefect.errors import StorageError, UnsafePathError
 
+VIA_TAG = "via_tag"
+"""``extra`` key of :meth:`Manifest.through_tag` copies: the tag a step's dep reads them through."""
+
 SYNCED = "synced"
 """``extra.status`` of a synced manifest (``_sync``); a step's own manifest says done or stopped."""
 
@@ -50,15 +53,24 @@ class Manifest(BaseModel):
 
     @property
     def ref(self) -> str:
-        """How a user names the run: ``:TAG`` for the folders of `dstack tags add TAG -a` (stored
-        under an internal run ``tag-TAG-<time>`` that no listing shows), else the run name."""
-        tag = synthetic_tag(self.run) if self.extra.get("synthetic") else None
+        """How a user names the run: ``:TAG`` for a tag dep's manifest (``extra[VIA_TAG]``, set
+        on the copies a step reads) and for the folders of `dstack tags add TAG -a` (stored under
+        an internal run ``tag-TAG-<time>`` that no listing shows), else the run name."""
+        tag = self.extra.get(VIA_TAG) or (synthetic_tag(self.run) if self.extra.get("synthetic") else None)
         return f":{tag}" if tag else self.run
+
+    def through_tag(self, tag: str) -> Manifest:
+        """A copy marked as read through tag ``tag`` (a step's tag dep): :attr:`ref` is then
+        ``:TAG``. Never stored."""
+        return self.model_copy(update={"extra": {**self.extra, VIA_TAG: tag}})
 
     @property
     def shown(self) -> str:
-        """The manifest as messages name it: ``run/step``, or ``:TAG`` for `-a` folders."""
-        return self.ref if self.ref.startswith(":") else self.label
+        """The manifest as messages name it: ``run/step``; ``:TAG`` for `-a` folders; ``:TAG
+        (run/step)`` for a tag dep of a run."""
+        if not self.ref.startswith(":"):
+            return self.label
+        return self.ref if self.extra.get("synthetic") else f"{self.ref} ({self.label})"
 
     @property
     def size(self) -> int:

@@ -136,3 +136,35 @@ def test_a_dep_change_names_the_dep() -> None:
     assert (
         _decision_after(step, step, deps_before=before, deps_after=after, parts=False) == "run (dep changed)"
     )
+
+
+def test_a_tag_dep_change_names_the_tag() -> None:
+    """A tag dep moved to other files: the decision names it `:TAG`, not the workflow of the run it
+    names (`dep changed (train)` read as the train step) nor the internal run of `-a` folders."""
+    from dstack_prefect.engine._artifacts import tag_manifests
+    from dstack_prefect.graph._plan import StepDep
+
+    store = ArtifactStore("memory://cache-key-tag-deps")
+    step = Step(name="usetag", commands=["cat d"], deps=[StepDep(kind="tag", name="mytag")])
+    for run, content in (("calm-cat-1", "v1"), ("calm-cat-2", "v2")):
+        store._write_manifest(_dep("train", content).model_copy(update={"run": run}))
+    store.add_tag("mytag", "calm-cat-1")
+    before = tag_manifests(store, step)
+    store.add_tag("mytag", "calm-cat-2", overwrite=True)
+
+    assert "run (dep changed (:mytag))" == _decision_after(
+        step, step, deps_before=before, deps_after=tag_manifests(store, step)
+    )
+
+
+def test_no_done_run_says_done() -> None:
+    """With no done run of the workflow (none at all, or only stopped, failed or aborted ones,
+    which the store keeps no done manifest of) the decision says "no earlier done run"."""
+    step = Step(name="train", commands=["python train.py"])
+    store = ArtifactStore("memory://cache-key-no-done-run")
+
+    assert (
+        "run (no earlier done run)"
+        == decide(store, step, fingerprint(step, CODE, []), repo_id="r").describe()
+    )
+    assert "run (no earlier done run)" == decide(store, step, None, repo_id="r").describe()

@@ -587,7 +587,7 @@ class TestLogs:
 
         lines = [re.sub(r"^s\d \| ", "", line) for line in res.stdout.splitlines()]
         assert res.returncode == 0, res.stdout
-        wanted = [x for i in range(3) for x in (f"s{i}: running s{i} (no earlier run)", f"out-{i}")]
+        wanted = [x for i in range(3) for x in (f"s{i}: running s{i} (no earlier done run)", f"out-{i}")]
         order = [lines.index(s) for s in [*wanted, "Done"]]
         assert order == sorted(order), res.stdout
 

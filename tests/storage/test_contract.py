@@ -257,6 +257,23 @@ class StoreContract:
         with pytest.raises(StorageError, match=r"run-a/s.*run-b/s"):
             store.materialize([a, b], tmp_path / "t")
 
+    def test_a_conflict_with_a_tag_of_folders_names_the_tag(
+        self, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A dep and a tag of `-a` folders that put different content at one path: the error
+        names the tag as `:TAG`, not its internal run `tag-TAG-<time>/main`."""
+        gen(tmp_path / "cwd", {"data": {"rows.txt": "mine"}})
+        monkeypatch.chdir(tmp_path / "cwd")
+        tagged = store.add_tag_from_dirs("conflict", [Path("data")]).manifests
+        prep = _crafted(store, "data/rows.txt", b"theirs", run="eager-kiwi-1")
+
+        with pytest.raises(StorageError) as info:
+            store.materialize([prep, *tagged], tmp_path / "t")
+
+        assert "'data/rows.txt' is in both eager-kiwi-1/s and :conflict with different content" in str(
+            info.value
+        )
+
     def test_same_path_same_content_is_fine(self, store: ArtifactStore, tmp_path: Path) -> None:
         """Two manifests with identical content at one path materialize once."""
         a = _crafted(store, "out/x", b"same", run="run-a")
