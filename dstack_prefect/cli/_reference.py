@@ -16,6 +16,10 @@ HEADER = """# CLI reference
 
 Generated from `dstack COMMAND --help` by `python -m dstack_prefect.cli._reference > docs/cli.md`;
 a test fails when this file and the commands disagree.
+
+Errors go to stderr as `error: WHAT` and `hint: NEXT STEP`, one line each, never a traceback.
+Exit codes: 0 done; 1 a failed command, bad input or a run that did not end done; 2 a usage
+mistake (an unknown option, a missing value, a word too many); 130 Ctrl-C.
 """
 
 
