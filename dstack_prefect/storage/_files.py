@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from dstack_prefect.errors import UnsafePathError
+from dstack_prefect.errors import StorageError, UnsafePathError
 
 from ._model import normalize_artifact_path
 from ._progress import NullProgress, Progress
@@ -138,6 +138,27 @@ def hash_many(
         return [one(p) for p in paths]
     with ThreadPoolExecutor(WORKERS) as pool:
         return list(pool.map(one, paths))
+
+
+def unreadable_error(
+    exc: PermissionError, files: Sequence[LocalFile], artifacts: Sequence[str], label: str
+) -> StorageError | None:
+    """The error for an artifact file of ``label`` (``run/step``) that its user cannot read (a
+    container running as root leaves one): named as the step has it, with the chmod that
+    fixes it; not a store permission problem. None when ``exc`` names none of ``files``."""
+    f = next((f for f in files if str(f.local) == str(exc.filename)), None)
+    if f is None:
+        return None
+    art = next((a for a in artifacts if f.path == a or f.path.startswith(a.rstrip("/") + "/")), f.path)
+    msg = (
+        f"cannot upload the artifacts of {label}: artifact file {f.path!r} is not readable by this "
+        f"user (mode {f.mode:03o})"
+    )
+    hint = (
+        f"make it readable in the step, e.g. end its commands with `chmod -R a+rX {art}` (a "
+        "container running as root can leave files only root reads)"
+    )
+    return StorageError(msg, hint=hint)
 
 
 T = TypeVar("T")

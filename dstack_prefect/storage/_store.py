@@ -19,7 +19,7 @@ from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, Storage
 from . import _fetch
 from ._backend import OBJECT_STORES, Backend
 from ._errors import missing_bucket, translate_errors
-from ._files import hash_many, walk_artifacts
+from ._files import hash_many, unreadable_error, walk_artifacts
 from ._model import (
     FileEntry,
     LsRow,
@@ -118,10 +118,22 @@ class ArtifactStore:
         artifact_paths: Sequence[str],
         progress: Progress | None,
         absolute_root: Path | None = None,
+        *,
+        label: str,
     ) -> tuple[list[str], list[FileEntry], list[dict[str, str]]]:
-        """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write."""
+        """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write.
+
+        A file the user cannot read (a container running as root leaves one) is a StorageError
+        naming it as ``label`` (``run/step``) has it, not a store permission error.
+        """
         artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths, absolute_root)
-        digests = hash_many([f.local for f in local], progress)
+        try:
+            digests = hash_many([f.local for f in local], progress)
+        except PermissionError as exc:
+            error = unreadable_error(exc, local, artifacts, label)
+            if error is None:
+                raise
+            raise error from exc
         entries = [
             FileEntry(path=f.path, size=size, sha256=d, mode=f.mode)
             for f, (d, size) in zip(local, digests, strict=True)
@@ -160,7 +172,9 @@ class ArtifactStore:
         """
         self._manifest_key(run, step)
         with translate_errors(f"uploading the artifacts of {run}/{step}"):
-            artifacts, files, skipped = self._store_files(workdir, artifact_paths, progress, absolute_root)
+            artifacts, files, skipped = self._store_files(
+                workdir, artifact_paths, progress, absolute_root, label=f"{run}/{step}"
+            )
             m = Manifest(
                 run=run,
                 step=step,
@@ -453,7 +467,7 @@ class ArtifactStore:
         """Store cache folder ``path`` (relative to ``workdir`` or absolute) for (repo, workflow)."""
         key = self._cache_key(repo_id, workflow, path)
         with translate_errors(f"saving cache {path}"):
-            artifacts, files, skipped = self._store_files(workdir, [path], progress)
+            artifacts, files, skipped = self._store_files(workdir, [path], progress, label=f"cache {path}")
             m = Manifest(
                 run=f"cache:{repo_id}",
                 step=path,

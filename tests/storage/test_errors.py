@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +144,51 @@ def test_a_store_folder_that_is_a_file_is_refused(tmp_path: Path, form: str) -> 
 
     assert f"the store folder {str(tmp_path / 'afile')!r} is a file" in info.value.message
     assert "dstack config --store" in (info.value.hint or "")
+
+
+NOBODY = 65534
+
+
+def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
+    """A step's artifact file its user cannot read (a container running as root leaves a mode 000
+    file) fails the upload naming the file as the step sees it and its mode, with the chmod to
+    add, not "check the store's permissions or credentials". Permission bits do not bind root
+    (CI): the upload then runs in a child that has dropped to ``nobody``."""
+    base = Path(tempfile.mkdtemp(prefix="dstack-unreadable-"))
+    os.chmod(base, 0o777)
+    said = base / "said.txt"
+    store = ArtifactStore(base / "store")  # opened here: nobody cannot import from root's site-packages
+
+    def upload() -> None:
+        work = base / "work"
+        (work / "out" / "sub").mkdir(parents=True)
+        (work / "out" / "sub" / "f.txt").write_text("secret\n")
+        (work / "out" / "sub" / "f.txt").chmod(0)
+        try:
+            store.put_step("calm-cat-1", "train", "train", work, ["out"])
+        except StorageError as exc:
+            said.write_text(f"{exc.message}\n{exc.hint}")
+
+    try:
+        if os.geteuid() != 0:
+            upload()
+        else:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the parent reads what the child wrote
+                try:
+                    os.setgid(NOBODY)
+                    os.setuid(NOBODY)
+                    upload()
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+        message, hint = said.read_text().split("\n", 1)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    assert (
+        "cannot upload the artifacts of calm-cat-1/train: artifact file 'out/sub/f.txt' is not "
+        "readable by this user (mode 000)"
+    ) == message
+    assert "store's permissions" not in hint
+    assert "make it readable in the step, e.g. end its commands with `chmod -R a+rX out`" in hint
