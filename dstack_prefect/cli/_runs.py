@@ -22,7 +22,7 @@ from dstack_prefect.cli._runopts import (
     split_run_options,
     unshield,
 )
-from dstack_prefect.cli._spec import print_warnings
+from dstack_prefect.cli._spec import workflows_for
 from dstack_prefect.errors import DstackError, NoWorkflowsError, RunNotFoundError
 from dstack_prefect.settings import Settings, get_settings
 
@@ -97,7 +97,7 @@ def _print_plain(rows: list[Any], verbose: bool) -> None:
 
 def _load_workflows(target: str) -> tuple[Any, Path]:
     """The repo's workflows and root; (None, cwd) for provider mode outside a repo."""
-    from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
+    from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
 
     try:
         root = find_repo_root(Path.cwd())
@@ -108,9 +108,7 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
             msg = f"`dstack run {target}` here would copy your whole home folder as the run's code"
             raise DstackError(msg, hint="cd into the project folder it should run in") from None
         return None, Path.cwd()
-    workflows = load_workflows(root)
-    print_warnings(workflows.warnings)  # as plan and validate do: legacy forms, skipped deps
-    return workflows, root
+    return workflows_for(root, target, "run"), root  # as plan does: warnings, problems elsewhere
 
 
 def _workflow_names_hint() -> str:

@@ -23,7 +23,7 @@ from dstack_prefect.spec import (
     check_workflows,
     find_repo_root,
     json_schema,
-    load_workflows,
+    load_for,
     quote_args,
     workflow_files,
 )
@@ -261,9 +261,30 @@ def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:
         if target in PROVIDERS:
             return None
         raise
-    workflows = load_workflows(root)
+    return workflows_for(root, target, "plan", quiet=quiet)
+
+
+def workflows_for(root: Path, target: str, command: str, *, quiet: bool = False) -> Workflows:
+    """The repo's workflows for `dstack COMMAND TARGET` (run or plan): it fails on the problems
+    of TARGET and the workflows it needs (`spec.load_for`); the files' warnings and a count of
+    the other problems are printed on stderr unless ``quiet``.
+
+    Raises:
+        SpecErrors: the problems that stop TARGET.
+    """
+    workflows, elsewhere = load_for(root, target)
     if not quiet:
         print_warnings(workflows.warnings)
+    if elsewhere and not quiet:
+        n = len(elsewhere)
+        err_console.print("[yellow]warning:[/] ", end="", highlight=False)
+        err_console.print(
+            f"{_count(n, 'problem')} in the workflow files that `dstack {command} {target}` does not"
+            f" need; `dstack validate` lists {'them' if n > 1 else 'it'}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     return workflows
 
 

@@ -4,6 +4,8 @@
     workflow_files(root) -> [files]      .dstack/workflows.y(a)ml + .dstack/workflows/*.y(a)ml
     check_workflows(root) -> (Workflows, [SpecError])   what loaded, and every problem
     load_workflows(root) -> Workflows    the same, raising every problem as one SpecErrors
+    load_for(root, target) -> (Workflows, [SpecError])   for run/plan: raises the problems of
+                                         target and what it needs, returns the others
 
 Problems of all files are collected and reported together, sorted by file and line; so are
 warnings. Legacy forms (before_run, requirements, resources.local, deps mount, ports as a count)
@@ -30,7 +32,7 @@ from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
 from dstack_prefect.spec._fields import did_you_mean, show, unknown_key
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Dep, Workflow, WorkflowFile
+from dstack_prefect.spec._models import PROVIDERS, Dep, Workflow, WorkflowFile
 from dstack_prefect.spec._yaml import Parsed, YAMLSyntaxProblem, parse
 from dstack_prefect.spec._yaml import Path as KeyPath
 
@@ -102,10 +104,23 @@ class Workflows:
     broken: dict[str, tuple[Source, list[tuple[int, Dep]]]] = field(default_factory=dict)
     """Workflows that did not validate, by name: where, and their deps that are valid on their
     own (checked with the others' for unknown names and cycles)."""
+    owners: dict[tuple[str, int, int, str], set[str]] = field(default_factory=dict)
+    """Each problem inside a workflow (by path, line, col, message): the names of the workflows
+    it is in (several for one in an anchor that several merge). A problem outside any workflow
+    (YAML syntax, the top level, an item without a name) has none."""
 
     def source(self, name: str) -> str:
         """``file:line`` where workflow ``name`` is defined."""
         return str(self.sources[name])
+
+    def own(self, where: Located | SpecError, name: str) -> None:
+        """Note that the problem at ``where`` is inside workflow ``name``."""
+        message = where.message if isinstance(where, Located) else where.detail
+        self.owners.setdefault((where.path, where.line, where.col, message), set()).add(name)
+
+    def owners_of(self, error: SpecError) -> set[str]:
+        """The workflows ``error`` is inside; none for a problem outside any workflow."""
+        return self.owners.get((error.path, error.line, error.col, error.detail), set())
 
     def __contains__(self, name: object) -> bool:
         return name in self.by_name
@@ -175,6 +190,66 @@ def check_workflows(root: Path) -> tuple[Workflows, list[SpecError]]:
     workflows, errors = _read(root)
     key = _in_file_order([f.relative_to(root).as_posix() for f in workflows.files])
     return workflows, sorted([*errors, *workflows.unresolved], key=key)
+
+
+def load_for(root: Path, target: str) -> tuple[Workflows, list[SpecError]]:
+    """The workflows of the repo at ``root`` for `dstack run|plan TARGET`, and the problems that
+    do not stop it (for a warning): those of workflows ``target`` does not need.
+
+    ``target`` fails on the problems of the workflows it needs (itself and its deps, all the way
+    up) and on those outside any workflow (YAML syntax, the top level) in their files; when one
+    of them is defined in no file, on every problem outside a workflow too (it may be in a file
+    that did not load). A provider that no file names as a workflow needs no workflow file.
+
+    Raises:
+        NoWorkflowsError: the repo has no workflow file.
+        SpecErrors: the problems that stop ``target``, unknown deps of the workflows it needs included.
+    """
+    workflows, errors = check_workflows(root)
+    if target in PROVIDERS and not _defined(workflows, target):
+        return workflows, errors
+    needed, missing = _needed(workflows, target)
+    files = {_source_of(workflows, name).path for name in needed if _defined(workflows, name)}
+    stopping: list[SpecError] = []
+    other: list[SpecError] = []
+    for error in errors:
+        owners = workflows.owners_of(error)
+        outside = not owners and (missing or error.path in files)
+        (stopping if owners & needed or outside else other).append(error)
+    if stopping:
+        raise SpecErrors(stopping)
+    return workflows, other
+
+
+def _needed(workflows: Workflows, target: str) -> tuple[set[str], bool]:
+    """The workflows ``target`` needs, itself included, and whether one is defined nowhere."""
+    needed: set[str] = set()
+    missing = False
+    todo = [target]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if name in workflows.by_name:
+            deps = workflows.by_name[name].deps
+        elif name in workflows.broken:
+            deps = [dep for _, dep in workflows.broken[name][1]]
+        else:
+            missing = True
+            continue
+        for dep in deps:  # an owner/repo/NAME dep with no NAME here is skipped
+            if dep.kind == "workflow" and (dep.repo is None or _defined(workflows, dep.name)):
+                todo.append(dep.name)
+    return needed, missing
+
+
+def _defined(workflows: Workflows, name: str) -> bool:
+    return name in workflows.by_name or name in workflows.broken
+
+
+def _source_of(workflows: Workflows, name: str) -> Source:
+    return workflows.sources[name] if name in workflows.sources else workflows.broken[name][0]
 
 
 def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
@@ -298,6 +373,11 @@ def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> lis
         ]
     found = [Located(shown, *p.pos, _locate.key_path(p.path), p.message) for p in parsed.problems]
     data = parsed.data
+    items = data.get("workflows") if isinstance(data, dict) else None
+    items = items if isinstance(items, list) else []
+    for problem, where in zip(parsed.problems, found, strict=True):
+        if problem.path[:1] == ("workflows",) and len(problem.path) > 1:
+            _own(result, where, items, problem.path[1])
     if data is None:
         found.append(Located(shown, 1, 1, "", "an empty file, expected a mapping with a 'workflows' list"))
     elif not isinstance(data, dict):
@@ -307,13 +387,22 @@ def _load_file(result: Workflows, shown: str, text: str, named: set[str]) -> lis
         found.append(Located(shown, 1, 1, "", message))
     else:
         found += _root_problems(parsed, shown, data)
-        items = data.get("workflows")
-        for index, item in enumerate(items if isinstance(items, list) else []):
+        for index, item in enumerate(items):
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 named.add(item["name"])
-            found += _load_item(result, parsed, shown, lines, index, item)
+            mine = _load_item(result, parsed, shown, lines, index, item)
+            for where in mine:
+                _own(result, where, items, index)
+            found += mine
     found.sort(key=lambda w: (w.line, w.col))
     return [_locate.to_error(w, lines) for w in _once_per_place(found)]
+
+
+def _own(result: Workflows, where: Located, items: list[Any], index: object) -> None:
+    """Note the problem at ``where`` as inside item ``index`` of ``items``, if it has a name."""
+    item = items[index] if isinstance(index, int) and 0 <= index < len(items) else None
+    if isinstance(item, dict) and isinstance(item.get("name"), str):
+        result.own(where, item["name"])
 
 
 _Placed = TypeVar("_Placed", Located, SpecWarning)
@@ -511,6 +600,7 @@ def _check_graph(result: Workflows, named: set[str], file_order: list[str]) -> l
                 others = [n for n in names if n != name]  # never the workflow itself: a self-cycle
                 message = f"unknown workflow '{dep.name}' in deps{did_you_mean(dep.name, others)}"
                 result.unresolved.append(source.error(("deps", j), message))
+                result.own(result.unresolved[-1], name)
             elif dep.repo is not None and name in result.by_name:
                 message = f"the repo prefix '{dep.repo}' is ignored, as dstack 0.9 did" + (
                     f": the dep is this repo's '{dep.name}'"
@@ -529,6 +619,7 @@ def _check_graph(result: Workflows, named: set[str], file_order: list[str]) -> l
     for cycle in _cycles(edges):
         j = next(j for j, target in edges[cycle[0]] if target == cycle[1])
         errors.append(placed[cycle[0]][0].error(("deps", j), f"deps form a cycle: {' -> '.join(cycle)}"))
+        result.own(errors[-1], cycle[0])
     return errors
 
 

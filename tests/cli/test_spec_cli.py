@@ -321,6 +321,104 @@ class TestPlan:
         assert "Did you mean 'train'?" in err
 
 
+class TestProblemsElsewhere:
+    """`dstack plan|run W` fails on the problems of W and the workflows it needs; the others are
+    one warning (`dstack validate` lists them), and a provider run needs no workflow file."""
+
+    BROKEN_B = "  - name: b\n    provider: bash\n    commands: [x]\n    resources: {memory: '-1'}\n"
+    ELSEWHERE = "warning: 1 problem in the workflow files that `dstack {} {}` does not need; `dstack validate` lists it\n"
+
+    @staticmethod
+    def add_unparsable_file(repo: Path) -> None:
+        """.dstack/workflows/bad.yaml, defining `c` at a line YAML cannot parse."""
+        (repo / ".dstack" / "workflows").mkdir()
+        (repo / ".dstack" / "workflows" / "bad.yaml").write_text(
+            "workflows:\n  - name: c\n   provider: bash\n"
+        )
+
+    def test_a_broken_workflow_it_does_not_need_is_a_warning(self, repo: Path) -> None:
+        """`plan prep` plans prep (exit 0) beside a broken `b`, saying there is a problem elsewhere."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD + self.BROKEN_B)
+
+        code, out, err = run("plan", "prep")
+
+        assert (code, "prep" in out) == (0, True)
+        assert err.endswith(self.ELSEWHERE.format("plan", "prep"))
+
+    def test_the_broken_workflow_itself_fails(self, repo: Path) -> None:
+        """`plan b` of the broken `b` exits 1 with its located problem."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD + self.BROKEN_B)
+
+        code, _, err = run("plan", "b")
+
+        assert code == 1
+        assert (
+            "error: 1 problem in the workflow files\n.dstack/workflows.yaml:16:25: workflows[2].resources.memory:"
+            in err
+        )
+
+    def test_a_broken_dep_fails(self, repo: Path) -> None:
+        """`plan train` exits 1 when prep, a dep of train, is broken."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD.replace("ports: 1", "ports: 0"))
+
+        code, _, err = run("plan", "train")
+
+        assert code == 1
+        assert "workflows[0].ports: got 0, expected a port count >= 1 or a list of ports" in err
+
+    def test_a_yaml_error_in_another_file_is_a_warning(self, repo: Path) -> None:
+        """A file that does not parse blocks no workflow of another file whose deps are all there."""
+        self.add_unparsable_file(repo)
+
+        code, _, err = run("plan", "train")
+
+        assert code == 0
+        assert self.ELSEWHERE.format("plan", "train") in err
+
+    def test_a_yaml_error_where_a_dep_may_be_fails(self, repo: Path) -> None:
+        """A dep defined in no file that loaded fails with the file that did not parse (it may be there)."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD.replace("deps: [prep]", "deps: [c]"))
+        self.add_unparsable_file(repo)
+
+        code, _, err = run("plan", "train")
+
+        assert code == 1
+        assert "error: 2 problems in the workflow files\n" in err
+        assert ".dstack/workflows/bad.yaml:3:4: invalid YAML" in err
+        assert "unknown workflow 'c' in deps" in err
+
+    def test_a_target_in_a_file_that_does_not_parse_fails_with_its_yaml_error(self, repo: Path) -> None:
+        """`plan c`, where c is in a file that does not parse, shows that file's error, not 'no workflow c'."""
+        self.add_unparsable_file(repo)
+
+        code, _, err = run("plan", "c")
+
+        assert code == 1
+        assert ".dstack/workflows/bad.yaml:3:4: invalid YAML" in err
+
+    def test_a_provider_plan_does_not_read_broken_files(self, repo: Path) -> None:
+        """`plan bash -c CMD` needs no workflow file: a YAML error is a warning."""
+        (repo / ".dstack" / "workflows.yaml").write_text("workflows:\n  - name: a\n   provider: bash\n")
+
+        code, out, err = run("plan", "bash", "-c", "echo hi")
+
+        assert (code, "echo hi" in out) == (0, True)
+        assert err == self.ELSEWHERE.format("plan", "bash")
+
+    def test_a_provider_run_does_not_read_broken_files(self, repo: Path) -> None:
+        """`run bash` with broken files goes on to its own checks (here a bad option stops it
+        before a server is needed), after the warning."""
+        (repo / ".dstack" / "workflows.yaml").write_text("workflows:\n  - name: a\n   provider: bash\n")
+
+        code, _, err = run("run", "bash", "--cpu", "0", "-c", "echo hi")
+
+        assert code == 1
+        assert err == (
+            self.ELSEWHERE.format("run", "bash") + "error: --cpu: got 0, expected a number >= 1\n"
+            "hint: e.g. dstack run WORKFLOW --cpu 4\n"
+        )
+
+
 class TestSchema:
     def test_stdout(self) -> None:
         """`dstack schema` prints a JSON Schema with $schema and title."""

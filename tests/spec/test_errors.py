@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dstack_prefect.errors import SpecErrors
-from dstack_prefect.spec import check_workflows, load_text, load_workflows
+from dstack_prefect.spec import check_workflows, load_for, load_text, load_workflows
 from dstack_prefect.spec._locate import _MISSING
 from dstack_prefect.spec._models import MODELS
 from tests.conftest import git_init
@@ -396,3 +396,49 @@ def test_version_number_is_kept_as_written() -> None:
     text = "workflows:\n  - name: ide\n    provider: code\n    version: 1.80\n"
 
     assert load_text(text).by_name["ide"].version == "1.80"
+
+
+class TestLoadFor:
+    """`load_for(root, target)`: what `dstack run|plan TARGET` loads; only the problems of TARGET
+    and the workflows it needs stop it, the others are returned for a warning."""
+
+    SHARED = (
+        'x-res: &res {memory: "-1"}\nworkflows:\n'
+        "  - name: a\n    provider: bash\n    commands: [x]\n    resources: *res\n"
+        "  - name: b\n    provider: bash\n    commands: [x]\n    resources: *res\n"
+        "  - name: c\n    provider: bash\n    commands: [x]\n    deps: [b]\n"
+        "  - name: d\n    provider: bash\n    commands: [x]\n"
+    )
+
+    @pytest.mark.parametrize("target", ["a", "b", "c"])
+    def test_a_problem_in_a_shared_anchor_stops_every_workflow_that_uses_it(
+        self, target: str, make_repo: RepoFactory
+    ) -> None:
+        """A bad anchor merged into a and b is reported once (at a), and stops a, b and c (b's
+        downstream) all the same."""
+        root = make_repo({W: self.SHARED})
+
+        with pytest.raises(SpecErrors) as info:
+            load_for(root, target)
+
+        assert [e.message for e in info.value.errors] == [
+            ".dstack/workflows.yaml:1:22: workflows[0].resources.memory: got '-1', expected a size such as '16GB', '512MiB' or '2Gi'"
+        ]
+
+    def test_a_workflow_that_needs_none_of_them_loads(self, make_repo: RepoFactory) -> None:
+        """d loads, with the problem elsewhere returned."""
+        root = make_repo({W: self.SHARED})
+
+        workflows, elsewhere = load_for(root, "d")
+
+        assert ("d" in workflows, len(elsewhere)) == (True, 1)
+
+    def test_a_provider_needs_no_workflow_file(self, make_repo: RepoFactory) -> None:
+        """A provider that no file names is planned whatever the files hold, a YAML error too."""
+        root = make_repo({W: "workflows:\n  - name: a\n   provider: bash\n"})
+
+        _, elsewhere = load_for(root, "bash")
+
+        assert [e.detail for e in elsewhere] == [
+            "invalid YAML: did not find expected '-' indicator; expected '- ' at column 3 (the list that starts at line 2), or this line indented under the item above"
+        ]
