@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from rich.markup import escape
@@ -93,6 +93,7 @@ def _attached(
 
     final = None
     held: list[str] = []
+    shown = _Shown()
     stream = follow(api, flow_run_id, settings=settings)
     while True:
         try:
@@ -103,6 +104,7 @@ def _attached(
                             held.append(item.message)  # the run's error: the last line says it
                         else:
                             print_line(item, multi)
+                        shown.add(item)
                     else:
                         final = item
             break
@@ -127,7 +129,7 @@ def _attached(
             if abort:
                 _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
                 _quietly(ctrl_c, request_stop, api, row, abort=True)
-            stream = _follow_rest(api, flow_run_id, settings)
+            stream = follow(api, flow_run_id, settings=settings, reader=shown.reader(api, flow_run_id))
     for message in held:
         if final is None or message != final.error:
             err_console.print(
@@ -140,13 +142,32 @@ def _attached(
     return 0 if final.status == "done" else 1
 
 
-def _follow_rest(api: Any, flow_run_id: str, settings: Settings) -> Any:
-    """Follow again after an interrupt, without printing what was already shown."""
-    from datetime import datetime  # noqa: PLC0415
+class _Shown:
+    """The lines an attached run has shown, by id: after a Ctrl-C (which ends the follower
+    wherever it was) the next follower prints what came meanwhile, the lines logged while the
+    question was on screen included, and nothing twice."""
 
-    from dstack_prefect.engine import follow  # noqa: PLC0415
+    LOOK_BACK = timedelta(seconds=5)
 
-    return follow(api, flow_run_id, since=datetime.now(UTC), settings=settings)
+    def __init__(self) -> None:
+        self.ids: dict[str, datetime] = {}
+        self.last: datetime | None = None
+
+    def add(self, line: Any) -> None:
+        if not line.id:
+            return
+        self.ids[line.id] = line.timestamp
+        self.last = line.timestamp if self.last is None else max(self.last, line.timestamp)
+        if len(self.ids) > 20000:  # what the next follower reads again is the last 5 s
+            self.ids = {key: when for key, when in self.ids.items() if when >= self.last - self.LOOK_BACK}
+
+    def reader(self, api: Any, flow_run_id: str) -> Any:
+        from dstack_prefect.engine._runs import LogReader  # noqa: PLC0415
+
+        since = None if self.last is None else self.last - self.LOOK_BACK
+        reader = LogReader(api, flow_run_id, since, workers=1)
+        reader.seen = dict(self.ids)
+        return reader
 
 
 def print_line(line: Any, multi: bool, *, live: bool = True) -> None:

@@ -200,6 +200,9 @@ class LogLine:
     """True for dstack's own notes (ports, errors), False for step output."""
     level: int = 20
     """The Python logging level it was logged at (40 is ERROR)."""
+    id: str = ""
+    """The Prefect log's id ("" for a note made here): a follower resumed after a Ctrl-C skips
+    the lines it printed by it."""
 
 
 class LogReader:
@@ -242,6 +245,7 @@ class LogReader:
                     timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
                     note=note,
                     level=int(rec.get("level") or 20),
+                    id=rec["id"],
                 )
                 self.seen[rec["id"]] = last.timestamp
                 yield last
@@ -262,13 +266,15 @@ def follow(
     since: datetime | None = None,
     interval: float = 0.15,
     settings: Settings | None = None,
+    reader: LogReader | None = None,
 ) -> Iterator[LogLine | RunRow]:
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late). With ``settings``, a run of
     this home whose flow process is gone is marked Crashed on the way, so a follower never
     waits for a run nobody runs. Pages are read one at a time: a live run's server is busy
-    storing its lines, and pages fetched ahead on every poll slowed a 20000-line run by half."""
-    reader = LogReader(api, flow_run_id, since, workers=1)
+    storing its lines, and pages fetched ahead on every poll slowed a 20000-line run by half.
+    ``reader`` (instead of ``since``): go on from what that reader has shown."""
+    reader = reader or LogReader(api, flow_run_id, since, workers=1)
     last_status = None
     checked = time.monotonic()
     revived = 0

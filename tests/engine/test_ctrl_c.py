@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.engine import PrefectAPI, run_row
+from dstack_prefect.engine._runs import LogReader
 from tests.conftest import Server, wait_until
 from tests.engine.test_local_runs import DIAMOND, marker_processes, wait_finished
 
@@ -109,6 +110,41 @@ def test_ctrl_c_then_yes_stops_the_run_gracefully(started: Any, api: PrefectAPI)
     assert 1 == out.count("sleeping")  # lines shown before the Ctrl-C are not shown again
     assert wait_finished(api, name).status == "stopped"
     wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+
+TICKER = """
+workflows:
+  - name: ticker
+    provider: bash
+    commands:
+      - trap 'echo "got TERM"; exit 143' TERM
+      - for i in $(seq 1 600); do echo "tick $i"; sleep 0.2 & wait; done
+"""
+
+
+def test_lines_printed_while_the_question_is_asked_are_shown_after_it(
+    make_repo: Any, prefect_server: Server, dstack_home: Path, api: PrefectAPI
+) -> None:
+    """The step goes on printing while "Stop the run?" waits for an answer: after a "y" those
+    lines are shown, each once, before the run's last ones (they were skipped)."""
+    term = Terminal(
+        ["run", "ticker"], make_repo({".dstack/workflows.yaml": TICKER}), prefect_server.env(dstack_home)
+    )
+    out = term.expect("tick 2")
+    name = next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
+    term.send("\x03")
+    term.expect("Stop the run")
+    reader = LogReader(api, api.flow_run_by_name(name)["id"])
+    logged: list[str] = []
+    wait_until(lambda: logged.extend(line.message for line in reader.read()) or "tick 12" in logged, 60)
+
+    term.send("y\r")
+    out = term.expect("got TERM", timeout=30)
+
+    shown = [line.strip() for line in out.splitlines() if line.strip().startswith("tick ")]
+    assert [f"tick {i}" for i in range(1, 13)] == shown[:12]
+    assert len(shown) == len(set(shown))
+    assert wait_finished(api, name).status == "stopped"
 
 
 def test_ctrl_c_twice_aborts(started: Any, api: PrefectAPI) -> None:
