@@ -12,6 +12,9 @@ import json
 import os
 import posixpath
 import shlex
+import shutil
+import sys
+import tempfile
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -152,7 +155,10 @@ def cp(
         str, typer.Argument(metavar="SOURCE", help="An artifact file or folder, e.g. output/model.pt")
     ],
     target: Annotated[
-        str, typer.Argument(metavar="TARGET", help="A local file or folder; a trailing / makes it a folder")
+        str,
+        typer.Argument(
+            metavar="TARGET", help="A local file or folder (a trailing / makes it a folder); - is stdout"
+        ),
     ],
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite files that exist with other content")
@@ -160,7 +166,8 @@ def cp(
 ) -> None:
     """Copy an artifact file or folder of a run (or tag) to a local path, each file sha256-verified.
 
-    A step still running (or aborted) gives its `mount: true` folders as last synced.
+    A step still running (or aborted) gives its `mount: true` folders as last synced. TARGET -
+    writes one file to stdout (`dstack cp RUN out/metrics.json - | jq .`).
 
     Example: dstack cp :txt-file output/hello.txt ./hello.txt
     """
@@ -169,6 +176,9 @@ def cp(
     store = _local_store()
     with _says_why_nothing_is_stored(store, ref):
         manifests = store.resolve(ref, synced=True)
+    if target == "-":
+        _cp_to_stdout(store, manifests, source, ref)
+        return
     with rich_progress(err_console) as progress:  # a TARGET ending in / stays a folder: pass the text
         written = store.copy_out(manifests, source, target, overwrite=force, progress=progress, name=ref)
     console.print(f"Artifact files copied ({len(written)} written)")
@@ -176,6 +186,23 @@ def cp(
     _synced_notes(
         [m for m in manifests if any(f.path == src or f.path.startswith(f"{src}/") for f in m.files)]
     )
+
+
+def _cp_to_stdout(store: ArtifactStore, manifests: list[Any], source: str, ref: str) -> None:
+    """`dstack cp RUN FILE -`: the file's bytes on stdout, verified as any copy (through a
+    temporary folder); a folder is refused, as its files have no one place on a stream."""
+    src = posixpath.normpath(source.strip())
+    paths = {f.path for m in manifests for f in m.files}
+    if src not in paths and any(p.startswith(f"{src}/") for p in paths):
+        msg = f"'{source}' is a folder: - (stdout) takes one file"
+        hint = f"dstack ls {ref} {src} -r lists its files; copy one, or the folder to a path"
+        raise DstackError(msg, hint=hint)
+    with tempfile.TemporaryDirectory(prefix="dstack-cp-") as tmp:
+        (written,) = store.copy_out(manifests, source, Path(tmp) / "out", name=ref)
+        with open(written, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+    sys.stdout.flush()
+    _synced_notes([m for m in manifests if any(f.path == src for f in m.files)])
 
 
 @contextlib.contextmanager
@@ -295,7 +322,8 @@ def tags_add(
             msg = f"the run {run_name!r} refers to another tag: {other!r}"
             raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
         row = _finished_row(run_name)
-    if tag in existing and not yes:
+    same_run = run_name is not None and tag in existing and existing[tag].run == run_name
+    if tag in existing and not yes and not same_run:  # the same run again: nothing moves
         what = [run_name] if run_name else [a for p in paths or [] for a in ("-a", str(p))]
         again = shlex.join(["dstack", "tags", "add", tag, *what, "-y"])
         confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?", with_yes=again)
@@ -310,10 +338,17 @@ def tags_add(
         return
     assert run_name is not None
     with _api() as api:
-        store.add_tag(tag, run_name, (row.workflow or None) if row else None, overwrite=True)
+        t = store.add_tag(tag, run_name, (row.workflow or None) if row else None, overwrite=True)
         with contextlib.suppress(RunNotFoundError):
             set_run_tag(api, run_name, tag)
     console.print(f"Tag [bold]{tag}[/] added to the run {run_name}")
+    if row is not None and row.status != "done":  # old dstack tagged any run; say what it holds
+        stored = ", ".join(sorted({m.step for m in t.manifests})) or "none"
+        note = (
+            f"warning: the run {run_name} ended {row.status}, not done: the tag holds the artifacts "
+            f"of the steps that stored them ({stored}), and a `tag: {tag}` dep gets only those"
+        )
+        err_console.print(note, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 def _finished_row(run_name: str) -> RunRow | None:

@@ -234,7 +234,33 @@ def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, 
     run_workflow(dstack, repo, "hello-txt-verbatim")
 
 
+FAILS_AFTER_PREP = """
+workflows:
+  - name: made
+    provider: bash
+    commands: [mkdir -p out, echo made > out/made.txt]
+    artifacts: [out]
+  - name: broken
+    provider: bash
+    deps: [made]
+    commands: [exit 3]
+"""
+
+
 class TestCp:
+    def test_cp_to_a_dash_writes_the_file_to_stdout(self, dstack: DSTACK, repo: Path, hello_run: str) -> None:
+        """`dstack cp RUN FILE - | jq .`: TARGET - is stdout, holding the file and nothing else;
+        a folder is refused, naming `ls -r`."""
+        res = dstack("cp", hello_run, "output/hello.txt", "-", cwd=repo)
+        folder = dstack("cp", hello_run, "output", "-", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert "Hello world\n" == res.out
+        assert not (repo / "-").exists()
+        assert folder.code == 1
+        assert "error: 'output' is a folder: - (stdout) takes one file" in folder.err
+        assert f"dstack ls {hello_run} output -r" in folder.err
+
     def test_cp_copies_an_artifact_file(
         self, dstack: DSTACK, repo: Path, hello_run: str, tmp_path: Path
     ) -> None:
@@ -356,16 +382,47 @@ class TestTags:
     def test_an_existing_tag_is_not_moved_without_a_terminal_or_y(
         self, dstack: DSTACK, repo: Path, hello_run: str, txt_file: str
     ) -> None:
-        """`tags add` of an existing tag with no terminal to ask on fails, naming the tag's run
-        and -y, and leaves the tag as it was."""
-        res = dstack("tags", "add", "txt-file", hello_run, cwd=repo)
+        """`tags add` of an existing tag to another run with no terminal to ask on fails,
+        naming the tag's run and -y, and leaves the tag as it was."""
+        other = run_workflow(dstack, repo, "hello-txt", "--rerun")
+
+        res = dstack("tags", "add", "txt-file", other, cwd=repo)
 
         assert res.code == 1
         assert "error: not confirmed, no terminal to ask on: The tag 'txt-file' already exists" in res.err
-        assert f"hint: pass -y to confirm: dstack tags add txt-file {hello_run} -y" in res.err
+        assert f"hint: pass -y to confirm: dstack tags add txt-file {other} -y" in res.err
         assert hello_run == next(
             t["run"] for t in dstack("tags", "--json", cwd=repo).json() if t["tag"] == "txt-file"
         )
+
+    def test_tagging_the_same_run_again_asks_nothing(
+        self, dstack: DSTACK, repo: Path, hello_run: str, txt_file: str
+    ) -> None:
+        """The tag already names this run: nothing moves, so there is nothing to confirm."""
+        res = dstack("tags", "add", "txt-file", hello_run, cwd=repo)
+
+        assert res.code == 0, res.text
+        assert f"Tag txt-file added to the run {hello_run}" in res.out
+
+    def test_a_failed_run_is_tagged_with_a_warning_naming_what_the_tag_holds(
+        self, dstack: DSTACK, tmp_path: Path
+    ) -> None:
+        """Old dstack tagged any run; a run that failed is tagged too, and the warning says
+        which steps' artifacts the tag holds: a dep on it gets only those."""
+        other = tmp_path / "failing-repo"
+        write_tree(other, {".dstack/workflows.yaml": FAILS_AFTER_PREP})
+        git_init(other)
+        failed = dstack("run", "broken", cwd=other)
+        run = re.search(r"^(\S+)\s+broken\s", failed.out, re.MULTILINE)
+        assert failed.code == 1 and run, failed.text
+
+        res = dstack("tags", "add", "partial", run.group(1), "-y", cwd=other)
+
+        assert res.code == 0, res.text
+        assert (
+            f"warning: the run {run.group(1)} ended failed, not done: the tag holds the artifacts of "
+            "the steps that stored them (made), and a `tag: partial` dep gets only those"
+        ) in " ".join(res.err.split())
 
     def test_a_tag_shows_the_workflow_that_was_run(self, dstack: DSTACK, repo: Path, hello_run: str) -> None:
         """A tagged run of show-hello (steps hello-txt, then show-hello) shows show-hello, not
