@@ -189,6 +189,15 @@ def plan(
     docker: Annotated[
         bool, typer.Option("--docker", help="As `dstack run --docker`: steps in containers")
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", metavar="NAME", help="As `dstack run --name`: what ${{ run.name }} becomes"
+        ),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Accepted as `dstack run` takes it; changes nothing here")
+    ] = False,
 ) -> None:
     """Show what `dstack run WORKFLOW ARGS...` would run: the steps in order, resolved.
 
@@ -208,7 +217,11 @@ def plan(
 
     workflows = _workflows_or_none(workflow, quiet=as_json)
     opts = split_run_options(unshield(list(ctx.args)), set(workflows.by_name) if workflows else set())
-    result = build_plan(workflows, workflow, opts.rest)
+    if name is not None:
+        from dstack_prefect.engine._names import check_run_name  # noqa: PLC0415
+
+        check_run_name(name)
+    result = build_plan(workflows, workflow, opts.rest, name or "<run-name>")
     check_rerun_in_plan(opts, [s.name for s in result.steps])
     root = workflows.root if workflows else Path.cwd()
     settings = get_settings()

@@ -232,6 +232,17 @@ class TestPlan:
         assert plan["steps"][1]["env"] == {}
         assert plan["steps"][1]["commands"] == ["python train.py -lr 0.1 -e 5 --json"]
 
+    def test_runs_own_options_mean_what_they_mean_to_run(self, repo: Path) -> None:
+        """`dstack plan` takes `dstack run`'s command line as is: -d is not a run arg (run
+        detaches; the plan is the same), and --name is the run's name in ${{ run.name }}."""
+
+        code, out, _ = run("plan", "train", "--json", "x", "-d", "--name", "lr-0.1")
+
+        plan = json.loads(out)
+        assert code == 0
+        assert plan["run_args"] == ["x"]
+        assert plan["run_name"] == "lr-0.1"
+
     def test_json_lists_the_warnings(self, repo: Path) -> None:
         """--json prints no warning lines, so it carries them, located, as validate --json does."""
 
