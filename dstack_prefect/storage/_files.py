@@ -52,7 +52,9 @@ def walk_artifacts(
     A relative artifact path is taken under ``workdir``; an absolute one as it is, or under
     ``absolute_root`` when one is given (``/opt/x`` is read from ``absolute_root/opt/x``). A missing path
     is an empty artifact. Symlinks to files are stored as the files they point to; symlinks to
-    folders, dangling symlinks and special files are skipped and recorded.
+    folders, dangling symlinks and special files are skipped and recorded, and so is a folder
+    this user cannot read (reason ``UNREADABLE_FOLDER``: an upload refuses it, see
+    :func:`unreadable_folder_error`).
     """
     artifacts: list[str] = []
     files: dict[str, LocalFile] = {}
@@ -70,7 +72,17 @@ def walk_artifacts(
             continue
         if not top.is_dir():
             continue
-        for dirpath, dirnames, filenames in os.walk(top):
+
+        def unreadable(exc: OSError, top: Path = top, art: str = art) -> None:
+            rel = os.path.relpath(exc.filename, top) if exc.filename else "."
+            path = art if rel == "." else posixpath.join(art, Path(rel).as_posix())
+            try:
+                mode = f" (mode {stat.S_IMODE(os.stat(exc.filename).st_mode):03o})"
+            except (OSError, TypeError):
+                mode = ""
+            skipped.append({"path": path, "reason": f"{UNREADABLE_FOLDER}{mode}"})
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=unreadable):
             rel_dir = os.path.relpath(dirpath, top)
             base = art if rel_dir == "." else posixpath.join(art, Path(rel_dir).as_posix())
             for name in dirnames:
@@ -138,6 +150,24 @@ def hash_many(
         return [one(p) for p in paths]
     with ThreadPoolExecutor(WORKERS) as pool:
         return list(pool.map(one, paths))
+
+
+UNREADABLE_FOLDER = "folder not readable by this user"
+
+
+def unreadable_folder_error(skipped: Sequence[dict[str, str]], label: str) -> StorageError | None:
+    """The error for an artifact folder of ``label`` its user cannot list (its files would be
+    missing from the artifact without a word), as :func:`unreadable_error` says it for a file."""
+    entry = next((e for e in skipped if e["reason"].startswith(UNREADABLE_FOLDER)), None)
+    if entry is None:
+        return None
+    why = entry["reason"].removeprefix("folder ")
+    msg = f"cannot upload the artifacts of {label}: artifact folder {entry['path']!r} is {why}"
+    hint = (
+        f"make it readable in the step, e.g. end its commands with `chmod -R a+rX {entry['path']}` (a "
+        "container running as root can leave folders only root reads)"
+    )
+    return StorageError(msg, hint=hint)
 
 
 def unreadable_error(

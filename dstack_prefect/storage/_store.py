@@ -19,7 +19,7 @@ from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, Storage
 from . import _fetch
 from ._backend import OBJECT_STORES, Backend
 from ._errors import missing_bucket, translate_errors
-from ._files import hash_many, unreadable_error, walk_artifacts
+from ._files import hash_many, unreadable_error, unreadable_folder_error, walk_artifacts
 from ._model import (
     FileEntry,
     LsRow,
@@ -123,10 +123,13 @@ class ArtifactStore:
     ) -> tuple[list[str], list[FileEntry], list[dict[str, str]]]:
         """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write.
 
-        A file the user cannot read (a container running as root leaves one) is a StorageError
-        naming it as ``label`` (``run/step``) has it, not a store permission error.
+        A file or folder the user cannot read (a container running as root leaves one) is a
+        StorageError naming it as ``label`` (``run/step``) has it, not a store permission error.
         """
         artifacts, local, skipped = walk_artifacts(Path(workdir), artifact_paths, absolute_root)
+        folder_error = unreadable_folder_error(skipped, label)
+        if folder_error is not None:
+            raise folder_error
         try:
             digests = hash_many([f.local for f in local], progress)
         except PermissionError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,49 @@ def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
     ) == message
     assert "store's permissions" not in hint
     assert "make it readable in the step, e.g. end its commands with `chmod -R a+rX out`" in hint
+
+
+def test_an_unreadable_artifact_folder_fails_the_upload_naming_it() -> None:
+    """A folder inside an artifact its user cannot list (mode 000 from a container's root) is
+    not left out in silence, its files missing from the artifact: the upload fails naming it,
+    as for a file. Run as ``nobody`` where the tests run as root."""
+    base = Path(tempfile.mkdtemp(prefix="dstack-unreadable-"))
+    os.chmod(base, 0o777)
+    said = base / "said.txt"
+    store = ArtifactStore(base / "store")
+
+    def upload() -> None:
+        work = base / "work"
+        (work / "out" / "sub").mkdir(parents=True)
+        (work / "out" / "kept.txt").write_text("kept\n")
+        (work / "out" / "sub" / "f.txt").write_text("secret\n")
+        (work / "out" / "sub").chmod(0)
+        try:
+            store.put_step("calm-cat-1", "train", "train", work, ["out"])
+            said.write_text("uploaded\n")
+        except StorageError as exc:
+            said.write_text(f"{exc.message}\n{exc.hint}")
+
+    try:
+        if os.geteuid() != 0:
+            upload()
+        else:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the parent reads what the child wrote
+                try:
+                    os.setgid(NOBODY)
+                    os.setuid(NOBODY)
+                    upload()
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+        message, hint = said.read_text().split("\n", 1)
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+    assert (
+        "cannot upload the artifacts of calm-cat-1/train: artifact folder 'out/sub' is not readable "
+        "by this user (mode 000)"
+    ) == message
+    assert "`chmod -R a+rX out/sub`" in hint
