@@ -164,6 +164,35 @@ def supervisor_pid(run_dir: Path) -> int:
     return written[0]
 
 
+NOBODY = 65534
+
+
+def as_a_user(work: Callable[[], None]) -> int:
+    """Run ``work`` where permission bits bind, and return 0 when it raised nothing, else 1.
+
+    Not root: in this process. Root (CI), which permissions do not stop: in a forked child that
+    has dropped to ``nobody``, which cannot import from root's site-packages, so ``work`` uses
+    only what is imported (and opened) before it is called; it reports through files it writes.
+    """
+    if os.geteuid() != 0:
+        work()
+        return 0
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the parent reads the child's status
+        code = 1
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            work()
+            code = 0
+        except BaseException:  # noqa: BLE001 - the child must never return into pytest
+            pass
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

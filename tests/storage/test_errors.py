@@ -16,6 +16,7 @@ import pytest
 from dstack_prefect.errors import ArtifactNotFoundError, StorageError
 from dstack_prefect.storage import ArtifactStore, translate_errors
 from dstack_prefect.storage._errors import error_class_for
+from tests.conftest import as_a_user
 
 BOTOCORE_ERRORS = sorted(
     (
@@ -147,9 +148,6 @@ def test_a_store_folder_that_is_a_file_is_refused(tmp_path: Path, form: str) -> 
     assert "dstack config --store" in (info.value.hint or "")
 
 
-NOBODY = 65534
-
-
 def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
     """A step's artifact file its user cannot read (a container running as root leaves a mode 000
     file) fails the upload naming the file as the step sees it and its mode, with the chmod to
@@ -171,18 +169,7 @@ def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
             said.write_text(f"{exc.message}\n{exc.hint}")
 
     try:
-        if os.geteuid() != 0:
-            upload()
-        else:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the parent reads what the child wrote
-                try:
-                    os.setgid(NOBODY)
-                    os.setuid(NOBODY)
-                    upload()
-                finally:
-                    os._exit(0)
-            os.waitpid(pid, 0)
+        as_a_user(upload)
         message, hint = said.read_text().split("\n", 1)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -217,18 +204,7 @@ def test_an_unreadable_artifact_folder_fails_the_upload_naming_it() -> None:
             said.write_text(f"{exc.message}\n{exc.hint}")
 
     try:
-        if os.geteuid() != 0:
-            upload()
-        else:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the parent reads what the child wrote
-                try:
-                    os.setgid(NOBODY)
-                    os.setuid(NOBODY)
-                    upload()
-                finally:
-                    os._exit(0)
-            os.waitpid(pid, 0)
+        as_a_user(upload)
         message, hint = said.read_text().split("\n", 1)
     finally:
         subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
