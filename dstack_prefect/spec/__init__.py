@@ -2,9 +2,6 @@
 
 from dstack_prefect.spec._interp import interpolate, quote_args
 from dstack_prefect.spec._load import (
-    Source,
-    SpecWarning,
-    Workflows,
     check_workflows,
     find_repo_root,
     load_for,
@@ -27,6 +24,7 @@ from dstack_prefect.spec._models import (
 )
 from dstack_prefect.spec._schema import json_schema
 from dstack_prefect.spec._sizes import parse_size
+from dstack_prefect.spec._workflows import Source, SpecWarning, Workflows
 
 __all__ = [
     "PROVIDERS",
