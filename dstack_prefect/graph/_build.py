@@ -46,6 +46,7 @@ from dstack_prefect.spec import (
     quote_args,
 )
 from dstack_prefect.spec import Resources as ResourcesSpec
+from dstack_prefect.spec._blocks import prefix_note, repeated_deps, repeated_local_ports
 from dstack_prefect.spec._fields import (
     check_artifact_path,
     check_cache_path,
@@ -57,7 +58,7 @@ from dstack_prefect.spec._fields import (
 from dstack_prefect.spec._interp import check as check_interpolation
 from dstack_prefect.spec._interp import misplaced_secrets, uses_run_args
 from dstack_prefect.spec._locate import describe
-from dstack_prefect.spec._models import env_mapping, prefix_note, repeated_deps, repeated_local_ports
+from dstack_prefect.spec._models import env_mapping
 
 
 def build_plan(

@@ -1,5 +1,14 @@
 """Workflow files: find, parse with positions, validate, interpolate, describe as JSON Schema."""
 
+from dstack_prefect.spec._blocks import (
+    Artifact,
+    CacheItem,
+    Dep,
+    Gpu,
+    Port,
+    RegistryAuth,
+    Resources,
+)
 from dstack_prefect.spec._interp import interpolate, quote_args
 from dstack_prefect.spec._load import (
     check_workflows,
@@ -10,18 +19,7 @@ from dstack_prefect.spec._load import (
     local_deps,
     workflow_files,
 )
-from dstack_prefect.spec._models import (
-    PROVIDERS,
-    Artifact,
-    CacheItem,
-    Dep,
-    Gpu,
-    Port,
-    RegistryAuth,
-    Resources,
-    Workflow,
-    WorkflowFile,
-)
+from dstack_prefect.spec._models import PROVIDERS, Workflow, WorkflowFile
 from dstack_prefect.spec._schema import json_schema
 from dstack_prefect.spec._sizes import parse_size
 from dstack_prefect.spec._workflows import Source, SpecWarning, Workflows

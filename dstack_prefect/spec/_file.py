@@ -14,9 +14,10 @@ from pydantic_core import ErrorDetails
 
 from dstack_prefect.errors import SpecError
 from dstack_prefect.spec import _locate
+from dstack_prefect.spec._blocks import Dep
 from dstack_prefect.spec._fields import did_you_mean, show, unknown_key
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Dep, Workflow, WorkflowFile
+from dstack_prefect.spec._models import Workflow, WorkflowFile
 from dstack_prefect.spec._workflows import Source, SpecWarning, Workflows
 from dstack_prefect.spec._yaml import Parsed, YAMLSyntaxProblem, parse
 from dstack_prefect.spec._yaml import Path as KeyPath

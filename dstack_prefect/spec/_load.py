@@ -25,9 +25,10 @@ from pathlib import Path
 from dstack_prefect.errors import NoWorkflowsError, SpecError, SpecErrors
 from dstack_prefect.settings import Settings
 from dstack_prefect.spec import _locate
+from dstack_prefect.spec._blocks import Dep
 from dstack_prefect.spec._fields import did_you_mean
 from dstack_prefect.spec._file import _load_file, _once_per_place
-from dstack_prefect.spec._models import PROVIDERS, Dep, Workflow
+from dstack_prefect.spec._models import PROVIDERS, Workflow
 from dstack_prefect.spec._workflows import Source, SpecWarning, Workflows
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from dstack_prefect.errors import SpecError
 from dstack_prefect.spec import _locate
+from dstack_prefect.spec._blocks import Dep
 from dstack_prefect.spec._locate import Located
-from dstack_prefect.spec._models import Dep, Workflow
+from dstack_prefect.spec._models import Workflow
 from dstack_prefect.spec._yaml import Parsed
 from dstack_prefect.spec._yaml import Path as KeyPath
 
