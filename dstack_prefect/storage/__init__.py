@@ -50,7 +50,8 @@ from ._errors import translate_errors
 from ._fetch import TransferResult
 from ._model import FileEntry, LsRow, Manifest, Tag, check_tag_name, normalize_artifact_path
 from ._progress import CountingProgress, NullProgress, Progress, rich_progress
-from ._store import ArtifactStore, PruneResult
+from ._prune import PruneResult
+from ._store import ArtifactStore
 from ._sync import StepSync
 from ._transfer import transfer
 

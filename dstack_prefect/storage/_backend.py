@@ -15,18 +15,22 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 
-from ._errors import MissingBucketError, missing_bucket
+from dstack_prefect.errors import StorageError
+
+from ._errors import MissingBucketError, missing_bucket, translate_errors
 from ._files import run_parallel
 from ._progress import NullProgress, Progress
 
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"}
 BLOB_DIR = "blobs/sha256"
+_URL_HINT = "use a folder, file:///path, s3://bucket/prefix, or another fsspec URL whose package is installed"
 _HEX = set("0123456789abcdef")
 
 
@@ -434,3 +438,44 @@ def _upload_s3transfer(
             futures.append(tm.upload(str(local), bucket, name, subscribers=[_TransferSubscriber(progress)]))
         for future in futures:
             future.result()
+
+
+def open_backend(url: str, storage_options: dict[str, Any]) -> Backend:
+    """The backend of the store at ``url``; StorageError, with a hint, for a URL that names no
+    bucket or cannot be opened, and for a store folder that is a file."""
+    protocol = url.split("://", 1)[0] if "://" in url else ""
+    if protocol in OBJECT_STORES and not urlsplit(url).netloc:
+        msg = f"store URL {url!r} names no bucket"
+        raise StorageError(msg, hint=_URL_HINT)
+    with translate_errors(f"opening {url!r}"):
+        try:
+            b = Backend(url, storage_options)
+        except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, or its package missing
+            msg = f"store URL {url!r} cannot be opened: {exc}"
+            raise StorageError(msg, hint=_URL_HINT) from exc
+    if b.is_local and os.path.isfile(b.root):  # else it reads as an empty store
+        msg = f"the store folder {b.root!r} is a file"
+        raise StorageError(msg, hint="point the store at a folder: `dstack config --store FOLDER`")
+    return b
+
+
+def check_bucket(b: Backend, storage_options: dict[str, Any], timeout_s: float) -> str | None:
+    """``ArtifactStore.check``: ask the S3 endpoint of ``b`` about its bucket, in one short request."""
+    if b.protocol not in {"s3", "s3a"}:
+        return None
+    config = {
+        **storage_options.get("config_kwargs", {}),
+        "connect_timeout": timeout_s,
+        "read_timeout": timeout_s,
+        "retries": {"max_attempts": 2},
+    }
+    try:
+        with translate_errors(f"checking {b.url}"):
+            Backend(b.url, {**storage_options, "config_kwargs": config}).probe()
+    except StorageError as exc:
+        bucket = missing_bucket(exc.__cause__) if exc.__cause__ is not None else None
+        if bucket is not None:
+            msg = f"the bucket {bucket!r} does not exist"
+            raise StorageError(msg, hint="create the bucket, or name one that exists") from exc
+        return exc.message.removeprefix(f"artifact store: checking {b.url} failed: ")
+    return None

@@ -5,20 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ValidationError
 
-from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError, StorageError
+from dstack_prefect.errors import ArtifactNotFoundError, IntegrityError
 
-from . import _fetch
-from ._backend import OBJECT_STORES, Backend
-from ._errors import missing_bucket, translate_errors
+from . import _fetch, _prune, _tags
+from ._backend import check_bucket, open_backend
+from ._errors import translate_errors
 from ._files import hash_many, unreadable_error, unreadable_folder_error, walk_artifacts
 from ._model import (
     FileEntry,
@@ -26,35 +24,12 @@ from ._model import (
     Manifest,
     Tag,
     check_name,
-    check_tag_name,
-    synthetic_run,
     utc_now,
 )
 from ._progress import Progress
-
-PRUNE_GRACE_S = 600.0
-_URL_HINT = "use a folder, file:///path, s3://bucket/prefix, or another fsspec URL whose package is installed"
+from ._prune import PRUNE_GRACE_S, PruneResult
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    """What a prune removed (or would), and the unreferenced blobs younger than the grace period.
-
-    ``young`` counts those young blobs whether they were kept (``young_kept``, the default) or
-    removed with the rest, so a dry run and a real run can say the same thing about them.
-    ``partial`` counts what killed uploads left that was removed (or would be): temporary
-    ``.tmp-`` files, and incomplete multipart uploads on S3.
-    """
-
-    blobs: int
-    nbytes: int
-    young: int
-    young_nbytes: int
-    young_kept: bool
-    grace_s: float
-    partial: int = 0
 
 
 class ArtifactStore:
@@ -67,19 +42,7 @@ class ArtifactStore:
     def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None) -> None:
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
-        protocol = self.url.split("://", 1)[0] if "://" in self.url else ""
-        if protocol in OBJECT_STORES and not urlsplit(self.url).netloc:
-            msg = f"store URL {self.url!r} names no bucket"
-            raise StorageError(msg, hint=_URL_HINT)
-        with translate_errors(f"opening {self.url!r}"):
-            try:
-                self._b = Backend(self.url, self.storage_options)
-            except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, or its package missing
-                msg = f"store URL {self.url!r} cannot be opened: {exc}"
-                raise StorageError(msg, hint=_URL_HINT) from exc
-        if self._b.is_local and os.path.isfile(self._b.root):  # else it reads as an empty store
-            msg = f"the store folder {self._b.root!r} is a file"
-            raise StorageError(msg, hint="point the store at a folder: `dstack config --store FOLDER`")
+        self._b = open_backend(self.url, self.storage_options)
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -92,24 +55,7 @@ class ArtifactStore:
         credentials, access denied: it may work later, or from another machine); None when it
         answers, and for stores of other kinds (a folder is made when first written).
         """
-        if self._b.protocol not in {"s3", "s3a"}:
-            return None
-        config = {
-            **self.storage_options.get("config_kwargs", {}),
-            "connect_timeout": timeout_s,
-            "read_timeout": timeout_s,
-            "retries": {"max_attempts": 2},
-        }
-        try:
-            with translate_errors(f"checking {self.url}"):
-                Backend(self.url, {**self.storage_options, "config_kwargs": config}).probe()
-        except StorageError as exc:
-            bucket = missing_bucket(exc.__cause__) if exc.__cause__ is not None else None
-            if bucket is not None:
-                msg = f"the bucket {bucket!r} does not exist"
-                raise StorageError(msg, hint="create the bucket, or name one that exists") from exc
-            return exc.message.removeprefix(f"artifact store: checking {self.url} failed: ")
-        return None
+        return check_bucket(self._b, self.storage_options, timeout_s)
 
     # writing ------------------------------------------------------------------------------
     def _store_files(
@@ -328,27 +274,7 @@ class ArtifactStore:
         run's last committed step (the target finishes after every step it depends on). The
         name must pass :func:`check_tag_name`.
         """
-        key = self._tag_key(check_tag_name(tag))
-        with translate_errors(f"adding tag {tag}"):
-            chosen = list(manifests) if manifests is not None else self.list_manifests(run)
-            if not chosen:
-                msg = f"cannot tag run {run!r}: it has no stored artifacts in {self.url}"
-                hint = (
-                    "check the name with `dstack ps -a`; a step stores its artifacts when it is done "
-                    "or stopped, not when it fails; or tag folders with -a PATH"
-                )
-                raise ArtifactNotFoundError(msg, hint=hint)
-            if not overwrite and self._b.exists(key):
-                msg = f"tag {tag!r} already exists"
-                raise StorageError(
-                    msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
-                )
-            last = max(chosen, key=lambda m: m.created_at)
-            t = Tag(tag=tag, run=run, workflow=workflow or last.workflow, manifests=chosen)
-            old = self._tag_or_none(key)
-            self._b.write_atomic(key, t.model_dump_json().encode())
-            self._drop_synthetic(old, keep=run)
-            return t
+        return _tags.add_tag(self, tag, run, workflow, manifests, overwrite=overwrite)
 
     def add_tag_from_dirs(
         self,
@@ -363,29 +289,7 @@ class ArtifactStore:
         Each folder's artifact path is the path as given when it is relative and stays inside the
         current directory, else its absolute path.
         """
-        check_tag_name(tag)
-        cwd = Path.cwd()
-        arts: list[str] = []
-        for p in paths:
-            if not Path(p).is_dir():
-                what = "is a file, not a folder" if Path(p).exists() else "does not exist"
-                msg = f"{str(p)!r} {what}; only folders can be uploaded as a tag"
-                raise StorageError(msg, hint="pass a folder with -a PATH (its parent, for one file)")
-            resolved, here = Path(p).resolve(), cwd.resolve()
-            if resolved == Path(resolved.anchor):
-                msg = f"{str(p)!r} is the filesystem root; it cannot be uploaded as a tag"
-                raise StorageError(msg, hint="pass the folders under it you need, each with -a PATH")
-            # "." (or a path to it) is taken by its absolute path, as ".." is
-            inside = not Path(p).is_absolute() and resolved != here and resolved.is_relative_to(here)
-            arts.append(Path(p).as_posix() if inside else str(resolved))
-        if not overwrite and self._b.exists(self._tag_key(tag)):
-            msg = f"tag {tag!r} already exists"
-            raise StorageError(
-                msg, hint=f"delete it first (`dstack tags delete {tag}`) or pass -y to override"
-            )
-        run = synthetic_run(tag, utc_now())
-        m = self.put_step(run, "main", None, cwd, arts, {"status": "done", "synthetic": True}, progress)
-        return self.add_tag(tag, run, None, [m], overwrite=True)
+        return _tags.add_tag_from_dirs(self, tag, paths, overwrite=overwrite, progress=progress)
 
     def get_tag(self, tag: str) -> Tag:
         """The tag and its manifests; ArtifactNotFoundError if there is none."""
@@ -414,13 +318,7 @@ class ArtifactStore:
     def delete_tag(self, tag: str) -> None:
         """Delete the tag (its blobs stay until `prune`, unless a run still refers to them); one
         that no longer parses too. A tag of `-a` folders takes its synthetic run with it."""
-        key = self._tag_key(tag)
-        with translate_errors(f"deleting tag {tag}"):
-            if not self._b.exists(key):
-                self.get_tag(tag)  # the error that names it
-            old = self._tag_or_none(key)
-            self._b.rm([key])
-            self._drop_synthetic(old)
+        _tags.delete_tag(self, tag)
 
     def _tag_or_none(self, key: str) -> Tag | None:
         """The tag at ``key``; None when there is none or it no longer parses."""
@@ -593,28 +491,7 @@ class ArtifactStore:
         multipart uploads, which no listing shows but S3 keeps and bills) is removed too: with
         ``keep_young``, only what has not been written to for ``grace_s``.
         """
-        refs = self.referenced_blobs()
-        with translate_errors("pruning blobs"):
-            now = time.time()
-            details = self._b.blob_details()
-            unused = [d for d in details if d not in refs]
-            young = {d for d in unused if now - details[d][1] < grace_s}
-            doomed = [d for d in unused if not keep_young or d not in young]
-            min_age = grace_s if keep_young else 0
-            tmp = self._b.stale_tmp_files(min_age)
-            uploads = self._b.stale_uploads(min_age)
-            if not dry_run:
-                self._b.rm([self._b.blob_key(d) for d in doomed] + tmp)
-                self._b.abort_uploads(uploads)
-            return PruneResult(
-                blobs=len(doomed),
-                nbytes=sum(details[d][0] for d in doomed),
-                young=len(young),
-                young_nbytes=sum(details[d][0] for d in young),
-                young_kept=keep_young,
-                grace_s=grace_s,
-                partial=len(tmp) + len(uploads),
-            )
+        return _prune.prune(self, dry_run, grace_s, keep_young=keep_young)
 
 
 def _segment(text: str) -> str:
