@@ -44,6 +44,7 @@ from dstack_prefect.engine._runs import (
     STEP_NOTE_LOGGER,
     STEP_OUTPUT_LOGGER,
     adopt_run,
+    kill_step_processes,
     set_run_tag,
     step_logger_name,
 )
@@ -327,6 +328,8 @@ def _execute(
     try:
         return executor.wait(handle)
     finally:
+        if executor.name == "local":  # what left its group (`setsid`) ends with the step too
+            kill_step_processes(flow_run_id, step.name)
         for relay in relays:
             relay.close()
         with rt.lock:

@@ -57,19 +57,23 @@ def _kill_groups(pgids: set[int]) -> None:
 #: Every step process (host executor) carries ``DSTACK_FLOW_RUN_ID=<its run's id>`` in its
 #: environment: what finds a run's step processes when nobody told where they are.
 STEP_MARKER = "DSTACK_FLOW_RUN_ID"
+#: ... and ``DSTACK_STEP=<its step>``: what finds one step's processes.
+STEP_NAME_MARKER = "DSTACK_STEP"
 
 
-def marker_groups(flow_run_id: str) -> set[int]:
+def marker_groups(flow_run_id: str, step: str | None = None) -> set[int]:
     """The process groups of this machine's processes (those this user may read) whose
-    environment carries ``STEP_MARKER=flow_run_id``."""
-    needle = f"{STEP_MARKER}={flow_run_id}".encode()
+    environment carries ``STEP_MARKER=flow_run_id`` (and ``STEP_NAME_MARKER=step`` if given)."""
+    needles = {f"{STEP_MARKER}={flow_run_id}".encode()}
+    if step is not None:
+        needles.add(f"{STEP_NAME_MARKER}={step}".encode())
     groups: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
-                if needle not in fh.read().split(b"\0"):
+                if not needles.issubset(fh.read().split(b"\0")):
                     continue
             groups.add(os.getpgid(int(entry)))
         except OSError:

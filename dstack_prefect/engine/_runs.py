@@ -381,10 +381,10 @@ def reap_dead_runs(api: PrefectAPI, settings: Settings) -> list[str]:
 _UNFINISHED = ("RUNNING", "CANCELLING", "PENDING")
 
 
-def kill_step_processes(flow_run_id: str) -> list[int]:
-    """SIGKILL the process groups of this machine's step processes of run ``flow_run_id``
-    (those this user may read); returns the group ids."""
-    groups = marker_groups(flow_run_id)
+def kill_step_processes(flow_run_id: str, step: str | None = None) -> list[int]:
+    """SIGKILL the process groups of this machine's step processes of run ``flow_run_id`` (of
+    its step ``step`` only, if given; those this user may read); returns the group ids."""
+    groups = marker_groups(flow_run_id, step)
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)

@@ -2,14 +2,18 @@
 
 A step's commands run as one bash script (`set -e`, one command per line, as old dstack's
 `cmd1 && cmd2`). The process group is what stop() signals, so children and grandchildren
-(`python train.py &`, `sleep`) go too, and whatever the script leaves behind is killed when
-it ends. GPUs are found with nvidia-smi; the engine hands them out via CUDA_VISIBLE_DEVICES.
+(`python train.py &`, `sleep`) go too. The step ends when the script does: whatever it leaves
+in its group is killed then (`server &` holding the output kept it open until it exited), and
+the output already written is still read, for at most ``DRAIN_AFTER_EXIT`` (a process that left
+the group, `setsid`, may hold the output; the engine kills those by their environment). GPUs
+are found with nvidia-smi; the engine hands them out via CUDA_VISIBLE_DEVICES.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -158,9 +162,11 @@ class LocalExecutor(Executor):
         proc = running.proc
         assert proc.stdout is not None
         lines = LineBuffer(running.job.on_line)
-        while chunk := os.read(proc.stdout.fileno(), 65536):
-            lines.feed(chunk)
-        lines.close()
+        try:
+            _read_until_the_script_ends(running, lines)
+        finally:
+            proc.stdout.close()  # a process still writing (it left the group) gets EPIPE
+            lines.close()
         code = proc.wait()
         # Whatever the script left running in its group (`server &`) ends with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -169,6 +175,7 @@ class LocalExecutor(Executor):
 
     def stop(self, handle: Handle, grace: float = 10.0) -> None:
         running: _Running = handle.native  # type: ignore[assignment]
+        running.kill_at = time.monotonic() + grace  # before `stopped`: wait() reads both
         running.stopped = True
         kill_group(running.proc.pid, grace)
 
@@ -178,6 +185,76 @@ class _Running:
     proc: subprocess.Popen[bytes]
     job: StepJob
     stopped: bool = False
+    kill_at: float = 0.0
+    """When a stop kills what is left of the group (monotonic clock)."""
+
+
+DRAIN_AFTER_EXIT = 1.0
+"""Seconds the output is still read after the script exits and its group is killed: what is in
+the pipe comes at once; only a process that left the group (``setsid``) can hold it longer."""
+
+
+def _read_until_the_script_ends(running: _Running, lines: LineBuffer) -> None:
+    """Feed the step's output to ``lines`` until nothing holds it, or, once bash has exited and
+    what it left in its group is killed, until the pipe is drained or ``DRAIN_AFTER_EXIT`` is
+    up. A stopped step's group keeps its grace: reading goes on until the stop kills it."""
+    proc = running.proc
+    assert proc.stdout is not None
+    out = proc.stdout.fileno()
+    exited = _exit_fd(proc.pid)
+    poller = select.poll()  # no FD_SETSIZE limit: a busy flow process holds many descriptors
+    poller.register(out, select.POLLIN)
+    if exited is not None:
+        poller.register(exited, select.POLLIN)
+    until: float | None = None  # set when bash has exited
+    try:
+        while True:
+            if until is None:
+                timeout = None if exited is not None else 100  # ms; polls for the exit without a pidfd
+            else:
+                timeout = max(0, int((until - time.monotonic()) * 1000))
+            ready = {fd for fd, _ in poller.poll(timeout)}
+            if until is None and (exited in ready if exited is not None else proc.poll() is not None):
+                if exited is not None:
+                    poller.unregister(exited)
+                if not running.stopped:  # unreaped yet: its pid still names the group
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                until = max(time.monotonic(), running.kill_at) + DRAIN_AFTER_EXIT
+            if until is not None and time.monotonic() >= until:
+                _drain(out, lines)
+                return
+            if out in ready:
+                chunk = os.read(out, 65536)
+                if not chunk:
+                    return
+                lines.feed(chunk)
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _drain(fd: int, lines: LineBuffer, limit: int = 1 << 20) -> None:
+    """Feed what the pipe ``fd`` holds now (at most ``limit`` bytes: a pipe holds 64 KiB to
+    1 MiB), without waiting for more."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    taken = 0
+    while taken < limit and poller.poll(0):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        taken += len(chunk)
+        lines.feed(chunk)
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A descriptor that turns readable when process ``pid`` exits (Linux's pidfd); None where
+    there is none (the caller polls)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def group_alive(pgid: int) -> bool:

@@ -866,3 +866,80 @@ class TestApiTriggered:
 
         assert wait_finished(api, name, timeout=30).status == "stopped"
         assert marker_processes(f"RUN_NAME={name}") == []
+
+
+def leftover_repo(make_repo: Any, flag: Path) -> Path:
+    """Workflows whose steps leave processes behind: in their group, or out of it (`setsid`).
+    The steps `marked` (which then sleeps) and `marked-quick` touch ``flag`` when they run."""
+    escape = "setsid sh -c 'touch escaped; exec sleep 300' >/dev/null 2>&1 </dev/null &"
+    yaml = f"""
+workflows:
+  - name: bg
+    provider: bash
+    commands: ["sleep 600 &", "echo started bg"]
+  - name: escaper
+    provider: bash
+    commands: ["{escape}", "until [ -e escaped ]; do sleep 0.05; done", "echo escaped"]
+  - name: escaper-sleeps
+    provider: bash
+    commands: ["{escape}", "echo escaped", "sleep 200"]
+  - name: marked
+    provider: bash
+    commands: ["touch {flag}", "echo the step ran", "sleep 300"]
+  - name: marked-quick
+    provider: bash
+    commands: ["touch {flag}", "echo the step ran"]
+"""
+    return Path(make_repo({".dstack/workflows.yaml": yaml}))
+
+
+def escaped_sleep(name: str) -> list[int]:
+    """The run's `sleep 300` that left its step's process group."""
+    return [p for p in marker_processes(f"RUN_NAME={name}") if cmdline(p) == b"sleep\x00300\x00"]
+
+
+class TestLeftovers:
+    def test_a_step_ends_with_its_script_though_a_leftover_holds_its_output(
+        self, cli: CLI, make_repo: Any, tmp_path: Path
+    ) -> None:
+        """`sleep 600 &` then `echo`: the run prints the line and ends Done at once, and the
+        leftover is killed (it kept the run Running until it exited)."""
+        repo = leftover_repo(make_repo, tmp_path / "ran")
+
+        res = cli("run", "bg", cwd=repo, timeout=60)
+
+        assert res.code == 0, res.text
+        assert "started bg" in res.out.splitlines()
+        name = re.search(r"^(\S+-\d+) ", res.out, re.M)
+        assert name, res.out
+        wait_until(lambda: marker_processes(f"RUN_NAME={name.group(1)}") == [], 10)
+
+    def test_a_process_that_left_the_steps_group_ends_with_the_step(
+        self, cli: CLI, make_repo: Any, tmp_path: Path, api: PrefectAPI
+    ) -> None:
+        """A `setsid` process a step started (out of its process group) is killed when the step
+        ends, as the step's group is."""
+        repo = leftover_repo(make_repo, tmp_path / "ran")
+
+        name = submitted_name(cli("run", "escaper", "-d", cwd=repo).out)
+
+        assert wait_finished(api, name).status == "done"
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+    @pytest.mark.parametrize(
+        ("flag", "status"), [((), "stopped"), (("-x",), "aborted")], ids=["stop", "abort"]
+    )
+    def test_stop_kills_a_process_that_left_the_steps_group(
+        self, cli: CLI, make_repo: Any, tmp_path: Path, api: PrefectAPI, flag: tuple[str, ...], status: str
+    ) -> None:
+        """`dstack stop` (graceful or -x) leaves no process of the step behind, a `setsid` one
+        included."""
+        repo = leftover_repo(make_repo, tmp_path / "ran")
+        name = submitted_name(cli("run", "escaper-sleeps", "-d", cwd=repo).out)
+        wait_until(lambda: escaped_sleep(name), 60)
+
+        res = cli("stop", name, *flag, "-y", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert wait_finished(api, name, timeout=30).status == status
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
