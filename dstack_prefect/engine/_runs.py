@@ -21,8 +21,10 @@ from typing import Any
 from dstack_prefect.engine._api import DSTACK_TAG, LOG_WORKERS, PAGE, PrefectAPI
 from dstack_prefect.engine._reaper import marker_groups
 from dstack_prefect.engine._status import (
+    ABORTED,
     ABORTING,
     FINAL_STATE_TYPES,
+    STOPPED,
     STOPPING,
     dstack_status,
     is_finished,
@@ -316,25 +318,55 @@ def revive_local_server(url: str, settings: Settings) -> bool:
     return ensure_server(settings).url.rstrip("/") == url.rstrip("/")
 
 
-def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> None:
-    """Ask a run to stop: Cancelling named Stopping or Aborting; the flow's watcher acts on it."""
-    if is_finished(row.status):
-        return
-    fr = api.flow_run(row.flow_run_id) or {}
-    state_type = (fr.get("state") or {}).get("type")
-    if state_type in ("SCHEDULED", "PENDING", "PAUSED"):
-        name = "Aborted" if abort else "Stopped"
+def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> RunRow:
+    """Ask a run to stop: Cancelling named Stopping or Aborting, which the flow's watcher acts
+    on; a run that has not started goes straight to Cancelled (Stopped or Aborted). Returns the
+    run as it stands after the request. ``row`` may be stale (read before a prompt): the run's
+    state is read again, and a run that has finished, before or while this asks, keeps the state
+    it ended in."""
+    run_id = row.flow_run_id
+    fr = api.flow_run(run_id)
+    state = (fr or {}).get("state") or {}
+    if fr is None or state.get("type") in FINAL_STATE_TYPES:
+        return run_row(fr) if fr is not None else row
+    stopping = ABORTING if abort else STOPPING
+    if state.get("type") in ("SCHEDULED", "PENDING", "PAUSED"):
+        stopped = ABORTED if abort else STOPPED
+        _set_unless_ended(api, run_id, "CANCELLED", stopped, "stopped before it started")
+    elif state.get("type") != "CANCELLING" or (abort and state.get("name") != ABORTING):
+        _set_unless_ended(api, run_id, "CANCELLING", stopping, _REQUESTED)
+    return run_row(api.flow_run(run_id) or fr)
+
+
+_REQUESTED = "requested by dstack stop"
+
+
+def _set_unless_ended(
+    api: PrefectAPI, flow_run_id: str, state_type: str, name: str, message: str
+) -> str | None:
+    """Set the run's state, forced (Prefect takes Cancelling -> Cancelling, Stopping -> Aborting,
+    no other way), and give a run that ended just before it its final state back. Returns the
+    type of the state it replaced; None when another came after it."""
+    answer = api.set_flow_run_state(flow_run_id, state_type, name=name, message=message, force=True)
+    states = state_history(api, flow_run_id)
+    if len(states) < 2 or states[-1].get("id") != (answer.get("state") or {}).get("id"):
+        return None
+    before = states[-2]
+    if before.get("type") in FINAL_STATE_TYPES:
         api.set_flow_run_state(
-            row.flow_run_id, "CANCELLED", name=name, message="stopped before it started", force=True
+            flow_run_id,
+            before["type"],
+            name=before.get("name"),
+            message=before.get("message") or "",
+            force=True,
         )
-        return
-    api.set_flow_run_state(
-        row.flow_run_id,
-        "CANCELLING",
-        name=ABORTING if abort else STOPPING,
-        message="requested by dstack stop",
-        force=True,
-    )
+    return str(before.get("type"))
+
+
+def state_history(api: PrefectAPI, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every state the flow run has been in, oldest first."""
+    states: list[dict[str, Any]] = api.call("GET", f"/flow_run_states/?flow_run_id={flow_run_id}") or []
+    return sorted(states, key=lambda st: st["timestamp"])
 
 
 def wait_finished(api: PrefectAPI, flow_run_id: str, timeout: float) -> RunRow | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dstack_prefect.engine import PrefectAPI, run_row
+from dstack_prefect.engine import PrefectAPI, request_stop, run_row
 from dstack_prefect.server import free_port
 from tests.conftest import CLI, Server, run_through_the_api, supervisor_pid, wait_until
 
@@ -943,3 +944,20 @@ class TestLeftovers:
         assert res.code == 0, res.text
         assert wait_finished(api, name, timeout=30).status == status
         wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+
+class TestStopOfAFinishedRun:
+    @pytest.mark.parametrize("abort", [False, True], ids=["stop", "abort"])
+    def test_a_stop_asked_with_a_stale_row_leaves_a_finished_run_as_it_ended(
+        self, cli: CLI, repo: Path, api: PrefectAPI, abort: bool
+    ) -> None:
+        """A stop asked with the run's row read while it ran (before a prompt) finds it Done
+        and leaves it Done: it turned Stopping, then Crashed."""
+        name = submitted_name(cli("run", "a", "-d", "--rerun", cwd=repo).out)
+        done = wait_finished(api, name)
+        assert done.status == "done"
+
+        after = request_stop(api, dataclasses.replace(done, status="running"), abort=abort)
+
+        assert ["Pending", "Running", "Done"] == api.state_names(done.flow_run_id)
+        assert after.status == "done"
