@@ -10,7 +10,16 @@ from typing import Any
 import typer
 from typer.models import CommandInfo
 
-from dstack_prefect.cli import _artifacts, _docker, _runs, _secrets, _server, _spec  # noqa: F401 - registers the commands
+from dstack_prefect.cli import (  # noqa: F401 - registers the commands
+    _artifacts,
+    _docker,
+    _prune,
+    _runs,
+    _secrets,
+    _server,
+    _spec,
+    _tags,
+)
 from dstack_prefect.cli._app import app, err_console, reflow_help
 
 #: The order `dstack -h` lists the commands in: a first session's, then the artifacts'.

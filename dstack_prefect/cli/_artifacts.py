@@ -1,4 +1,4 @@
-"""Commands: ls, cp, tags, push, pull, config, prune.
+"""Commands: ls, cp, push, pull, config; the tags and prune groups (their commands: _tags, _prune).
 
 Artifacts live in the local store (``dstack config --store``, default ``<home>/store``);
 ``push`` and ``pull`` copy runs and tags to and from the remote store (``--remote-store``).
@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import posixpath
-import shlex
 import shutil
 import sys
 import tempfile
@@ -24,11 +23,10 @@ import typer
 from rich.filesize import decimal
 from rich.table import Table
 
-from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
+from dstack_prefect.cli._app import app, console, err_console, handles_errors
 from dstack_prefect.errors import (
     ArtifactNotFoundError,
     DstackError,
-    IntegrityError,
     RunNotFoundError,
     RunStateError,
     StorageError,
@@ -39,8 +37,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from dstack_prefect.engine._runs import RunRow
-    from dstack_prefect.storage import ArtifactStore, Manifest, Tag
+    from dstack_prefect.storage import ArtifactStore, Manifest
 
+# the groups' commands are in _tags and _prune; registered here, so `dstack -h` lists them first
 tags_app = typer.Typer()
 app.add_typer(tags_app, name="tags")
 prune_app = typer.Typer(help="Free space in the artifact store.", no_args_is_help=True)
@@ -256,149 +255,6 @@ def _nothing_stored(row: RunRow, store: ArtifactStore) -> DstackError:
     return ArtifactNotFoundError(msg, hint=f"{when}, {why}: run {again} again")
 
 
-# tags ----------------------------------------------------------------------------------------
-def _created(tag: Tag) -> str:
-    from dstack_prefect.engine import humanize  # noqa: PLC0415
-
-    return humanize(datetime.fromisoformat(tag.created_at))
-
-
-@tags_app.callback(invoke_without_command=True)
-@handles_errors
-def tags(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """List tags (no sub-command), or add and delete them: named, durable references to artifacts.
-
-    Example: dstack tags --json
-    """
-    if ctx.invoked_subcommand is not None:
-        return
-    found = _local_store().list_tags()
-    if as_json:
-        rows = [
-            {"tag": t.tag, "created_at": t.created_at, "run": t.run, "workflow": t.workflow} for t in found
-        ]
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("TAG", "CREATED", "RUN", "WORKFLOW"):
-        table.add_column(col, no_wrap=True)
-    for t in found:
-        table.add_row(t.tag, _created(t), t.run, t.workflow or "")
-    console.print(table)
-
-
-@tags_app.command("add")
-@handles_errors
-def tags_add(
-    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag name")],
-    run_name: Annotated[str | None, typer.Argument(metavar="RUN", help="The run to tag")] = None,
-    paths: Annotated[
-        list[Path] | None, typer.Option("-a", "--artifact", metavar="PATH", help="Upload this local folder")
-    ] = None,
-    yes: Yes = False,
-) -> None:
-    """Tag a run, or upload local folders (-a PATH, repeatable) as a tag; a run carries one tag.
-
-    Deps name a tag as `deps: [{tag: NAME}]`; ls, cp, push and pull as :NAME. A name is letters,
-    digits, '.', '_' and '-', starting with a letter or digit. A run still going is refused
-    (the tag would keep only the steps stored so far). Moving an existing tag asks first; -y
-    moves it without asking (needed without a terminal).
-
-    Example: dstack tags add txt-file clever-panda-1
-    """
-    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
-    from dstack_prefect.storage import check_tag_name, rich_progress  # noqa: PLC0415
-
-    check_tag_name(tag)
-    if bool(run_name) == bool(paths):
-        msg = "name a run or pass -a PATH, not both" if run_name else "name the run to tag, or pass -a PATH"
-        raise DstackError(msg, hint="dstack tags add TAG RUN, or dstack tags add TAG -a FOLDER")
-    store = _local_store()
-    existing = {t.tag: t for t in store.list_tags()}
-    row = None
-    if run_name:
-        other = next((t.tag for t in existing.values() if t.run == run_name and t.tag != tag), None)
-        if other:
-            msg = f"the run {run_name!r} refers to another tag: {other!r}"
-            raise DstackError(msg, hint=f"delete that tag first: dstack tags delete {other}")
-        row = _finished_row(run_name)
-    same_run = run_name is not None and tag in existing and existing[tag].run == run_name
-    if tag in existing and not yes and not same_run:  # the same run again: nothing moves
-        what = [run_name] if run_name else [a for p in paths or [] for a in ("-a", str(p))]
-        again = shlex.join(["dstack", "tags", "add", tag, *what, "-y"])
-        confirm(f"The tag '{tag}' already exists (run {existing[tag].run}). Move it?", with_yes=again)
-    if paths:
-        with rich_progress(err_console) as progress:
-            t = store.add_tag_from_dirs(tag, paths, overwrite=True, progress=progress)
-        for entry in t.manifests[0].skipped:  # as a run's log says them
-            err_console.print(
-                f"warning: {entry['path']} is not saved: {entry['reason']}", highlight=False, markup=False
-            )
-        console.print(f"Tag [bold]{tag}[/] added: {', '.join(m for m in t.manifests[0].artifacts)}")
-        return
-    assert run_name is not None
-    with _api() as api:
-        t = store.add_tag(tag, run_name, (row.workflow or None) if row else None, overwrite=True)
-        with contextlib.suppress(RunNotFoundError):
-            set_run_tag(api, run_name, tag)
-    console.print(f"Tag [bold]{tag}[/] added to the run {run_name}")
-    if row is not None and row.status != "done":  # old dstack tagged any run; say what it holds
-        stored = ", ".join(sorted({m.step for m in t.manifests})) or "none"
-        note = (
-            f"warning: the run {run_name} ended {row.status}, not done: the tag holds the artifacts "
-            f"of the steps that stored them ({stored}), and a `tag: {tag}` dep gets only those"
-        )
-        err_console.print(note, style="yellow", highlight=False, markup=False, soft_wrap=True)
-
-
-def _finished_row(run_name: str) -> RunRow | None:
-    """The run's row; None for a removed run (its artifacts can still be tagged). RunStateError
-    for a run still going: the tag would keep only the steps stored so far, for good."""
-    from dstack_prefect.engine._runs import run_row  # noqa: PLC0415
-    from dstack_prefect.engine._status import is_finished  # noqa: PLC0415
-
-    with _api() as api:
-        try:
-            row: RunRow = run_row(api.flow_run_by_name(run_name))
-        except RunNotFoundError:
-            return None
-    if not is_finished(row.status):
-        msg = (
-            f"the run {run_name!r} is {row.status}, not finished: a tag keeps the artifacts its steps "
-            "have stored so far, and would miss the rest"
-        )
-        hint = f"tag it when it is done (`dstack logs {run_name} -a` follows it), or start runs with -t TAG"
-        raise RunStateError(msg, hint=hint)
-    return row
-
-
-@tags_app.command("delete")
-@handles_errors
-def tags_delete(
-    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag name")], yes: Yes = False
-) -> None:
-    """Delete a tag; the run and its artifacts stay. Folders uploaded with -a go with their tag
-    (`prune artifacts` then frees them), as they do when the tag is moved.
-
-    Example: dstack tags delete txt-file -y
-    """
-    from dstack_prefect.engine._runs import set_run_tag  # noqa: PLC0415
-
-    store = _local_store()
-    try:
-        found: Tag | None = store.get_tag(tag)
-    except IntegrityError:  # a tag file that no longer parses can still be deleted
-        found = None
-    if not yes:
-        confirm(f"Delete the tag '{tag}'?", with_yes=f"dstack tags delete {tag} -y")
-    store.delete_tag(tag)
-    if found is not None and not any(m.extra.get("synthetic") for m in found.manifests):
-        with _api() as api, contextlib.suppress(RunNotFoundError):  # a removed run has no TAG column
-            if f"tag:{tag}" in (api.flow_run_by_name(found.run).get("tags") or []):
-                set_run_tag(api, found.run, None)
-    console.print(f"Tag [bold]{tag}[/] deleted")
-
-
 # push, pull ----------------------------------------------------------------------------------
 Force = Annotated[
     bool,
@@ -560,97 +416,3 @@ def _absolute(url: str | None) -> str | None:
     if not url or "://" in url:
         return url
     return os.path.abspath(os.path.expanduser(url))
-
-
-# prune ---------------------------------------------------------------------------------------
-@prune_app.command("artifacts")
-@handles_errors
-def prune_artifacts(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed")] = False,
-    remote: Annotated[
-        bool, typer.Option("--remote", help="Prune the remote store (push/pull) instead of the local one")
-    ] = False,
-    yes: Yes = False,
-) -> None:
-    """Remove stored files that no run, tag or cache folder refers to any more.
-
-    --dry-run counts them, leaving out files younger than 10 minutes (an upload may still be
-    writing its manifest) and saying how many those are. Confirming (or -y) removes them all,
-    the young ones too, and says how many of them were young; with --remote the young ones
-    always stay (another machine may be pushing). What killed uploads left goes too: temporary
-    files, and incomplete S3 multipart uploads not written to for 10 minutes (any age with -y,
-    without --remote).
-
-    Example: dstack prune artifacts -y
-    """
-    settings = get_settings()
-    store = _remote_store(settings) if remote else _local_store(settings)
-    partial = "partial upload(s) that killed uploads left (temporary files, incomplete S3 multipart uploads)"
-    if dry_run or remote:
-        if not dry_run and not yes:
-            question = f"Remove every unreferenced file older than 10 minutes from {store.url}?"
-            confirm(question, with_yes="dstack prune artifacts --remote -y")
-        r = store.prune(dry_run=dry_run)
-        verb, also = ("Would remove", "Would also remove") if dry_run else ("Removed", "Also removed")
-        why = "an upload may still be writing them" + ("; -y removes them too" if not remote else "")
-        console.print(
-            f"{verb} {r.blobs} unreferenced file(s), {decimal(r.nbytes)} from {store.url}; "
-            f"kept {r.young} unreferenced file(s), {decimal(r.young_nbytes)}, younger than "
-            f"{r.grace_s / 60:g} minutes ({why})"
-        )
-        if r.partial:
-            console.print(f"{also} {r.partial} {partial}")
-        return
-    if not yes:
-        question = "Remove every unreferenced file? A run uploading right now may lose files"
-        confirm(question, with_yes="dstack prune artifacts -y")
-    r = store.prune(keep_young=False)
-    console.print(
-        f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)} from {store.url}; {r.young} of "
-        f"them younger than {r.grace_s / 60:g} minutes (--dry-run keeps those)"
-    )
-    if r.partial:
-        console.print(f"Also removed {r.partial} {partial}")
-
-
-@prune_app.command("cache")
-@handles_errors
-def prune_cache(
-    workflow: Annotated[str, typer.Argument(metavar="WORKFLOW", help="The workflow whose cache folders go")],
-) -> None:
-    """Forget a workflow's cache folders in the current repo; `prune artifacts` frees the space.
-
-    Example: dstack prune cache train
-    """
-    import shutil  # noqa: PLC0415
-
-    from dstack_prefect.engine._artifacts import cache_mount_root, repo_identity  # noqa: PLC0415
-    from dstack_prefect.spec import find_repo_root  # noqa: PLC0415
-    from dstack_prefect.spec._fields import did_you_mean  # noqa: PLC0415
-
-    root = find_repo_root(Path.cwd())
-    repo_id = repo_identity(root)
-    count = _local_store().prune_cache(repo_id, workflow)
-    mounted = cache_mount_root(get_settings().home, repo_id, workflow)
-    if mounted.is_dir():  # the `~`/absolute cache folders of containerised runs
-        count += sum(1 for _ in mounted.iterdir())
-        shutil.rmtree(mounted)
-    if count:
-        console.print(f"Removed {count} cache folder(s) of {workflow}")
-        return
-    names = _workflow_names(root)
-    if names is not None and workflow not in names:
-        msg = f"no workflow '{workflow}' in this repo, and nothing cached for it"
-        close = did_you_mean(workflow, names).removeprefix("; ")
-        raise DstackError(msg, hint=close or f"workflows: {', '.join(names) or 'none'}")
-    console.print(f"Nothing cached for {workflow}")
-
-
-def _workflow_names(root: Path) -> list[str] | None:
-    """The repo's workflow names, or None when its files do not load (`dstack validate` says why)."""
-    from dstack_prefect.spec import load_workflows  # noqa: PLC0415
-
-    try:
-        return sorted(load_workflows(root).by_name)
-    except DstackError:
-        return None
