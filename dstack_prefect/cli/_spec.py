@@ -191,9 +191,7 @@ def plan(
     ] = False,
     name: Annotated[
         str | None,
-        typer.Option(
-            "--name", metavar="NAME", help="As `dstack run --name`: what ${{ run.name }} becomes"
-        ),
+        typer.Option("--name", metavar="NAME", help="As `dstack run --name`: what ${{ run.name }} becomes"),
     ] = None,
     detach: Annotated[
         bool, typer.Option("-d", "--detach", help="Accepted as `dstack run` takes it; changes nothing here")
