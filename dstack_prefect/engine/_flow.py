@@ -438,6 +438,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             if large := large_snapshot_note(snapshot):
                 notes.warning(large)
         rt.prepare_reuse()
+        watcher.looked.wait(timeout=30)  # a stop that came before the flow started: no step runs
         state = _schedule(rt, notes, results)
         tag = options.get("tag")
         if tag and state.is_completed():

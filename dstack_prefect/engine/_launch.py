@@ -22,6 +22,7 @@ from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._launcher import hand_off, start_launcher
+from dstack_prefect.engine._status import FINAL_STATE_TYPES
 from dstack_prefect.errors import DstackError, RunNotFoundError
 from dstack_prefect.graph import Plan
 from dstack_prefect.server import spawn_detached, write_pid_file
@@ -114,6 +115,9 @@ def supervise(flow_run_id: str) -> None:
         if found is None:
             msg = f"there is no flow run {flow_run_id} on {api_url}"
             raise RunNotFoundError(msg)
+        if (found.get("state") or {}).get("type") in FINAL_STATE_TYPES:  # stopped before it started
+            print(f"the run ended before it started: {found['state'].get('name')}", flush=True)
+            return
         fr = FlowRun.model_validate(found)
         run_flow_sync(run_workflow, flow_run=fr, parameters=fr.parameters, return_type="state")
     finally:  # task-run states travel as events: ship them before the process ends (os._exit)

@@ -332,7 +332,11 @@ def request_stop(api: PrefectAPI, row: RunRow, *, abort: bool) -> RunRow:
     stopping = ABORTING if abort else STOPPING
     if state.get("type") in ("SCHEDULED", "PENDING", "PAUSED"):
         stopped = ABORTED if abort else STOPPED
-        _set_unless_ended(api, run_id, "CANCELLED", stopped, "stopped before it started")
+        replaced = _set_unless_ended(api, run_id, "CANCELLED", stopped, "stopped before it started")
+        if replaced in ("RUNNING", "CANCELLING"):
+            # It started meanwhile: its watcher acts on Cancelling (and a rename of the running
+            # run, which Prefect takes from Cancelled, would undo the stop).
+            _set_unless_ended(api, run_id, "CANCELLING", stopping, _REQUESTED)
     elif state.get("type") != "CANCELLING" or (abort and state.get("name") != ABORTING):
         _set_unless_ended(api, run_id, "CANCELLING", stopping, _REQUESTED)
     return run_row(api.flow_run(run_id) or fr)
@@ -367,6 +371,18 @@ def state_history(api: PrefectAPI, flow_run_id: str) -> list[dict[str, Any]]:
     """Every state the flow run has been in, oldest first."""
     states: list[dict[str, Any]] = api.call("GET", f"/flow_run_states/?flow_run_id={flow_run_id}") or []
     return sorted(states, key=lambda st: st["timestamp"])
+
+
+def stop_before_start(states: list[dict[str, Any]]) -> str | None:
+    """How the run was stopped ("stop" or "abort") since it was last queued (Scheduled,
+    Pending), by ``states``, its history oldest first: a stop that came before its flow started,
+    which Prefect's Running then replaced; None when there was none."""
+    queued = [i for i, st in enumerate(states) if st.get("type") in ("SCHEDULED", "PENDING")]
+    since = states[queued[-1] + 1 :] if queued else states
+    for st in since:
+        if st.get("type") in ("CANCELLING", "CANCELLED"):
+            return "abort" if st.get("name") in (ABORTING, ABORTED) else "stop"
+    return None
 
 
 def wait_finished(api: PrefectAPI, flow_run_id: str, timeout: float) -> RunRow | None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -943,6 +944,74 @@ class TestLeftovers:
 
         assert res.code == 0, res.text
         assert wait_finished(api, name, timeout=30).status == status
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+
+class TestStopBeforeStart:
+    def test_a_run_stopped_at_once_after_submission_ends_stopped(
+        self, cli: CLI, make_repo: Any, tmp_path: Path, api: PrefectAPI
+    ) -> None:
+        """`run -d` then `stop` at once: the run says Stopped and stays so (it went on to run)."""
+        repo = leftover_repo(make_repo, tmp_path / "ran")
+        name = submitted_name(cli("run", "marked", "-d", cwd=repo).out)
+
+        res = cli("stop", name, "-y", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert f"{name}: Stopped" in res.out
+        assert wait_finished(api, name, timeout=30).status == "stopped"
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
+    @pytest.mark.parametrize("started", [False, True], ids=["before-supervisor", "overwritten-by-running"])
+    def test_a_run_stopped_before_its_flow_started_never_runs_a_step(
+        self,
+        make_repo: Any,
+        tmp_path: Path,
+        api: PrefectAPI,
+        prefect_server: Server,
+        dstack_home: Path,
+        started: bool,
+    ) -> None:
+        """A stop of a pending run is Cancelled (Stopped). The supervisor that comes after it
+        runs no step, also when Prefect's Running replaced the Cancelled (the flow engine starting
+        as the stop came): the run ends Stopped."""
+        flag = tmp_path / "ran"
+        repo = leftover_repo(make_repo, flag)
+        fr = api.create_flow_run(
+            api.ensure_flow("dstack-run"),
+            name=f"pe-{uuid.uuid4().hex[:8]}",
+            parameters={"plan": {"workflow": "marked-quick", "args": []}, "repo_root": str(repo)},
+            tags=["dstack"],
+        )
+        request_stop(api, run_row(api.flow_run(fr["id"]) or fr), abort=False)
+        assert run_row(api.flow_run(fr["id"]) or fr).status == "stopped"
+        if started:
+            api.set_flow_run_state(fr["id"], "RUNNING", force=True)
+
+        subprocess.run(
+            [sys.executable, "-m", "dstack_prefect.engine", fr["id"]],
+            env=prefect_server.env(dstack_home),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+
+        state = (api.flow_run(fr["id"]) or {})["state"]
+        assert ("CANCELLED", "Stopped") == (state["type"], state["name"])
+        assert not flag.exists()
+
+    def test_a_cancelled_state_written_while_it_runs_stops_the_run(
+        self, cli: CLI, make_repo: Any, tmp_path: Path, api: PrefectAPI
+    ) -> None:
+        """A stop that read the run Pending writes Cancelled; landing after the flow started, it
+        still stops the run and its step."""
+        repo = leftover_repo(make_repo, tmp_path / "ran")
+        name = submitted_name(cli("run", "marked", "-d", cwd=repo).out)
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}"), 60)
+
+        api.set_flow_run_state(api.flow_run_by_name(name)["id"], "CANCELLED", name="Stopped", force=True)
+
+        assert wait_finished(api, name, timeout=30).status == "stopped"
         wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
 
 
