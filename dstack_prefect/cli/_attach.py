@@ -64,6 +64,19 @@ def _quietly(ctrl_c: _Interrupts, action: Callable[..., T], *args: Any, **kwargs
     return result
 
 
+def _stop(ctrl_c: _Interrupts, api: Any, row: Any, *, abort: bool) -> None:
+    """Ask the run to stop (or abort), and say so; a run that ended meanwhile (while the
+    question waited) is left as it ended, and said to have."""
+    from dstack_prefect.engine import is_finished, request_stop  # noqa: PLC0415
+
+    after = _quietly(ctrl_c, request_stop, api, row, abort=abort)
+    if after is not None and is_finished(after.status):
+        said = f"The run '{row.name}' had already finished"
+    else:
+        said = f"{'Aborting' if abort else 'Stopping'} the run '{row.name}'..."
+    _quietly(ctrl_c, err_console.print, ("\n" if abort else "") + said, highlight=False)
+
+
 def _ask_stop(name: str) -> bool:
     """Ask whether to stop (True) or detach (False); a Ctrl-C here raises KeyboardInterrupt."""
     sys.stderr.write(f"\nStop the run '{name}'? y stops it, N detaches and leaves it running [y/N]: ")
@@ -88,7 +101,7 @@ def attach(api: Any, flow_run_id: str, name: str, *, multi: bool, settings: Sett
 def _attached(
     api: Any, flow_run_id: str, name: str, multi: bool, ctrl_c: _Interrupts, settings: Settings
 ) -> int:
-    from dstack_prefect.engine import follow, request_stop, run_row  # noqa: PLC0415
+    from dstack_prefect.engine import follow, run_row  # noqa: PLC0415
     from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
 
     final = None
@@ -123,12 +136,10 @@ def _attached(
                         detach = f"Detaching... the run goes on; `dstack logs {name} -a` follows it"
                         _quietly(ctrl_c, err_console.print, detach)
                         return 0
-                    _quietly(ctrl_c, err_console.print, f"Stopping the run '{name}'...")
-                    _quietly(ctrl_c, request_stop, api, row, abort=False)
+                    _stop(ctrl_c, api, row, abort=False)
                     abort = ctrl_c.count >= 3  # Ctrl-C while stopping: abort
             if abort:
-                _quietly(ctrl_c, err_console.print, f"\nAborting the run '{name}'...")
-                _quietly(ctrl_c, request_stop, api, row, abort=True)
+                _stop(ctrl_c, api, row, abort=True)
             stream = follow(api, flow_run_id, settings=settings, reader=shown.reader(api, flow_run_id))
     for message in held:
         if final is None or message != final.error:

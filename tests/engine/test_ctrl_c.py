@@ -66,13 +66,18 @@ class Terminal:
         raise AssertionError(f"dstack did not exit; output:\n{self.buffer}")
 
 
+def attached(repo: Path, env: dict[str, str], workflow: str, first_line: str) -> tuple[Terminal, str]:
+    """`dstack run WORKFLOW` in a terminal, once its step printed ``first_line``; and the run's name."""
+    term = Terminal(["run", workflow], repo, env)
+    out = term.expect(first_line)
+    return term, next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
+
+
 @pytest.fixture
 def started(make_repo: Any, prefect_server: Server, dstack_home: Path) -> Any:
-    repo = make_repo({".dstack/workflows.yaml": DIAMOND})
-    term = Terminal(["run", "sleeper"], repo, prefect_server.env(dstack_home))
-    out = term.expect("sleeping")
-    name = next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
-    return term, name
+    return attached(
+        make_repo({".dstack/workflows.yaml": DIAMOND}), prefect_server.env(dstack_home), "sleeper", "sleeping"
+    )
 
 
 @pytest.fixture
@@ -127,11 +132,9 @@ def test_lines_printed_while_the_question_is_asked_are_shown_after_it(
 ) -> None:
     """The step goes on printing while "Stop the run?" waits for an answer: after a "y" those
     lines are shown, each once, before the run's last ones (they were skipped)."""
-    term = Terminal(
-        ["run", "ticker"], make_repo({".dstack/workflows.yaml": TICKER}), prefect_server.env(dstack_home)
+    term, name = attached(
+        make_repo({".dstack/workflows.yaml": TICKER}), prefect_server.env(dstack_home), "ticker", "tick 2"
     )
-    out = term.expect("tick 2")
-    name = next(w for w in out.split() if w.count("-") == 2 and w[-1].isdigit())
     term.send("\x03")
     term.expect("Stop the run")
     reader = LogReader(api, api.flow_run_by_name(name)["id"])
@@ -145,6 +148,35 @@ def test_lines_printed_while_the_question_is_asked_are_shown_after_it(
     assert [f"tick {i}" for i in range(1, 13)] == shown[:12]
     assert len(shown) == len(set(shown))
     assert wait_finished(api, name).status == "stopped"
+
+
+SHORT = """
+workflows:
+  - name: short
+    provider: bash
+    commands: [echo "started", sleep 2]
+"""
+
+
+def test_yes_after_the_run_finished_leaves_it_done(
+    make_repo: Any, prefect_server: Server, dstack_home: Path, api: PrefectAPI
+) -> None:
+    """The run ends while "Stop the run?" waits; "y" then stops nothing: the CLI says the run
+    had already finished, and the run stays Done (it was turned Stopping, then Crashed)."""
+    term, name = attached(
+        make_repo({".dstack/workflows.yaml": SHORT}), prefect_server.env(dstack_home), "short", "started"
+    )
+    term.send("\x03")
+    term.expect("Stop the run")
+    wait_finished(api, name)
+
+    term.send("y\r")
+    out = term.expect("Done", timeout=30)
+
+    assert f"The run '{name}' had already finished" in out
+    assert "Stopping the run" not in out
+    assert 0 == term.exit_code()
+    assert "done" == run_row(api.flow_run_by_name(name)).status
 
 
 def test_ctrl_c_twice_aborts(started: Any, api: PrefectAPI) -> None:
