@@ -361,20 +361,30 @@ def copy_snapshot_dir(code_dir: Path, workdir: Path) -> None:
     shutil.copytree(code_dir, workdir, dirs_exist_ok=True, symlinks=True)
 
 
-def plan_from_parameters(plan: dict[str, Any], repo_root: Path, run_name: str) -> Plan:
+def plan_from_parameters(
+    plan: dict[str, Any], repo_root: Path, run_name: str, warn: Callable[[str], None] = lambda _: None
+) -> Plan:
     """The plan `dstack run` sent, or, for a run triggered through the Prefect API or UI with
-    ``{"workflow": NAME, "args": [...]}``, the plan built here from the repo's workflow files."""
+    ``{"workflow": NAME, "args": [...]}``, the plan built here from the repo's workflow files:
+    as `dstack run` does, only problems of the workflows it needs stop it; the others are said
+    through ``warn``."""
     if "steps" in plan:
         return Plan.model_validate(plan)
     from dstack_prefect.graph import build_plan  # noqa: PLC0415
-    from dstack_prefect.spec import load_workflows  # noqa: PLC0415
+    from dstack_prefect.spec import load_for  # noqa: PLC0415
 
     workflow = plan.get("workflow")
     if not isinstance(workflow, str):
         msg = "the run's `plan` parameter needs `steps` (a dstack plan) or `workflow` (a workflow name)"
         hint = 'trigger it with parameters {"plan": {"workflow": "train"}, "repo_root": "/repo"}'
         raise DstackError(msg, hint=hint)
-    return build_plan(load_workflows(repo_root), workflow, [str(a) for a in plan.get("args", [])], run_name)
+    workflows, elsewhere = load_for(repo_root, workflow)
+    if elsewhere:
+        warn(
+            f"{len(elsewhere)} problem(s) in the workflow files that '{workflow}' does not need; "
+            "`dstack validate` lists them"
+        )
+    return build_plan(workflows, workflow, [str(a) for a in plan.get("args", [])], run_name)
 
 
 def make_executors() -> dict[str, Executor]:
@@ -401,7 +411,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
             run_name = adopt_run(api, flow_run_id, plan["workflow"])
     notes = _logger(RUN_NOTE_LOGGER, {"flow_run_id": flow_run_id, "flow_run_name": run_name})
     try:
-        the_plan = plan_from_parameters(plan, Path(repo_root), run_name)
+        the_plan = plan_from_parameters(plan, Path(repo_root), run_name, warn=notes.warning)
     except DstackError as exc:
         said = with_hint(exc)
         notes.error(said)

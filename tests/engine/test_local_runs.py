@@ -857,6 +857,24 @@ class TestApiTriggered:
             "fix the problems above, then run `dstack validate` again",
         ]
 
+    def test_an_error_in_a_workflow_the_run_does_not_need_does_not_stop_it(
+        self, cli: CLI, make_repo: Any, api: PrefectAPI, prefect_server: Server, dstack_home: Path
+    ) -> None:
+        """As `dstack run a`: a run of `a` started through the API runs though `b` is broken,
+        and its log says how many problems are elsewhere."""
+        yaml = (
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [echo a-ran]\n"
+            "  - name: b\n    provider: bsh\n"
+        )
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+
+        fr = run_through_the_api(api, prefect_server, dstack_home, repo, "a", name="beside-broken-1")
+
+        assert "done" == run_row(api.flow_run(fr["id"]) or {}).status
+        logs = cli("logs", "beside-broken-1", cwd=repo)
+        assert "a-ran\n" == logs.out
+        assert "1 problem(s) in the workflow files that 'a' does not need" in logs.err
+
     def test_the_prefect_ui_cancel_stops_a_run_gracefully(
         self, cli: CLI, repo: Path, api: PrefectAPI
     ) -> None:
