@@ -139,7 +139,12 @@ def test_lines_printed_while_the_question_is_asked_are_shown_after_it(
     term.expect("Stop the run")
     reader = LogReader(api, api.flow_run_by_name(name)["id"])
     logged: list[str] = []
-    wait_until(lambda: logged.extend(line.message for line in reader.read()) or "tick 12" in logged, 60)
+
+    def logged_tick_12() -> bool:
+        logged.extend(line.message for line in reader.read())
+        return "tick 12" in logged
+
+    wait_until(logged_tick_12, 60)
 
     term.send("y\r")
     out = term.expect("got TERM", timeout=30)
