@@ -47,20 +47,38 @@ def step_dir(workdir: Path, step: Step) -> Path:
     return (workdir / step.working_dir).resolve()
 
 
-def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[Manifest]) -> None:
+def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[Manifest]) -> list[str]:
     """Put the deps' files at their paths; an error names the step's YAML location.
 
     The message carries the hint too (a run's failure shows only the message): a dep's file
     missing from the store, or damaged there (and removed), says which rerun stores it again.
+    Returns a note per dep file that replaced a file of the repo's code in the step's folder
+    (as old dstack's deps did), naming both, so the step's log says which copy it reads.
     """
     if not manifests:
-        return
+        return []
+    target = step_dir(workdir, step)
+    replaced = []
+    for m in manifests:
+        paths = [f.path for f in m.files if not f.path.startswith("/") and (target / f.path).is_file()]
+        if len(paths) == 1:
+            replaced.append(
+                f"the artifact {paths[0]} of {m.shown} replaces the repo's file of that name in this "
+                "step's folder"
+            )
+        elif paths:
+            some = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+            replaced.append(
+                f"{len(paths)} artifact files of {m.shown} replace the repo's files of those names in this "
+                f"step's folder: {some}"
+            )
     try:
         store.materialize(manifests, step_dir(workdir, step), absolute_root=absolute_root(workdir, step))
     except StorageError as exc:
         where = f"{step.source}: " if step.source else ""
         msg = f"{where}step '{step.name}': {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
         raise type(exc)(msg, hint=exc.hint) from exc
+    return replaced
 
 
 def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:

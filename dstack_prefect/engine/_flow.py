@@ -140,7 +140,8 @@ def _run_step(step_name: str, flow_run_id: str) -> Any:
     downloads = any(m.files for m in deps) or artifacts.keeps_caches(step)
     if downloads:
         rt.phase(step.name, "Downloading")
-    artifacts.place_deps(rt.store, step, workdir, deps)
+    for replaced in artifacts.place_deps(rt.store, step, workdir, deps):
+        notes.info(replaced)
     artifacts.restore_caches(rt.store, rt.repo_id, step, workdir)
     artifacts.make_artifact_folders(step, workdir)
     if downloads:

@@ -148,6 +148,26 @@ def test_reuse_takes_the_deps_latest_run_whatever_changed_and_runs_the_target(cl
     assert "train ran again" in second.out
 
 
+def test_a_dep_file_over_a_repo_file_is_said_in_the_log(cli: CLI, make_repo: Any) -> None:
+    """A dep's artifact at a path the repo also has (a data file committed by mistake) replaces
+    the repo's copy in the step's folder, as old dstack's deps did; the log says which copy the
+    step reads."""
+    yaml = (
+        "workflows:\n  - name: make\n    provider: bash\n"
+        "    commands: [mkdir -p data, echo from-dep > data/rows.txt]\n    artifacts: [data]\n"
+        "  - name: read\n    provider: bash\n    deps: [make]\n    commands: [cat data/rows.txt]\n"
+    )
+    repo = make_repo({".dstack/workflows.yaml": yaml, "data/rows.txt": "from-repo\n"})
+
+    res = cli("run", "read", cwd=repo)
+
+    assert res.code == 0, res.text
+    assert "from-dep" in res.out
+    said = " ".join(res.err.split())
+    assert "the artifact data/rows.txt of " in said
+    assert "/make replaces the repo's file of that name in this step's folder" in said
+
+
 def test_reuse_without_an_earlier_dep_run_is_an_error(cli: CLI, repo: Path) -> None:
     """`--reuse` with no done run of a dep fails before anything runs, naming the dep."""
     res = cli("run", "train", "--reuse", cwd=repo)
