@@ -112,10 +112,12 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
 
 
 def _workflow_names_hint() -> str:
-    from dstack_prefect.spec import find_repo_root, load_workflows  # noqa: PLC0415
+    """The workflows `dstack run` could run here: those valid on their own, also when another
+    workflow has a problem (it named none then)."""
+    from dstack_prefect.spec import check_workflows, find_repo_root  # noqa: PLC0415
 
     try:
-        names = sorted(load_workflows(find_repo_root(Path.cwd())).by_name)
+        names = sorted(check_workflows(find_repo_root(Path.cwd()))[0].by_name)
     except DstackError:
         names = []
     if not names:

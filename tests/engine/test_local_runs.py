@@ -710,6 +710,14 @@ class TestBadInput:
                 "workflows here: a, after-broken, b, broken, c, d, sleeper",
             ),
             (
+                {
+                    ".dstack/workflows.yaml": DIAMOND,
+                    ".dstack/workflows/bad.yaml": "workflows:\n  - name: z\n",
+                },
+                ("run",),
+                "workflows here: a, after-broken, b, broken, c, d, sleeper",
+            ),
+            (
                 {".dstack/workflows.yaml": DIAMOND},
                 ("run", "a", "--name", "lr 0.1"),
                 "run name 'lr 0.1' is not valid: use letters, digits, '.', '_' and '-'",
@@ -722,6 +730,7 @@ class TestBadInput:
             "stop-unknown-run",
             "logs-unknown-run",
             "run-without-a-workflow",
+            "run-without-a-workflow-beside-a-broken-file",
             "run-name-with-a-space",
         ],
     )
