@@ -20,7 +20,7 @@ from typing import Any
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
-from dstack_prefect.engine._reaper import STEP_MARKER
+from dstack_prefect.engine._reaper import STEP_MARKER, STEP_NAME_MARKER
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import hash_files
 from dstack_prefect.engine._trees import remove_tree
@@ -209,7 +209,7 @@ class Runtime:
             "JOB_HOSTNAME": socket.gethostname(),
             "HOSTNAME": socket.gethostname(),
             "DSTACK_RUN": self.run_name,
-            "DSTACK_STEP": step.name,
+            STEP_NAME_MARKER: step.name,
             STEP_MARKER: self.flow_run_id,
         }
         for i, port in enumerate(ports):
