@@ -108,7 +108,7 @@ def _load_workflows(target: str) -> tuple[Any, Path]:
             msg = f"`dstack run {target}` here would copy your whole home folder as the run's code"
             raise DstackError(msg, hint="cd into the project folder it should run in") from None
         return None, Path.cwd()
-    return workflows_for(root, target, "run"), root  # as plan does: warnings, problems elsewhere
+    return workflows_for(root, target, "run")[0], root  # as plan does: warnings, problems elsewhere
 
 
 def _workflow_names_hint() -> str:

@@ -213,7 +213,7 @@ def plan(
     from dstack_prefect.settings import get_settings  # noqa: PLC0415
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
-    workflows = _workflows_or_none(workflow, quiet=as_json)
+    workflows, elsewhere = _workflows_or_none(workflow, quiet=as_json)
     opts = split_run_options(unshield(list(ctx.args)), set(workflows.by_name) if workflows else set())
     if name is not None:
         from dstack_prefect.engine._names import check_run_name  # noqa: PLC0415
@@ -234,6 +234,7 @@ def plan(
             for name, d in decisions.items()
         }
         payload["warnings"] = [w.as_dict() for w in workflows.warnings] if workflows else []
+        payload["problems_elsewhere"] = [e.as_dict() for e in elsewhere]  # what stderr counts
         payload["refused"] = (
             {"error": refused.message, "type": type(refused).__name__, "hint": refused.hint}
             if refused
@@ -264,21 +265,24 @@ def _run_refusal(plan: Plan, docker: bool) -> DstackError | None:
     return None
 
 
-def _workflows_or_none(target: str, *, quiet: bool) -> Workflows | None:
-    """The repo's workflows; None for provider mode outside a repo."""
+def _workflows_or_none(target: str, *, quiet: bool) -> tuple[Workflows | None, list[SpecError]]:
+    """The repo's workflows and the problems elsewhere; None for provider mode outside a repo."""
     try:
         root = find_repo_root(Path.cwd())
     except NoWorkflowsError:
         if target in PROVIDERS:
-            return None
+            return None, []
         raise
     return workflows_for(root, target, "plan", quiet=quiet)
 
 
-def workflows_for(root: Path, target: str, command: str, *, quiet: bool = False) -> Workflows:
-    """The repo's workflows for `dstack COMMAND TARGET` (run or plan): it fails on the problems
-    of TARGET and the workflows it needs (`spec.load_for`); the files' warnings and a count of
-    the other problems are printed on stderr unless ``quiet``.
+def workflows_for(
+    root: Path, target: str, command: str, *, quiet: bool = False
+) -> tuple[Workflows, list[SpecError]]:
+    """The repo's workflows for `dstack COMMAND TARGET` (run or plan), and the problems that do
+    not stop it: it fails on the problems of TARGET and the workflows it needs
+    (`spec.load_for`); the files' warnings and a count of the other problems are printed on
+    stderr unless ``quiet``.
 
     Raises:
         SpecErrors: the problems that stop TARGET.
@@ -296,7 +300,7 @@ def workflows_for(root: Path, target: str, command: str, *, quiet: bool = False)
             markup=False,
             soft_wrap=True,
         )
-    return workflows
+    return workflows, elsewhere
 
 
 def _print_json(payload: dict[str, object]) -> None:

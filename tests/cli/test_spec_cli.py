@@ -356,6 +356,18 @@ class TestProblemsElsewhere:
         assert (code, "prep" in out) == (0, True)
         assert err.endswith(self.ELSEWHERE.format("plan", "prep"))
 
+    def test_json_lists_the_problems_elsewhere(self, repo: Path) -> None:
+        """--json prints no warning lines: it carries the problems `plan prep` does not need,
+        located, as `validate --json` lists them."""
+        (repo / ".dstack" / "workflows.yaml").write_text(GOOD + self.BROKEN_B)
+
+        code, out, err = run("plan", "prep", "--json")
+
+        assert (code, err) == (0, "")
+        [problem] = json.loads(out)["problems_elsewhere"]
+        assert (problem["path"], problem["line"]) == (".dstack/workflows.yaml", 16)
+        assert json.loads(run("plan", "train", "--json")[1])["problems_elsewhere"] == [problem]
+
     def test_the_broken_workflow_itself_fails(self, repo: Path) -> None:
         """`plan b` of the broken `b` exits 1 with its located problem."""
         (repo / ".dstack" / "workflows.yaml").write_text(GOOD + self.BROKEN_B)
