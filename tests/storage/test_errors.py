@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,9 @@ def test_a_store_folder_that_is_a_file_is_refused(tmp_path: Path, form: str) -> 
     assert "dstack config --store" in (info.value.hint or "")
 
 
-def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
-    """A step's artifact file its user cannot read (a container running as root leaves a mode 000
-    file) fails the upload naming the file as the step sees it and its mode, with the chmod to
-    add, not "check the store's permissions or credentials". Permission bits do not bind root
-    (CI): the upload then runs in a child that has dropped to ``nobody``."""
+def _upload_as_a_user(make: Callable[[Path], None]) -> tuple[str, str]:
+    """``put_step`` of ``out`` from a folder ``make`` fills, run as a user permission bits bind
+    (``as_a_user``); the StorageError's message and hint ("uploaded" when there was none)."""
     base = Path(tempfile.mkdtemp(prefix="dstack-unreadable-"))
     os.chmod(base, 0o777)
     said = base / "said.txt"
@@ -160,11 +159,10 @@ def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
 
     def upload() -> None:
         work = base / "work"
-        (work / "out" / "sub").mkdir(parents=True)
-        (work / "out" / "sub" / "f.txt").write_text("secret\n")
-        (work / "out" / "sub" / "f.txt").chmod(0)
+        make(work)
         try:
             store.put_step("calm-cat-1", "train", "train", work, ["out"])
+            said.write_text("uploaded\n")
         except StorageError as exc:
             said.write_text(f"{exc.message}\n{exc.hint}")
 
@@ -172,7 +170,23 @@ def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
         as_a_user(upload)
         message, hint = said.read_text().split("\n", 1)
     finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
         shutil.rmtree(base, ignore_errors=True)
+    return message, hint
+
+
+def test_an_unreadable_artifact_file_is_named_not_blamed_on_the_store() -> None:
+    """A step's artifact file its user cannot read (a container running as root leaves a mode 000
+    file) fails the upload naming the file as the step sees it and its mode, with the chmod to
+    add, not "check the store's permissions or credentials". Permission bits do not bind root
+    (CI): the upload then runs in a child that has dropped to ``nobody``."""
+
+    def make(work: Path) -> None:
+        (work / "out" / "sub").mkdir(parents=True)
+        (work / "out" / "sub" / "f.txt").write_text("secret\n")
+        (work / "out" / "sub" / "f.txt").chmod(0)
+
+    message, hint = _upload_as_a_user(make)
 
     assert (
         "cannot upload the artifacts of calm-cat-1/train: artifact file 'out/sub/f.txt' is not "
@@ -186,29 +200,14 @@ def test_an_unreadable_artifact_folder_fails_the_upload_naming_it() -> None:
     """A folder inside an artifact its user cannot list (mode 000 from a container's root) is
     not left out in silence, its files missing from the artifact: the upload fails naming it,
     as for a file. Run as ``nobody`` where the tests run as root."""
-    base = Path(tempfile.mkdtemp(prefix="dstack-unreadable-"))
-    os.chmod(base, 0o777)
-    said = base / "said.txt"
-    store = ArtifactStore(base / "store")
 
-    def upload() -> None:
-        work = base / "work"
+    def make(work: Path) -> None:
         (work / "out" / "sub").mkdir(parents=True)
         (work / "out" / "kept.txt").write_text("kept\n")
         (work / "out" / "sub" / "f.txt").write_text("secret\n")
         (work / "out" / "sub").chmod(0)
-        try:
-            store.put_step("calm-cat-1", "train", "train", work, ["out"])
-            said.write_text("uploaded\n")
-        except StorageError as exc:
-            said.write_text(f"{exc.message}\n{exc.hint}")
 
-    try:
-        as_a_user(upload)
-        message, hint = said.read_text().split("\n", 1)
-    finally:
-        subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
-        shutil.rmtree(base, ignore_errors=True)
+    message, hint = _upload_as_a_user(make)
 
     assert (
         "cannot upload the artifacts of calm-cat-1/train: artifact folder 'out/sub' is not readable "
