@@ -124,6 +124,42 @@ def is_process(pid: int, stamp: str | None) -> bool:
     return pid_alive(pid) and (stamp is None or process_stamp(pid) in (stamp, None))
 
 
+def is_own_process(pid: int, stamp: str | None, marker: str) -> bool:
+    """``pid`` is still the process dstack started in a session of its own (the local server,
+    the warm launcher) and recorded with ``stamp``: alive, leading its process group, with that
+    stamp. A record without a stamp (an older dstack, a hand-edited file) counts only when the
+    process's command line holds ``marker``: a pid reused by another program, which a stop would
+    kill, group and all, is never taken for it."""
+    if pid <= 1 or not is_process(pid, stamp):
+        return False
+    try:
+        if os.getpgid(pid) != pid:
+            return False
+    except OSError:
+        return False
+    if stamp is not None and process_stamp(pid) == stamp:
+        return True
+    return marker in _command_line(pid)
+
+
+def _command_line(pid: int) -> str:
+    """Process ``pid``'s arguments joined by spaces; "" when they cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        pass
+    try:  # no /proc (macOS)
+        argv = ["ps", "-o", "args=", "-p", str(pid)]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return out.stdout.strip()
+
+
+SERVER_MARKER = "prefect server start"
+"""In the local server's command line (``_start``)."""
+
+
 def write_pid_file(path: Path, pid: int) -> None:
     """Write "PID STAMP" to ``path`` (see ``process_stamp``); ``read_pid_file`` reads it."""
     path.write_text(f"{pid} {process_stamp(pid) or ''}".strip())
@@ -315,8 +351,8 @@ def stop(settings: Settings | None = None) -> bool:
     settings = settings or get_settings()
     stop_launcher(settings)
     info = _read_state(settings)
-    if info is None or info.pid is None or not is_process(info.pid, info.stamp):
-        _state_file(settings).unlink(missing_ok=True)  # after a reboot: never kill who has its pid now
+    if info is None or info.pid is None or not is_own_process(info.pid, info.stamp, SERVER_MARKER):
+        _state_file(settings).unlink(missing_ok=True)  # never kill who has its pid now (a reboot)
         return False
     _kill_group(info.pid)
     _state_file(settings).unlink(missing_ok=True)

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.server import is_process, pid_alive, process_stamp, spawn_detached, write_pid_file
+from dstack_prefect.server import is_own_process, pid_alive, process_stamp, spawn_detached, write_pid_file
 from dstack_prefect.settings import Settings
 
 SOCKET_NAME = "launcher.sock"
@@ -83,7 +83,7 @@ def launcher_pid(settings: Settings) -> int | None:
         pid, stamp = int(state["pid"]), state.get("stamp")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return pid if is_process(pid, stamp) else None
+    return pid if is_own_process(pid, stamp, "dstack_prefect.engine._launcher") else None
 
 
 # the caller's side (the CLI) ---------------------------------------------------------------

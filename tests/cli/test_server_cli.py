@@ -53,3 +53,47 @@ def test_stop_says_it_is_not_the_server_in_use_it_stops(tmp_path: Path) -> None:
         f"The local Prefect server was not running; PREFECT_API_URL={url}, the server in use, "
         "is not dstack's to stop\n"
     ) == res.stdout
+
+
+class TestStopNeverKillsAnotherProcess:
+    """`server stop` kills the server dstack started, never a process that now has its pid."""
+
+    def _stranger(self) -> subprocess.Popen[bytes]:
+        """A process of its own session (as the server is), holding a pid a state file names."""
+        return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    def test_a_state_file_without_stamp(self, tmp_path: Path) -> None:
+        """A server.json from before stamps (pid only) whose pid another program holds now: that
+        program lives on, and stop says no server was running (it SIGTERMed the pid's whole
+        process group: with pid 1, every process of the machine's session)."""
+        stranger = self._stranger()
+        try:
+            (tmp_path / "server.json").write_text(
+                json.dumps({"url": f"http://127.0.0.1:{free_port()}/api", "pid": stranger.pid})
+            )
+
+            res = dstack(tmp_path, "server", "stop")
+
+            assert 0 == res.returncode, res.stderr
+            assert "The local server was not running\n" == res.stdout
+            assert stranger.poll() is None
+            assert not (tmp_path / "server.json").exists()
+        finally:
+            stranger.kill()
+            stranger.wait()
+
+    def test_a_launcher_file_without_stamp(self, tmp_path: Path) -> None:
+        """The same for launcher.json: its pid, now another program's, gets no SIGTERM."""
+        stranger = self._stranger()
+        try:
+            (tmp_path / "launcher.json").write_text(json.dumps({"pid": stranger.pid}))
+
+            res = dstack(tmp_path, "server", "stop")
+            status = dstack(tmp_path, "server", "status", "--json")
+
+            assert 0 == res.returncode, res.stderr
+            assert stranger.poll() is None
+            assert json.loads(status.stdout)["launcher"] is False
+        finally:
+            stranger.kill()
+            stranger.wait()
