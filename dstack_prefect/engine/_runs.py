@@ -172,25 +172,35 @@ def humanize(when: datetime | None, now: datetime | None = None) -> str:
 
 
 _SINCE = re.compile(r"^(\d+)([smhdw])$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest time `parse_since` gives: no log line is older."""
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`1d`, `30m`, `2w` or an ISO time, as `dstack logs -s` takes it; an ISO time without a
-    zone is this machine's local time, as old dstack read it."""
+    zone is this machine's local time, as old dstack read it. A time before any log line
+    (`99999w`) is EPOCH: every line."""
     now = now or datetime.now(UTC)
     m = _SINCE.match(value.strip())
     if m:
         n, unit = int(m.group(1)), m.group(2)
         seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-        return now - timedelta(seconds=n * seconds)
+        try:
+            return max(now - timedelta(seconds=n * seconds), EPOCH)
+        except OverflowError:
+            return EPOCH
+    msg = f"cannot read the time '{value}'"
+    hint = "use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)"
     try:
-        when = datetime.fromisoformat(value)
+        written = datetime.fromisoformat(value)
     except ValueError:
-        msg = f"cannot read the time '{value}'"
-        raise DstackError(
-            msg, hint="use Ns, Nm, Nh, Nd, Nw (e.g. 1h) or an ISO time (2026-11-26T10:00)"
-        ) from None
-    return when.astimezone(UTC)
+        raise DstackError(msg, hint=hint) from None
+    try:
+        return max(written.astimezone(UTC), EPOCH)
+    except OverflowError:  # out of a datetime's range once in UTC (year 1 or 9999)
+        if written.year < EPOCH.year:
+            return EPOCH
+        raise DstackError(msg, hint=hint) from None
 
 
 @dataclass

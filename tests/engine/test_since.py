@@ -61,3 +61,20 @@ def test_anything_else_is_an_error_with_the_forms_it_takes(text: str) -> None:
 
     assert info.value.message == f"cannot read the time '{text}'"
     assert info.value.hint is not None and "Ns, Nm, Nh, Nd, Nw" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "text", ["99999999999999w", "0001-01-01T00:00+05:00"], ids=["huge-count", "before-year-1-in-utc"]
+)
+def test_a_time_before_any_log_means_every_line(text: str) -> None:
+    """A count or time too far back for a datetime reads as "from the start" (it was a
+    traceback, OverflowError)."""
+    assert parse_since(text, now=NOW) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_a_time_past_the_last_datetime_is_an_error() -> None:
+    """9999-12-31T23:59-05:00 is after the last time a datetime holds, in UTC."""
+    with pytest.raises(DstackError) as info:
+        parse_since("9999-12-31T23:59-05:00", now=NOW)
+
+    assert info.value.message == "cannot read the time '9999-12-31T23:59-05:00'"
