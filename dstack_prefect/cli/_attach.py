@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -161,7 +162,9 @@ class _Shown:
     LOOK_BACK = timedelta(seconds=5)
 
     def __init__(self) -> None:
-        self.ids: dict[str, datetime] = {}
+        self.ids: OrderedDict[str, datetime] = OrderedDict()
+        """In the order shown: the oldest go first, at a steady cost per line (a copy of all
+        of them now and then cost a burst's every line once 20000 fell within 5 s)."""
         self.last: datetime | None = None
 
     def add(self, line: Any) -> None:
@@ -169,8 +172,9 @@ class _Shown:
             return
         self.ids[line.id] = line.timestamp
         self.last = line.timestamp if self.last is None else max(self.last, line.timestamp)
-        if len(self.ids) > 20000:  # what the next follower reads again is the last 5 s
-            self.ids = {key: when for key, when in self.ids.items() if when >= self.last - self.LOOK_BACK}
+        forget = self.last - self.LOOK_BACK  # what the next follower reads again is the last 5 s
+        while self.ids and next(iter(self.ids.values())) < forget:
+            self.ids.popitem(last=False)
 
     def reader(self, api: Any, flow_run_id: str) -> Any:
         from dstack_prefect.engine._runs import LogReader  # noqa: PLC0415
