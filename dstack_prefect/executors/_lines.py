@@ -21,13 +21,27 @@ from collections.abc import Callable, Iterable
 #: How often a line that is still being rewritten (a progress bar) is delivered as it stands.
 PROGRESS_EVERY = 5.0
 
-#: A line longer than this is delivered in pieces of this size (Prefect truncates a log message
-#: near 1 MB anyway), so output without newlines never piles up in memory.
+#: A line longer than this is delivered in pieces of at most this size (Prefect truncates a log
+#: message near 1 MB anyway), so output without newlines never piles up in memory. Each piece
+#: but the last ends with :data:`CUT`; a character is never split.
 MAX_LINE = 1_000_000
+
+CUT = f" [line cut at {MAX_LINE} bytes: it goes on in the next line]"
 
 
 def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
+    """What a terminal shows of ``raw``: invalid UTF-8 as U+FFFD, NUL as nothing (a Prefect
+    server on Postgres refuses a log holding one)."""
+    return raw.replace(b"\0", b"").decode("utf-8", errors="replace")
+
+
+def _cut(raw: bytes) -> int:
+    """Where to cut ``raw`` (longer than MAX_LINE): at MAX_LINE, or before the UTF-8
+    character that straddles it."""
+    at = MAX_LINE
+    while at > MAX_LINE - 3 and raw[at] & 0xC0 == 0x80:  # a continuation byte
+        at -= 1
+    return at
 
 
 def last_frame(raw: bytes) -> bytes:
@@ -58,12 +72,10 @@ class LineBuffer:
         self._pending += chunk
         *lines, self._pending = self._pending.split(b"\n")
         for raw in lines:
-            self._finish(raw)
+            self._finish(self._cut_long(raw))
         if b"\r" in self._pending:
             self._progress()
-        while len(self._pending) > MAX_LINE:
-            piece, self._pending = self._pending[:MAX_LINE], self._pending[MAX_LINE:]
-            self._finish(piece)
+        self._pending = self._cut_long(self._pending)
 
     def catch_up(self, chunks: Iterable[bytes]) -> None:
         """Feed the part of the complete output ``chunks`` beyond what was already received."""
@@ -80,10 +92,19 @@ class LineBuffer:
             self._finish(self._pending)
             self._pending = b""
 
-    def _finish(self, raw: bytes) -> None:
+    def _cut_long(self, raw: bytes) -> bytes:
+        """Deliver ``raw`` (a line or its start) in MAX_LINE pieces that say so while it is
+        longer than that; return the rest."""
+        while len(raw) > MAX_LINE:
+            at = _cut(raw)
+            self._finish(raw[:at], CUT)
+            raw = raw[at:]
+        return raw
+
+    def _finish(self, raw: bytes, cut: str = "") -> None:
         frame = last_frame(raw)
-        if frame != self._shown:
-            self.on_line(_text(frame))
+        if frame != self._shown or cut:
+            self.on_line(_text(frame) + cut)
         self._shown = None
         self._rewriting_since = None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dstack_prefect.executors._lines import MAX_LINE, LineBuffer
 
+CUT = f" [line cut at {MAX_LINE} bytes: it goes on in the next line]"
+
 
 class Clock:
     """A clock the test moves by hand (LineBuffer's progress snapshots are time-based)."""
@@ -39,12 +41,22 @@ class TestLines:
 
         assert ["one", "two", "tail"] == lines
 
-    def test_output_without_newlines_comes_in_pieces(self) -> None:
-        """A step that never prints a newline still reaches the logs, in MAX_LINE pieces."""
+    def test_output_without_newlines_comes_in_pieces_that_say_so(self) -> None:
+        """A step that never prints a newline still reaches the logs, in MAX_LINE pieces; each
+        piece but the last says where it was cut (nothing is dropped)."""
         lines = fed(b"x" * (MAX_LINE // 2), b"x" * MAX_LINE, b"y\n")
 
-        assert [len(line) for line in lines] == [MAX_LINE, MAX_LINE // 2 + 1]
-        assert lines[-1].endswith("y")
+        assert lines == ["x" * MAX_LINE + CUT, "x" * (MAX_LINE // 2) + "y"]
+
+    def test_a_cut_never_splits_a_character(self) -> None:
+        """A two-byte character across the MAX_LINE mark goes whole into the next piece."""
+        lines = fed(b"x" * (MAX_LINE - 1) + "\u00e9tude\n".encode())
+
+        assert lines == ["x" * (MAX_LINE - 1) + CUT, "\u00e9tude"]
+
+    def test_nul_bytes_are_not_shown(self) -> None:
+        """NUL shows as nothing on a terminal, and a Postgres-backed Prefect server refuses it."""
+        assert ["ab", "end"] == fed(b"a\0b\n", b"\0end")
 
 
 class TestProgressBars:
