@@ -11,8 +11,10 @@ SQLite server takes ~2500 lines/s in batches of 100-200 on a 2-core machine).
 :meth:`LogShipper.close` returns when every line is on the server, however long that takes
 while the server keeps taking them; a server that is down is retried (a restarted local
 server comes back at the same address) until ``give_up_after`` seconds pass without one
-accepted batch. dstack's own notes on the run and its steps take the same queue
-(`engine/_flow.py` ShippedNotes), so they keep their place among the lines.
+accepted batch. A batch the server refuses is sent again in halves down to the lines it
+refuses, which are dropped with a warning on the run saying how many. dstack's own notes on
+the run and its steps take the same queue (`engine/_flow.py` ShippedNotes), so they keep
+their place among the lines.
 
     shipper = LogShipper(PrefectAPI(url))
     shipper.add("prefect.task_runs.dstack.out.train", "epoch 1", flow_run_id, task_run_id)
@@ -21,6 +23,7 @@ accepted batch. dstack's own notes on the run and its steps take the same queue
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -33,6 +36,11 @@ from dstack_prefect.errors import ServerError, ServerUnreachableError
 
 BATCH = 200
 """Lines per POST (a SQLite server is fastest at 100-200)."""
+
+BATCH_CHARS = 4_000_000
+"""Characters per POST at most (a longer line goes alone): lines of 1 MB (`executors/_lines.py`
+MAX_LINE) 200 at a time made POSTs that took the local server 7 s per 50 MB, and one past the
+client's 30 s timeout is sent again: stored twice."""
 
 INTERVAL = 0.2
 """A line waits at most this long for its batch to fill before it is sent."""
@@ -50,14 +58,16 @@ class LogShipper:
         api: _Api,
         *,
         batch: int = BATCH,
+        batch_chars: int = BATCH_CHARS,
         interval: float = INTERVAL,
         give_up_after: float = 120.0,
         retry_every: float = 1.0,
         max_queued: int = 100_000,
-        cut_logger: str = RUN_NOTE_LOGGER,
+        note_logger: str = RUN_NOTE_LOGGER,
     ) -> None:
         self._api = api
         self._batch = batch
+        self._batch_chars = batch_chars
         self._interval = interval
         self._give_up_after = give_up_after
         self._retry_every = retry_every
@@ -68,7 +78,7 @@ class LogShipper:
         self._thread: threading.Thread | None = None
         self._down_since: float | None = None
         self._cut_at: float | None = None
-        self._cut_logger = cut_logger
+        self._note_logger = note_logger
         self.sent = 0
         self.dropped = 0
 
@@ -133,8 +143,14 @@ class LogShipper:
                 self.dropped += dropped
                 self._wake.notify_all()
                 said = f"{dropped} output line(s) not kept: the run was stopped while they waited to be sent"
-                return [{**last, "name": self._cut_logger, "level": 30, "message": said, "task_run_id": None}]
-            batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                return [self._warning(last, said)]
+            batch = [self._queue.popleft()]
+            chars = len(batch[0]["message"])
+            while self._queue and len(batch) < self._batch:
+                chars += len(self._queue[0]["message"])
+                if chars > self._batch_chars:
+                    break
+                batch.append(self._queue.popleft())
             self._wake.notify_all()  # room for a waiting add()
             return batch
 
@@ -149,10 +165,24 @@ class LogShipper:
                 sys.stderr.write(f"dstack: {len(batch)} log line(s) not sent: {exc!r}\n")
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
+        """POST ``batch``; the lines a refusing server (4xx, 500) costs are said on the run."""
+        refused: list[ServerError] = []
+        self._post(batch, refused)
+        if refused:
+            lost = f"{len(refused)} output line(s) not kept: {refused[-1].message}"
+            with contextlib.suppress(ServerError):  # said on stderr already
+                self._api.call("POST", "/logs/", [self._warning(batch[-1], lost)])
+
+    def _warning(self, like: dict[str, Any], message: str) -> dict[str, Any]:
+        """A warning on the run (not a step) about its lines, timed as the record ``like``."""
+        return {**like, "name": self._note_logger, "level": 30, "message": message, "task_run_id": None}
+
+    def _post(self, batch: list[dict[str, Any]], refused: list[ServerError]) -> None:
         """POST ``batch``. While the server is unreachable, try again every ``retry_every``
         seconds; once it has been for ``give_up_after`` seconds, each batch gets one try until
-        one is accepted again. A batch the server refuses (4xx) is dropped: sending it again
-        would be refused again."""
+        one is accepted again. A batch the server refuses is sent again in halves, down to the
+        lines it refuses alone (NUL on Postgres, a line too long), which are dropped (one error
+        each in ``refused``): sending them again would be refused again."""
         while True:
             try:
                 self._api.call("POST", "/logs/", batch)
@@ -165,7 +195,13 @@ class LogShipper:
                     continue
                 self._drop(batch, exc)
             except ServerError as exc:
-                self._drop(batch, exc)
+                if len(batch) == 1:
+                    refused.append(exc)
+                    self._drop(batch, exc)
+                else:
+                    half = len(batch) // 2
+                    self._post(batch[:half], refused)
+                    self._post(batch[half:], refused)
             else:
                 self._down_since = None
                 self.sent += len(batch)

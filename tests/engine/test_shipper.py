@@ -14,9 +14,10 @@ from dstack_prefect.errors import ServerError, ServerUnreachableError
 class FlakyServer:
     """Stands in for the Prefect API's POST /logs/: the real one stores the records (tested end
     to end in test_local_runs); this one keeps them in a list, and can answer the first
-    ``down`` calls as a stopped server does (connection refused) or refuse one batch (4xx)."""
+    ``down`` calls as a stopped server does (connection refused), or refuse (4xx) every batch
+    holding the message ``refuse``."""
 
-    def __init__(self, down: int = 0, refuse: int | None = None) -> None:
+    def __init__(self, down: int = 0, refuse: str | None = None) -> None:
         self.down = down
         self.refuse = refuse
         self.calls = 0
@@ -28,7 +29,7 @@ class FlakyServer:
         if self.calls <= self.down:
             msg = "the Prefect server at http://127.0.0.1:1/api is not reachable (ConnectionRefusedError)"
             raise ServerUnreachableError(msg)
-        if self.calls == self.refuse:
+        if any(r["message"] == self.refuse for r in json):
             msg = "the Prefect server answered 422 to POST /logs/"
             raise ServerError(msg)
         self.batches.append(json)
@@ -36,6 +37,10 @@ class FlakyServer:
 
     def messages(self) -> list[str]:
         return [r["message"] for batch in self.batches for r in batch]
+
+
+def lines_of(server: FlakyServer) -> list[dict[str, Any]]:
+    return [r for batch in server.batches for r in batch]
 
 
 def ship(server: FlakyServer, lines: int, **options: Any) -> LogShipper:
@@ -86,15 +91,36 @@ def test_a_server_gone_for_good_loses_the_lines_and_says_so(capsys: pytest.Captu
     assert "50 log line(s) not sent: the Prefect server at" in capsys.readouterr().err
 
 
-def test_a_refused_batch_is_dropped_and_the_rest_still_sent(capsys: pytest.CaptureFixture[str]) -> None:
-    """A 4xx for one batch drops that batch only."""
-    server = FlakyServer(refuse=1)
+def test_a_refused_line_costs_only_itself_and_is_said_on_the_run() -> None:
+    """The server refuses (4xx) any batch holding line 7: its batch is sent again in halves
+    until the one line is found. Every other line arrives, in order, and a warning on the run
+    says what was lost and why (stderr was the supervisor's log, which nobody reads)."""
+    server = FlakyServer(refuse="7")
 
     shipper = ship(server, 120)
 
-    assert shipper.dropped == 50
-    assert server.messages() == [str(i) for i in range(50, 120)]
-    assert "answered 422" in capsys.readouterr().err
+    said = "1 output line(s) not kept: the Prefect server answered 422 to POST /logs/"
+    messages = server.messages()
+    assert [m for m in messages if m != said] == [str(i) for i in range(120) if i != 7]
+    assert shipper.dropped == 1
+    note = lines_of(server)[messages.index(said)]  # after the batch that lost the line
+    assert messages.index("6") < messages.index(said) < messages.index("119")
+    assert (note["name"], note["level"], note["task_run_id"]) == ("prefect.flow_runs.dstack", 30, None)
+
+
+def test_a_post_holds_a_few_megabytes_at_most() -> None:
+    """Lines of 1 MB (a step printing without newlines) go a few per POST, not 50: one POST of
+    50 MB took the local server 7 s, and one past the client's 30 s timeout is sent again
+    (twice on the server)."""
+    server = FlakyServer()
+    shipper = LogShipper(server, batch=50, retry_every=0)
+    for i in range(10):
+        shipper.add("prefect.task_runs.dstack.out.s", str(i) * 1_000_000, "fr-1", "tr-1")
+
+    shipper.close()
+
+    assert [r["message"][0] for r in lines_of(server)] == [str(i) for i in range(10)]
+    assert max(sum(len(r["message"]) for r in batch) for batch in server.batches) == 4_000_000
 
 
 def test_a_full_queue_waits_for_room_and_keeps_every_line() -> None:
