@@ -8,7 +8,7 @@
 #    start `dockerd --bridge=none --iptables=false` in the background (log and pidfile under
 #    $DSTACK_DOCKERD_DIR, default /var/tmp/dstack-dockerd) and wait for it (bounded).
 # 2. Base image dstack-prefect/base:bookworm from debootstrap (no registry needed), unless present.
-# 3. Runtime image dstack-prefect/runtime:<version>-py3.11 via docker/build.sh --slim, unless present.
+# 3. Runtime image dstack-prefect/runtime:<version>-py3.11-slim via docker/build.sh --slim, unless present.
 #
 # Needs root (dockerd, debootstrap). Exits non-zero, saying why, on any failure.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 3), prepared for a machine with an NVIDIA GPU and torch installed:
+# The GPU check, prepared for a machine with an NVIDIA GPU and torch installed:
 # run from the repository root, it installs this checkout, then runs the `gpu-check` workflow
 # (`gpu: 1`: `nvidia-smi -L` and a torch CUDA matmul) through the local executor on the
 # embedded default (its own Prefect server under a temp DSTACK_HOME), prints the run, and stops
