@@ -289,6 +289,9 @@ def _start(settings: Settings) -> ServerInfo:
     # (killed, or `server stop`) reach the new one at the address they were given, and the UI's
     # address stays the same.
     last = _last_port(settings)
+    if settings.server_port and not port_is_free(settings.server_port):
+        msg = f"port {settings.server_port} (DSTACK_SERVER_PORT) is in use by another program"
+        raise ServerError(msg, hint="set DSTACK_SERVER_PORT to a free port, or unset it to have one picked")
     port = settings.server_port or (last if last and port_is_free(last) else free_port())
     url = f"http://127.0.0.1:{port}/api"
     settings.prefect_home.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,20 @@ class TestStopNeverKillsAnotherProcess:
         finally:
             stranger.kill()
             stranger.wait()
+
+
+def test_a_server_port_in_use_is_named_before_starting(tmp_path: Path) -> None:
+    """DSTACK_SERVER_PORT naming a port another program listens on fails at once with the
+    setting to change (it started Prefect, which failed after seconds advising its `--port`)."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+
+        res = dstack(tmp_path, "server", "start", DSTACK_SERVER_PORT=str(port))
+
+    assert 1 == res.returncode
+    assert (
+        f"error: port {port} (DSTACK_SERVER_PORT) is in use by another program\n"
+        "hint: set DSTACK_SERVER_PORT to a free port, or unset it to have one picked\n"
+    ) == res.stderr
