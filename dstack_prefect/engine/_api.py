@@ -210,7 +210,23 @@ class PrefectAPI:
         for row in self.flow_runs(names=[name], limit=1):
             return row
         msg = f"there is no run named '{name}'"
-        raise RunNotFoundError(msg)
+        close = self._close_names(name)
+        if not close:
+            raise RunNotFoundError(msg)
+        hint = f"did you mean {' or '.join(repr(n) for n in close)}? `dstack ps -a` lists runs"
+        raise RunNotFoundError(msg, hint=hint)
+
+    def _close_names(self, name: str) -> list[str]:
+        """Run names ``name`` may have meant: those it starts (``clever-panda`` for
+        ``clever-panda-1``), else the closest among the newest runs."""
+        starting = [r["name"] for r in self.flow_runs(name_like=name, limit=PAGE)]
+        starting = [n for n in starting if n.startswith(name)]
+        if starting:
+            return sorted(starting)[:3]
+        import difflib  # noqa: PLC0415
+
+        recent = [r["name"] for r in self.flow_runs(limit=PAGE)]
+        return difflib.get_close_matches(name, recent, n=1)
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._call("GET", f"/flow_runs/{flow_run_id}")
