@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from dstack_prefect.cli._app import app, confirm, console, err_console, handles_errors
@@ -336,6 +337,11 @@ def ps(
 ) -> None:
     """List runs: the unfinished ones, or the last finished one; -a lists all.
 
+    --json prints a list, newest first, of objects with the keys name, workflow, submitted_at
+    (ISO 8601, UTC), status (submitted, pending, downloading, running, uploading, stopping, done,
+    failed, stopped or aborted), tag ("" for none), error (whole; "" unless failed or aborted) and
+    flow_run_id (the Prefect flow run).
+
     Example: dstack ps -a -v
     """
     from dstack_prefect.engine import list_runs  # noqa: PLC0415
@@ -375,27 +381,60 @@ def ps(
 @handles_errors
 def logs(
     run_name: Annotated[str, typer.Argument(metavar="RUN")],
-    attach: Annotated[bool, typer.Option("-a", "--attach", help="Follow until the run finishes")] = False,
-    since: Annotated[str, typer.Option("-s", "--since", help="Ns, Nm, Nh, Nd, Nw or an ISO time")] = "1d",
+    attach: Annotated[
+        bool, typer.Option("-a", "--attach", help="Follow until the run finishes; exit 1 unless it ends done")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "-s",
+            "--since",
+            help="Only lines since Ns, Nm, Nh, Nd, Nw ago or an ISO time (no zone: local time)",
+            show_default="the whole run",
+        ),
+    ] = None,
 ) -> None:
     """Print a run's log lines in order, each prefixed with its step when there are several.
+
+    With -a it follows the run to its end and prints its status, as `dstack run` does; dstack's
+    own notes and that status go to stderr, the steps' lines to stdout.
 
     Example: dstack logs clever-panda-1 -a -s 1h
     """
     from dstack_prefect.engine import LogReader, follow, parse_since  # noqa: PLC0415
     from dstack_prefect.engine._runs import LogLine  # noqa: PLC0415
 
-    when = parse_since(since)
+    when = parse_since(since) if since is not None else None
+    shown = 0
     with _api() as api:
         fr = api.flow_run_by_name(run_name)
         multi = _several_steps(api, fr)
         if attach:
+            notes: set[str] = set()
+            final = None
             for item in follow(api, fr["id"], since=when, settings=get_settings()):
                 if isinstance(item, LogLine):
                     print_line(item, multi)
+                    shown += 1
+                    if item.note:
+                        notes.add(item.message)
+                else:
+                    final = item
+            if final is not None:
+                error = final.error if final.error and final.error not in notes else ""
+                said = status_text(final.status) + (f": {escape(error)}" if error else "")
+                err_console.print(said, highlight=False, soft_wrap=True)
+                if final.status != "done":
+                    raise typer.Exit(1)
             return
         for line in LogReader(api, fr["id"], since=when).lines():  # printed as the next pages come
             print_line(line, multi, live=False)
+            shown += 1
+    if not shown and when is not None:
+        sys.stdout.flush()
+        at = f"{when.astimezone():%Y-%m-%d %H:%M %Z}"
+        note = f"No log lines of {run_name} since {at}; without -s, all of them show"
+        err_console.print(note, highlight=False, markup=False, soft_wrap=True)
 
 
 def _several_steps(api: Any, fr: dict[str, Any]) -> bool:
