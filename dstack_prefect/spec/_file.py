@@ -133,23 +133,37 @@ def _load_item(
     result: Workflows, parsed: Parsed, shown: str, lines: list[str], index: int, item: Any
 ) -> list[Located]:
     prefix = ("workflows", index)
+    duplicate = _duplicate_name(result, parsed, shown, prefix, item)
     try:
         workflow = Workflow.model_validate(item)
     except ValidationError as exc:
         _keep_deps_of_broken(result, Source(shown, parsed.locate(prefix)[0], parsed, index, lines), item)
         errors = [*exc.errors(include_url=False), *_errors_beside(item, exc)]
-        return [w for e in errors for w in _locate.locate(parsed, shown, prefix, e)]
+        return [*duplicate, *(w for e in errors for w in _locate.locate(parsed, shown, prefix, e))]
     line = parsed.locate(prefix)[0]
     source = Source(shown, line, parsed, index, lines)
     result.warnings += _legacy_warnings(source, item)
-    first = result.sources.get(workflow.name)
-    if first is not None:
-        line, col = parsed.locate((*prefix, "name"))
-        message = f"duplicate workflow name '{workflow.name}', first defined at {first}"
-        return [Located(shown, line, col, _locate.key_path((*prefix, "name")), message)]
+    if duplicate:
+        return duplicate
     result.by_name[workflow.name] = workflow
     result.sources[workflow.name] = source
     return []
+
+
+def _duplicate_name(
+    result: Workflows, parsed: Parsed, shown: str, prefix: KeyPath, item: Any
+) -> list[Located]:
+    """The item's name when an earlier item took it, valid or not: validate lists the duplicate
+    with the item's other problems, not only once the first definition is fixed."""
+    name = item.get("name") if isinstance(item, dict) else None
+    if not isinstance(name, str):
+        return []
+    first = result.sources.get(name) or (result.broken[name][0] if name in result.broken else None)
+    if first is None:
+        return []
+    line, col = parsed.locate((*prefix, "name"))
+    message = f"duplicate workflow name '{name}', first defined at {first}"
+    return [Located(shown, line, col, _locate.key_path((*prefix, "name")), message)]
 
 
 _STAND_INS: dict[str, Any] = {"name": "_", "provider": "code", "commands": ["true"], "image": "x"}

@@ -446,6 +446,28 @@ CASES = [
         schema=False,
     ),
     Case(
+        "duplicate-names-first-has-errors",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    comands: [x]\n  - name: a\n    provider: bash\n    commands: [y]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:4:5: workflows[0]: unknown key 'comands'; did you mean 'commands'?",
+            ".dstack/workflows.yaml:5:11: workflows[1].name: duplicate workflow name 'a', first defined at .dstack/workflows.yaml:2",
+        ],
+        schema=False,
+    ),
+    Case(
+        "duplicate-names-second-has-errors",
+        ONE(
+            "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n  - name: a\n    provider: bash\n    comands: [y]\n"
+        ),
+        [
+            ".dstack/workflows.yaml:5:11: workflows[1].name: duplicate workflow name 'a', first defined at .dstack/workflows.yaml:2",
+            ".dstack/workflows.yaml:7:5: workflows[1]: unknown key 'comands'; did you mean 'commands'?",
+        ],
+        schema=False,
+    ),
+    Case(
         "cycle-two",
         ONE(
             "workflows:\n  - name: a\n    provider: bash\n    commands: [x]\n    deps: [b]\n  - name: b\n    provider: bash\n    commands: [x]\n    deps:\n      - workflow: a\n"
