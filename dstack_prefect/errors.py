@@ -95,7 +95,7 @@ class SpecErrors(DstackError):
 class NoWorkflowsError(DstackError):
     """No ``.dstack/`` folder was found in the current directory or above it."""
 
-    hint = "cd into your repo, or create .dstack/workflows.yaml (see docs/workflows.md)"
+    hint = "cd into your repo, or run `dstack init` there to create .dstack/workflows.yaml"
 
 
 class PlanError(DstackError):

@@ -159,7 +159,9 @@ def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
     files = workflow_files(root)
     if not files:
         msg = f"No workflow files in {root / '.dstack'}"
-        raise NoWorkflowsError(msg, hint="create .dstack/workflows.yaml with a `workflows:` list")
+        raise NoWorkflowsError(
+            msg, hint="run `dstack init` to create .dstack/workflows.yaml with a first workflow"
+        )
     texts: list[tuple[str, str | None]] = []
     errors: list[SpecError] = []
     for file in files:

@@ -184,6 +184,20 @@ class TestValidate:
 
         assert code == 1
         assert "No .dstack/ folder" in err
+        assert "hint: cd into your repo, or run `dstack init` there to create .dstack/workflows.yaml\n" in err
+
+    def test_empty_dstack_folder_points_at_init(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A .dstack/ without workflow files (a dstack home, a fresh mkdir) says how to make one."""
+        (tmp_path / ".dstack").mkdir()
+        monkeypatch.chdir(tmp_path)
+
+        code, _, err = run("validate")
+
+        assert code == 1
+        assert f"No workflow files in {tmp_path.resolve() / '.dstack'}" in err
+        assert "hint: run `dstack init` to create .dstack/workflows.yaml with a first workflow\n" in err
 
 
 class TestPlan:
