@@ -354,7 +354,8 @@ def config(
 
     An empty value unsets a setting (--store ""), as an empty DSTACK_* variable does. An s3://
     store whose endpoint says the bucket does not exist is refused; one that cannot be reached
-    now is saved with a warning.
+    now is saved with a warning. The table's FROM column (--json: "from") says where each value
+    comes from: its DSTACK_* variable, config.json or the default.
 
     Example: dstack config --remote-store s3://my-bucket/dstack
     """
@@ -379,17 +380,23 @@ def config(
         "remote_store": settings.remote_store,
         "executor": settings.executor,
     }
-    if as_json:
-        print(json.dumps(effective, indent=2))
+    sources = {key: _source(key, saved) for key in effective}
+    if as_json:  # where each value comes from, as the table's FROM column says
+        print(json.dumps({**effective, "from": sources}, indent=2))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("SETTING", "VALUE", "FROM"):
         table.add_column(col, no_wrap=True)
     for key, value in effective.items():
-        env = f"DSTACK_{key.upper()}"
-        source = env if env in os.environ else "config.json" if key in saved else "default"
-        table.add_row(key.replace("_", "-"), value or "", source)
+        table.add_row(key.replace("_", "-"), value or "", sources[key])
     console.print(table)
+
+
+def _source(key: str, saved: dict[str, Any]) -> str:
+    """Where setting ``key`` comes from: its DSTACK_* variable (set, not empty), config.json, or
+    the default."""
+    env = f"DSTACK_{key.upper()}"
+    return env if os.environ.get(env) else "config.json" if key in saved else "default"
 
 
 def _check_store(option: str, store: ArtifactStore) -> None:

@@ -17,23 +17,31 @@ app.add_typer(server_app, name="server")
 @server_app.command("start")
 @handles_errors
 def server_start() -> None:
-    """Start the local Prefect server (other commands start it on demand).
+    """Start the local Prefect server (other commands start it on demand); say so when it was
+    running already, or when PREFECT_API_URL names the server in use (dstack starts none then).
 
     Example: dstack server start
     """
     from dstack_prefect.engine import PrefectAPI  # noqa: PLC0415
     from dstack_prefect.engine._launcher import start_launcher, wait_launcher  # noqa: PLC0415
     from dstack_prefect.engine._runs import cleanup_leftovers  # noqa: PLC0415
-    from dstack_prefect.server import ensure_server  # noqa: PLC0415
+    from dstack_prefect.server import ensure_server, status  # noqa: PLC0415
 
     settings = get_settings()
+    running = status(settings) is not None
     info = ensure_server(settings)
     with PrefectAPI(info.url) as api:
         cleanup_leftovers(api, settings)
     if info.managed:  # warm: the next `dstack run` skips `import prefect`
         start_launcher(settings, info.pid)
         wait_launcher(settings, timeout=30)
-    console.print(f"Prefect server: {info.url}  UI: {info.ui_url}")
+    if not info.managed:
+        what = "Using the Prefect server at PREFECT_API_URL (dstack starts none)"
+    else:
+        what = (
+            "The local Prefect server was running already" if running else "Started the local Prefect server"
+        )
+    console.print(f"{what}: {info.url}  UI: {info.ui_url}", highlight=False)
 
 
 @server_app.command("stop")

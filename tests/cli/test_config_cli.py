@@ -52,6 +52,30 @@ def test_a_set_variable_wins_over_the_config_file(tmp_path: Path) -> None:
     assert config(tmp_path, DSTACK_HOME=str(home), DSTACK_STORE="")["store"] == str(tmp_path / "kept")
 
 
+def test_json_says_where_each_setting_comes_from(tmp_path: Path) -> None:
+    """`config --json` carries the table's FROM column: the variable that set a value, config.json
+    or the default; an empty variable is not where a value comes from."""
+    home = tmp_path / "home"
+    subprocess.run(
+        [sys.executable, "-m", "dstack_prefect", "config", "--executor", "docker"],
+        env={**os.environ, "DSTACK_HOME": str(home)},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+    shown = config(
+        tmp_path, DSTACK_HOME=str(home), DSTACK_STORE=str(tmp_path / "env"), DSTACK_REMOTE_STORE=""
+    )
+
+    assert shown["from"] == {
+        "home": "DSTACK_HOME",
+        "store": "DSTACK_STORE",
+        "remote_store": "default",
+        "executor": "config.json",
+    }
+
+
 def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     """DSTACK_STOP_GRACE=abc (or a zero sync interval) is a user mistake: a one-line reason
     naming the variable and what it is for, exit 1, no traceback."""

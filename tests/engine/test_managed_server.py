@@ -165,16 +165,19 @@ def test_killing_a_forked_supervisor_crashes_the_run_without_orphans(embedded: E
 
 
 def test_server_stop_stops_the_server_and_the_launcher(tmp_path: Path) -> None:
-    """`server start` brings up the server and the launcher; `server stop` leaves no process."""
+    """`server start` brings up the server and the launcher (a second start says it was running);
+    `server stop` leaves no process."""
     emb = Embedded(home=tmp_path / "home", repo=tmp_path, bin=tmp_path)
 
     started = emb.dstack("server", "start")
+    again = emb.dstack("server", "start")
     status = json.loads(emb.dstack("server", "status", "--json").out)
     up = home_processes(emb.home)
     stopped = emb.dstack("server", "stop")
 
     assert started.code == 0, started.text
-    assert "UI: http://127.0.0.1:" in started.out
+    assert started.out.startswith(f"Started the local Prefect server: {status['url']}  UI: http://127.0.0.1:")
+    assert again.out.startswith(f"The local Prefect server was running already: {status['url']}  UI: ")
     assert status == {"up": True, "url": status["url"], "managed": True, "launcher": True}
     assert len(up) >= 2  # the server and the launcher
     assert stopped.code == 0, stopped.text
