@@ -26,7 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, wait
 from prefect.logging.handlers import APILogWorker
 from prefect.logging.loggers import PrefectLogAdapter, get_logger
 from prefect.settings import PREFECT_API_URL
@@ -539,6 +539,15 @@ def critical_first(plan: Plan) -> list[str]:
     return sorted(order, key=lambda n: (-below[n], order[n]))
 
 
+def _stop_running(rt: Runtime, futures: list[PrefectFuture[Any]]) -> None:
+    """Stop the run's steps gracefully and wait for them (artifacts saved), within the 30 s a
+    Prefect worker gives the flow's process after its SIGTERM; then kill what is left."""
+    rt.request_stop("stop")
+    if wait(futures, timeout=rt.settings.stop_grace + 5).not_done:
+        rt.request_stop("abort")
+        wait(futures, timeout=5)
+
+
 def _schedule(rt: Runtime, notes: Any, pending_results: Callable[[], Any]) -> State:
     plan = rt.plan
     futures: dict[str, PrefectFuture[Any]] = {}
@@ -564,54 +573,61 @@ def _schedule(rt: Runtime, notes: Any, pending_results: Callable[[], Any]) -> St
         futures[step.name] = fut
         fut.add_done_callback(lambda _f, n=step.name: finished.put(n))
 
-    while waiting or len(outcome) < len(futures):
-        progressed = True
-        while progressed:
-            progressed = False
-            for name in list(waiting):
-                step = plan.step(name)
-                bad = [u for u in step.upstream if outcome.get(u) in ("failed", "stopped", "skipped")]
-                if bad or rt.stop_mode:
+    try:
+        while waiting or len(outcome) < len(futures):
+            progressed = True
+            while progressed:
+                progressed = False
+                for name in list(waiting):
+                    step = plan.step(name)
+                    bad = [u for u in step.upstream if outcome.get(u) in ("failed", "stopped", "skipped")]
+                    if bad or rt.stop_mode:
+                        waiting.remove(name)
+                        outcome[name] = "skipped"
+                        upstream = [futures[u] for u in bad if u in futures]
+                        if upstream:  # shows in Prefect as NotReady, never runs
+                            submit(step, wait_for=upstream)
+                        progressed = True
+                        continue
+                    if any(outcome.get(u) != "ok" for u in step.upstream):
+                        continue
+                    with rt.lock:
+                        slot = rt.pool.take(step)
+                    if slot is None:
+                        continue
+                    rt.slots[name] = slot
                     waiting.remove(name)
-                    outcome[name] = "skipped"
-                    upstream = [futures[u] for u in bad if u in futures]
-                    if upstream:  # shows in Prefect as NotReady, never runs
-                        submit(step, wait_for=upstream)
+                    submit(step)
                     progressed = True
-                    continue
-                if any(outcome.get(u) != "ok" for u in step.upstream):
-                    continue
-                with rt.lock:
-                    slot = rt.pool.take(step)
-                if slot is None:
-                    continue
-                rt.slots[name] = slot
-                waiting.remove(name)
-                submit(step)
-                progressed = True
-        if len(outcome) >= len(futures) and not waiting:
-            break
-        try:
-            name = finished.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if name in outcome:  # a skipped step's NotReady future
-            continue
-        futures[name].wait()  # sets the future's final state from its own thread's result
-        state = futures[name].state
-        with rt.lock:
-            if name in rt.slots:
-                rt.pool.give(rt.slots.pop(name))
-        if state.is_completed():
-            outcome[name] = "ok"
-        elif state.is_cancelled():
-            outcome[name] = "stopped"
-        else:
-            outcome[name] = "failed"
-            text = state.message or f"step '{name}' failed"
-            messages[name] = re.sub(r"^Task run encountered an exception \w+: ", "", text)
-    for fut in futures.values():
-        fut.wait()
+            if len(outcome) >= len(futures) and not waiting:
+                break
+            try:
+                name = finished.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if name in outcome:  # a skipped step's NotReady future
+                continue
+            futures[name].wait()  # sets the future's final state from its own thread's result
+            state = futures[name].state
+            with rt.lock:
+                if name in rt.slots:
+                    rt.pool.give(rt.slots.pop(name))
+            if state.is_completed():
+                outcome[name] = "ok"
+            elif state.is_cancelled():
+                outcome[name] = "stopped"
+            else:
+                outcome[name] = "failed"
+                text = state.message or f"step '{name}' failed"
+                messages[name] = re.sub(r"^Task run encountered an exception \w+: ", "", text)
+        for fut in futures.values():
+            fut.wait()
+    except BaseException:
+        # Prefect's cancel of a run a worker runs (the UI's Cancel) is a SIGTERM to this process,
+        # raised here as TerminationSignal before the cancel watcher sees Cancelling; the steps
+        # run in sessions of their own and would outlive the run: stop them as `dstack stop` does
+        _stop_running(rt, list(futures.values()))
+        raise
     if rt.stop_mode == "abort":
         return Cancelled(name=ABORTED, message="aborted by request")
     if rt.stop_mode:
