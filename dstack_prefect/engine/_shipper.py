@@ -63,6 +63,7 @@ class LogShipper:
         give_up_after: float = 120.0,
         retry_every: float = 1.0,
         max_queued: int = 100_000,
+        max_queued_chars: int = 64_000_000,
         note_logger: str = RUN_NOTE_LOGGER,
     ) -> None:
         self._api = api
@@ -72,6 +73,8 @@ class LogShipper:
         self._give_up_after = give_up_after
         self._retry_every = retry_every
         self._max_queued = max_queued
+        self._max_queued_chars = max_queued_chars
+        self._queued_chars = 0
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = threading.Condition()
         self._closing = False
@@ -91,8 +94,9 @@ class LogShipper:
         level: int = 20,
     ) -> None:
         """Queue one line; it is sent within ``interval`` seconds (sooner in a full batch).
-        With ``max_queued`` lines waiting (a step printing faster than the server stores), this
-        waits for room, as a full pipe would: the step slows down, no line is lost."""
+        With ``max_queued`` lines or ``max_queued_chars`` characters waiting (a step printing
+        faster than the server stores), this waits for room, as a full pipe would: the step
+        slows down, no line is lost, and memory stays bounded (1 MB lines, too)."""
         record = {
             "name": logger,
             "level": level,
@@ -108,10 +112,13 @@ class LogShipper:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="dstack-log-shipper", daemon=True)
                 self._thread.start()
-            while len(self._queue) >= self._max_queued:
+            while len(self._queue) >= self._max_queued or (
+                self._queue and self._queued_chars >= self._max_queued_chars
+            ):
                 self._wake.notify_all()
                 self._wake.wait()
             self._queue.append(record)
+            self._queued_chars += len(message)
             if len(self._queue) >= self._batch:
                 self._wake.notify_all()
 
@@ -140,6 +147,7 @@ class LogShipper:
                 last = self._queue[-1]
                 dropped = len(self._queue)
                 self._queue.clear()
+                self._queued_chars = 0
                 self.dropped += dropped
                 self._wake.notify_all()
                 said = f"{dropped} output line(s) not kept: the run was stopped while they waited to be sent"
@@ -151,6 +159,7 @@ class LogShipper:
                 if chars > self._batch_chars:
                     break
                 batch.append(self._queue.popleft())
+            self._queued_chars -= sum(len(r["message"]) for r in batch)
             self._wake.notify_all()  # room for a waiting add()
             return batch
 

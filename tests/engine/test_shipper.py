@@ -165,3 +165,27 @@ def test_nothing_added_means_no_thread_and_close_returns() -> None:
     shipper.close()
 
     assert server.calls == 0
+
+
+def test_long_lines_waiting_hold_a_bounded_memory() -> None:
+    """Lines of 1 MB (a step printing without newlines) wait for room past ``max_queued_chars``
+    as they do past ``max_queued`` lines: 100 000 of them were let wait (100 GB). Whenever a
+    POST arrives, the lines accepted and not yet sent hold at most that much, plus the one
+    being added."""
+    added = 0
+    in_flight: list[int] = []
+
+    class CountingServer(FlakyServer):
+        def call(self, method: str, path: str, json: Any = None) -> Any:
+            in_flight.append(added - len(self.messages()) - len(json))
+            return super().call(method, path, json)
+
+    server = CountingServer()
+    shipper = LogShipper(server, batch=2, retry_every=0, max_queued_chars=3_000_000)
+    for i in range(30):
+        shipper.add("prefect.task_runs.dstack.out.s", str(i % 10) * 1_000_000, "fr-1", "tr-1")
+        added += 1
+    shipper.close()
+
+    assert len(server.messages()) == 30
+    assert max(in_flight) <= 4
