@@ -281,8 +281,8 @@ def workflows_for(
 ) -> tuple[Workflows, list[SpecError]]:
     """The repo's workflows for `dstack COMMAND TARGET` (run or plan), and the problems that do
     not stop it: it fails on the problems of TARGET and the workflows it needs
-    (`spec.load_for`); the files' warnings and a count of the other problems are printed on
-    stderr unless ``quiet``.
+    (`spec.load_for`); the warnings about those workflows and a count of the other problems are
+    printed on stderr unless ``quiet``.
 
     Raises:
         SpecErrors: the problems that stop TARGET.

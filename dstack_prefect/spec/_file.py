@@ -142,7 +142,8 @@ def _load_item(
         return [*duplicate, *(w for e in errors for w in _locate.locate(parsed, shown, prefix, e))]
     line = parsed.locate(prefix)[0]
     source = Source(shown, line, parsed, index, lines)
-    result.warnings += _legacy_warnings(source, item)
+    for warning in _legacy_warnings(source, item):
+        result.warn(warning, workflow.name)
     if duplicate:
         return duplicate
     result.by_name[workflow.name] = workflow

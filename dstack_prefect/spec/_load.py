@@ -103,6 +103,8 @@ def load_for(root: Path, target: str) -> tuple[Workflows, list[SpecError]]:
     up) and on those outside any workflow (YAML syntax, the top level) in their files; when one
     of them is defined in no file, on every problem outside a workflow too (it may be in a file
     that did not load). A provider that no file names as a workflow needs no workflow file.
+    The workflows' ``warnings`` are narrowed to those about the workflows ``target`` needs
+    (`dstack validate` lists them all): a legacy key elsewhere is not this run's business.
 
     Raises:
         NoWorkflowsError: the repo has no workflow file.
@@ -110,8 +112,10 @@ def load_for(root: Path, target: str) -> tuple[Workflows, list[SpecError]]:
     """
     workflows, errors = check_workflows(root)
     if target in PROVIDERS and not _defined(workflows, target):
+        workflows.warnings = []
         return workflows, errors
     needed, missing = _needed(workflows, target)
+    workflows.warnings = workflows.warnings_about(needed)
     files = {_source_of(workflows, name).path for name in needed if _defined(workflows, name)}
     stopping: list[SpecError] = []
     other: list[SpecError] = []
@@ -178,21 +182,21 @@ def _read(root: Path) -> tuple[Workflows, list[SpecError]]:
     workflows, errors = _build(root, files, texts, errors)
     if any(workflow.inputs for workflow in workflows.by_name.values()):
         key = _in_file_order([shown for shown, _ in texts])
-        workflows.warnings = sorted([*workflows.warnings, *_inputs_warnings(workflows)], key=key)
+        _warn_unmatched_inputs(workflows)
+        workflows.warnings.sort(key=key)
     return workflows, errors
 
 
-def _inputs_warnings(workflows: Workflows) -> list[SpecWarning]:
-    """Each `inputs` entry that matches no file of the code snapshot (as the cache key reads it):
-    with none, the step's code key never changes, and a typo reuses old results forever. An
-    entry holding `${{` is left out: run args complete it."""
+def _warn_unmatched_inputs(workflows: Workflows) -> None:
+    """Warn of each `inputs` entry that matches no file of the code snapshot (as the cache key
+    reads it): with none, the step's code key never changes, and a typo reuses old results
+    forever. An entry holding `${{` is left out: run args complete it."""
     from dstack_prefect.engine._cache import code_files  # noqa: PLC0415 - the engine imports spec
     from dstack_prefect.engine._snapshot import take_snapshot  # noqa: PLC0415
     from dstack_prefect.graph import Step  # noqa: PLC0415
 
     files = take_snapshot(workflows.root).files
     code = dict.fromkeys(files, "")
-    out = []
     for name, workflow in workflows.by_name.items():
         for j, entry in enumerate(workflow.inputs or []):
             if "${{" in entry or code_files(Step(name=name, inputs=[entry]), code):
@@ -201,8 +205,7 @@ def _inputs_warnings(workflows: Workflows) -> list[SpecWarning]:
                 f"{entry!r} matches no file in the repo's code (tracked, or untracked and not ignored),"
                 f" so no change would make the step run again{did_you_mean(entry, files)}"
             )
-            out.append(workflows.sources[name].warning(("inputs", j), message))
-    return out
+            workflows.warn(workflows.sources[name].warning(("inputs", j), message), name)
 
 
 def _not_utf8(shown: str, data: bytes, start: int) -> SpecError:
@@ -292,7 +295,7 @@ def _check_graph(result: Workflows, named: set[str], file_order: list[str]) -> l
                     if dep.name in named
                     else f", and this repo has no '{dep.name}': the dep is skipped"
                 )
-                result.warnings.append(source.warning(("deps", j), message))
+                result.warn(source.warning(("deps", j), message), name)
     edges = {
         name: [
             (j, dep.name)

@@ -84,6 +84,8 @@ class Workflows:
     """Each problem inside a workflow (by path, line, col, message): the names of the workflows
     it is in (several for one in an anchor that several merge). A problem outside any workflow
     (YAML syntax, the top level, an item without a name) has none."""
+    warned: dict[tuple[str, int, int, str], set[str]] = field(default_factory=dict)
+    """Each warning's place (path, line, col, message): the workflows it is about."""
 
     def source(self, name: str) -> str:
         """``file:line`` where workflow ``name`` is defined."""
@@ -97,6 +99,18 @@ class Workflows:
     def owners_of(self, error: SpecError) -> set[str]:
         """The workflows ``error`` is inside; none for a problem outside any workflow."""
         return self.owners.get((error.path, error.line, error.col, error.detail), set())
+
+    def warn(self, warning: SpecWarning, name: str) -> None:
+        """Add ``warning``, about workflow ``name``."""
+        self.warnings.append(warning)
+        self.warned.setdefault((warning.path, warning.line, warning.col, warning.message), set()).add(name)
+
+    def warnings_about(self, names: set[str]) -> list[SpecWarning]:
+        """The warnings about any of the workflows ``names`` (a warning is about those whose
+        definition it is in, several for one in an anchor that several merge)."""
+        return [
+            w for w in self.warnings if self.warned.get((w.path, w.line, w.col, w.message), set()) & names
+        ]
 
     def __contains__(self, name: object) -> bool:
         return name in self.by_name

@@ -324,6 +324,33 @@ class TestPlan:
             " options are listed in docs/workflows.md, section `dstack run` options\n"
         )
 
+    def test_only_the_warnings_of_the_workflows_it_needs(self, repo: Path) -> None:
+        """A legacy key in a workflow the target does not need is not repeated at every plan or
+        run (validate lists it); one in a dep is, and an anchor merged into both counts for both."""
+        (repo / ".dstack" / "workflows.yaml").write_text(
+            GOOD
+            + "  - name: lone\n    provider: bash\n    commands: [echo]\n"
+            + "  - &legacy {name: first, provider: bash, before_run: [echo], commands: [echo]}\n"
+            + "  - <<: *legacy\n    name: second\n"
+        )
+        prep_warning = "warning: .dstack/workflows.yaml:5:12: workflows[0].ports: legacy port count 1"
+        anchor_warning = "warning: .dstack/workflows.yaml:16:43: workflows[3]: legacy key 'before_run'"
+
+        lone = run("plan", "lone")
+        train = run("plan", "train")
+        second = run("plan", "second")
+        provider = run("plan", "bash", "-c", "echo hi")
+
+        assert (lone[0], lone[2]) == (0, "")
+        assert (train[0], train[2].startswith(prep_warning), anchor_warning in train[2]) == (0, True, False)
+        assert (second[0], second[2].startswith(anchor_warning), prep_warning in second[2]) == (
+            0,
+            True,
+            False,
+        )
+        assert (provider[0], provider[2]) == (0, "")
+        assert run("validate")[2].count("warning:") == 2
+
     def test_run_prints_the_warnings_too(self, repo: Path) -> None:
         """`dstack run` says the files' warnings, as plan and validate do (here before a bad
         option stops it, so no server is needed)."""
