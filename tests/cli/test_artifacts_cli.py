@@ -822,6 +822,12 @@ class TestConfig:
             "store": str(tmp_path / "store"),
             "remote_store": "s3://b/p",
             "executor": "docker",
+            "from": {
+                "home": "DSTACK_HOME",
+                "store": "default",
+                "remote_store": "config.json",
+                "executor": "config.json",
+            },
         } == res.json()
 
     def test_config_saves_a_store_folder_as_an_absolute_path(
