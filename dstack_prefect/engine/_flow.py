@@ -91,14 +91,17 @@ def with_hint(exc: DstackError) -> str:
 
 @task(name="step", persist_result=False, retries=0)
 def run_step(step_name: str, flow_run_id: str) -> Any:
-    """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out."""
+    """Run one step, or reuse an earlier identical one: deps in, commands, artifacts out.
+
+    A step that fails for a reason dstack can say (its exit code, a missing dep artifact) ends
+    Failed with that message, as its task run's state message: raised, it would read "Task run
+    encountered an exception ..." in Prefect, with a Python traceback in the run's logs."""
     try:
         return _run_step(step_name, flow_run_id)
-    except StepFailedError:
-        raise
+    except StepFailedError as exc:
+        return Failed(message=exc.message)
     except DstackError as exc:
-        exc.message = with_hint(exc)
-        raise
+        return Failed(message=with_hint(exc))
 
 
 def _run_step(step_name: str, flow_run_id: str) -> Any:

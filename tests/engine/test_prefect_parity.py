@@ -4,6 +4,7 @@ same thing does from dstack's side."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -35,3 +36,31 @@ def test_a_sigterm_of_the_runs_process_stops_its_step(
     assert ("failed", "CRASHED") == (row.status, fr["state"]["type"])
     assert [] == marker_processes(f"DSTACK_FLOW_RUN_ID={fr['id']}")
 
+
+def test_a_failed_steps_task_run_says_why_without_a_traceback(
+    cli: CLI, make_repo: Any, prefect_server: Server
+) -> None:
+    """A step that exits 3: its task run (the UI's task list, `prefect task-run ls`) is Failed
+    with dstack's message, and the run's logs carry no Python traceback (the UI showed
+    StepFailedError's stack, and the message behind "Task run encountered an exception")."""
+    repo = make_repo(
+        {
+            ".dstack/workflows.yaml": WORKFLOWS
+            + "  - name: fails\n    provider: bash\n    commands: [exit 3]\n"
+        }
+    )
+
+    res = cli("run", "fails", cwd=repo)
+
+    assert 1 == res.code, res.text
+    with PrefectAPI(prefect_server.url) as api:
+        name = re.search(r"^(\S+-\d+) ", res.out, re.M)
+        assert name, res.out
+        fr = api.flow_run_by_name(name.group(1))
+        [task_run] = api.task_runs(fr["id"])
+        logs = wait_until(lambda: api.logs(fr["id"]), 10)
+    assert ("FAILED", "step 'fails' failed: exit code 3") == (
+        task_run["state"]["type"],
+        task_run["state"]["message"],
+    )
+    assert [] == [log["message"] for log in logs if "Traceback" in log["message"]]
