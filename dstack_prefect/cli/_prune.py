@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.filesize import decimal
 
-from dstack_prefect.cli._app import confirm, console, handles_errors
+from dstack_prefect.cli._app import confirm, console, err_console, handles_errors
 from dstack_prefect.cli._artifacts import Yes, _local_store, _remote_store, prune_app
 from dstack_prefect.errors import DstackError
 from dstack_prefect.settings import get_settings
@@ -58,7 +58,11 @@ def prune_artifacts(
     if not yes:
         question = "Remove every unreferenced file? A run uploading right now may lose files"
         confirm(question, with_yes="dstack prune artifacts -y")
-    r = store.prune(keep_young=False)
+
+    def waiting() -> None:  # a local store: this machine's uploads under way finish first
+        err_console.print(f"Waiting for the uploads to {store.url} under way to finish", highlight=False)
+
+    r = store.prune(keep_young=False, on_wait=waiting)
     console.print(
         f"Removed {r.blobs} unreferenced file(s), {decimal(r.nbytes)} from {store.url}; {r.young} of "
         f"them younger than {r.grace_s / 60:g} minutes (--dry-run keeps those)"

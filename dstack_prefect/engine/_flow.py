@@ -53,7 +53,7 @@ from dstack_prefect.engine._secrets import Secrets, resolve_step_secrets, secret
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
-from dstack_prefect.errors import DstackError, StepFailedError
+from dstack_prefect.errors import DstackError, NoWorkflowsError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
 from dstack_prefect.executors._python import find_python, missing_python_note, write_shims
 from dstack_prefect.executors.local import LocalExecutor, detect_machine
@@ -382,6 +382,10 @@ def plan_from_parameters(
         msg = "the run's `plan` parameter needs `steps` (a dstack plan) or `workflow` (a workflow name)"
         hint = 'trigger it with parameters {"plan": {"workflow": "train"}, "repo_root": "/repo"}'
         raise DstackError(msg, hint=hint)
+    if not repo_root.is_dir():  # a path of the machine the run was triggered from, say
+        where = "this machine, the one running the run's flow"
+        msg = f"the run's repo_root '{repo_root}' is not a folder on {where}"
+        raise NoWorkflowsError(msg, hint="give the repo's path as that machine sees it")
     workflows, elsewhere = load_for(repo_root, workflow)
     if elsewhere:
         warn(

@@ -41,6 +41,10 @@ Rules:
   ``grace_s`` (10 minutes), which may belong to an upload still running; it counts those. It
   also removes what killed uploads left: ``.tmp-`` files and, on S3, incomplete multipart
   uploads under ``blobs/`` whose last part is older than ``grace_s`` (S3 bills their parts).
+* On a local store, a writer (put_step, save_cache, a sync, a tag, a reused manifest's copy)
+  holds a shared file lock (``.dstack-store.lock``) from its look at which blobs the store has
+  until its manifest is written, and prune holds it alone: a prune waits for the uploads under
+  way, so even one that removes young blobs never takes what an upload is about to commit.
 
 Errors from fsspec, s3fs, botocore and the OS become StorageError subclasses at one seam
 (``_errors.translate_errors``).

@@ -7,11 +7,12 @@ every other filesystem a file is written under a temporary name in the same fold
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from ._progress import NullProgress, Progress
 
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"}
 BLOB_DIR = "blobs/sha256"
+LOCK_FILE = ".dstack-store.lock"
+"""A local store's lock: writers share it while their blobs are unreferenced, prune takes it alone."""
 _URL_HINT = "use a folder, file:///path, s3://bucket/prefix, or another fsspec URL whose package is installed"
 _HEX = set("0123456789abcdef")
 
@@ -94,6 +97,41 @@ class Backend:
 
     def blob_key(self, digest: str) -> str:
         return self.key(BLOB_DIR, digest[:2], digest[2:])
+
+    # writers and prune ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held by a writer from its look at which blobs the store has until the manifest that
+        names them is written (the window in which they are unreferenced, or a ``.tmp-`` file):
+        a local store's prune waits for it. Writers share it. Other stores rely on prune's
+        grace period for young blobs."""
+        with self._locked(fcntl.LOCK_SH, None):
+            yield
+
+    @contextlib.contextmanager
+    def pruning(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Held by prune: a local store's writers are between uploads while it runs.
+        ``on_wait`` is called once when a writer holds the store, before waiting for it."""
+        with self._locked(fcntl.LOCK_EX, on_wait):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, mode: int, on_wait: Callable[[], None] | None) -> Iterator[None]:
+        if not self.is_local:
+            yield
+            return
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(os.path.join(self.root, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # blobs --------------------------------------------------------------------------------
     def _list(self, prefix: str, detail: bool = False) -> Any:

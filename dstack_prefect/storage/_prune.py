@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,20 @@ class PruneResult:
     partial: int = 0
 
 
-def prune(store: ArtifactStore, dry_run: bool, grace_s: float, *, keep_young: bool) -> PruneResult:
+def prune(
+    store: ArtifactStore,
+    dry_run: bool,
+    grace_s: float,
+    *,
+    keep_young: bool,
+    on_wait: Callable[[], None] | None = None,
+) -> PruneResult:
     """``ArtifactStore.prune``: delete the blobs of ``store`` nothing refers to."""
+    with translate_errors("waiting for uploads to the store"), store._b.pruning(on_wait):
+        return _prune_held(store, dry_run, grace_s, keep_young=keep_young)
+
+
+def _prune_held(store: ArtifactStore, dry_run: bool, grace_s: float, *, keep_young: bool) -> PruneResult:
     refs = store.referenced_blobs()
     with translate_errors("pruning blobs"):
         now = time.time()

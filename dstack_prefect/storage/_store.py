@@ -66,8 +66,12 @@ class ArtifactStore:
         absolute_root: Path | None = None,
         *,
         label: str,
-    ) -> tuple[list[str], list[FileEntry], list[dict[str, str]]]:
-        """Walk, hash and upload the blobs the store lacks; the manifest is the caller's to write.
+        commit: Callable[[list[str], list[FileEntry], list[dict[str, str]]], Manifest],
+    ) -> Manifest:
+        """Walk, hash and upload the blobs the store lacks, then ``commit`` (write the manifest
+        naming them) while still holding the store against prune (:meth:`Backend.writing`): a
+        prune that runs meanwhile waits, so it never removes a blob this upload found or sent
+        before the manifest names it.
 
         A file or folder the user cannot read (a container running as root leaves one) is a
         StorageError naming it as ``label`` (``run/step``) has it, not a store permission error.
@@ -90,9 +94,10 @@ class ArtifactStore:
         first: dict[str, Path] = {}
         for f, e in zip(local, entries, strict=True):
             first.setdefault(e.sha256, f.local)
-        have = self._b.existing_blobs(set(first))
-        self._b.upload_blobs([(p, d) for d, p in first.items() if d not in have], progress)
-        return artifacts, entries, skipped
+        with self._b.writing():
+            have = self._b.existing_blobs(set(first))
+            self._b.upload_blobs([(p, d) for d, p in first.items() if d not in have], progress)
+            return commit(artifacts, entries, skipped)
 
     def _manifest_key(self, run: str, step: str) -> str:
         return self._b.key("manifests", check_name("run", run), check_name("step", step) + ".json")
@@ -120,10 +125,8 @@ class ArtifactStore:
         exist for readers, so a killed upload is never half visible; running again completes it.
         """
         self._manifest_key(run, step)
-        with translate_errors(f"uploading the artifacts of {run}/{step}"):
-            artifacts, files, skipped = self._store_files(
-                workdir, artifact_paths, progress, absolute_root, label=f"{run}/{step}"
-            )
+
+        def commit(artifacts: list[str], files: list[FileEntry], skipped: list[dict[str, str]]) -> Manifest:
             m = Manifest(
                 run=run,
                 step=step,
@@ -136,12 +139,25 @@ class ArtifactStore:
             self._write_manifest(m)
             return m
 
+        with translate_errors(f"uploading the artifacts of {run}/{step}"):
+            return self._store_files(
+                workdir, artifact_paths, progress, absolute_root, label=f"{run}/{step}", commit=commit
+            )
+
     def copy_manifest(self, manifest: Manifest, run: str, extra: dict[str, Any] | None = None) -> Manifest:
         """Commit ``manifest``'s files again under ``run`` (a reused step): no blob moves."""
         m = manifest.model_copy(
             update={"run": run, "created_at": utc_now(), "extra": {**manifest.extra, **(extra or {})}}
         )
-        with translate_errors(f"writing the manifest of {run}/{m.step}"):
+        with translate_errors(f"writing the manifest of {run}/{m.step}"), self._b.writing():
+            if self._b.is_local:  # a listing of a few folders: cheap here, not on S3
+                lost = {f.sha256 for f in m.files} - self._b.existing_blobs({f.sha256 for f in m.files})
+                if lost:
+                    msg = (
+                        f"the files of {manifest.label} that {run} reuses left {self.url} meanwhile "
+                        f"({len(lost)} of {len({f.sha256 for f in m.files})}: `dstack rm` and `prune`?)"
+                    )
+                    raise ArtifactNotFoundError(msg, hint=f"run again: {m.step} runs anew")
             self._write_manifest(m)
         return m
 
@@ -367,8 +383,8 @@ class ArtifactStore:
     ) -> Manifest:
         """Store cache folder ``path`` (relative to ``workdir`` or absolute) for (repo, workflow)."""
         key = self._cache_key(repo_id, workflow, path)
-        with translate_errors(f"saving cache {path}"):
-            artifacts, files, skipped = self._store_files(workdir, [path], progress, label=f"cache {path}")
+
+        def commit(artifacts: list[str], files: list[FileEntry], skipped: list[dict[str, str]]) -> Manifest:
             m = Manifest(
                 run=f"cache:{repo_id}",
                 step=path,
@@ -379,6 +395,9 @@ class ArtifactStore:
             )
             self._b.write_atomic(key, m.model_dump_json().encode())
             return m
+
+        with translate_errors(f"saving cache {path}"):
+            return self._store_files(workdir, [path], progress, label=f"cache {path}", commit=commit)
 
     def restore_cache(
         self,
@@ -481,7 +500,12 @@ class ArtifactStore:
             return refs
 
     def prune(
-        self, dry_run: bool = False, grace_s: float = PRUNE_GRACE_S, *, keep_young: bool = True
+        self,
+        dry_run: bool = False,
+        grace_s: float = PRUNE_GRACE_S,
+        *,
+        keep_young: bool = True,
+        on_wait: Callable[[], None] | None = None,
     ) -> PruneResult:
         """Delete blobs nothing refers to; returns what was removed (or would be).
 
@@ -490,8 +514,13 @@ class ArtifactStore:
         in ``young`` either way. What killed uploads left (``.tmp-`` files; on S3, incomplete
         multipart uploads, which no listing shows but S3 keeps and bills) is removed too: with
         ``keep_young``, only what has not been written to for ``grace_s``.
+
+        On a local store, writers of this machine hold the store while what they upload is not
+        yet named by a manifest (a step's artifacts, a cache folder, a sync, a pull): prune
+        waits until none does (calling ``on_wait`` first, when one does), so even with
+        ``keep_young`` False it never removes what a running upload is about to commit.
         """
-        return _prune.prune(self, dry_run, grace_s, keep_young=keep_young)
+        return _prune.prune(self, dry_run, grace_s, keep_young=keep_young, on_wait=on_wait)
 
 
 def _segment(text: str) -> str:

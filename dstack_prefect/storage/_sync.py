@@ -104,19 +104,20 @@ class StepSync:
                     seen[f.path] = old
                 else:
                     fresh.append(f)
-            for f, digest, size, trusted in self._store_fresh(fresh, began, progress):
-                entries[f.path] = FileEntry(path=f.path, size=size, sha256=digest, mode=f.mode)
-                seen[f.path] = _Seen(f.stamp, digest, size, trusted)
-            m = Manifest(
-                run=self.run,
-                step=self.step,
-                workflow=self.workflow,
-                artifacts=artifacts,
-                files=[entries[p] for p in sorted(entries)],
-                skipped=skipped,
-                extra={**self.extra, "status": SYNCED, "sync": self.count + 1, "final": final},
-            )
-            self.store._b.write_atomic(self.key, m.model_dump_json().encode())
+            with self.store._b.writing():  # a prune waits until the manifest names what is sent
+                for f, digest, size, trusted in self._store_fresh(fresh, began, progress):
+                    entries[f.path] = FileEntry(path=f.path, size=size, sha256=digest, mode=f.mode)
+                    seen[f.path] = _Seen(f.stamp, digest, size, trusted)
+                m = Manifest(
+                    run=self.run,
+                    step=self.step,
+                    workflow=self.workflow,
+                    artifacts=artifacts,
+                    files=[entries[p] for p in sorted(entries)],
+                    skipped=skipped,
+                    extra={**self.extra, "status": SYNCED, "sync": self.count + 1, "final": final},
+                )
+                self.store._b.write_atomic(self.key, m.model_dump_json().encode())
             self._seen = seen
             self.count += 1
             return m

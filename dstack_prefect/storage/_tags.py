@@ -27,7 +27,7 @@ def add_tag(
 ) -> Tag:
     """``ArtifactStore.add_tag``: tag ``run`` of ``store`` with copies of its manifests."""
     key = store._tag_key(check_tag_name(tag))
-    with translate_errors(f"adding tag {tag}"):
+    with translate_errors(f"adding tag {tag}"), store._b.writing():  # a prune waits for the tag
         chosen = list(manifests) if manifests is not None else store.list_manifests(run)
         if not chosen:
             msg = f"cannot tag run {run!r}: it has no stored artifacts in {store.url}"

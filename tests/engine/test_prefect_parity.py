@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.engine import PrefectAPI
-from tests.conftest import CLI, Server, supervisor_pid, wait_until
+from tests.conftest import CLI, Server, run_through_the_api, supervisor_pid, wait_until
 from tests.engine.test_deployment import WORKFLOWS
 from tests.engine.test_local_runs import marker_processes, submitted_name, wait_finished
 
@@ -64,3 +64,20 @@ def test_a_failed_steps_task_run_says_why_without_a_traceback(
         task_run["state"]["message"],
     )
     assert [] == [log["message"] for log in logs if "Traceback" in log["message"]]
+
+
+def test_a_run_triggered_with_a_repo_root_that_is_not_there_says_so(
+    prefect_server: Server, dstack_home: Path, tmp_path: Path
+) -> None:
+    """A deployment run whose `repo_root` is no folder on the worker's machine fails saying
+    that (it said there were no workflow files in <repo_root>/.dstack)."""
+    missing = tmp_path / "no-such-repo"
+    with PrefectAPI(prefect_server.url) as api:
+        fr = run_through_the_api(api, prefect_server, dstack_home, missing, "train", name="rootless-run-1")
+        state = (api.flow_run(fr["id"]) or {})["state"]
+
+    said = (
+        f"the run's repo_root '{missing}' is not a folder on this machine, the one running the run's"
+        " flow; give the repo's path as that machine sees it"
+    )
+    assert ("FAILED", said) == (state["type"], state["message"])
