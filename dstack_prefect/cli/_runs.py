@@ -508,7 +508,8 @@ def rm(
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Remove finished runs (their Prefect records, working folders and artifacts; tagged
-    artifacts stay). A run only the store holds (pulled from a remote store) is removed too.
+    artifacts stay). A run only the store holds (pulled from a remote store), or one deleted in
+    the Prefect UI or API that left its folder and artifacts here, is removed too.
 
     Example: dstack rm clever-panda-1 -y
     """
@@ -543,27 +544,48 @@ def rm(
         for r in rows:
             left = remove_run(api, r, settings)
             console.print(f"Removed {r.name}")
-            if left is not None:
-                err_console.print(
-                    f"warning: part of {left} could not be deleted (files of another user): "
-                    "remove it as that user",
-                    highlight=False,
-                    markup=False,
-                    soft_wrap=True,
-                )
+            _warn_left(left)
+
+
+def _warn_left(left: Path | None) -> None:
+    """Say that ``left``, a run's folder, could not be deleted whole (None: it could)."""
+    if left is not None:
+        err_console.print(
+            f"warning: part of {left} could not be deleted (files of another user): remove it as that user",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _rm_store_only_run(name: str, settings: Settings, yes: bool) -> bool:
-    """A run the store holds but the server does not (pulled from a remote store, or made on
-    another server): `rm` deletes its manifests, as for any run; False when the store has none."""
+    """A run the server does not know that this home still holds: in the store (pulled from a
+    remote store, or made on another server), or its folder under <home>/runs (its flow run
+    deleted in the Prefect UI or API). `rm` deletes its manifests and its folder, as for any
+    run; False when there is neither, or its process still runs."""
+    from dstack_prefect.engine._trees import remove_tree  # noqa: PLC0415
+    from dstack_prefect.server import is_process, read_pid_file  # noqa: PLC0415
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
     store = ArtifactStore(settings.store_url)
-    if not store.list_manifests(name):
+    stored = bool(store.list_manifests(name))
+    folder = settings.runs_dir / name
+    pid = read_pid_file(folder / "supervisor.pid")
+    left = folder.is_dir() and not (pid is not None and is_process(*pid))
+    if not stored and not left:
         return False
     if not yes:
-        note = "it is in the store (pulled, or made on another server), not on this Prefect server"
-        confirm(f"Delete the artifacts of the run '{name}'? ({note})", with_yes=f"dstack rm {name} -y")
-    store.delete_run(name)  # tagged artifacts stay: tags keep copies
-    console.print(f"Removed {name} (its artifacts; `dstack prune artifacts` frees the files)")
+        note = (
+            "it is in the store (pulled, or made on another server), not on this Prefect server"
+            if stored
+            else f"its folder {folder} is left, but this Prefect server has no record of it"
+        )
+        what = "the artifacts of the run" if stored else "what is left of the run"
+        confirm(f"Delete {what} '{name}'? ({note})", with_yes=f"dstack rm {name} -y")
+    if stored:
+        store.delete_run(name)  # tagged artifacts stay: tags keep copies
+    kept = None if not left or remove_tree(folder) else folder
+    done = "its artifacts; `dstack prune artifacts` frees the files" if stored else "its folder"
+    console.print(f"Removed {name} ({done})")
+    _warn_left(kept)
     return True

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from dstack_prefect.engine import PrefectAPI
 from tests.conftest import Result, Server, git_init, write_tree
 from tests.storage.conftest import BUCKET, boto_client, moto_server  # noqa: F401 - the S3 service fixture
 
@@ -232,6 +233,28 @@ class TestLs:
 def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, repo: Path) -> None:
     """hello-txt verbatim writes output/hello.txt without creating output/ first."""
     run_workflow(dstack, repo, "hello-txt-verbatim")
+
+
+def test_rm_removes_what_is_left_of_a_run_deleted_in_prefect(
+    dstack: DSTACK, repo: Path, home: Path, prefect_server: Server
+) -> None:
+    """A run deleted in the Prefect UI or API leaves its folder and artifacts in this home: `rm`
+    removes them (asking first), as it removes any run; they stayed, with no command to remove them."""
+    name = run_workflow(dstack, repo, "hello-txt", "--rerun")
+    row = next(r for r in dstack("ps", "-a", "--json", cwd=repo).json() if r["name"] == name)
+    with PrefectAPI(prefect_server.url) as api:
+        api.delete_flow_run(row["flow_run_id"])
+
+    asked = dstack("rm", name, cwd=repo)
+    removed = dstack("rm", name, "-y", cwd=repo)
+    again = dstack("rm", name, "-y", cwd=repo)
+
+    assert asked.code == 1 and f"dstack rm {name} -y" in asked.err
+    assert removed.code == 0, removed.text
+    assert f"Removed {name} (its artifacts; `dstack prune artifacts` frees the files)\n" == removed.out
+    assert not (home / "runs" / name).exists()
+    assert dstack("ls", name, cwd=repo).code == 1
+    assert again.code == 1 and f"no run named '{name}'" in again.err
 
 
 FAILS_AFTER_PREP = """
