@@ -181,7 +181,7 @@ class _Shown:
 
         since = None if self.last is None else self.last - self.LOOK_BACK
         reader = LogReader(api, flow_run_id, since, workers=1)
-        reader.seen = dict(self.ids)
+        reader.seen = OrderedDict(self.ids)
         return reader
 
 

@@ -16,6 +16,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +88,26 @@ class _Http:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """Where a read of a flow run's log records ended: ``id`` was the row at ``offset`` among
+    its records at or after ``after``, oldest first. Records are only ever added: while that
+    row is still at ``offset``, none came in before it, and a read goes on from there."""
+
+    after: datetime | None
+    offset: int
+    id: str
+
+
+class LogPage(list[dict[str, Any]]):
+    """Log records, and where the read they come from stands after them: None where rows moved
+    during the read (the next read looks back instead of going on)."""
+
+    def __init__(self, rows: list[dict[str, Any]], cursor: LogCursor | None) -> None:
+        super().__init__(rows)
+        self.cursor = cursor
 
 
 class PrefectAPI:
@@ -334,9 +355,12 @@ class PrefectAPI:
         after: datetime | None = None,
         page: int = PAGE,
         workers: int = LOG_WORKERS,
-    ) -> Iterator[list[dict[str, Any]]]:
+        resume: LogCursor | None = None,
+    ) -> Iterator[LogPage]:
         """Every log record of a flow run, oldest first, page by page, each once, in the
-        server's order (equal timestamps as its query sorts them).
+        server's order (equal timestamps as its query sorts them). Each page says where it
+        ended (`LogPage.cursor`): a later read given it as ``resume`` reads only what came
+        after, when nothing came in before it meanwhile; else it reads from ``after``.
 
         The first page is read alone (a follower's reads are mostly one short page). After a
         full one, pages are fetched ahead, one more in flight after each full page up to
@@ -351,19 +375,38 @@ class PrefectAPI:
         a page read after them would skip a row, and its first row then is not the one the page
         before ended on. From there the pages fetched ahead are dropped and the rest is read one
         page at a time, where a moving row can only come twice (it is yielded once), never go
-        missing. A line that arrives behind the page being read is missed, as in any paging;
-        `LogReader` looks back 5 s on its next read.
+        missing. A line that arrives behind the page being read is missed, as in any paging:
+        those pages have no cursor, and `LogReader` looks back 5 s on its next read.
         """
         if page < 2:
             msg = f"a log page holds at least 2 rows (one overlaps the next page), not {page}"
             raise ValueError(msg)
+        if resume is not None:
+            rows = self.logs(flow_run_id, after=resume.after, offset=resume.offset, limit=page)
+            if rows and rows[0]["id"] == resume.id:  # still where the last read ended
+                end = LogCursor(resume.after, resume.offset + len(rows) - 1, rows[-1]["id"])
+                yield LogPage(rows[1:], end)
+                if len(rows) == page:
+                    yield from self._pages_on(flow_run_id, resume.after, resume.offset, rows, page, workers)
+                return
         rows = self.logs(flow_run_id, after=after, limit=page)
+        yield LogPage(rows, LogCursor(after, len(rows) - 1, rows[-1]["id"]) if rows else None)
+        if len(rows) == page:
+            yield from self._pages_on(flow_run_id, after, 0, rows, page, workers)
+
+    def _pages_on(
+        self,
+        flow_run_id: str,
+        after: datetime | None,
+        offset: int,
+        rows: list[dict[str, Any]],
+        page: int,
+        workers: int,
+    ) -> Iterator[LogPage]:
+        """The pages after ``rows``, the full page read at ``offset`` and yielded already."""
         seen = {rec["id"] for rec in rows}
-        yield rows
-        if len(rows) < page:
-            return
         step = page - 1
-        last, offset = rows[-1]["id"], step
+        last, offset = rows[-1]["id"], offset + step
         pool = self._workers()
         ahead: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
         depth = 1
@@ -379,7 +422,7 @@ class PrefectAPI:
                 if not rows or rows[0]["id"] != last:
                     break  # rows moved since the pages before were read: go on one at a time
                 seen.update(rec["id"] for rec in rows)
-                yield rows[1:]
+                yield LogPage(rows[1:], LogCursor(after, offset + len(rows) - 1, rows[-1]["id"]))
                 if len(rows) < page:
                     return
                 last, offset = rows[-1]["id"], offset + step
@@ -389,7 +432,7 @@ class PrefectAPI:
                 future.cancel()
         while True:
             rows = self.logs(flow_run_id, after=after, offset=offset, limit=page)
-            yield [rec for rec in rows if rec["id"] not in seen]
+            yield LogPage([rec for rec in rows if rec["id"] not in seen], None)
             if len(rows) < page:
                 return
             seen.update(rec["id"] for rec in rows)

@@ -12,13 +12,14 @@ import re
 import signal
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dstack_prefect.engine._api import DSTACK_TAG, LOG_WORKERS, PAGE, PrefectAPI
+from dstack_prefect.engine._api import DSTACK_TAG, LOG_WORKERS, PAGE, LogCursor, PrefectAPI
 from dstack_prefect.engine._reaper import marker_groups
 from dstack_prefect.engine._status import (
     ABORTED,
@@ -218,7 +219,14 @@ class LogLine:
 
 
 class LogReader:
-    """Pages a run's log lines in order, remembering what it has shown."""
+    """Pages a run's log lines in order, remembering what it has shown.
+
+    A read goes on from the row the last one ended on (`LogCursor`), so a follower polling a
+    long run reads only what is new. Where a line came in before that row since (Prefect orders
+    by timestamp, and a line can be stored after others logged later), the read looks back 5 s
+    before the last line shown instead, and the ids of the lines shown skip those seen."""
+
+    LOOK_BACK = timedelta(seconds=5)
 
     def __init__(
         self,
@@ -234,8 +242,12 @@ class LogReader:
         self.after = since
         self.floor = since
         """Nothing before this is shown, however far a later page looks back."""
-        self.seen: dict[str, datetime] = {}
-        """The ids of the lines shown, with their times: a later read looks back over them."""
+        self.seen: OrderedDict[str, datetime] = OrderedDict()
+        """The ids of the lines shown, with their times, oldest first: a read that looks back
+        skips them. Those older than the look-back go, at a steady cost per line (a burst can
+        put 100000 lines within 5 s)."""
+        self.resume: LogCursor | None = None
+        """Where the last read ended."""
         self.page = page
         self.workers = workers
         """Pages fetched at once (`PrefectAPI.log_pages`)."""
@@ -243,15 +255,16 @@ class LogReader:
     def lines(self) -> Iterator[LogLine]:
         """The lines not shown yet, in order, as their pages come: the next pages are fetched
         while the caller prints these."""
-        last: LogLine | None = None
-        pages = self.api.log_pages(self.flow_run_id, after=self.after, page=self.page, workers=self.workers)
+        pages = self.api.log_pages(
+            self.flow_run_id, after=self.after, page=self.page, workers=self.workers, resume=self.resume
+        )
         for page in pages:
             for rec in page:
                 kind = classify_logger(rec.get("name") or "")
                 if rec["id"] in self.seen or kind is None:
                     continue
                 note, step = kind
-                last = LogLine(
+                line = LogLine(
                     step=step,
                     message=rec["message"],
                     timestamp=_parse_time(rec["timestamp"]) or datetime.now(UTC),
@@ -259,14 +272,19 @@ class LogReader:
                     level=int(rec.get("level") or 20),
                     id=rec["id"],
                 )
-                self.seen[rec["id"]] = last.timestamp
-                yield last
-        if last is not None:  # the next read starts a little before the last line: ids de-duplicate
-            self.after = last.timestamp - timedelta(seconds=5)
-            if self.floor is not None and self.after < self.floor:
-                self.after = self.floor
-            if len(self.seen) > 50000:  # forget only what no later read looks back at
-                self.seen = {key: when for key, when in self.seen.items() if when >= self.after}
+                self._shown(line)
+                yield line
+            self.resume = page.cursor
+
+    def _shown(self, line: LogLine) -> None:
+        self.seen[line.id] = line.timestamp
+        after = line.timestamp - self.LOOK_BACK  # a read that looks back starts a little before
+        if self.floor is not None and after < self.floor:
+            after = self.floor
+        if self.after is None or after > self.after:
+            self.after = after
+        while self.seen and next(iter(self.seen.values())) < self.after:
+            self.seen.popitem(last=False)
 
     def read(self) -> list[LogLine]:
         return list(self.lines())
@@ -283,8 +301,11 @@ def follow(
     """Yield log lines as they arrive, and the run's row whenever its status changes, until
     it finishes (one more read after that, for lines shipped late). With ``settings``, a run of
     this home whose flow process is gone is marked Crashed on the way, so a follower never
-    waits for a run nobody runs. Pages are read one at a time: a live run's server is busy
-    storing its lines, and pages fetched ahead on every poll slowed a 20000-line run by half.
+    waits for a run nobody runs. Each poll reads what came after the last line read, one page
+    at a time, yielding each page's lines as it comes (a read gathered whole, from 5 s before
+    the last line, paged through all of a burst's lines on every poll: a 200000-line step ended
+    a minute before its attached run had printed them). Pages fetched ahead on every poll
+    slowed a 20000-line run by half: a live run's server is busy storing its lines.
     ``reader`` (instead of ``since``): go on from what that reader has shown."""
     reader = reader or LogReader(api, flow_run_id, since, workers=1)
     last_status = None
@@ -299,7 +320,7 @@ def follow(
                 checked = time.monotonic()
                 fr = crash_if_gone(api, settings, fr)
             row = run_row(fr)
-            lines = reader.read()
+            yield from reader.lines()
         except ServerUnreachableError:
             if settings is None or revived >= 3 or not revive_local_server(api.url, settings):
                 raise
@@ -307,14 +328,13 @@ def follow(
             said = f"the local Prefect server was down: started it again at {api.url}"
             yield LogLine(step="", message=said, timestamp=datetime.now(UTC), note=True, level=30)
             continue
-        yield from lines
         if row.status != last_status:
             last_status = row.status
             yield row
         if (fr.get("state") or {}).get("type") in FINAL_STATE_TYPES:
             # The flow drains its log queue before it returns its final state: one more read
             # gets every line. (A run that crashed may lose its last batch, as it would anyway.)
-            yield from reader.read()
+            yield from reader.lines()
             return
         time.sleep(interval)
 

@@ -159,3 +159,22 @@ def test_a_page_of_one_row_is_refused(api: PrefectAPI) -> None:
     """Pages overlap by a row, so a page holds at least two."""
     with pytest.raises(ValueError, match="at least 2 rows"):
         next(api.log_pages("00000000-0000-0000-0000-000000000000", page=1))
+
+
+def test_a_line_stored_late_with_an_earlier_time_comes_in_the_next_read(api: PrefectAPI) -> None:
+    """A reader's next read goes on from where the last one ended, yet a line stored after it
+    with an earlier time (Prefect orders by time) comes in that read, once, before the newer
+    ones; the lines read before do not come again."""
+    start = datetime.now(UTC)
+    on_time = [f"on time {i}" for i in range(450)]
+    flow_run_id = flow_run_with_lines(api, on_time, start, tick=timedelta(milliseconds=1))
+    reader = LogReader(api, flow_run_id, workers=1)
+    first = [line.message for line in reader.read()]
+    write_lines(api, flow_run_id, ["late"], start + timedelta(milliseconds=100), tick=timedelta(0))
+    write_lines(api, flow_run_id, ["new"], start + timedelta(seconds=1), tick=timedelta(0))
+
+    second = [line.message for line in reader.read()]
+
+    assert on_time == first
+    assert ["late", "new"] == second
+    assert [] == reader.read()
