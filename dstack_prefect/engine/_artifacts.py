@@ -336,3 +336,20 @@ def save_caches(store: ArtifactStore, repo_id: str, step: Step, workdir: Path) -
     for path in step.cache:
         if _local_cache_path(path) and (step_dir(workdir, step) / path).exists():
             store.save_cache(repo_id, step.name, path, step_dir(workdir, step))
+
+
+def tag_done_run(store: ArtifactStore, tag: str, run: str, workflow: str) -> str | None:
+    """Tag the done ``run`` as its `-t TAG` asked; the warning to log instead when someone made
+    the tag while it ran (`tags add`, another run's `-t`): the run checked at its start that the
+    tag was new, and never moves one made since silently."""
+    try:
+        other = store.get_tag(tag).run
+    except ArtifactNotFoundError:
+        other = None
+    if other is not None and other != run:
+        return (
+            f"the run is not tagged {tag}: the tag was made while it ran, naming run {other}; "
+            f"move it with `dstack tags add {tag} {run} -y`"
+        )
+    store.add_tag(tag, run, workflow, overwrite=True)
+    return None

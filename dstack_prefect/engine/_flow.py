@@ -460,10 +460,13 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         state = _schedule(rt, notes, results)
         tag = options.get("tag")
         if tag and state.is_completed():
-            rt.store.add_tag(tag, run_name, the_plan.target, overwrite=True)
-            with PrefectAPI(api_url) as api:
-                set_run_tag(api, run_name, tag)
-            notes.info(f"tagged the run as {tag}")
+            refused = artifacts.tag_done_run(rt.store, tag, run_name, the_plan.target)
+            if refused:
+                notes.warning(refused)
+            else:
+                with PrefectAPI(api_url) as api:
+                    set_run_tag(api, run_name, tag)
+                notes.info(f"tagged the run as {tag}")
         elif tag:
             notes.warning(f"the run is not tagged {tag}: only a run whose steps are all done is tagged")
         return state

@@ -45,13 +45,18 @@ def flow_run_parameters(plan: Plan, repo_root: Path, options: dict[str, Any]) ->
 
 
 def create_flow_run(api: PrefectAPI, plan: Plan, repo_root: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """The run's flow run (state Pending), named ``plan.run_name``, tagged dstack and workflow:W."""
-    return api.create_flow_run(
+    """The run's flow run (state Pending), named ``plan.run_name``, tagged dstack and workflow:W;
+    DstackError when another run took the name at the same moment (``claim_run_name``)."""
+    from dstack_prefect.engine._names import claim_run_name  # noqa: PLC0415
+
+    fr = api.create_flow_run(
         api.ensure_flow(FLOW_NAME),
         name=plan.run_name,
         parameters=flow_run_parameters(plan, repo_root, options),
         tags=["dstack", f"workflow:{plan.target}"],
     )
+    claim_run_name(api, fr)
+    return fr
 
 
 def launch(

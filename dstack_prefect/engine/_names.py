@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from dstack_prefect._words import word_problem
 from dstack_prefect.errors import DstackError
+
+if TYPE_CHECKING:
+    from dstack_prefect.engine._api import PrefectAPI
 
 ADJECTIVES = [
     "able",
@@ -249,3 +254,25 @@ def check_run_name(name: str) -> str:
         return name
     msg, fixed = problem
     raise DstackError(msg, hint=f"e.g. --name {fixed}" if fixed else "e.g. --name baseline-lr-0.01")
+
+
+def claim_run_name(api: PrefectAPI, flow_run: dict[str, Any]) -> None:
+    """Keep the just-created ``flow_run``'s name only when no other run of that name came first.
+
+    Two `dstack run --name X` (or two drawn names alike) started at the same moment both find X
+    unused before either creates its run; each then checks here. The later one (by creation
+    time, then id: every side reads the same order from the server) deletes its flow run,
+    before anything ran, and raises DstackError; the earlier one keeps the name whichever
+    checks first.
+    """
+    name = str(flow_run["name"])
+    mine = _order(flow_run)
+    if all(_order(r) >= mine for r in api.flow_runs(names=[name]) if r["id"] != flow_run["id"]):
+        return
+    api.delete_flow_run(str(flow_run["id"]))
+    msg = f"another run named '{name}' was started at the same moment"
+    raise DstackError(msg, hint="pick another --name, or run again for a drawn one")
+
+
+def _order(flow_run: dict[str, Any]) -> tuple[datetime, str]:
+    return datetime.fromisoformat(str(flow_run["created"])), str(flow_run["id"])
