@@ -429,7 +429,8 @@ def wait_finished(api: PrefectAPI, flow_run_id: str, timeout: float) -> RunRow |
 
 
 def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> Path | None:
-    """Delete a finished run: its manifests (tagged copies stay), its flow run, its folder.
+    """Delete a finished run: its manifests (tagged copies stay), its Prefect task results, its
+    flow run, its folder.
 
     Returns the run's folder when part of it could not be deleted (files of another user), else
     None.
@@ -439,7 +440,9 @@ def remove_run(api: PrefectAPI, row: RunRow, settings: Settings) -> Path | None:
         raise RunStateError(msg, hint=f"stop it first: dstack stop {row.name}")
     from dstack_prefect.storage import ArtifactStore  # noqa: PLC0415
 
-    ArtifactStore(settings.store_url).delete_run(row.name)  # tagged artifacts stay: tags keep copies
+    store = ArtifactStore(settings.store_url)
+    store.delete_run(row.name)  # tagged artifacts stay: tags keep copies
+    store.delete_results(row.flow_run_id)
     api.delete_flow_run(row.flow_run_id)
     folder = settings.runs_dir / row.name
     return None if remove_tree(folder) else folder

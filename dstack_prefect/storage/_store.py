@@ -251,6 +251,13 @@ class ArtifactStore:
             self._b.rm(keys)
             return len(keys)
 
+    def delete_results(self, flow_run_id: str) -> None:
+        """Delete the Prefect task results of flow run ``flow_run_id`` (``results/<id>/``: each
+        step's manifest as JSON, written by the run's flow); none is no error."""
+        check_name("flow run id", flow_run_id)
+        with translate_errors(f"deleting the task results of flow run {flow_run_id}"):
+            self._b.rm_tree("results", flow_run_id)
+
     # synced manifests (`mount: true`, written by _sync.StepSync) ---------------------------
     def _synced_key(self, run: str, step: str) -> str:
         return self._b.key("synced", check_name("run", run), check_name("step", step) + ".json")

@@ -235,6 +235,21 @@ def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, 
     run_workflow(dstack, repo, "hello-txt-verbatim")
 
 
+def test_rm_removes_the_runs_task_results(dstack: DSTACK, repo: Path, home: Path) -> None:
+    """Each step's Prefect task result (its manifest as JSON, under the store's results/) goes with
+    its run: they stayed after `dstack rm`, one folder per run, forever."""
+    name = run_workflow(dstack, repo, "hello-txt", "--rerun")
+    row = next(r for r in dstack("ps", "-a", "--json", cwd=repo).json() if r["name"] == name)
+    results = home / "store" / "results" / row["flow_run_id"]
+    written = sorted(p.name for p in results.iterdir())
+
+    removed = dstack("rm", name, "-y", cwd=repo)
+
+    assert written == ["hello-txt.json"]
+    assert removed.code == 0, removed.text
+    assert not results.exists()
+
+
 def test_rm_removes_what_is_left_of_a_run_deleted_in_prefect(
     dstack: DSTACK, repo: Path, home: Path, prefect_server: Server
 ) -> None:
