@@ -53,7 +53,8 @@ def transfer(
     t = src.get_tag(tag) if tag is not None else None
     if t is not None:
         manifests += [m for m in t.manifests if (m.run, m.step) not in {(x.run, x.step) for x in manifests}]
-    with translate_errors(f"copying artifacts from {src.url} to {dst.url}"):
+    # dst._b.writing(): a prune of dst (a local store: a pull) waits until the manifests name the blobs
+    with translate_errors(f"copying artifacts from {src.url} to {dst.url}"), dst._b.writing():
         # a manifest already in dst, identical, is committed there: its blobs are all present
         keys = [dst._manifest_key(m.run, m.step) for m in manifests]
         there = dst._b.read_many(keys)

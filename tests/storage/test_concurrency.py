@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dstack_prefect.errors import ArtifactNotFoundError
-from dstack_prefect.storage import ArtifactStore, Manifest, PruneResult, StepSync
+from dstack_prefect.storage import ArtifactStore, Manifest, PruneResult, StepSync, transfer
 
 from .conftest import gen
 
@@ -116,6 +116,25 @@ def test_prune_during_a_mount_sync_keeps_the_synced_files(tmp_path: Path) -> Non
     assert pruned.blobs == 0
     (synced,) = store.resolve("run-1", synced=True)
     assert _readable(store, synced, tmp_path / "got") == ["ckpt/step-1.pt"]
+
+
+def test_prune_during_a_pull_keeps_the_pulled_run(tmp_path: Path) -> None:
+    """`dstack pull` into this home's store while a prune runs there: the run is whole after."""
+    remote = ArtifactStore(tmp_path / "remote")
+    work = gen(tmp_path / "work", {"out": {"a.bin": b"a" * 5000, "b.txt": "bee\n"}})
+    remote.put_step("run-1", "train", "train", work, ["out"], {"status": "done"})
+    store = ArtifactStore(tmp_path / "store")
+
+    def write(held: _HeldAfterUpload) -> Manifest:
+        transfer(remote, store, ["run-1"], progress=held)
+        return store.get_manifest("run-1", "train")
+
+    _m, pruned = _prune_during(write, store=store, keep_young=False)
+    assert pruned.blobs == 0
+    assert _readable(store, store.get_manifest("run-1", "train"), tmp_path / "got") == [
+        "out/a.bin",
+        "out/b.txt",
+    ]
 
 
 def test_a_reuse_whose_source_run_was_pruned_meanwhile_is_refused(tmp_path: Path) -> None:
