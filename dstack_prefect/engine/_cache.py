@@ -18,9 +18,10 @@ Pure: no prefect import; `dstack plan` and the run flow share it.
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,35 @@ def _matches(path: str, pattern: str) -> bool:
     """``inputs`` entries: a file, a folder (everything under it) or a glob (``src/*.py``)."""
     if pattern in ("", "."):
         return True
-    return path == pattern or path.startswith(pattern + "/") or fnmatch.fnmatchcase(path, pattern)
+    return path == pattern or path.startswith(pattern + "/") or _glob(pattern).fullmatch(path) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """An ``inputs`` glob as a regex matching the files it names and everything under the
+    folders it names: ``*`` and ``?`` as in fnmatch (across ``/`` too: a file too many only
+    reruns a step), and ``**/`` any number of folders, none too (``**/*.py`` takes train.py)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[" and (close := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : close]
+            negated = body[0] in "!^"
+            out.append("[" + ("^" if negated else "") + body[negated:].replace("\\", "\\\\") + "]")
+            i = close
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out) + "(?:/.*)?", re.S)
 
 
 def deps_digest(dep_manifests: list[Manifest]) -> str:

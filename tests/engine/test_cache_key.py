@@ -24,11 +24,26 @@ CODE = {"train.py": "a", "src/model.py": "b", "src/util.py": "c", "src/data/x.cs
         (["src/*.py"], ["src/model.py", "src/util.py"]),
         (["*.md", "train.py"], ["README.md", "train.py"]),
         (["."], sorted(CODE)),
+        (["**/*.py"], ["src/model.py", "src/util.py", "train.py"]),
+        (["src/**/*.py"], ["src/model.py", "src/util.py"]),
+        (["**/data"], ["src/data/x.csv"]),
     ],
-    ids=["unset-all", "file", "folder", "dot-slash-folder", "glob", "glob-and-file", "dot"],
+    ids=[
+        "unset-all",
+        "file",
+        "folder",
+        "dot-slash-folder",
+        "glob",
+        "glob-and-file",
+        "dot",
+        "any-depth-glob-takes-the-top-too",
+        "any-depth-glob-under-a-folder",
+        "any-depth-folder",
+    ],
 )
 def test_inputs_select_the_files_that_make_up_a_step(inputs: list[str] | None, expected: list[str]) -> None:
-    """`inputs` takes files, folders and globs; unset means every file of the snapshot."""
+    """`inputs` takes files, folders and globs; unset means every file of the snapshot. `**/`
+    is any number of folders, none too (`**/*.py` takes train.py at the top)."""
     step = Step(name="train", commands=["python train.py"], inputs=inputs)
 
     assert sorted(code_files(step, CODE)) == expected
