@@ -51,7 +51,7 @@ from dstack_prefect.engine._runs import (
 from dstack_prefect.engine._runtime import Runtime, host_env
 from dstack_prefect.engine._secrets import Secrets, resolve_step_secrets, secret_env_name
 from dstack_prefect.engine._shipper import LogShipper
-from dstack_prefect.engine._snapshot import copy_snapshot, large_snapshot_note, take_snapshot
+from dstack_prefect.engine._snapshot import copy_snapshot, copy_tree, large_snapshot_note, take_snapshot
 from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, NoWorkflowsError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
@@ -362,7 +362,7 @@ def _reaper_line(identifier: str) -> str:
 
 
 def copy_snapshot_dir(code_dir: Path, workdir: Path) -> None:
-    shutil.copytree(code_dir, workdir, dirs_exist_ok=True, symlinks=True)
+    copy_tree(code_dir, workdir)
 
 
 def plan_from_parameters(

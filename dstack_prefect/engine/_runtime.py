@@ -22,7 +22,7 @@ from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
 from dstack_prefect.engine._reaper import STEP_MARKER, STEP_NAME_MARKER
 from dstack_prefect.engine._shipper import LogShipper
-from dstack_prefect.engine._snapshot import hash_files
+from dstack_prefect.engine._snapshot import hash_files, step_files
 from dstack_prefect.engine._trees import remove_tree
 from dstack_prefect.errors import ServerError
 from dstack_prefect.executors import Executor, Handle
@@ -182,8 +182,7 @@ class Runtime:
 
     def prepare_reuse(self) -> None:
         """Hash the code snapshot; open the repo's reuse history (read per step, by key)."""
-        files = [p.relative_to(self.code_dir).as_posix() for p in self.code_dir.rglob("*") if p.is_file()]
-        self.code_hashes = hash_files(self.code_dir, files)
+        self.code_hashes = hash_files(self.code_dir, step_files(self.code_dir))
         self.history = History(self.store, self.repo_id)
 
     def mode(self) -> str | None:
