@@ -302,11 +302,17 @@ def _record_if_all_reused(
 def _check_steps(plan: Any, docker: bool, *, pull: bool = True) -> None:
     """Resources, and for containerised steps the engine, images and NVIDIA runtime (pulling a
     missing docker-provider image unless not ``pull``, as for `dstack plan`)."""
-    from dstack_prefect.executors.local import LocalExecutor  # noqa: PLC0415
+    from dstack_prefect.executors.local import LocalExecutor, check_gpus  # noqa: PLC0415
 
     local = LocalExecutor()
     containerised = [s for s in plan.steps if docker or s.provider == "docker" or s.image]
     for step in plan.steps:
+        if step.resources.interruptible:
+            note = (
+                f"warning: {step.name}: interruptible (spot capacity) does not apply to steps run on "
+                "this machine; ignored"
+            )
+            err_console.print(note, style="yellow", highlight=False, markup=False)
         if step not in containerised:
             local.check(step)
             if step.resources.shm_size_mib:
@@ -322,6 +328,7 @@ def _check_steps(plan: Any, docker: bool, *, pull: bool = True) -> None:
         with DockerExecutor(on_pull=pulling, pull=pull) as engine:
             for step in containerised:
                 engine.check(step)
+                check_gpus(step, local.machine)  # a container's GPUs are this machine's
 
 
 @app.command()

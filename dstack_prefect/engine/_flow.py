@@ -56,7 +56,7 @@ from dstack_prefect.engine._status import ABORTED, DONE, STOPPED
 from dstack_prefect.errors import DstackError, NoWorkflowsError, StepFailedError
 from dstack_prefect.executors import Executor, StepJob, StepResult
 from dstack_prefect.executors._python import find_python, missing_python_note, write_shims
-from dstack_prefect.executors.local import LocalExecutor, detect_machine
+from dstack_prefect.executors.local import LocalExecutor, Machine, check_gpus, detect_machine
 from dstack_prefect.graph import (
     IDE_PROVIDERS,
     TOKEN_VARIABLE,
@@ -395,11 +395,12 @@ def plan_from_parameters(
     return build_plan(workflows, workflow, [str(a) for a in plan.get("args", [])], run_name)
 
 
-def make_executors() -> dict[str, Executor]:
-    """The local executor, and Docker (connected lazily, on the first containerised step)."""
+def make_executors(machine: Machine | None = None) -> dict[str, Executor]:
+    """The local executor (on ``machine``, else detected when first needed), and Docker
+    (connected lazily, on the first containerised step)."""
     from dstack_prefect.executors.docker import DockerExecutor  # noqa: PLC0415
 
-    return {"local": LocalExecutor(), "docker": DockerExecutor()}
+    return {"local": LocalExecutor(machine), "docker": DockerExecutor()}
 
 
 #: The scheduler submits only steps that can start, so threads never wait holding a slot.
@@ -426,7 +427,8 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         return Failed(message=said)
     settings = get_settings()
     reaper = Reaper(api_url, flow_run_id)
-    executors = make_executors()
+    machine = detect_machine()  # once: nvidia-smi may take seconds
+    executors = make_executors(machine)
     rt = Runtime(
         the_plan,
         flow_run_id=flow_run_id,
@@ -434,7 +436,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
         repo_root=Path(repo_root),
         settings=settings,
         executors=executors,
-        machine=detect_machine(),
+        machine=machine,
         reaper=reaper,
         options=options,
         api_url=api_url,
@@ -447,6 +449,7 @@ def run_workflow(plan: dict[str, Any], repo_root: str, options: dict[str, Any] |
     try:
         for step in the_plan.steps:
             rt.executor_for(step).check(step)
+            check_gpus(step, machine)  # every step's GPUs come from this machine's list
         if not rt.code_dir.exists():
             tmp = rt.code_dir.with_name("code.tmp")
             shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ from dstack_prefect.errors import ResourcesUnavailableError
 from dstack_prefect.executors._base import Executor, Handle, StepJob, StepResult
 from dstack_prefect.executors._lines import LineBuffer
 from dstack_prefect.executors._ports import check_fixed_ports
-from dstack_prefect.graph import Step
+from dstack_prefect.graph import Resources, Step
 
 
 @dataclass(frozen=True)
@@ -42,43 +42,63 @@ class Machine:
     cpus: int
     memory_mib: int
     gpus: tuple[Gpu, ...]
+    gpu_note: str = ""
+    """Why no GPU was found, when nvidia-smi is missing, failed or listed none."""
 
     def describe(self) -> str:
-        gpus = ", ".join(f"{g.name} {g.memory_mib} MiB" for g in self.gpus) or "no GPU"
+        gpus = ", ".join(f"{g.name} {g.memory_mib} MiB" for g in self.gpus)
+        if not gpus:
+            gpus = f"no GPU ({self.gpu_note})" if self.gpu_note else "no GPU"
         return f"{self.cpus} CPUs, {self.memory_mib} MiB memory, {gpus}"
 
 
-def detect_gpus() -> tuple[Gpu, ...]:
-    """GPUs as nvidia-smi reports them; none when nvidia-smi is missing or fails."""
+NVIDIA_SMI_TIMEOUT = 20.0
+"""Seconds nvidia-smi gets to answer (a hung driver makes it hang)."""
+
+
+def detect_gpus() -> tuple[tuple[Gpu, ...], str]:
+    """GPUs as nvidia-smi reports them, and why there are none (nvidia-smi missing, failing, or
+    printing no GPU list: a driver to fix, said where a GPU step is refused)."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
-        return ()
+        return (), "nvidia-smi not found"
     try:
-        out = subprocess.run(
+        proc = subprocess.run(
             [exe, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
+            errors="replace",
+            timeout=NVIDIA_SMI_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return (), f"nvidia-smi did not answer in {NVIDIA_SMI_TIMEOUT:g} s"
+    except OSError as exc:
+        return (), f"nvidia-smi could not start: {exc.strerror or exc}"
+    said = " ".join((proc.stdout + " " + proc.stderr).split())[:200]
+    if proc.returncode != 0:
+        return (), f"nvidia-smi failed, exit code {proc.returncode}" + (f": {said}" if said else "")
     gpus = []
-    for line in out.splitlines():
+    for line in proc.stdout.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 3 and parts[2].isdigit():
             gpus.append(Gpu(index=parts[0], name=parts[1], memory_mib=int(parts[2])))
-    return tuple(gpus)
+    if not gpus:
+        return (), "nvidia-smi listed no GPU" + (f": {said}" if said else "")
+    return tuple(gpus), ""
 
 
 def detect_machine() -> Machine:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     memory_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    return Machine(cpus=cpus, memory_mib=memory_mib, gpus=detect_gpus())
+    gpus, note = detect_gpus()
+    return Machine(cpus=cpus, memory_mib=memory_mib, gpus=gpus, gpu_note=note)
 
 
 def matching_gpus(step: Step, machine: Machine) -> list[Gpu]:
-    """The machine's GPUs that satisfy the step's GPU name and memory."""
+    """The machine's GPUs that satisfy the step's GPU name and memory, the smallest first (as old
+    dstack took the smallest instance that fits), so the larger cards stay free for steps that
+    need them."""
     req = step.resources.gpu
     if req is None:
         return []
@@ -87,7 +107,7 @@ def matching_gpus(step: Step, machine: Machine) -> list[Gpu]:
         found = [g for g in found if req.name.lower() in g.name.lower()]
     if req.memory_mib:
         found = [g for g in found if g.memory_mib >= req.memory_mib]
-    return found
+    return sorted(found, key=lambda g: g.memory_mib)
 
 
 def check_resources(step: Step, machine: Machine) -> None:
@@ -110,8 +130,18 @@ def check_resources(step: Step, machine: Machine) -> None:
     if asked:
         msg = f"step '{step.name}' asks for {', '.join(asked)}; this machine has {machine.describe()}"
         raise ResourcesUnavailableError(
-            msg, hint="lower the step's resources (or --cpu/--memory/--gpu), or run it remotely"
+            msg,
+            hint="lower the step's resources (or --cpu, --memory, --gpu, --gpu-name, --gpu-memory), "
+            "or run it on a machine that has them: steps run on the machine that runs `dstack run`",
         )
+
+
+def check_gpus(step: Step, machine: Machine) -> None:
+    """check_resources for the step's GPUs alone: the engine hands every step, a container's
+    too, GPUs from ``machine``'s list, so a step asking more than it lists would wait forever."""
+    res = step.resources
+    if res.gpu is not None:
+        check_resources(step.model_copy(update={"resources": Resources(gpu=res.gpu)}), machine)
 
 
 def bash_script(step: Step) -> str:
