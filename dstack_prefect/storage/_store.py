@@ -151,13 +151,12 @@ class ArtifactStore:
         )
         with translate_errors(f"writing the manifest of {run}/{m.step}"), self._b.writing():
             if self._b.is_local:  # a listing of a few folders: cheap here, not on S3
+                # gone since the reuse decision (`dstack rm` and `prune`), or removed as damaged
                 lost = {f.sha256 for f in m.files} - self._b.existing_blobs({f.sha256 for f in m.files})
                 if lost:
-                    msg = (
-                        f"the files of {manifest.label} that {run} reuses left {self.url} meanwhile "
-                        f"({len(lost)} of {len({f.sha256 for f in m.files})}: `dstack rm` and `prune`?)"
+                    raise _fetch.missing_error(
+                        self._b, lost, {f.sha256: (f, manifest) for f in manifest.files}
                     )
-                    raise ArtifactNotFoundError(msg, hint=f"run again: {m.step} runs anew")
             self._write_manifest(m)
         return m
 

@@ -35,11 +35,14 @@ def test_two_runs_given_one_name_at_the_same_moment_keep_one(prefect_server: Ser
     plan = build_plan(load_text(ONE), "w", [], "same-moment-1")
     with PrefectAPI(prefect_server.url) as api:
         first = create_flow_run(api, plan, tmp_path, {})
-        with pytest.raises(DstackError) as caught:
-            create_flow_run(api, plan, tmp_path, {})
-        assert caught.value.message == "another run named 'same-moment-1' was started at the same moment"
-        assert caught.value.hint == "pick another --name, or run again for a drawn one"
-        assert _names(api, "same-moment-1") == [first["id"]]
+        try:
+            with pytest.raises(DstackError) as caught:
+                create_flow_run(api, plan, tmp_path, {})
+            assert caught.value.message == "another run named 'same-moment-1' was started at the same moment"
+            assert caught.value.hint == "pick another --name, or run again for a drawn one"
+            assert _names(api, "same-moment-1") == [first["id"]]
+        finally:  # a Pending run nobody runs: `ps` of the tests after would list it
+            api.delete_flow_run(first["id"])
 
 
 def test_the_first_run_keeps_its_name_when_both_check_after_both_created(
@@ -54,10 +57,14 @@ def test_the_first_run_keeps_its_name_when_both_check_after_both_created(
         second = api.create_flow_run(
             api.ensure_flow("dstack-run"), name="same-moment-2", parameters={}, tags=["dstack"]
         )
-        with pytest.raises(DstackError):
-            claim_run_name(api, second)
-        claim_run_name(api, first)
-        assert _names(api, "same-moment-2") == [first["id"]]
+        try:
+            with pytest.raises(DstackError):
+                claim_run_name(api, second)
+            claim_run_name(api, first)
+            assert _names(api, "same-moment-2") == [first["id"]]
+        finally:  # Pending runs nobody runs: `ps` of the tests after would list them
+            for fr in api.flow_runs(names=["same-moment-2"]):
+                api.delete_flow_run(fr["id"])
 
 
 TAGGED = """

@@ -147,8 +147,12 @@ def test_a_reuse_whose_source_run_was_pruned_meanwhile_is_refused(tmp_path: Path
     store.prune(keep_young=False)
     with pytest.raises(ArtifactNotFoundError) as caught:
         store.copy_manifest(source, "run-2")
+    digest = source.files[0].sha256
     assert caught.value.message == (
-        f"the files of run-1/train that run-2 reuses left {store.url} meanwhile "
-        "(1 of 1: `dstack rm` and `prune`?)"
+        f"artifact file 'out/a.txt' of run 'run-1' (step 'train') is missing from the store {store.url}"
+        f" (sha256 {digest[:12]}...)"
+    )
+    assert caught.value.hint == (
+        "store it again with `dstack run train --rerun train`, or copy it with `dstack pull run-1 --force`"
     )
     assert store.list_manifests("run-2") == []
