@@ -286,13 +286,16 @@ def _record_if_all_reused(
     )
     if not all_reused(decisions):
         return False
-    fr = record_cached_run(api, store, plan, decisions, root, options)
+    recorded = record_cached_run(api, store, plan, decisions, root, options)
+    fr = recorded.flow_run
     console.print(_runs_table([run_row(fr)], verbose=False))
     for step in plan.steps:
         d = decisions[step.name]
         run = d.manifest.run if d.manifest else "?"
         note = f"{step.name}: reusing {step.name} from run {run} ({d.reason})"  # as the run's log says
         err_console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
+    if recorded.warning:
+        err_console.print(f"warning: {recorded.warning}", style="yellow", highlight=False, markup=False)
     console.print(
         status_text("done") + f": every step reused, nothing ran (run {fr['name']})", soft_wrap=True
     )

@@ -10,16 +10,26 @@ few REST calls instead of a flow engine's start.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dstack_prefect.engine._api import PrefectAPI
+from dstack_prefect.engine._artifacts import tag_done_run
 from dstack_prefect.engine._cache import Decision, record_done
 from dstack_prefect.engine._launch import create_flow_run
-from dstack_prefect.engine._runs import STEP_NOTE_LOGGER, set_run_tag, step_logger_name
+from dstack_prefect.engine._runs import RUN_NOTE_LOGGER, STEP_NOTE_LOGGER, set_run_tag, step_logger_name
 from dstack_prefect.graph import Plan
 from dstack_prefect.storage import ArtifactStore
+
+
+@dataclass(frozen=True)
+class CachedRun:
+    """The recorded flow run, and the warning its log carries when its `-t TAG` was refused."""
+
+    flow_run: dict[str, Any]
+    warning: str | None = None
 
 
 def all_reused(decisions: dict[str, Decision]) -> bool:
@@ -33,8 +43,8 @@ def record_cached_run(
     decisions: dict[str, Decision],
     repo_root: Path,
     options: dict[str, Any],
-) -> dict[str, Any]:
-    """Record ``plan`` as a finished run whose steps all reuse earlier ones; returns the flow run."""
+) -> CachedRun:
+    """Record ``plan`` as a finished run whose steps all reuse earlier ones."""
     name = plan.run_name
     fr = create_flow_run(api, plan, repo_root, options)
     api.set_flow_run_state(fr["id"], "RUNNING", name="Running", force=True)
@@ -60,11 +70,22 @@ def record_cached_run(
                 "task_run_id": tr["id"],
             }
         )
-    api.write_logs(records)
     tag = options.get("tag")
-    if tag:
-        store.add_tag(tag, name, plan.target, overwrite=True)
+    refused = tag_done_run(store, tag, name, plan.target) if tag else None
+    if tag and not refused:
         set_run_tag(api, name, tag)
+    if tag:  # as the flow logs it
+        records.append(
+            {
+                "name": RUN_NOTE_LOGGER,
+                "level": 30 if refused else 20,
+                "message": refused or f"tagged the run as {tag}",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "flow_run_id": fr["id"],
+                "task_run_id": None,
+            }
+        )
+    api.write_logs(records)
     message = f"{len(plan.steps)} step(s) reused, nothing to run"
     api.set_flow_run_state(fr["id"], "COMPLETED", name="Done", message=message, force=True)
-    return api.flow_run(fr["id"]) or fr
+    return CachedRun(api.flow_run(fr["id"]) or fr, refused)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from dstack_prefect.engine import PrefectAPI
+from dstack_prefect.engine._cache import plan_decisions
+from dstack_prefect.engine._cached import all_reused, record_cached_run
 from dstack_prefect.engine._launch import create_flow_run
 from dstack_prefect.engine._names import claim_run_name
 from dstack_prefect.errors import DstackError
@@ -105,3 +107,33 @@ def test_a_tag_made_while_a_run_tagging_it_runs_is_not_moved(
         f"the run is not tagged mine: the tag was made while it ran, naming run first-run; "
         f"move it with `dstack tags add mine {name} -y`"
     ) in logs
+
+
+def test_a_tag_made_while_an_all_reused_run_is_recorded_is_not_moved(
+    cli: CLI, make_repo: Any, dstack_home: Path, prefect_server: Server
+) -> None:
+    """`dstack run -t T` whose steps are all reused checks T is new at its start too; a
+    `tags add T` before it records the run wins, as for a run that executes."""
+    repo = make_repo({".dstack/workflows.yaml": ONE})
+    done = cli("run", "w", "--name", "reused-first", cwd=repo)
+    assert done.code == 0, done.text
+    store = ArtifactStore(dstack_home / "store")
+    plan = build_plan(load_text(ONE), "w", [], "reused-second")
+    decisions = plan_decisions(plan, store, repo, executor="local")
+    assert all_reused(decisions)
+    store.add_tag("mine", "reused-first", "w")  # the other side's `tags add`, after the check
+    with PrefectAPI(prefect_server.url) as api:
+        recorded = record_cached_run(api, store, plan, decisions, repo, {"executor": "local", "tag": "mine"})
+        assert recorded.warning == (
+            "the run is not tagged mine: the tag was made while it ran, naming run reused-first; "
+            "move it with `dstack tags add mine reused-second -y`"
+        )
+    assert store.get_tag("mine").run == "reused-first"
+    logs = cli("logs", "reused-second", cwd=repo).text
+    assert recorded.warning in logs
+    ps = cli("ps", "-a", cwd=repo).out
+    assert "mine" not in ps.split("reused-second")[1].splitlines()[0]
+    again = cli("run", "w", "--name", "reused-third", "-t", "theirs", cwd=repo)
+    assert "every step reused, nothing ran" in again.out, again.text
+    assert store.get_tag("theirs").run == "reused-third"
+    assert "tagged the run as theirs" in cli("logs", "reused-third", cwd=repo).text
