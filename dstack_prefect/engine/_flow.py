@@ -332,6 +332,7 @@ def _execute(
     try:
         return executor.wait(handle)
     finally:
+        rt.stopped(step.name)
         if executor.name == "local":  # what left its group (`setsid`) ends with the step too
             kill_step_processes(flow_run_id, step.name)
         for relay in relays:

@@ -20,13 +20,13 @@ from typing import Any
 from dstack_prefect.engine._api import PrefectAPI
 from dstack_prefect.engine._artifacts import repo_identity
 from dstack_prefect.engine._cache import History, step_executor
-from dstack_prefect.engine._reaper import STEP_MARKER, STEP_NAME_MARKER
+from dstack_prefect.engine._reaper import STEP_MARKER, STEP_NAME_MARKER, marker_groups
 from dstack_prefect.engine._shipper import LogShipper
 from dstack_prefect.engine._snapshot import hash_files, step_files
 from dstack_prefect.engine._trees import remove_tree
 from dstack_prefect.errors import ServerError
 from dstack_prefect.executors import Executor, Handle
-from dstack_prefect.executors.local import Machine, matching_gpus
+from dstack_prefect.executors.local import Machine, kill_group, matching_gpus
 from dstack_prefect.graph import Plan, Step
 from dstack_prefect.server import free_port
 from dstack_prefect.settings import Settings
@@ -114,6 +114,7 @@ class Runtime:
         self.handles: dict[str, tuple[Executor, Handle]] = {}
         self.slots: dict[str, Slot] = {}
         self.stop_mode: str | None = None
+        self._stopping: dict[str, list[threading.Thread]] = {}
         self.options = options or {}
         self.results: dict[str, Manifest] = {}
         """Each finished (or reused) step's manifest: what its dependents receive."""
@@ -229,11 +230,32 @@ class Runtime:
         """Stop every running step: "stop" waits the grace period, "abort" kills at once."""
         with self.lock:
             self.stop_mode = mode
-            running = list(self.handles.values())
+            running = list(self.handles.items())
         grace = 0.0 if mode == "abort" else self.settings.stop_grace
-        threads = [threading.Thread(target=ex.stop, args=(h, grace), daemon=True) for ex, h in running]
+        for step, (ex, h) in running:
+            self._stop_step(step, ex, h, grace)
+
+    def _stop_step(self, step: str, executor: Executor, handle: Handle, grace: float) -> None:
+        """Stop ``step`` in threads: its executor sends SIGTERM, then SIGKILL after ``grace``. A
+        local step's processes that left its group (`setsid`, found by their environment marker)
+        get the same at the same moments, so a server started that way can shut down cleanly."""
+        left: list[threading.Thread] = []
+        if executor.name == "local":  # found before the group's SIGTERM ends the step
+            own = int(handle.identifier.partition(":")[2])
+            for pgid in marker_groups(self.flow_run_id, step) - {own}:
+                left.append(threading.Thread(target=kill_group, args=(pgid, grace), daemon=True))
+        with self.lock:  # started and listed at once: the step's end waits for them (``stopped``)
+            for t in [threading.Thread(target=executor.stop, args=(handle, grace), daemon=True), *left]:
+                t.start()
+            self._stopping.setdefault(step, []).extend(left)
+
+    def stopped(self, step: str) -> None:
+        """Wait until a stop of ``step`` is through: what left its group has had its grace
+        before the step's end kills what is left of it."""
+        with self.lock:
+            threads = self._stopping.pop(step, [])
         for t in threads:
-            t.start()
+            t.join()
 
     def cleanup(self) -> None:
         """Remove the steps' folders and the run's code snapshot (a run that ended needs

@@ -973,6 +973,34 @@ class TestLeftovers:
         assert wait_finished(api, name, timeout=30).status == status
         wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
 
+    def test_a_graceful_stop_terms_a_process_that_left_the_steps_group(
+        self, cli: CLI, make_repo: Any, tmp_path: Path, api: PrefectAPI
+    ) -> None:
+        """A server a step started with `setsid` gets SIGTERM when the step's group does, so it
+        can shut down cleanly within the grace (it was killed outright at the step's end)."""
+        said = tmp_path / "said"
+        server = (
+            f"trap 'echo got-term > {said}; exit 0' TERM; touch {tmp_path}/ready; while :; do sleep 0.1; done"
+        )
+        yaml = f"""
+workflows:
+  - name: serves
+    provider: bash
+    commands:
+      - setsid bash -c "{server}" >/dev/null 2>&1 </dev/null &
+      - sleep 300
+"""
+        repo = make_repo({".dstack/workflows.yaml": yaml})
+        name = submitted_name(cli("run", "serves", "-d", cwd=repo).out)
+        wait_until(lambda: (tmp_path / "ready").exists(), 60)
+
+        res = cli("stop", name, "-y", cwd=repo)
+
+        assert res.code == 0, res.text
+        assert wait_finished(api, name, timeout=30).status == "stopped"
+        assert said.read_text() == "got-term\n"
+        wait_until(lambda: marker_processes(f"RUN_NAME={name}") == [], 10)
+
 
 class TestStopBeforeStart:
     def test_a_run_stopped_at_once_after_submission_ends_stopped(
