@@ -96,7 +96,8 @@ def tag_manifests(store: ArtifactStore, step: Step) -> list[Manifest]:
         try:
             manifests = store.get_tag(dep.name).manifests
         except ArtifactNotFoundError:
-            where = f"{step.source}: " if step.source else ""
+            where = dep.option or step.source
+            where = f"{where}: " if where else ""
             msg = f"{where}workflow '{step.name}' depends on the tag '{dep.name}', not in {store.url}"
             hint = (
                 f"make it from a done run (dstack tags add {dep.name} RUN) or from folders (dstack tags add"

@@ -150,8 +150,17 @@ def _workflow_steps(workflows: Workflows, target: str, options: RunOptions) -> l
     for name in order:
         workflow = overridden if name == target else workflows.by_name[name]
         upstream = [d.name for d in workflow.deps if _is_local(workflows, d)]
-        steps.append(to_step(workflow, source=workflows.source(name), upstream=list(dict.fromkeys(upstream))))
+        step = to_step(workflow, source=workflows.source(name), upstream=list(dict.fromkeys(upstream)))
+        steps.append(_given_deps(step, options) if name == target else step)
     return steps
+
+
+def _given_deps(step: Step, options: RunOptions) -> Step:
+    """``step`` with its deps marked as `--dep`'s when the option replaced the YAML's, so a
+    missing tag is blamed on the option, not on the workflow's file:line."""
+    if options.deps is None:
+        return step
+    return step.model_copy(update={"deps": [d.model_copy(update={"option": "--dep"}) for d in step.deps]})
 
 
 def _is_local(workflows: Workflows, dep: Dep) -> bool:
@@ -430,7 +439,7 @@ def _provider_step(provider: str, options: RunOptions) -> Step:
     if any(d.kind == "workflow" for d in overridden.deps):
         error = _option_error("--dep", "provider mode can only use tag deps (--dep :TAG)")
         raise error
-    return to_step(overridden)
+    return _given_deps(to_step(overridden), options)
 
 
 def _interpolate(step: Step, run_args: list[str], run_name: str) -> Step:

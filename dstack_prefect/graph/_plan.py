@@ -57,6 +57,7 @@ class StepDep(_Model):
     kind: Literal["workflow", "tag"]
     name: str
     repo: str | None = Field(None, description="owner/repo prefix of a cross-repo dep, as written")
+    option: str | None = Field(None, description="`--dep` when `dstack run` gave it, None when the YAML did")
 
 
 class Step(_Model):

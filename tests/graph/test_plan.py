@@ -150,8 +150,8 @@ class TestOverrides:
 
         assert [s.name for s in plan.steps] == ["download", "train"]
         assert plan.step("train").deps == [
-            StepDep(kind="workflow", name="download"),
-            StepDep(kind="tag", name="v1"),
+            StepDep(kind="workflow", name="download", option="--dep"),
+            StepDep(kind="tag", name="v1", option="--dep"),
         ]
 
     @pytest.mark.parametrize(
