@@ -85,6 +85,10 @@ def run_row(fr: dict[str, Any]) -> RunRow:
     state = fr.get("state") or {}
     tags: list[str] = fr.get("tags") or []
     workflow = next((t.split(":", 1)[1] for t in tags if t.startswith("workflow:")), "")
+    if not workflow:  # a run triggered through the Prefect API/UI, before its flow adopts it
+        asked = (fr.get("parameters") or {}).get("plan")
+        named = asked.get("workflow") if isinstance(asked, dict) else None
+        workflow = named if isinstance(named, str) else ""
     tag = next((t.split(":", 1)[1] for t in tags if t.startswith("tag:")), "")
     status = dstack_status(state.get("type"), state.get("name"))
     error = state.get("message") or "" if status in ("failed", "aborted") else ""

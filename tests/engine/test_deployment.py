@@ -125,11 +125,14 @@ def test_a_worker_runs_a_deployment_triggered_run_that_dstack_lists(
 ) -> None:
     """`prefect deploy --all` with the repo's prefect.yaml, `prefect deployment run` with
     {"workflow": "train"}, one `prefect worker --run-once`: the run does prep then train, and
-    `dstack ps` / `dstack logs` / `dstack ls` show it under a dstack run name."""
+    `dstack ps` / `dstack logs` / `dstack ls` show it under a dstack run name; before its flow
+    starts, `dstack ps` names its workflow from the parameters already."""
     repo = make_repo({".dstack/workflows.yaml": WORKFLOWS})
     env = prefect_server.env(dstack_home)
 
     fr_id = trigger(env, {"workflow": "train", "args": ["--lr", "0.1"]}, repo)
+    waiting = next(r for r in json.loads(cli("ps", "--json", cwd=repo).out) if r["flow_run_id"] == fr_id)
+    assert (waiting["workflow"], waiting["status"]) == ("train", "submitted")
     prefect(env, "worker", "start", "--pool", "dstack-local", "--run-once")
 
     rows = json.loads(cli("ps", "-a", "--json", cwd=repo).out)
