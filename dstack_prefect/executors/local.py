@@ -145,11 +145,10 @@ def check_gpus(step: Step, machine: Machine) -> None:
 
 
 def bash_script(step: Step) -> str:
-    """The script bash runs: setup, then commands, stopping at the first failure."""
-    lines = ["set -e"]
-    lines += step.setup
-    lines += step.commands
-    return "\n".join(lines) + "\n"
+    """The script bash runs: setup, then commands, stopping at the first failure. `set -e`
+    shares the first line, so the line bash names in an error (`line 2: conda: command not
+    found`) is that line of setup + commands."""
+    return "set -e; " + "\n".join([*step.setup, *step.commands]) + "\n"
 
 
 class LocalExecutor(Executor):

@@ -14,6 +14,7 @@ import pytest
 
 from dstack_prefect.engine._secrets import resolve_step_secrets
 from dstack_prefect.errors import DstackError
+from dstack_prefect.executors.local import bash_script
 from dstack_prefect.graph import Plan, Step, build_plan, secret_refs
 from dstack_prefect.spec import load_text
 from tests.conftest import CLI
@@ -43,9 +44,11 @@ def no_secrets(name: str) -> str | None:
 
 def run_bash(step: Step) -> str:
     """The step's commands run by bash with the step's env, as the local executor does."""
-    script = "\n".join(["set -e", *step.setup, *step.commands])
     proc = subprocess.run(
-        ["bash", "-c", script], env={"PATH": "/usr/bin:/bin", **step.env}, capture_output=True, text=True
+        ["bash", "-c", bash_script(step)],
+        env={"PATH": "/usr/bin:/bin", **step.env},
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

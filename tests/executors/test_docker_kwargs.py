@@ -181,7 +181,7 @@ class TestCommand:
         """bash steps run the local executor's script under bash -c."""
         entrypoint, command = step_command(Step(name="b", setup=["s"], commands=["c"]))
 
-        assert (["bash", "-c", "set -e\ns\nc\n"], []) == (entrypoint[:3], command)  # type: ignore[index]
+        assert (["bash", "-c", "set -e; s\nc\n"], []) == (entrypoint[:3], command)  # type: ignore[index]
 
 
 class TestRuntimeImageHint:

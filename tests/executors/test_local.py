@@ -105,6 +105,18 @@ def test_a_step_ends_when_its_script_does_though_a_leftover_holds_its_output(
     wait_until(lambda: marked(ran.marker) == [], 10)
 
 
+def test_bash_names_the_line_of_setup_and_commands_that_failed(run_step: Callable[[list[str]], Ran]) -> None:
+    """bash's `line N:` in an error counts the step's own lines (old dstack's script had no
+    line of ours before them; `set -e` on a line of its own made every number one too many)."""
+    ran = run_step(["echo one", "no-such-command-here", "echo never"])
+
+    assert ran.ended(10)
+    assert ran.result is not None
+    assert ran.result.exit_code == 127
+    assert ran.lines[0] == "one"
+    assert ran.lines[1].endswith(": line 2: no-such-command-here: command not found"), ran.lines
+
+
 def test_output_a_leftover_wrote_before_the_script_ended_is_read(
     run_step: Callable[[list[str]], Ran], tmp_path: Path
 ) -> None:
