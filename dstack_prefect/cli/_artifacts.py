@@ -239,12 +239,14 @@ def _known_row(run_name: str) -> RunRow | None:
 def _nothing_stored(row: RunRow, store: ArtifactStore) -> DstackError:
     """The error for run ``row`` that has no stored artifacts in ``store``, by its status."""
     from dstack_prefect.engine._status import is_finished  # noqa: PLC0415
+    from dstack_prefect.spec import PROVIDERS  # noqa: PLC0415
 
     when = "a step stores its artifacts when it is done or gracefully stopped"
     if not is_finished(row.status):
         msg = f"run {row.name!r} is {row.status} and has stored no artifacts yet in {store.url}"
         return RunStateError(msg, hint=f"{when}: try again then (`dstack logs {row.name} -a` follows it)")
-    again = f"`dstack run {row.workflow}`" if row.workflow else "the workflow"
+    # a provider run (`dstack run bash -c ...`): its command line is not known here
+    again = f"`dstack run {row.workflow}`" if row.workflow and row.workflow not in PROVIDERS else "it"
     if row.status == "done":
         msg = f"run {row.name!r} is done but stored no artifacts in {store.url}"
         hint = "its steps declare none, or it ran with another store (`dstack config` shows this one)"

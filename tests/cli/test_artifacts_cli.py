@@ -226,8 +226,19 @@ class TestLs:
         for res in aborted:
             assert res.code == 1
             assert res.err.startswith(f"error: run '{name}' was aborted before any step stored its artifacts")
-            assert "not when it fails or is aborted" in res.err
+            assert "not when it fails or is aborted: run `dstack run slow` again" in res.err
         assert "dstack ps -a" not in "".join(r.err for r in going + aborted)
+
+    def test_ls_of_a_failed_provider_run_says_to_run_it_again(self, dstack: DSTACK, repo: Path) -> None:
+        """A failed `dstack run bash -c CMD` stored nothing: the hint does not offer `dstack run
+        bash` (without its command, which is not known here) as the way to run it again."""
+        failed = dstack("run", "--name", "provider-fails", "bash", "-c", "exit 3", cwd=repo)
+
+        res = dstack("ls", "provider-fails", cwd=repo)
+
+        assert failed.code == 1, failed.text
+        assert res.code == 1
+        assert res.err.rstrip().endswith("not when it fails or is aborted: run it again"), res.err
 
 
 def test_a_declared_artifact_folder_exists_when_the_step_starts(dstack: DSTACK, repo: Path) -> None:
