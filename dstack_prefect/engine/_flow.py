@@ -296,7 +296,7 @@ def _execute(
             notes.info(ide_url(step.provider, local, next(iter(ide.values()))))
             continue
         notes.info(
-            f"port {i}: http://127.0.0.1:{local}" + (f" (the app's port {port})" if local != port else "")
+            f"$PORT_{i}: http://127.0.0.1:{local}" + (f" (the app's port {port})" if local != port else "")
         )
     job = StepJob(
         run_name=rt.run_name,

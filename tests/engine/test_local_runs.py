@@ -231,10 +231,10 @@ workflows:
 
             def printed_url() -> str | None:
                 line = proc.stderr.readline() if proc.stderr else ""
-                m = re.search(r"http://127\.0\.0\.1:\d+", line)
-                return m.group(0) if m else None
+                return line.strip() if re.search(r"http://127\.0\.0\.1:\d+", line) else None
 
-            address = wait_until(printed_url, 90, interval=0)
+            printed = wait_until(printed_url, 90, interval=0)
+            address = printed[printed.index("http://") :].split()[0]
 
             def page() -> bytes | None:
                 try:
@@ -244,6 +244,7 @@ workflows:
                     return None
 
             assert address == f"http://127.0.0.1:{local}"
+            assert printed.endswith(f"$PORT_0: http://127.0.0.1:{local} (the app's port {app})"), printed
             assert wait_until(page, 60) == b"app-page\n"
         finally:
             proc.send_signal(signal.SIGINT)  # Ctrl-C with no terminal to answer the prompt: stop
