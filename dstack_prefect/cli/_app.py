@@ -31,11 +31,12 @@ app = typer.Typer(
 
 # emoji=False: a step's line or a name holding ':fire:' prints as written, not as an emoji
 console = Console(emoji=False)
-if not console.is_terminal and not os.environ.get("COLUMNS"):
-    # A pipe or a file: one line per table row, whatever its length (a script greps `ps -v`);
-    # rich would wrap cells at 80 columns.
-    console.width = 1 << 16
 err_console = Console(stderr=True, emoji=False)
+for _out in (console, err_console):
+    if not _out.is_terminal and not os.environ.get("COLUMNS"):
+        # A pipe or a file: one line per table row or message, whatever its length (a script
+        # greps `ps -v`, a CI log keeps an error whole); rich would wrap at 80 columns.
+        _out.width = 1 << 16
 
 
 def _print_version(value: bool) -> None:

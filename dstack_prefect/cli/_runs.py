@@ -326,7 +326,7 @@ def _check_steps(plan: Any, docker: bool, *, pull: bool = True) -> None:
 
         def pulling(image: str, step: str) -> None:
             note = f"Pulling image {image} for step '{step}': it is not on this machine"
-            err_console.print(note, highlight=False, markup=False)
+            err_console.print(note, highlight=False, markup=False, soft_wrap=True)
 
         with DockerExecutor(on_pull=pulling, pull=pull) as engine:
             for step in containerised:

@@ -47,3 +47,23 @@ def test_a_usage_mistake_is_two_lines_saying_where_the_usage_is(
     assert "" == res.stdout
     assert [f"error: {error}", f"hint: {hint}"] == res.stderr.splitlines()[:2]
     assert 2 == len(res.stderr.splitlines()), res.stderr
+
+
+def test_stderr_into_a_pipe_keeps_each_message_on_one_line(tmp_path: Path) -> None:
+    """What dstack says on stderr into a pipe or a CI log (no COLUMNS) is not wrapped at 80
+    columns: a long path stays whole on its line, as stdout's tables do."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSTACK_", "PREFECT_", "COLUMNS"))}
+    target = tmp_path / ("a-folder-with-a-long-name-" * 4) / "workflows.schema.json"
+    target.parent.mkdir()
+
+    res = subprocess.run(
+        [sys.executable, "-m", "dstack_prefect", "schema", "-o", str(target)],
+        env={**env, "DSTACK_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == f"wrote {target}\n"
