@@ -73,7 +73,7 @@ def place_deps(store: ArtifactStore, step: Step, workdir: Path, manifests: list[
                 f"step's folder: {some}"
             )
     try:
-        store.materialize(manifests, step_dir(workdir, step), absolute_root=absolute_root(workdir, step))
+        store.materialize(manifests, target, absolute_root=absolute_root(workdir, step))
     except StorageError as exc:
         where = f"{step.source}: " if step.source else ""
         msg = f"{where}step '{step.name}': {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
